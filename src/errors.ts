@@ -1,0 +1,70 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { BadRequestSchema, ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
+
+/** The google.rpc.ErrorInfo domain of every error this service raises. */
+export const ERROR_DOMAIN = "audit.v1";
+
+/**
+ * Stable machine-readable reasons. Adapters (REST, legacy) render their wire formats from these and the code,
+ * never from messages. docs/errors.md lists each with its code and HTTP status.
+ */
+export const Reason = {
+  MissingField: "MISSING_FIELD",
+  InvalidField: "INVALID_FIELD",
+  DuplicateId: "DUPLICATE_ID",
+  InvalidPageToken: "INVALID_PAGE_TOKEN",
+  DatabaseUnavailable: "DATABASE_UNAVAILABLE",
+  Internal: "INTERNAL",
+  Unimplemented: "UNIMPLEMENTED",
+  BodyTooLarge: "BODY_TOO_LARGE",
+} as const;
+export type Reason = (typeof Reason)[keyof typeof Reason];
+
+export interface FieldViolation {
+  /** Path to the field in the request, e.g. `events[3].action`. */
+  field: string;
+  description: string;
+  /** MISSING_FIELD when absent, INVALID_FIELD otherwise. */
+  reason?: Reason;
+}
+
+/** An error carrying a google.rpc.ErrorInfo with a stable reason. */
+export function domainError(
+  code: Code,
+  reason: Reason | string,
+  message: string,
+  metadata: Record<string, string> = {},
+): ConnectError {
+  return new ConnectError(message, code, undefined, [
+    { desc: ErrorInfoSchema, value: { reason, domain: ERROR_DOMAIN, metadata } },
+  ]);
+}
+
+/** INVALID_ARGUMENT naming every bad field in a google.rpc.BadRequest, reason from the first violation. */
+export function invalidArgument(violations: FieldViolation[]): ConnectError {
+  const first = violations[0];
+  if (!first) throw new Error("invalidArgument needs at least one violation");
+  const reason = first.reason ?? Reason.InvalidField;
+  const message =
+    violations.length === 1
+      ? `${first.field}: ${first.description}`
+      : `${violations.length} invalid fields: ${violations.map((v) => `${v.field}: ${v.description}`).join("; ")}`;
+  return new ConnectError(message, Code.InvalidArgument, undefined, [
+    { desc: ErrorInfoSchema, value: { reason, domain: ERROR_DOMAIN, metadata: { field: first.field } } },
+    {
+      desc: BadRequestSchema,
+      value: {
+        fieldViolations: violations.map((v) => ({
+          field: v.field,
+          description: v.description,
+          reason: v.reason ?? Reason.InvalidField,
+        })),
+      },
+    },
+  ]);
+}
+
+/** The reason in a ConnectError's ErrorInfo detail, if it has one. */
+export function reasonOf(error: ConnectError): string | undefined {
+  return error.findDetails(ErrorInfoSchema)[0]?.reason;
+}

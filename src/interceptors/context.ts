@@ -1,0 +1,6 @@
+import { createContextKey } from "@connectrpc/connect";
+import type { Logger } from "../logger.js";
+
+/** Per-call values every interceptor and handler can read from the Connect context. */
+export const kRequestId = createContextKey<string>("", { description: "id of this call, echoed in x-request-id" });
+export const kLogger = createContextKey<Logger | undefined>(undefined, { description: "logger bound to this call" });

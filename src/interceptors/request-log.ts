@@ -1,0 +1,33 @@
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
+import type { Logger } from "../logger.js";
+import { kLogger, kRequestId } from "./context.js";
+
+/**
+ * Gives each call a logger carrying its request id, echoes the id in `x-request-id`, and writes one line when the
+ * call ends: procedure, protocol-independent code, duration. Never the payload.
+ */
+export function requestLogInterceptor(logger: Logger): Interceptor {
+  return (next) => async (req) => {
+    const started = performance.now();
+    const requestId = req.contextValues.get(kRequestId);
+    const log = logger.child({ requestId, procedure: req.method.name });
+    req.contextValues.set(kLogger, log);
+    const done = (code: Code | 0) => {
+      if (log.isLevelEnabled("info")) {
+        const ms = Math.round((performance.now() - started) * 100) / 100;
+        log.info({ code: code === 0 ? "ok" : Code[code], ms }, "call");
+      }
+    };
+    try {
+      const res = await next(req);
+      res.header.set("x-request-id", requestId);
+      if (!res.stream) done(0);
+      return res;
+    } catch (error) {
+      const connectError = ConnectError.from(error);
+      connectError.metadata.set("x-request-id", requestId);
+      done(connectError.code);
+      throw connectError;
+    }
+  };
+}

@@ -1,0 +1,155 @@
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import type http from "node:http";
+import http2 from "node:http2";
+import type net from "node:net";
+import { Code, ConnectError, type ConnectRouter, createContextValues, type Interceptor } from "@connectrpc/connect";
+import { connectNodeAdapter } from "@connectrpc/connect-node";
+import type { Config } from "../config.js";
+import { kRequestId } from "../interceptors/context.js";
+import type { Logger } from "../logger.js";
+import { createCleartextListener, type RequestListener } from "./listener.js";
+
+export interface ServerOptions {
+  config: Pick<
+    Config,
+    "port" | "host" | "tlsCert" | "tlsKey" | "maxBodyBytes" | "requestTimeoutMs" | "shutdownGraceMs"
+  >;
+  logger: Logger;
+  routes: (router: ConnectRouter) => void;
+  /** Outermost first. */
+  interceptors: Interceptor[];
+  /** Whether the service can serve: backs /readyz. */
+  ready: () => Promise<boolean>;
+}
+
+export interface RunningServer {
+  port: number;
+  /** `http://127.0.0.1:<port>` (https with TLS). */
+  url: string;
+  /** Stops accepting, lets in-flight calls finish within the grace period, then closes every connection. */
+  close(): Promise<void>;
+}
+
+const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
+
+export async function startServer(options: ServerOptions): Promise<RunningServer> {
+  const { config, logger } = options;
+  const shutdown = new AbortController();
+  let closing = false;
+
+  const connect = connectNodeAdapter({
+    routes: options.routes,
+    interceptors: options.interceptors,
+    readMaxBytes: config.maxBodyBytes,
+    writeMaxBytes: 64 * 1024 * 1024,
+    maxTimeoutMs: 24 * 3600 * 1000,
+    shutdownSignal: shutdown.signal,
+    // An audit log must not silently drop a field a client thought it sent.
+    jsonOptions: { ignoreUnknownFields: false },
+    contextValues: (req) => {
+      const given = req.headers["x-request-id"];
+      const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+      return createContextValues().set(kRequestId, requestId);
+    },
+    fallback: (_req, res) => plain(res as unknown as http.ServerResponse, 404, { error: "not found" }),
+  });
+
+  const listener: RequestListener = (req, res) => {
+    const path = (req.url ?? "/").split("?", 1)[0];
+    if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
+      plain(res, 200, { status: "ok" });
+      return;
+    }
+    if (path === "/readyz" && (req.method === "GET" || req.method === "HEAD")) {
+      if (closing) plain(res, 503, { status: "shutting down" });
+      else options.ready().then((ok) => plain(res, ok ? 200 : 503, { status: ok ? "ready" : "database unavailable" }));
+      return;
+    }
+    if (closing) {
+      res.setHeader("connection", "close");
+      plain(res, 503, { error: "shutting down" });
+      return;
+    }
+    connect(req, res);
+  };
+
+  const sockets = new Set<net.Socket>();
+  const sessions = new Set<http2.Http2Session>();
+  let entry: net.Server;
+  let h1: http.Server | undefined;
+  if (config.tlsCert && config.tlsKey) {
+    // TLS: ALPN picks h2 or http/1.1, so browsers and gRPC clients share the port without sniffing.
+    const secure = http2.createSecureServer(
+      { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey), allowHTTP1: true },
+      listener,
+    );
+    secure.on("session", (s) => {
+      sessions.add(s);
+      s.once("close", () => sessions.delete(s));
+    });
+    entry = secure;
+  } else {
+    const servers = createCleartextListener(listener, {
+      headersTimeoutMs: 10_000,
+      requestTimeoutMs: config.requestTimeoutMs,
+      maxHeaderBytes: 32 * 1024,
+    });
+    servers.h2.on("session", (s) => {
+      sessions.add(s);
+      s.once("close", () => sessions.delete(s));
+    });
+    h1 = servers.h1;
+    entry = servers.tcp;
+  }
+  entry.on("connection", (socket: net.Socket) => {
+    sockets.add(socket);
+    socket.once("close", () => sockets.delete(socket));
+  });
+
+  await new Promise<void>((resolve, reject) => {
+    entry.once("error", reject);
+    entry.listen(config.port, config.host, () => {
+      entry.off("error", reject);
+      resolve();
+    });
+  });
+  const address = entry.address() as net.AddressInfo;
+  const scheme = config.tlsCert ? "https" : "http";
+  logger.info({ port: address.port, tls: Boolean(config.tlsCert) }, "listening");
+
+  return {
+    port: address.port,
+    url: `${scheme}://127.0.0.1:${address.port}`,
+    async close() {
+      if (closing) return;
+      closing = true;
+      const stopped = new Promise<void>((resolve) => entry.close(() => resolve()));
+      for (const session of sessions) session.close();
+      h1?.closeIdleConnections();
+      const drained = (async () => {
+        while (sockets.size > 0) {
+          h1?.closeIdleConnections();
+          await new Promise((r) => setTimeout(r, 25));
+        }
+      })();
+      const grace = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), config.shutdownGraceMs).unref());
+      if ((await Promise.race([drained, grace])) === "timeout") {
+        logger.warn({ open: sockets.size }, "grace period over; cancelling remaining calls");
+        shutdown.abort(new ConnectError("the server is shutting down", Code.Unavailable));
+        await new Promise((r) => setTimeout(r, 100));
+        for (const socket of sockets) socket.destroy();
+      }
+      await stopped;
+    },
+  };
+}
+
+function plain(res: http.ServerResponse | http2.Http2ServerResponse, status: number, body: unknown): void {
+  const text = JSON.stringify(body);
+  (res as http.ServerResponse).writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(text),
+  });
+  res.end(text);
+}

@@ -1,0 +1,24 @@
+/** Size limits on what a caller may store. README and docs/limits.md list the same numbers. */
+export const limits = {
+  idLength: 128,
+  shortText: 256,
+  longText: 1024,
+  url: 8192,
+  outcomeMessage: 8192,
+  roles: 64,
+  attributesBytes: 64 * 1024,
+  attributesDepth: 16,
+  batchEvents: 1000,
+  pageSizeDefault: 50,
+  pageSizeMax: 1000,
+  listActions: 50,
+  /** Clients' clocks drift; an event more than a day in the future is a bug, not drift. */
+  futureSkewMicros: 24n * 3600n * 1_000_000n,
+  /** 1970-01-01: nothing audited happened before the epoch. */
+  minMicros: 0n,
+  /** 9999-12-31T23:59:59.999999Z, the end of the protobuf Timestamp range. */
+  maxMicros: 253402300799999999n,
+} as const;
+
+export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+export const TENANT_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;

@@ -1,0 +1,82 @@
+import { sql } from "drizzle-orm";
+import {
+  bigint,
+  customType,
+  index,
+  jsonb,
+  pgTable,
+  primaryKey,
+  smallint,
+  text,
+  timestamp,
+  uniqueIndex,
+} from "drizzle-orm/pg-core";
+
+const bytea = customType<{ data: Buffer }>({ dataType: () => "bytea" });
+
+// Timestamps travel as strings so microseconds survive; JS Date would cut them to milliseconds.
+const timestamptz = (name: string) => timestamp(name, { withTimezone: true, mode: "string", precision: 6 });
+
+/**
+ * The audit log. Append-only: a trigger (see drizzle/0001_append_only.sql) refuses UPDATE, DELETE and TRUNCATE.
+ * Each index is named for the List query it serves; docs/storage.md shows their EXPLAIN plans.
+ */
+export const events = pgTable(
+  "events",
+  {
+    tenant: text("tenant").notNull(),
+    sequence: bigint("sequence", { mode: "number" }).notNull(),
+    id: text("id").notNull(),
+    occurredAt: timestamptz("occurred_at").notNull(),
+    receivedAt: timestamptz("received_at").notNull(),
+    completedAt: timestamptz("completed_at"),
+    expiresAt: timestamptz("expires_at"),
+    source: text("source").notNull().default(""),
+    action: text("action").notNull(),
+    category: text("category").notNull().default(""),
+    actorId: text("actor_id").notNull().default(""),
+    actorType: text("actor_type").notNull().default(""),
+    actorName: text("actor_name").notNull().default(""),
+    actorEmail: text("actor_email").notNull().default(""),
+    actorRoles: text("actor_roles").array().notNull().default(sql`'{}'::text[]`),
+    targetId: text("target_id").notNull().default(""),
+    targetType: text("target_type").notNull().default(""),
+    targetName: text("target_name").notNull().default(""),
+    outcomeStatus: smallint("outcome_status").notNull().default(0),
+    outcomeCode: text("outcome_code").notNull().default(""),
+    outcomeMessage: text("outcome_message").notNull().default(""),
+    request: jsonb("request"),
+    attributes: jsonb("attributes"),
+    parentId: text("parent_id").notNull().default(""),
+    // SHA-256 of the event as the client sent it: a replay with the same id must match it.
+    contentHash: bytea("content_hash").notNull(),
+  },
+  (t) => [
+    primaryKey({ name: "events_pkey", columns: [t.tenant, t.sequence] }),
+    uniqueIndex("events_tenant_id_key").on(t.tenant, t.id),
+    // Time window and plain pages: WHERE tenant = ? AND occurred_at in [a, b) ORDER BY occurred_at, sequence.
+    index("events_tenant_time_idx").on(t.tenant, t.occurredAt, t.sequence),
+    // actor_id filter: WHERE tenant = ? AND actor_id = ? ORDER BY occurred_at, sequence.
+    index("events_tenant_actor_time_idx").on(t.tenant, t.actorId, t.occurredAt, t.sequence),
+    // actions filter, exact or prefix (LIKE 'x%' needs text_pattern_ops).
+    index("events_tenant_action_idx").on(t.tenant, t.action.op("text_pattern_ops"), t.occurredAt),
+    // target filter: WHERE tenant = ? AND target_id = ? [AND target_type = ?].
+    index("events_tenant_target_idx").on(t.tenant, t.targetId, t.targetType, t.occurredAt),
+    // parent_id filter and the children-excluded default.
+    index("events_tenant_parent_idx")
+      .on(t.tenant, t.parentId, t.occurredAt, t.sequence)
+      .where(sql`${t.parentId} <> ''`),
+  ],
+);
+
+/** The last sequence handed out per tenant. Its row lock serialises writers of one tenant, so sequences are gapless. */
+export const tenantSequences = pgTable("tenant_sequences", {
+  tenant: text("tenant").primaryKey(),
+  lastSequence: bigint("last_sequence", { mode: "number" }).notNull(),
+});
+
+/** Secrets the instances sharing this database must agree on (the page-token key). */
+export const serverSecrets = pgTable("server_secrets", {
+  name: text("name").primaryKey(),
+  value: bytea("value").notNull(),
+});

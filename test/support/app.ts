@@ -1,0 +1,54 @@
+import { Writable } from "node:stream";
+import { type App, startApp } from "../../src/app.js";
+import type { Clock } from "../../src/clock.js";
+import { loadConfig } from "../../src/config.js";
+import { createLogger } from "../../src/logger.js";
+import { createTestDatabase, type TestDatabase } from "./database.js";
+
+export interface TestApp {
+  app: App;
+  url: string;
+  port: number;
+  databaseUrl: string;
+  /** Every log line the service wrote, for tests that check what is (not) logged. */
+  logs: string[];
+  close(): Promise<void>;
+}
+
+/** The real service on a free port, over its own fresh database. */
+export async function startTestApp(
+  options: { env?: Record<string, string>; clock?: Clock; database?: TestDatabase } = {},
+): Promise<TestApp> {
+  const database = options.database ?? (await createTestDatabase());
+  const logs: string[] = [];
+  const sink = new Writable({
+    write(chunk, _encoding, callback) {
+      logs.push(...String(chunk).split("\n").filter(Boolean));
+      callback();
+    },
+  });
+  const config = loadConfig({
+    PORT: "0",
+    HOST: "127.0.0.1",
+    LOG_LEVEL: "info",
+    SHUTDOWN_GRACE_MS: "2000",
+    ...options.env,
+  });
+  const app = await startApp({
+    config,
+    logger: createLogger(config.logLevel, sink),
+    databaseUrl: database.url,
+    clock: options.clock,
+  });
+  return {
+    app,
+    url: app.server.url,
+    port: app.server.port,
+    databaseUrl: database.url,
+    logs,
+    async close() {
+      await app.close();
+      if (!options.database) await database.drop();
+    },
+  };
+}

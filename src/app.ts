@@ -1,10 +1,11 @@
-import type { ConnectRouter } from "@connectrpc/connect";
-import { AuditService } from "../gen/audit/v1/audit_service_pb.js";
+import { type ConnectRouterOptions, createConnectRouter } from "@connectrpc/connect";
+import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
 import { errorMappingInterceptor } from "./interceptors/error-mapping.js";
 import { requestLogInterceptor } from "./interceptors/request-log.js";
 import type { Logger } from "./logger.js";
+import { registerRoutes } from "./server/routes.js";
 import { type RunningServer, startServer } from "./server/server.js";
 import { createAuditService } from "./service/audit-service.js";
 import { PageTokens } from "./service/page-token.js";
@@ -38,14 +39,27 @@ export async function startApp(options: AppOptions): Promise<App> {
   const pageTokens = new PageTokens(await sharedSecret(database.db, "page-token-key"));
   const store = new EventStore(database.db);
 
-  const routes = (router: ConnectRouter) => {
-    router.service(AuditService, createAuditService({ store, clock, pageTokens }));
+  const shutdownController = new AbortController();
+  // Shared by the network server and in-process callers (REST, legacy adapters): the same interceptors and limits.
+  const routerOptions: ConnectRouterOptions = {
+    // Outermost first.
+    interceptors: [requestLogInterceptor(logger), errorMappingInterceptor(logger)],
+    readMaxBytes: config.maxBodyBytes,
+    writeMaxBytes: 64 * 1024 * 1024,
+    maxTimeoutMs: 24 * 3600 * 1000,
+    acceptCompression: [compressionGzip, compressionBrotli],
+    shutdownSignal: shutdownController.signal,
+    // An audit log must not silently drop a field a client thought it sent.
+    jsonOptions: { ignoreUnknownFields: false },
   };
+  const routes = registerRoutes({ audit: createAuditService({ store, clock, pageTokens }) });
+  const router = createConnectRouter(routerOptions);
+  routes(router);
   const server = await startServer({
     config,
     logger,
-    routes,
-    interceptors: [requestLogInterceptor(logger), errorMappingInterceptor(logger)],
+    router,
+    shutdownController,
     ready: () => database.ping(),
   });
   return {

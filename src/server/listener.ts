@@ -4,7 +4,8 @@ import net from "node:net";
 
 const PREFACE = Buffer.from("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n");
 
-export type RequestListener = (
+/** What node's http and http2 servers hand a request listener. */
+export type NodeHandler = (
   req: http.IncomingMessage | http2.Http2ServerRequest,
   res: http.ServerResponse | http2.Http2ServerResponse,
 ) => void;
@@ -20,7 +21,7 @@ export interface ListenerOptions {
  * so each connection's first bytes are compared with the HTTP/2 preface and the socket is handed to the matching
  * server. Browsers speak HTTP/1.1 (or h2 over TLS); gRPC clients send the preface.
  */
-export function createCleartextListener(listener: RequestListener, options: ListenerOptions) {
+export function createCleartextListener(listener: NodeHandler, options: ListenerOptions) {
   const h1 = http.createServer(
     {
       headersTimeout: options.headersTimeoutMs,

@@ -3,24 +3,27 @@ import { readFileSync } from "node:fs";
 import type http from "node:http";
 import http2 from "node:http2";
 import type net from "node:net";
-import { Code, ConnectError, type ConnectRouter, createContextValues, type Interceptor } from "@connectrpc/connect";
-import { connectNodeAdapter } from "@connectrpc/connect-node";
+import { Code, ConnectError, type ConnectRouter, createContextValues } from "@connectrpc/connect";
+import type { UniversalHandler } from "@connectrpc/connect/protocol";
+import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { Config } from "../config.js";
 import { kRequestId } from "../interceptors/context.js";
 import type { Logger } from "../logger.js";
-import { createCleartextListener, type RequestListener } from "./listener.js";
+import { createCleartextListener, type NodeHandler } from "./listener.js";
+
+export type { NodeHandler };
 
 export interface ServerOptions {
-  config: Pick<
-    Config,
-    "port" | "host" | "tlsCert" | "tlsKey" | "maxBodyBytes" | "requestTimeoutMs" | "shutdownGraceMs"
-  >;
+  config: Pick<Config, "port" | "host" | "tlsCert" | "tlsKey" | "requestTimeoutMs" | "shutdownGraceMs">;
   logger: Logger;
-  routes: (router: ConnectRouter) => void;
-  /** Outermost first. */
-  interceptors: Interceptor[];
+  /** Serves gRPC, gRPC-web and Connect at `/<package.Service>/<Method>`. */
+  router: ConnectRouter;
   /** Whether the service can serve: backs /readyz. */
   ready: () => Promise<boolean>;
+  /** Requests no RPC path matches (REST and legacy routes); default 404. */
+  fallback?: NodeHandler;
+  /** Aborted when the grace period ends, cancelling calls still running. */
+  shutdownController: AbortController;
 }
 
 export interface RunningServer {
@@ -35,27 +38,29 @@ const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { config, logger } = options;
-  const shutdown = new AbortController();
+  const shutdown = options.shutdownController;
   let closing = false;
+  const rpcs = new Map<string, UniversalHandler>(options.router.handlers.map((h) => [h.requestPath, h]));
+  const fallback: NodeHandler = options.fallback ?? ((_req, res) => plain(res, 404, { error: "not found" }));
 
-  const connect = connectNodeAdapter({
-    routes: options.routes,
-    interceptors: options.interceptors,
-    readMaxBytes: config.maxBodyBytes,
-    writeMaxBytes: 64 * 1024 * 1024,
-    maxTimeoutMs: 24 * 3600 * 1000,
-    shutdownSignal: shutdown.signal,
-    // An audit log must not silently drop a field a client thought it sent.
-    jsonOptions: { ignoreUnknownFields: false },
-    contextValues: (req) => {
-      const given = req.headers["x-request-id"];
-      const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
-      return createContextValues().set(kRequestId, requestId);
-    },
-    fallback: (_req, res) => plain(res as unknown as http.ServerResponse, 404, { error: "not found" }),
-  });
+  const connect: NodeHandler = (req, res) => {
+    const rpc = rpcs.get((req.url ?? "").split("?", 1)[0] ?? "");
+    if (!rpc) {
+      fallback(req, res);
+      return;
+    }
+    const given = req.headers["x-request-id"];
+    const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
+    const uReq = universalRequestFromNodeRequest(req, res, undefined, createContextValues().set(kRequestId, requestId));
+    rpc(uReq)
+      .then((uRes) => universalResponseToNodeResponse(uRes, res))
+      .catch((error) => {
+        // The client went away mid-response; nothing is left to tell it.
+        if (ConnectError.from(error).code !== Code.Aborted) logger.warn({ err: error, requestId }, "response failed");
+      });
+  };
 
-  const listener: RequestListener = (req, res) => {
+  const listener: NodeHandler = (req, res) => {
     const path = (req.url ?? "/").split("?", 1)[0];
     if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
       plain(res, 200, { status: "ok" });

@@ -83,6 +83,11 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
       throw domainError(Code.Unimplemented, Reason.Unimplemented, "Publish is not implemented yet");
     },
 
+    // biome-ignore lint/correctness/useYield: Tail arrives with the streaming issue.
+    async *tail() {
+      throw domainError(Code.Unimplemented, Reason.Unimplemented, "Tail is not implemented yet");
+    },
+
     async list(req: ListRequest, ctx: HandlerContext) {
       const violations: FieldViolation[] = [];
       const tenant = resolveTenant(req.tenant, ctx, violations);

@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file audit/v1/audit_service.proto.
  */
 export const file_audit_v1_audit_service: GenFile = /*@__PURE__*/
-  fileDesc("ChxhdWRpdC92MS9hdWRpdF9zZXJ2aWNlLnByb3RvEghhdWRpdC52MSJJCg1DcmVhdGVSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRIoCgVldmVudBgCIAEoCzIULmF1ZGl0LnYxLkF1ZGl0RXZlbnRCA+BBAiI1Cg5DcmVhdGVSZXNwb25zZRIjCgVldmVudBgBIAEoCzIULmF1ZGl0LnYxLkF1ZGl0RXZlbnQiTwoSQmF0Y2hDcmVhdGVSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRIpCgZldmVudHMYAiADKAsyFC5hdWRpdC52MS5BdWRpdEV2ZW50QgPgQQIiOwoTQmF0Y2hDcmVhdGVSZXNwb25zZRIkCgZldmVudHMYASADKAsyFC5hdWRpdC52MS5BdWRpdEV2ZW50IoQCCg5QdWJsaXNoUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSFwoKZXZlbnRfbmFtZRgCIAEoCUID4EECEi4KCmF0dHJpYnV0ZXMYAyADKAsyGi5hdWRpdC52MS5QdWJsaXNoQXR0cmlidXRlEhgKC3R0bF9taW51dGVzGAQgASgDSACIAQESHgoFYWN0b3IYBSABKAsyDy5hdWRpdC52MS5BY3RvchIOCgZzb3VyY2UYBiABKAkSIAoGdGFyZ2V0GAcgASgLMhAuYXVkaXQudjEuVGFyZ2V0EhEKCXBhcmVudF9pZBgIIAEoCRIKCgJpZBgJIAEoCUIOCgxfdHRsX21pbnV0ZXMiLwoQUHVibGlzaEF0dHJpYnV0ZRIMCgRuYW1lGAEgASgJEg0KBXZhbHVlGAIgASgJIjYKD1B1Ymxpc2hSZXNwb25zZRIjCgVldmVudBgBIAEoCzIULmF1ZGl0LnYxLkF1ZGl0RXZlbnQimgMKC0xpc3RSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHYWN0aW9ucxgGIAMoCRIQCghhY3Rvcl9pZBgHIAEoCRISCgphY3Rvcl9uYW1lGAggASgJEhEKCXRhcmdldF9pZBgJIAEoCRITCgt0YXJnZXRfdHlwZRgKIAEoCRIQCghjYXRlZ29yeRgLIAEoCRIOCgZzb3VyY2UYDCABKAkSKAoHb3V0Y29tZRgNIAEoDjIXLmF1ZGl0LnYxLk91dGNvbWVTdGF0dXMSEQoJcGFyZW50X2lkGA4gASgJEhgKEGluY2x1ZGVfY2hpbGRyZW4YDyABKAgSHgoFb3JkZXIYECABKA4yDy5hdWRpdC52MS5PcmRlciJNCgxMaXN0UmVzcG9uc2USJAoGZXZlbnRzGAEgAygLMhQuYXVkaXQudjEuQXVkaXRFdmVudBIXCg9uZXh0X3BhZ2VfdG9rZW4YAiABKAkqTgoFT3JkZXISFQoRT1JERVJfVU5TUEVDSUZJRUQQABIWChJPUkRFUl9ORVdFU1RfRklSU1QQARIWChJPUkRFUl9PTERFU1RfRklSU1QQAjLGAwoMQXVkaXRTZXJ2aWNlEmcKBkNyZWF0ZRIXLmF1ZGl0LnYxLkNyZWF0ZVJlcXVlc3QaGC5hdWRpdC52MS5DcmVhdGVSZXNwb25zZSIqgtPkkwIkOgVldmVudCIbL3YxL3RlbmFudHMve3RlbmFudH0vZXZlbnRzEn4KC0JhdGNoQ3JlYXRlEhwuYXVkaXQudjEuQmF0Y2hDcmVhdGVSZXF1ZXN0Gh0uYXVkaXQudjEuQmF0Y2hDcmVhdGVSZXNwb25zZSIygtPkkwIsOgEqIicvdjEvdGVuYW50cy97dGVuYW50fS9ldmVudHM6YmF0Y2hDcmVhdGUSbgoHUHVibGlzaBIYLmF1ZGl0LnYxLlB1Ymxpc2hSZXF1ZXN0GhkuYXVkaXQudjEuUHVibGlzaFJlc3BvbnNlIi6C0+STAig6ASoiIy92MS90ZW5hbnRzL3t0ZW5hbnR9L2V2ZW50czpwdWJsaXNoEl0KBExpc3QSFS5hdWRpdC52MS5MaXN0UmVxdWVzdBoWLmF1ZGl0LnYxLkxpc3RSZXNwb25zZSImkAIBgtPkkwIdEhsvdjEvdGVuYW50cy97dGVuYW50fS9ldmVudHNiBnByb3RvMw", [file_audit_v1_event, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
+  fileDesc("ChxhdWRpdC92MS9hdWRpdF9zZXJ2aWNlLnByb3RvEghhdWRpdC52MSJJCg1DcmVhdGVSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRIoCgVldmVudBgCIAEoCzIULmF1ZGl0LnYxLkF1ZGl0RXZlbnRCA+BBAiI1Cg5DcmVhdGVSZXNwb25zZRIjCgVldmVudBgBIAEoCzIULmF1ZGl0LnYxLkF1ZGl0RXZlbnQiTwoSQmF0Y2hDcmVhdGVSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRIpCgZldmVudHMYAiADKAsyFC5hdWRpdC52MS5BdWRpdEV2ZW50QgPgQQIiOwoTQmF0Y2hDcmVhdGVSZXNwb25zZRIkCgZldmVudHMYASADKAsyFC5hdWRpdC52MS5BdWRpdEV2ZW50IoQCCg5QdWJsaXNoUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSFwoKZXZlbnRfbmFtZRgCIAEoCUID4EECEi4KCmF0dHJpYnV0ZXMYAyADKAsyGi5hdWRpdC52MS5QdWJsaXNoQXR0cmlidXRlEhgKC3R0bF9taW51dGVzGAQgASgDSACIAQESHgoFYWN0b3IYBSABKAsyDy5hdWRpdC52MS5BY3RvchIOCgZzb3VyY2UYBiABKAkSIAoGdGFyZ2V0GAcgASgLMhAuYXVkaXQudjEuVGFyZ2V0EhEKCXBhcmVudF9pZBgIIAEoCRIKCgJpZBgJIAEoCUIOCgxfdHRsX21pbnV0ZXMiLwoQUHVibGlzaEF0dHJpYnV0ZRIMCgRuYW1lGAEgASgJEg0KBXZhbHVlGAIgASgJIjYKD1B1Ymxpc2hSZXNwb25zZRIjCgVldmVudBgBIAEoCzIULmF1ZGl0LnYxLkF1ZGl0RXZlbnQiwwMKC0xpc3RSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHYWN0aW9ucxgGIAMoCRIQCghhY3Rvcl9pZBgHIAEoCRISCgphY3Rvcl9uYW1lGAggASgJEhEKCXRhcmdldF9pZBgJIAEoCRITCgt0YXJnZXRfdHlwZRgKIAEoCRIQCghjYXRlZ29yeRgLIAEoCRIOCgZzb3VyY2UYDCABKAkSKAoHb3V0Y29tZRgNIAEoDjIXLmF1ZGl0LnYxLk91dGNvbWVTdGF0dXMSEQoJcGFyZW50X2lkGA4gASgJEhgKEGluY2x1ZGVfY2hpbGRyZW4YDyABKAgSHgoFb3JkZXIYECABKA4yDy5hdWRpdC52MS5PcmRlchITCgthY3RpdmVfb25seRgRIAEoCBISCgpldmVudF9uYW1lGBIgASgJIk0KDExpc3RSZXNwb25zZRIkCgZldmVudHMYASADKAsyFC5hdWRpdC52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSLsAgoLRXZlbnRGaWx0ZXISLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2FjdGlvbnMYAyADKAkSEAoIYWN0b3JfaWQYBCABKAkSEgoKYWN0b3JfbmFtZRgFIAEoCRIRCgl0YXJnZXRfaWQYBiABKAkSEwoLdGFyZ2V0X3R5cGUYByABKAkSEAoIY2F0ZWdvcnkYCCABKAkSDgoGc291cmNlGAkgASgJEigKB291dGNvbWUYCiABKA4yFy5hdWRpdC52MS5PdXRjb21lU3RhdHVzEhEKCXBhcmVudF9pZBgLIAEoCRIYChBpbmNsdWRlX2NoaWxkcmVuGAwgASgIEhMKC2FjdGl2ZV9vbmx5GA0gASgIEhIKCmV2ZW50X25hbWUYDiABKAkidAoLVGFpbFJlcXVlc3QSDgoGdGVuYW50GAEgASgJEiUKBmZpbHRlchgCIAEoCzIVLmF1ZGl0LnYxLkV2ZW50RmlsdGVyEhsKDmFmdGVyX3NlcXVlbmNlGAMgASgDSACIAQFCEQoPX2FmdGVyX3NlcXVlbmNlIjMKDFRhaWxSZXNwb25zZRIjCgVldmVudBgBIAEoCzIULmF1ZGl0LnYxLkF1ZGl0RXZlbnQqTgoFT3JkZXISFQoRT1JERVJfVU5TUEVDSUZJRUQQABIWChJPUkRFUl9ORVdFU1RfRklSU1QQARIWChJPUkRFUl9PTERFU1RfRklSU1QQAjKsBAoMQXVkaXRTZXJ2aWNlEmcKBkNyZWF0ZRIXLmF1ZGl0LnYxLkNyZWF0ZVJlcXVlc3QaGC5hdWRpdC52MS5DcmVhdGVSZXNwb25zZSIqgtPkkwIkOgVldmVudCIbL3YxL3RlbmFudHMve3RlbmFudH0vZXZlbnRzEn4KC0JhdGNoQ3JlYXRlEhwuYXVkaXQudjEuQmF0Y2hDcmVhdGVSZXF1ZXN0Gh0uYXVkaXQudjEuQmF0Y2hDcmVhdGVSZXNwb25zZSIygtPkkwIsOgEqIicvdjEvdGVuYW50cy97dGVuYW50fS9ldmVudHM6YmF0Y2hDcmVhdGUSbgoHUHVibGlzaBIYLmF1ZGl0LnYxLlB1Ymxpc2hSZXF1ZXN0GhkuYXVkaXQudjEuUHVibGlzaFJlc3BvbnNlIi6C0+STAig6ASoiIy92MS90ZW5hbnRzL3t0ZW5hbnR9L2V2ZW50czpwdWJsaXNoEl0KBExpc3QSFS5hdWRpdC52MS5MaXN0UmVxdWVzdBoWLmF1ZGl0LnYxLkxpc3RSZXNwb25zZSImkAIBgtPkkwIdEhsvdjEvdGVuYW50cy97dGVuYW50fS9ldmVudHMSZAoEVGFpbBIVLmF1ZGl0LnYxLlRhaWxSZXF1ZXN0GhYuYXVkaXQudjEuVGFpbFJlc3BvbnNlIiuQAgGC0+STAiISIC92MS90ZW5hbnRzL3t0ZW5hbnR9L2V2ZW50czp0YWlsMAFiBnByb3RvMw", [file_audit_v1_event, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message audit.v1.CreateRequest
@@ -301,6 +301,20 @@ export type ListRequest = Message<"audit.v1.ListRequest"> & {
    * @generated from field: audit.v1.Order order = 16;
    */
   order: Order;
+
+  /**
+   * Only events that have not expired (expires_at unset or in the future).
+   *
+   * @generated from field: bool active_only = 17;
+   */
+  activeOnly: boolean;
+
+  /**
+   * Only events published from this template.
+   *
+   * @generated from field: string event_name = 18;
+   */
+  eventName: string;
 };
 
 /**
@@ -333,6 +347,136 @@ export type ListResponse = Message<"audit.v1.ListResponse"> & {
  */
 export const ListResponseSchema: GenMessage<ListResponse> = /*@__PURE__*/
   messageDesc(file_audit_v1_audit_service, 8);
+
+/**
+ * The filters of ListRequest, for Tail.
+ *
+ * @generated from message audit.v1.EventFilter
+ */
+export type EventFilter = Message<"audit.v1.EventFilter"> & {
+  /**
+   * @generated from field: google.protobuf.Timestamp start_time = 1;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: google.protobuf.Timestamp end_time = 2;
+   */
+  endTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: repeated string actions = 3;
+   */
+  actions: string[];
+
+  /**
+   * @generated from field: string actor_id = 4;
+   */
+  actorId: string;
+
+  /**
+   * @generated from field: string actor_name = 5;
+   */
+  actorName: string;
+
+  /**
+   * @generated from field: string target_id = 6;
+   */
+  targetId: string;
+
+  /**
+   * @generated from field: string target_type = 7;
+   */
+  targetType: string;
+
+  /**
+   * @generated from field: string category = 8;
+   */
+  category: string;
+
+  /**
+   * @generated from field: string source = 9;
+   */
+  source: string;
+
+  /**
+   * @generated from field: audit.v1.OutcomeStatus outcome = 10;
+   */
+  outcome: OutcomeStatus;
+
+  /**
+   * @generated from field: string parent_id = 11;
+   */
+  parentId: string;
+
+  /**
+   * @generated from field: bool include_children = 12;
+   */
+  includeChildren: boolean;
+
+  /**
+   * @generated from field: bool active_only = 13;
+   */
+  activeOnly: boolean;
+
+  /**
+   * @generated from field: string event_name = 14;
+   */
+  eventName: string;
+};
+
+/**
+ * Describes the message audit.v1.EventFilter.
+ * Use `create(EventFilterSchema)` to create a new message.
+ */
+export const EventFilterSchema: GenMessage<EventFilter> = /*@__PURE__*/
+  messageDesc(file_audit_v1_audit_service, 9);
+
+/**
+ * @generated from message audit.v1.TailRequest
+ */
+export type TailRequest = Message<"audit.v1.TailRequest"> & {
+  /**
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * @generated from field: audit.v1.EventFilter filter = 2;
+   */
+  filter?: EventFilter | undefined;
+
+  /**
+   * Replay committed events after this sequence first; absent: only events committed from now on.
+   *
+   * @generated from field: optional int64 after_sequence = 3;
+   */
+  afterSequence?: bigint | undefined;
+};
+
+/**
+ * Describes the message audit.v1.TailRequest.
+ * Use `create(TailRequestSchema)` to create a new message.
+ */
+export const TailRequestSchema: GenMessage<TailRequest> = /*@__PURE__*/
+  messageDesc(file_audit_v1_audit_service, 10);
+
+/**
+ * @generated from message audit.v1.TailResponse
+ */
+export type TailResponse = Message<"audit.v1.TailResponse"> & {
+  /**
+   * @generated from field: audit.v1.AuditEvent event = 1;
+   */
+  event?: AuditEvent | undefined;
+};
+
+/**
+ * Describes the message audit.v1.TailResponse.
+ * Use `create(TailResponseSchema)` to create a new message.
+ */
+export const TailResponseSchema: GenMessage<TailResponse> = /*@__PURE__*/
+  messageDesc(file_audit_v1_audit_service, 11);
 
 /**
  * The order of a listing.
@@ -409,6 +553,16 @@ export const AuditService: GenService<{
     methodKind: "unary";
     input: typeof ListRequestSchema;
     output: typeof ListResponseSchema;
+  },
+  /**
+   * Replays events after after_sequence, then follows new ones as they commit, in sequence order.
+   *
+   * @generated from rpc audit.v1.AuditService.Tail
+   */
+  tail: {
+    methodKind: "server_streaming";
+    input: typeof TailRequestSchema;
+    output: typeof TailResponseSchema;
   },
 }> = /*@__PURE__*/
   serviceDesc(file_audit_v1_audit_service, 0);

@@ -2,11 +2,13 @@ import { type ConnectRouterOptions, createConnectRouter } from "@connectrpc/conn
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
+import { ERROR_DOMAIN } from "./errors.js";
 import { errorMappingInterceptor } from "./interceptors/error-mapping.js";
 import { requestLogInterceptor } from "./interceptors/request-log.js";
 import type { Logger } from "./logger.js";
+import { createRestTranscoder } from "./rest/transcoder.js";
 import { registerRoutes } from "./server/routes.js";
-import { type RunningServer, startServer } from "./server/server.js";
+import { type RunningServer, requestContextValues, startServer } from "./server/server.js";
 import { createAuditService } from "./service/audit-service.js";
 import { PageTokens } from "./service/page-token.js";
 import { connectDatabase, type Database } from "./store/database.js";
@@ -55,12 +57,20 @@ export async function startApp(options: AppOptions): Promise<App> {
   const routes = registerRoutes({ audit: createAuditService({ store, clock, pageTokens }) });
   const router = createConnectRouter(routerOptions);
   routes(router);
+  const rest = createRestTranscoder({
+    router,
+    maxBodyBytes: config.maxBodyBytes,
+    errorDomain: ERROR_DOMAIN,
+    contextValues: requestContextValues,
+    onInternalError: (err) => logger.error({ err }, "REST transcoding failed"),
+  });
   const server = await startServer({
     config,
     logger,
     router,
     shutdownController,
     ready: () => database.ping(),
+    fallback: rest.handle,
   });
   return {
     server,

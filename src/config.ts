@@ -13,6 +13,8 @@ export interface Config {
   maxBodyBytes: number;
   requestTimeoutMs: number;
   shutdownGraceMs: number;
+  /** Browser origins allowed to call the API (CORS); "*" for any, empty for none. */
+  corsOrigins: string[];
 }
 
 type Env = Record<string, string | undefined>;
@@ -30,7 +32,21 @@ export function loadConfig(env: Env = process.env): Config {
     maxBodyBytes: int(env, "MAX_BODY_BYTES", 4 * 1024 * 1024, 1024, 256 * 1024 * 1024),
     requestTimeoutMs: int(env, "REQUEST_TIMEOUT_MS", 30_000, 100, 3_600_000),
     shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    corsOrigins: origins(env, "CORS_ORIGINS"),
   };
+}
+
+/** A comma list of origins such as `https://app.example.com`, or `*`. */
+function origins(env: Env, name: string): string[] {
+  const list = (env[name] ?? "")
+    .split(",")
+    .map((o) => o.trim())
+    .filter(Boolean);
+  for (const origin of list) {
+    if (origin !== "*" && URL.canParse(origin) && new URL(origin).origin === origin) continue;
+    throw new Error(`${name} must be a comma list of origins like https://app.example.com, or *; got "${origin}"`);
+  }
+  return list;
 }
 
 function int(env: Env, name: string, fallback: number, min: number, max: number): number {

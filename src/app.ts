@@ -7,9 +7,12 @@ import type { Config } from "./config.js";
 import { authInterceptor } from "./interceptors/auth.js";
 import { errorMappingInterceptor } from "./interceptors/error-mapping.js";
 import { requestLogInterceptor } from "./interceptors/request-log.js";
+import { type LegacyDeps, legacyHandler } from "./legacy/adapter.js";
+import { legacyAdapters } from "./legacy/index.js";
 import type { Logger } from "./logger.js";
+import { createInProcessClients } from "./server/in-process.js";
 import { registerRoutes } from "./server/routes.js";
-import { type RunningServer, startServer } from "./server/server.js";
+import { notFound, type RunningServer, startServer } from "./server/server.js";
 import { createIdentityAdmin } from "./service/admin-service.js";
 import { createAuditService } from "./service/audit-service.js";
 import { PageTokens } from "./service/page-token.js";
@@ -72,10 +75,17 @@ export async function startApp(options: AppOptions): Promise<App> {
   });
   const router = createConnectRouter(routerOptions);
   routes(router);
+  const legacy: LegacyDeps = {
+    clients: createInProcessClients(routes, routerOptions),
+    tenants,
+    maxBodyBytes: config.maxBodyBytes,
+    logger,
+  };
   const server = await startServer({
     config,
     logger,
     router,
+    fallback: legacyHandler(legacyAdapters(legacy), logger, notFound),
     shutdownController,
     ready: () => database.ping(),
   });

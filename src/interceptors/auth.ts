@@ -8,10 +8,13 @@ import { domainError, invalidArgument, Reason } from "../errors.js";
 import { TENANT_PATTERN } from "../service/limits.js";
 import type { TenantDirectory } from "../service/tenant-directory.js";
 
-const rule = (method: DescMethod, role: Role | "public") => [`${method.parent.typeName}/${method.name}`, role] as const;
+/** "public": no credential; "authenticated": any valid credential, even one without roles. */
+type Requirement = Role | "public" | "authenticated";
 
-/** The role each RPC needs; "public" needs no credential. An RPC missing here is refused: new RPCs fail closed. */
-export const requiredRoles: ReadonlyMap<string, Role | "public"> = new Map([
+const rule = (method: DescMethod, role: Requirement) => [`${method.parent.typeName}/${method.name}`, role] as const;
+
+/** The role each RPC needs. An RPC missing here is refused: new RPCs fail closed. */
+export const requiredRoles: ReadonlyMap<string, Requirement> = new Map([
   rule(AuditService.method.create, Role.WRITER),
   rule(AuditService.method.batchCreate, Role.WRITER),
   rule(AuditService.method.publish, Role.WRITER),
@@ -22,6 +25,7 @@ export const requiredRoles: ReadonlyMap<string, Role | "public"> = new Map([
   rule(AdminService.method.createApiKey, Role.ADMIN),
   rule(AdminService.method.createUser, Role.ADMIN),
   rule(AdminService.method.login, "public"),
+  rule(AdminService.method.getCaller, "authenticated"),
   rule(AdminService.method.revokeCredential, Role.ADMIN),
   rule(AdminService.method.listCredentials, Role.ADMIN),
   rule(AdminService.method.createEventTemplate, Role.ADMIN),
@@ -120,7 +124,8 @@ export async function authenticate(
   throw malformed(`unsupported authorization scheme "${scheme}"`);
 }
 
-export function authorizeRole(principal: Principal, required: Role, procedure: string): void {
+export function authorizeRole(principal: Principal, required: Requirement, procedure: string): void {
+  if (required === "authenticated" || required === "public") return;
   if (principal.roles.size === 0) {
     throw domainError(Code.PermissionDenied, Reason.NoRole, "the credential has no role");
   }

@@ -24,7 +24,14 @@ import type { TenantDirectory } from "./tenant-directory.js";
 
 export type IdentityAdmin = Pick<
   ServiceImpl<typeof AdminService>,
-  "createTenant" | "listTenants" | "createApiKey" | "createUser" | "login" | "revokeCredential" | "listCredentials"
+  | "createTenant"
+  | "listTenants"
+  | "createApiKey"
+  | "createUser"
+  | "login"
+  | "getCaller"
+  | "revokeCredential"
+  | "listCredentials"
 >;
 
 export interface IdentityAdminDeps {
@@ -152,6 +159,14 @@ export function createIdentityAdmin(deps: IdentityAdminDeps): IdentityAdmin {
       });
       if (!row) throw new Error("session id or token collided");
       return { token, session: credentialMessage(row) };
+    },
+
+    async getCaller(_req, ctx) {
+      const principal = callerOf(ctx);
+      const row = await store.getCredential(principal.credentialId);
+      if (!row) throw domainError(Code.NotFound, Reason.CredentialNotFound, "the caller's credential no longer exists");
+      const tenant = principal.tenant ? await tenants.get(principal.tenant) : undefined;
+      return { credential: credentialMessage(row), tenant: tenant ? tenantMessage(tenant) : undefined };
     },
 
     async revokeCredential(req, ctx) {

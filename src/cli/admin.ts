@@ -1,4 +1,5 @@
 import { parseArgs } from "node:util";
+import { type DescMessage, toJson } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { createConnectTransport } from "@connectrpc/connect-node";
@@ -72,22 +73,25 @@ function fail(message: string): never {
   process.exit(2);
 }
 
-function print(value: unknown) {
-  console.log(JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? v.toString() : v), 2));
+/** Prints a response as proto-JSON, the same shape the REST API returns. */
+async function show<M extends keyof typeof AdminService.method>(method: M, response: Promise<unknown>) {
+  const schema = AdminService.method[method].output as DescMessage;
+  console.log(JSON.stringify(toJson(schema, (await response) as never), null, 2));
 }
 
 async function run() {
   switch (command) {
     case "create-tenant":
       if (!argument) fail("create-tenant needs a tenant id");
-      return print(await admin.createTenant({ tenant: { id: argument, displayName: values.name } }));
+      return show("createTenant", admin.createTenant({ tenant: { id: argument, displayName: values.name } }));
     case "list-tenants":
-      return print(await admin.listTenants({}));
+      return show("listTenants", admin.listTenants({}));
     case "create-key": {
       const expires = values.expires ? new Date(values.expires) : undefined;
       if (expires && Number.isNaN(expires.getTime())) fail(`--expires is not a date: ${values.expires}`);
-      return print(
-        await admin.createApiKey({
+      return show(
+        "createApiKey",
+        admin.createApiKey({
           tenant: values.tenant,
           name: values.name,
           roles: roles(values.roles),
@@ -96,8 +100,9 @@ async function run() {
       );
     }
     case "create-user":
-      return print(
-        await admin.createUser({
+      return show(
+        "createUser",
+        admin.createUser({
           tenant: values.tenant,
           username: values.username,
           password: values.password,
@@ -105,10 +110,10 @@ async function run() {
         }),
       );
     case "list-keys":
-      return print(await admin.listCredentials({ tenant: values.tenant }));
+      return show("listCredentials", admin.listCredentials({ tenant: values.tenant }));
     case "revoke":
       if (!argument) fail("revoke needs a credential id");
-      return print(await admin.revokeCredential({ tenant: values.tenant, id: argument }));
+      return show("revokeCredential", admin.revokeCredential({ tenant: values.tenant, id: argument }));
     default:
       fail(`unknown command "${command}"\n\n${usage}`);
   }

@@ -51,7 +51,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const shutdown = options.shutdownController;
   let closing = false;
   const rpcs = new Map<string, UniversalHandler>(options.router.handlers.map((h) => [h.requestPath, h]));
-  const fallback: NodeHandler = options.fallback ?? ((_req, res) => plain(res, 404, { error: "not found" }));
+  const fallback: NodeHandler = options.fallback ?? notFound;
   const cors = createCors(config.corsOrigins);
 
   const connect: NodeHandler = (req, res) => {
@@ -85,7 +85,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     if (cors(req, res)) return;
     if (closing) {
-      res.setHeader("connection", "close");
+      // HTTP/2 streams get GOAWAY from session.close(); connection headers are illegal there.
+      if (req.httpVersionMajor === 1) res.setHeader("connection", "close");
       plain(res, 503, { error: "shutting down" });
       return;
     }
@@ -162,6 +163,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
   };
 }
+
+/** The answer for a path nothing serves. */
+export const notFound: NodeHandler = (_req, res) => plain(res, 404, { error: "not found" });
 
 function plain(res: http.ServerResponse | http2.Http2ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);

@@ -73,7 +73,9 @@ export function statusJson(error: ConnectError, registry: Registry): JsonObject 
     const typeUrl = TYPE_URL_PREFIX + (outgoing ? detail.desc.typeName : detail.type);
     const value = outgoing ? toBinary(detail.desc, create(detail.desc, detail.value)) : detail.value;
     try {
-      details.push(toJson(AnySchema, create(AnySchema, { typeUrl, value }), { registry }));
+      const json = toJson(AnySchema, create(AnySchema, { typeUrl, value }), { registry }) as JsonObject;
+      // "@type" first, for people reading it.
+      details.push({ "@type": typeUrl, ...json });
     } catch {
       details.push({ "@type": typeUrl, value: base64Encode(value) });
     }

@@ -20,9 +20,11 @@ import { type Echo, EchoService, type Params, RetryAdviceSchema } from "../gen/r
 export const MAX_BODY_BYTES = 4096;
 
 /** `x-delay-ms` asks a handler to take that long (per message when streaming), for deadline and cancel tests. */
-function delay(ctx: HandlerContext): Promise<void> {
+async function delay(ctx: HandlerContext): Promise<void> {
   const ms = Number(ctx.requestHeader.get("x-delay-ms") ?? 0);
-  return ms > 0 ? sleep(ms, undefined, { signal: ctx.signal }) : Promise.resolve();
+  if (ms === 0) return;
+  // The signal's reason is the ConnectError (deadline exceeded, cancelled) the call should end with.
+  await sleep(ms, undefined, { signal: ctx.signal }).catch(() => Promise.reject(ctx.signal.reason));
 }
 
 /** Echoes what the handler received: the request, the RPC, the Authorization header and the deadline. */

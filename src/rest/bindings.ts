@@ -71,10 +71,9 @@ export function buildRouteTable(handlers: readonly UniversalHandler[]): {
     }
     for (const r of rules) {
       const binding = compile(r, rpc, handler, where);
-      if (binding.template.variables.length === 0 && !binding.template.source.includes("*")) {
-        if (rpcPaths.has(binding.template.source)) {
-          throw new HttpRuleError(`${where}: ${binding.template.source} is an RPC path; REST cannot take it over`);
-        }
+      // Wildcard templates may also match RPC paths, but those requests never reach REST routing.
+      if (rpcPaths.has(binding.template.source)) {
+        throw new HttpRuleError(`${where}: ${binding.template.source} is an RPC path; REST cannot take it over`);
       }
       const existing = table.add(binding.template, binding.httpMethod, binding);
       if (existing) throw new HttpRuleError(`${where}: ${describe(binding)} conflicts with ${describe(existing)}`);

@@ -5,6 +5,9 @@ export type NodeRequest = http.IncomingMessage | http2.Http2ServerRequest;
 export type NodeResponse = http.ServerResponse | http2.Http2ServerResponse;
 export type NodeHeaders = Record<string, string | string[]>;
 
+/** The client hung up before its request was complete: there is no one left to answer. */
+export class ClientGoneError extends Error {}
+
 /**
  * The whole request body, or undefined once it passes `limit` bytes. Reading stops there without destroying the
  * request, so the caller can still answer 413; the declared Content-Length is checked before reading anything.
@@ -37,12 +40,12 @@ export function readBody(req: NodeRequest, limit: number): Promise<Buffer | unde
     };
     const onError = (error: Error) => {
       cleanup();
-      reject(error);
+      reject(new ClientGoneError(error.message));
     };
     // A client that hangs up mid-body: nothing to answer.
     const onClose = () => {
       cleanup();
-      reject(new Error("the client closed the request before sending its body"));
+      reject(new ClientGoneError("the client closed the request before sending its body"));
     };
     req.on("data", onData);
     req.once("end", onEnd);

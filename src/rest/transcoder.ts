@@ -1,3 +1,4 @@
+import type http from "node:http";
 import { createRegistry, type DescMessage, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type ContextValues } from "@connectrpc/connect";
 import {
@@ -19,7 +20,7 @@ import { universalRequestFromNodeRequest } from "@connectrpc/connect-node";
 import { file_google_rpc_error_details } from "../../gen/google/rpc/error_details_pb.js";
 import { type Binding, buildRouteTable } from "./bindings.js";
 import { forwardedHeaders, returnedHeaders } from "./forwarded-headers.js";
-import { type NodeRequest, type NodeResponse, readBody, send, write } from "./http-io.js";
+import { ClientGoneError, type NodeRequest, type NodeResponse, readBody, send, write } from "./http-io.js";
 import { assembleRequest, decodeSegment } from "./request-message.js";
 import { isRpcProtocolRequest, rejectUnknownProcedure } from "./rpc-protocol.js";
 import { RestError, RestReason, restErrors, statusJson } from "./status.js";
@@ -50,6 +51,7 @@ export interface RestTranscoder {
 
 const JSON_CONTENT_TYPE = { "content-type": "application/json" };
 const CONTENT_TYPE = /^application\/json\s*(?:;\s*charset\s*=\s*"?utf-8"?\s*)?$/i;
+const utf8 = new TextDecoder("utf-8", { fatal: true });
 
 /**
  * Serves the google.api.http annotations of the router's services as JSON/HTTP. Routes are read from the generated
@@ -141,7 +143,7 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
       );
     }
     try {
-      return JSON.parse(new TextDecoder("utf-8", { fatal: true }).decode(bytes)) as JsonValue;
+      return JSON.parse(utf8.decode(bytes)) as JsonValue;
     } catch (error) {
       throw fail(
         Code.InvalidArgument,
@@ -180,7 +182,7 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
           return;
         }
       }
-      (res as import("node:http").ServerResponse).writeHead(
+      (res as http.ServerResponse).writeHead(
         200,
         returnedHeaders(uRes.header, {
           "content-type": sse ? "text/event-stream" : "application/x-ndjson",
@@ -198,7 +200,8 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
           }
           break;
         }
-        const json = binding.response ? responseField(data, binding) : data;
+        // One message per line (NDJSON) or per data field (SSE): a JSON text must not span lines.
+        const json = binding.response || data.includes(NEWLINE) ? responseField(data, binding) : data;
         const ok = await write(
           res,
           sse ? Buffer.concat([DATA, json, BLANK_LINE]) : Buffer.concat([RESULT, json, END_RESULT]),
@@ -212,10 +215,11 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
     }
   }
 
-  /** The response_body field of a JSON response; its default when the RPC left it unset. */
+  /** The response_body field of a JSON response (its default when the RPC left it unset), as compact JSON. */
   function responseField(bytes: Uint8Array, binding: Binding): Buffer {
-    const { field, whenUnset } = binding.response as NonNullable<Binding["response"]>;
     const message = JSON.parse(Buffer.from(bytes).toString("utf8")) as JsonObject;
+    if (!binding.response) return Buffer.from(JSON.stringify(message));
+    const { field, whenUnset } = binding.response;
     const value = message[field.jsonName] ?? message[field.name];
     return Buffer.from(value === undefined ? whenUnset : JSON.stringify(value));
   }
@@ -228,6 +232,7 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
         return;
       }
       serve(req, res).catch((error: unknown) => {
+        if (error instanceof ClientGoneError) return;
         if (res.headersSent) {
           // Mid-stream: the status line is gone, so all that is left is to cut the response short.
           if (!(error instanceof RestError)) options.onInternalError?.(error);
@@ -245,6 +250,7 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
   };
 }
 
+const NEWLINE = 0x0a;
 const RESULT = Buffer.from('{"result":');
 const END_RESULT = Buffer.from("}\n");
 const DATA = Buffer.from("data: ");

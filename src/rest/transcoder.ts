@@ -94,6 +94,12 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
     const binding = match.value;
     const body = await readJsonBody(req, binding);
     const message = assembleRequest({ binding, raw: match.raw, decoded: match.decoded, query, body }, fail);
+    if (req.headers.host === undefined && !("authority" in req)) {
+      // Only HTTP/1.0 may omit it; the inner call needs an absolute URL.
+      throw fail(Code.InvalidArgument, RestReason.InvalidHeader, "a Host header is required", {
+        metadata: { header: "host" },
+      });
+    }
     const uReq = universalRequestFromNodeRequest(req, res, null, options.contextValues?.(req));
     const streaming = binding.rpc.methodKind === "server_streaming";
     const json = Buffer.from(JSON.stringify(message));

@@ -1,4 +1,5 @@
 import http2 from "node:http2";
+import net from "node:net";
 import { type MessageInitShape, toJson } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { type Client, createClient, createConnectRouter } from "@connectrpc/connect";
@@ -672,6 +673,22 @@ describe("errors: google.rpc.Status JSON with the HTTP status of its code", () =
       expect((await call("GET", "/v1/items/ok")).status).toBe(200);
     },
   );
+
+  test("an HTTP/1.0 request without Host is refused, not crashed on", async () => {
+    const reply = await new Promise<string>((resolve, reject) => {
+      const socket = net.connect(server.port, "127.0.0.1", () => socket.end("GET /v1/items/x HTTP/1.0\r\n\r\n"));
+      let text = "";
+      socket.setEncoding("utf8");
+      socket.on("data", (chunk: string) => {
+        text += chunk;
+      });
+      socket.on("end", () => resolve(text));
+      socket.on("error", reject);
+    });
+    expect(reply).toMatch(/^HTTP\/1.1 400/);
+    expect(reply).toContain('"message":"a Host header is required"');
+    expect(server.internalErrors).toEqual([]);
+  });
 
   test("405 lists the allowed methods", async () => {
     const reply = await call("POST", "/v1/items/i1");

@@ -350,7 +350,7 @@ describe("idempotency, tenants and the round trip", () => {
   });
 
   test("application-crash: the database is unreachable", async () => {
-    await app.app.database.close();
+    await app.app.database.close(0);
     const r = await call(record({ unique_id: "fmp-crash" }));
     expect([r.http, r.status]).toEqual([500, "application-crash"]);
     expect(r.message).not.toMatch(/select|insert|at .*\.ts/i);

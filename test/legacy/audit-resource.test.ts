@@ -118,6 +118,14 @@ describe("the document's example", () => {
     expect(res.headers.get("x-result-truncated")).toBeNull();
   });
 
+  test("HEAD: the same status and type, no body", async () => {
+    const res = await fetch(`${app.url}/audit`, {
+      method: "HEAD",
+      headers: { authorization: `Bearer ${acme.reader}` },
+    });
+    expect([res.status, res.headers.get("content-type"), await res.text()]).toEqual([200, "application/json", ""]);
+  });
+
   test("no Accept header: JSON", async () => {
     const res = await fetch(`${app.url}/audit`, { headers: { authorization: `Bearer ${acme.reader}` } });
     expect(res.headers.get("content-type")).toBe("application/json");

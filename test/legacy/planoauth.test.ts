@@ -4,19 +4,19 @@ import { AdminService, Role } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
+import { ManualClock } from "../support/clock.js";
 
 const ROUTE = "/api/v1/audit_events_fmp/create";
-const HOUR = 3600n * 1_000_000n;
 
 let app: TestApp;
 let acme: TenantTokens;
 let globex: TenantTokens;
 /** Moved forward to expire sessions. */
-let clockOffset = 0n;
+const clock = new ManualClock();
 
 beforeAll(async () => {
   app = await startTestApp({
-    clock: { nowMicros: () => BigInt(Date.now()) * 1000n + clockOffset },
+    clock,
     env: { MAX_BODY_BYTES: "65536" },
   });
   acme = await provisionTenant(app, "acme");
@@ -94,7 +94,8 @@ describe("the document's request", () => {
       application: "planoauth",
     });
     expect(typeof fmp.id).toBe("number");
-    expect(Date.parse(String(fmp.created_at))).toBeGreaterThan(Date.now() - 60_000);
+    expect(String(fmp.created_at)).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
+    expect(fmp.updated_at).toBe(fmp.created_at);
     expect(r.data.session).toBeUndefined();
   });
 
@@ -183,20 +184,25 @@ describe("statuses", () => {
     const idle = await login("ann", "ann-password");
     const aged = await login("ann", "ann-password");
     const remembered = await login("ann", "ann-password", true);
+    let moved = 0;
+    const advance = (hours: number) => {
+      clock.advanceHours(hours - moved);
+      moved = hours;
+    };
     try {
-      clockOffset = 71n * HOUR;
+      advance(71);
       expect((await call(record({ unique_id: "fmp-aged-1", token: aged }))).status).toBe("action-successful");
-      clockOffset = 73n * HOUR;
+      advance(73);
       const r = await call(record({ unique_id: "fmp-idle", token: idle }));
       expect([r.http, r.status]).toEqual([401, "session-expired"]);
-      clockOffset = 142n * HOUR;
+      advance(142);
       expect((await call(record({ unique_id: "fmp-aged-2", token: aged }))).status).toBe("action-successful");
-      clockOffset = 7n * 24n * HOUR + HOUR;
+      advance(7 * 24 + 1);
       const old = await call(record({ unique_id: "fmp-aged-3", token: aged }));
       expect([old.http, old.status]).toEqual([401, "session-expired"]);
       expect((await call(record({ unique_id: "fmp-remembered", token: remembered }))).status).toBe("action-successful");
     } finally {
-      clockOffset = 0n;
+      advance(0);
     }
   });
 

@@ -231,6 +231,7 @@ describe("statuses", () => {
     ["unique_id characters", { unique_id: "has spaces" }, "unique_id"],
     ["host_name length", { host_name: "h".repeat(300) }, "host_name"],
     ["an unknown parameter", { colour: "blue" }, "colour is not a parameter"],
+    ["parameters named like the response", { status: "x", message: "y" }, "status is not a parameter"],
   ])("invalid-param: %s", async (_what, overrides, message) => {
     const r = await call(record({ unique_id: "fmp-invalid", ...overrides }));
     expect([r.http, r.status]).toEqual([400, "invalid-param"]);

@@ -1,6 +1,7 @@
 import type http from "node:http";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
+import type { AuditEvent } from "../../../gen/audit/v1/event_pb.js";
 import { Reason } from "../../errors.js";
 import type { LegacyAdapter, LegacyDeps } from "../adapter.js";
 import { type LegacyRequest, type LegacyResponse, mediaType, readBody, send } from "../http.js";
@@ -88,15 +89,16 @@ export function axonizeAdapter(deps: LegacyDeps): LegacyAdapter {
         { target: "appId", message: "appId differs from the appId header", reason: Reason.InvalidField },
       ]);
     }
+    let event: AuditEvent | undefined;
     try {
-      const { event } = await clients.audit.create({ event: toEvent(audit, appId) }, { headers });
-      if (!event) throw new Error("Create answered without an event");
-      const context = `${baseUrl(req)}/odata/$metadata#Audits/$entity`;
-      send(res, 201, "application/json; charset=utf-8", JSON.stringify(echo(audit, event, appId, context)));
-      return undefined;
+      ({ event } = await clients.audit.create({ event: toEvent(audit, appId) }, { headers }));
     } catch (error) {
       return fromRpc(rpcFailure(error), res);
     }
+    if (!event) throw new Error("Create answered without an event");
+    const context = `${baseUrl(req)}/odata/$metadata#Audits/$entity`;
+    send(res, 201, "application/json; charset=utf-8", JSON.stringify(echo(audit, event, appId, context)));
+    return undefined;
   }
 
   return {

@@ -6,9 +6,9 @@ import type { AuditEvent } from "../../../gen/audit/v1/event_pb.js";
 import { Reason } from "../../errors.js";
 import { timestampToIso } from "../../store/time.js";
 import type { LegacyAdapter, LegacyDeps } from "../adapter.js";
-import { bearer, type LegacyResponse, mediaType, readBody, send } from "../http.js";
+import { bearer, type LegacyRequest, type LegacyResponse, mediaType, readBody, send } from "../http.js";
 import { legacyDescription, legacyField, type RpcFailure, rpcFailure } from "../rpc-failure.js";
-import { decodeParams, type PlanoStatus, type Problem, readRecord, STATUS_HTTP } from "./planoauth-params.js";
+import { decodeParams, invalid, missing, type PlanoStatus, Problem, readRecord } from "./planoauth-params.js";
 
 const ROUTE = "/api/v1/audit_events_fmp/create";
 
@@ -33,33 +33,30 @@ type Session = JsonObject;
 export function planoAuthAdapter(deps: LegacyDeps): LegacyAdapter {
   const { clients } = deps;
 
-  async function serve(req: Parameters<LegacyAdapter["handle"]>[0], url: URL): Promise<Problem | Success> {
+  async function serve(req: LegacyRequest, url: URL): Promise<Problem | Success> {
     if (url.pathname !== ROUTE || req.method !== "POST") {
-      return { status: "route-non-existent", message: `route ${req.method} ${url.pathname} does not exist` };
+      return new Problem("route-non-existent", `route ${req.method} ${url.pathname} does not exist`);
     }
     const type = mediaType(req);
     if (type !== "application/json" && !type.endsWith("+json")) {
-      return { status: "invalid-content-type", message: "the request must be sent as Content-Type: application/json" };
+      return new Problem("invalid-content-type", "the request must be sent as Content-Type: application/json");
     }
     const body = await readBody(req, deps.maxBodyBytes);
     if (typeof body === "string") {
-      return {
-        status: "invalid-encoded-params",
-        message:
-          body === "too-large"
-            ? `the request body exceeds ${deps.maxBodyBytes} bytes`
-            : "the request body was not received in full",
-      };
+      return new Problem(
+        "invalid-encoded-params",
+        body === "too-large"
+          ? `the request body exceeds ${deps.maxBodyBytes} bytes`
+          : "the request body was not received in full",
+      );
     }
     const params = decodeParams(body);
-    if (isProblem(params)) return params;
+    if (params instanceof Problem) return params;
 
     const token = params.token;
-    if (token === undefined || token === null || token === "") {
-      return { status: "missing-param", message: "missing required param: token" };
-    }
-    if (typeof token !== "string") return { status: "invalid-param", message: "token must be a string" };
-    if (!TOKEN.test(token)) return { status: "invalid-token", message: "the token is not valid" };
+    if (token === undefined || token === null || token === "") return missing("token");
+    if (typeof token !== "string") return invalid("token must be a string");
+    if (!TOKEN.test(token)) return new Problem("invalid-token", "the token is not valid");
     const headers = bearer(token);
 
     let caller: GetCallerResponse;
@@ -71,10 +68,10 @@ export function planoAuthAdapter(deps: LegacyDeps): LegacyAdapter {
     const credential = caller.credential;
     const session = credential?.kind === CredentialKind.SESSION ? sessionObject(caller, token) : undefined;
     if (!credential || !caller.tenant) {
-      return {
-        status: "invalid-token",
-        message: "a global credential belongs to no tenant; use a tenant's API key or session",
-      };
+      return new Problem(
+        "invalid-token",
+        "a global credential belongs to no tenant; use a tenant's API key or session",
+      );
     }
     // PlanoAuth's "client-required": the credential is valid but carries no role at all.
     if (credential.roles.length === 0) return clientRequired(session);
@@ -83,14 +80,15 @@ export function planoAuthAdapter(deps: LegacyDeps): LegacyAdapter {
       type: credential.kind === CredentialKind.API_KEY ? "api_key" : "user",
       name: credential.name,
     });
-    if (isProblem(record)) return record;
+    if (record instanceof Problem) return record;
+    let event: AuditEvent | undefined;
     try {
-      const { event } = await clients.audit.create({ event: record }, { headers });
-      if (!event) throw new Error("Create answered without an event");
-      return { event, session };
+      ({ event } = await clients.audit.create({ event: record }, { headers }));
     } catch (error) {
       return fromRpc(rpcFailure(error), session);
     }
+    if (!event) throw new Error("Create answered without an event");
+    return { event, session };
   }
 
   return {
@@ -102,10 +100,10 @@ export function planoAuthAdapter(deps: LegacyDeps): LegacyAdapter {
         outcome = await serve(req, url);
       } catch (error) {
         deps.logger.error({ err: error, adapter: "planoauth" }, "PlanoAuth request failed");
-        outcome = { status: "application-crash", message: "internal error; please try again later" };
+        outcome = new Problem("application-crash", "internal error; please try again later");
       }
-      if (isProblem(outcome)) {
-        reply(res, outcome.http ?? STATUS_HTTP[outcome.status], outcome.status, outcome.message, outcome.data ?? {});
+      if (outcome instanceof Problem) {
+        reply(res, outcome.http, outcome.status, outcome.message, outcome.data);
       } else {
         reply(res, 200, "action-successful", "audit_events_fmp record created", success(outcome));
       }
@@ -118,44 +116,35 @@ interface Success {
   session: Session | undefined;
 }
 
-function isProblem(value: unknown): value is Problem {
-  return typeof value === "object" && value !== null && "status" in value && "message" in value;
-}
-
 function clientRequired(session: Session | undefined): Problem {
-  return {
-    status: "client-required",
-    message: "the credential has no role; register as a client first",
-    data: session ? { session } : {},
-  };
+  const message = "the credential has no role; register as a client first";
+  return new Problem("client-required", message, undefined, session ? { session } : {});
 }
 
 /** The status for a failed RPC, chosen from its code and reason. */
 function fromRpc(failure: RpcFailure, session: Session | undefined): Problem {
   switch (failure.code) {
     case Code.Unauthenticated:
-      return {
-        status: failure.reason === Reason.SessionExpired ? "session-expired" : "invalid-token",
-        message: failure.message,
-      };
+      return new Problem(
+        failure.reason === Reason.SessionExpired ? "session-expired" : "invalid-token",
+        failure.message,
+      );
     case Code.PermissionDenied:
       if (failure.reason === Reason.NoRole) return clientRequired(session);
-      return { status: "invalid-token", message: failure.message };
+      return new Problem("invalid-token", failure.message);
     case Code.InvalidArgument: {
       const v = failure.violations[0];
-      if (!v) return { status: "invalid-param", message: failure.message };
+      if (!v) return invalid(failure.message);
       const param = legacyField(v.field, PARAM_NAMES);
-      return {
-        status: v.reason === Reason.MissingField ? "missing-param" : "invalid-param",
-        message: `${param}: ${legacyDescription(v.description, PARAM_NAMES)}`,
-      };
+      const message = `${param}: ${legacyDescription(v.description, PARAM_NAMES)}`;
+      return new Problem(v.reason === Reason.MissingField ? "missing-param" : "invalid-param", message);
     }
     case Code.AlreadyExists:
-      return { status: "invalid-param", message: "unique_id was already used for a record with different content" };
+      return invalid("unique_id was already used for a record with different content");
     case Code.ResourceExhausted:
-      return { status: "application-crash", message: failure.message, http: 429 };
+      return new Problem("application-crash", failure.message, 429);
     default:
-      return { status: "application-crash", message: failure.message };
+      return new Problem("application-crash", failure.message);
   }
 }
 

@@ -18,12 +18,15 @@ export const STATUS_HTTP = {
 } as const;
 export type PlanoStatus = keyof typeof STATUS_HTTP;
 
-/** A response other than success, before rendering. `http` overrides the status's usual HTTP code. */
-export interface Problem {
-  status: PlanoStatus;
-  message: string;
-  http?: number;
-  data?: JsonObject;
+/** A response other than success, before rendering. */
+export class Problem {
+  constructor(
+    readonly status: PlanoStatus,
+    readonly message: string,
+    /** When not the status's usual HTTP code. */
+    readonly http: number = STATUS_HTTP[status],
+    readonly data: JsonObject = {},
+  ) {}
 }
 
 export const APPLICATIONS = ["planoauth", "planoorder", "planox2"] as const;
@@ -42,7 +45,7 @@ type AuditEventInit = MessageInitShape<typeof AuditEventSchema>;
 export function decodeParams(body: Buffer): Record<string, unknown> | Problem {
   const text = utf8(body)?.trim();
   if (text === undefined) return encodingProblem("the request body is not UTF-8 text");
-  if (text === "") return { status: "no-params-decoded", message: "the request body is empty" };
+  if (text === "") return new Problem("no-params-decoded", "the request body is empty");
   let value = parseJson(text);
   if (typeof value === "string" || value === undefined) {
     const decoded = fromBase64(typeof value === "string" ? value : text);
@@ -52,8 +55,7 @@ export function decodeParams(body: Buffer): Record<string, unknown> | Problem {
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     return encodingProblem("the request body is neither a JSON object nor base64 of one");
   }
-  if (Object.keys(value).length === 0)
-    return { status: "no-params-decoded", message: "the request body has no params" };
+  if (Object.keys(value).length === 0) return new Problem("no-params-decoded", "the request body has no params");
   return value as Record<string, unknown>;
 }
 
@@ -111,16 +113,16 @@ export function readRecord(
 const TIME_FORMAT = (name: string) =>
   `${name} must be an RFC 3339 time (2024-05-01T10:00:00Z) or YYYY-MM-DD HH:MM:SS in UTC`;
 
-function missing(name: string): Problem {
-  return { status: "missing-param", message: `missing required param: ${name}` };
+export function missing(name: string): Problem {
+  return new Problem("missing-param", `missing required param: ${name}`);
 }
 
-function invalid(message: string): Problem {
-  return { status: "invalid-param", message };
+export function invalid(message: string): Problem {
+  return new Problem("invalid-param", message);
 }
 
 function encodingProblem(message: string): Problem {
-  return { status: "invalid-encoded-params", message };
+  return new Problem("invalid-encoded-params", message);
 }
 
 function utf8(body: Buffer): string | undefined {

@@ -159,6 +159,10 @@ describe("what the route accepts", () => {
     expect((await post(minimal, { path })).status).toBe(201);
   });
 
+  test("text/json as well as application/json", async () => {
+    expect((await post(minimal, { contentType: "text/json; charset=utf-8" })).status).toBe(201);
+  });
+
   test("Bearer tokens as well as bare ones", async () => {
     expect((await post(minimal, { authorization: `Bearer ${acme.writer}` })).status).toBe(201);
   });

@@ -65,7 +65,8 @@ export function axonizeAdapter(deps: LegacyDeps): LegacyAdapter {
     }
 
     const type = mediaType(req);
-    if (type !== "application/json") {
+    // The two media types ASP.NET's JSON formatter reads.
+    if (type !== "application/json" && type !== "text/json") {
       return {
         http: 400,
         code: "UNSUPPORTED_MEDIA_TYPE",

@@ -6,6 +6,7 @@ import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
 import { ERROR_DOMAIN } from "./errors.js";
 import { authInterceptor } from "./interceptors/auth.js";
+import { clientFaultGate } from "./interceptors/client-faults.js";
 import { errorMappingInterceptor } from "./interceptors/error-mapping.js";
 import { requestLogInterceptor } from "./interceptors/request-log.js";
 import { type LegacyDeps, legacyHandler } from "./legacy/adapter.js";
@@ -68,6 +69,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     maxTimeoutMs: 24 * 3600 * 1000,
     acceptCompression: [compressionGzip, compressionBrotli],
     shutdownSignal: shutdownController.signal,
+    requestGate: clientFaultGate,
     // An audit log must not silently drop a field a client thought it sent.
     jsonOptions: { ignoreUnknownFields: false },
   };

@@ -10,6 +10,7 @@ import type { Config } from "../config.js";
 import { kRequestId } from "../interceptors/context.js";
 import type { Logger } from "../logger.js";
 import { createCors } from "./cors.js";
+import { checkEnvelopeFlags, isEnveloped } from "./envelope-flags.js";
 import { createCleartextListener, type NodeHandler } from "./listener.js";
 
 export type { NodeHandler };
@@ -62,6 +63,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     const contextValues = requestContextValues(req);
     const uReq = universalRequestFromNodeRequest(req, res, undefined, contextValues);
+    if (isEnveloped(req.headers["content-type"]))
+      uReq.body = checkEnvelopeFlags(uReq.body as AsyncIterable<Uint8Array>);
     rpc(uReq)
       .then((uRes) => universalResponseToNodeResponse(uRes, res))
       .catch((error) => {

@@ -56,6 +56,12 @@ export async function startApp(options: AppOptions): Promise<App> {
   const authenticator = new Authenticator({ store: identities, clock, logger, cacheMs: config.credentialCacheMs });
 
   const shutdownController = new AbortController();
+  const jsonOptions: ConnectRouterOptions["jsonOptions"] & { textDecoder: { decode(bytes: Uint8Array): string } } = {
+    // An audit log must not silently drop a field a client thought it sent.
+    ignoreUnknownFields: false,
+    // Nor store U+FFFD for bytes that were not UTF-8: connect-es passes this decoder to its JSON parsing.
+    textDecoder: new TextDecoder("utf-8", { fatal: true }),
+  };
   // Shared by the network server and in-process callers (REST, legacy adapters): the same interceptors and limits.
   const routerOptions: ConnectRouterOptions = {
     // Outermost first.
@@ -70,8 +76,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     acceptCompression: [compressionGzip, compressionBrotli],
     shutdownSignal: shutdownController.signal,
     requestGate: clientFaultGate,
-    // An audit log must not silently drop a field a client thought it sent.
-    jsonOptions: { ignoreUnknownFields: false },
+    jsonOptions,
   };
   const routes = registerRoutes({
     audit: createAuditService({ store, clock, pageTokens }),

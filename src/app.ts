@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { type ConnectRouterOptions, createConnectRouter } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { Authenticator } from "./auth/authenticator.js";
@@ -56,6 +57,8 @@ export async function startApp(options: AppOptions): Promise<App> {
   const authenticator = new Authenticator({ store: identities, clock, logger, cacheMs: config.credentialCacheMs });
 
   const shutdownController = new AbortController();
+  // Every call in flight listens to it; more than ten at once is ordinary load, not a listener leak.
+  setMaxListeners(0, shutdownController.signal);
   const jsonOptions: ConnectRouterOptions["jsonOptions"] & { textDecoder: { decode(bytes: Uint8Array): string } } = {
     // An audit log must not silently drop a field a client thought it sent.
     ignoreUnknownFields: false,

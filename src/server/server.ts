@@ -11,7 +11,13 @@ import { kRequestId } from "../interceptors/context.js";
 import type { Logger } from "../logger.js";
 import { createCors } from "./cors.js";
 import { checkEnvelopeFlags, isEnveloped } from "./envelope-flags.js";
-import { createCleartextListener, type NodeHandler } from "./listener.js";
+import {
+  createCleartextListener,
+  type ListenerOptions,
+  limitHttp2Clients,
+  type NodeHandler,
+  TIMEOUT_CHECK_MS,
+} from "./listener.js";
 
 export type { NodeHandler };
 
@@ -96,6 +102,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     connect(req, res);
   };
 
+  const timeouts: ListenerOptions = {
+    // node requires headersTimeout <= requestTimeout.
+    headersTimeoutMs: Math.min(10_000, config.requestTimeoutMs),
+    requestTimeoutMs: config.requestTimeoutMs,
+    maxHeaderBytes: 32 * 1024,
+  };
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.Http2Session>();
   let entry: net.Server;
@@ -106,17 +118,21 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey), allowHTTP1: true },
       listener,
     );
+    // HTTP/1.1 over TLS is served by this server, which tracks its timeouts itself once it listens (node has these
+    // properties when allowHTTP1 is set; its types do not declare them).
+    Object.assign(secure, {
+      headersTimeout: timeouts.headersTimeoutMs,
+      requestTimeout: timeouts.requestTimeoutMs,
+      connectionsCheckingInterval: TIMEOUT_CHECK_MS,
+    });
+    limitHttp2Clients(secure, timeouts);
     secure.on("session", (s) => {
       sessions.add(s);
       s.once("close", () => sessions.delete(s));
     });
     entry = secure;
   } else {
-    const servers = createCleartextListener(listener, {
-      headersTimeoutMs: 10_000,
-      requestTimeoutMs: config.requestTimeoutMs,
-      maxHeaderBytes: 32 * 1024,
-    });
+    const servers = createCleartextListener(listener, timeouts);
     servers.h2.on("session", (s) => {
       sessions.add(s);
       s.once("close", () => sessions.delete(s));
@@ -147,6 +163,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       if (closing) return;
       closing = true;
       const stopped = new Promise<void>((resolve) => entry.close(() => resolve()));
+      // Stops its timeout tracking; it never listened, so its own close callback would only report that.
+      h1?.close(() => {});
       for (const session of sessions) session.close();
       h1?.closeIdleConnections();
       const drained = (async () => {

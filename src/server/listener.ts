@@ -49,7 +49,9 @@ export function createCleartextListener(listener: NodeHandler, options: Listener
       socket.setTimeout(0);
       socket.unshift(head);
       (isH2 ? h2 : h1).emit("connection", socket);
-      socket.resume();
+      // The HTTP/2 session reads the unshifted bytes itself on its next tick; resuming the socket here would flush
+      // them as 'data' events nobody listens to, and the session would see no preface (GOAWAY, "bad client magic").
+      if (!isH2) socket.resume();
     };
     socket.on("data", onData);
     socket.on("error", () => socket.destroy());

@@ -8,10 +8,14 @@ import type { Logger } from "./logger.js";
 import { registerRoutes } from "./server/routes.js";
 import { type RunningServer, startServer } from "./server/server.js";
 import { createAuditService } from "./service/audit-service.js";
+import { limits } from "./service/limits.js";
 import { PageTokens } from "./service/page-token.js";
+import { createTemplateAdmin } from "./service/template-admin.js";
 import { connectDatabase, type Database } from "./store/database.js";
+import { EventFeed } from "./store/event-feed.js";
 import { EventStore } from "./store/event-store.js";
 import { sharedSecret } from "./store/secrets.js";
+import { TemplateStore } from "./store/template-store.js";
 
 export interface App {
   server: RunningServer;
@@ -38,6 +42,9 @@ export async function startApp(options: AppOptions): Promise<App> {
   });
   const pageTokens = new PageTokens(await sharedSecret(database.db, "page-token-key"));
   const store = new EventStore(database.db);
+  const templates = new TemplateStore(database.db, limits.templatesPerTenant);
+  const feed = new EventFeed({ sql: database.sql, store, clock, logger, bufferEvents: config.tailBufferEvents });
+  await feed.start();
 
   const shutdownController = new AbortController();
   // Shared by the network server and in-process callers (REST, legacy adapters): the same interceptors and limits.
@@ -52,7 +59,10 @@ export async function startApp(options: AppOptions): Promise<App> {
     // An audit log must not silently drop a field a client thought it sent.
     jsonOptions: { ignoreUnknownFields: false },
   };
-  const routes = registerRoutes({ audit: createAuditService({ store, clock, pageTokens }) });
+  const routes = registerRoutes({
+    audit: createAuditService({ store, templates, feed, clock, pageTokens }),
+    templates: createTemplateAdmin({ templates, clock }),
+  });
   const router = createConnectRouter(routerOptions);
   routes(router);
   const server = await startServer({
@@ -66,6 +76,8 @@ export async function startApp(options: AppOptions): Promise<App> {
     server,
     database,
     async close() {
+      // Tail streams never finish on their own: end them first (they resume by sequence) so the drain is quick.
+      await feed.close();
       await server.close();
       await database.close();
     },

@@ -13,6 +13,8 @@ export interface Config {
   maxBodyBytes: number;
   requestTimeoutMs: number;
   shutdownGraceMs: number;
+  /** Matching events a Tail stream may have waiting before it is ended as too slow. */
+  tailBufferEvents: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -30,6 +32,7 @@ export function loadConfig(env: Env = process.env): Config {
     maxBodyBytes: int(env, "MAX_BODY_BYTES", 4 * 1024 * 1024, 1024, 256 * 1024 * 1024),
     requestTimeoutMs: int(env, "REQUEST_TIMEOUT_MS", 30_000, 100, 3_600_000),
     shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    tailBufferEvents: int(env, "TAIL_BUFFER_EVENTS", 5_000, 1, 1_000_000),
   };
 }
 

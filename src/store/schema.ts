@@ -80,3 +80,28 @@ export const serverSecrets = pgTable("server_secrets", {
   name: text("name").primaryKey(),
   value: bytea("value").notNull(),
 });
+
+/** A template attribute as stored: the AttributeType name without its prefix. */
+export interface StoredTemplateAttribute {
+  name: string;
+  type: "STRING" | "INTEGER" | "FLOAT" | "BOOLEAN" | "TIMESTAMP";
+  required: boolean;
+}
+
+/**
+ * Event templates that Publish checks attributes against. Deleting one leaves past events untouched: a published
+ * event carries its typed attributes itself and never refers back to its template.
+ */
+export const eventTemplates = pgTable(
+  "event_templates",
+  {
+    tenant: text("tenant").notNull(),
+    name: text("name").notNull(),
+    description: text("description").notNull().default(""),
+    // Ordered as created; a template is read and written whole, so one jsonb column beats a child table.
+    attributes: jsonb("attributes").$type<StoredTemplateAttribute[]>().notNull(),
+    defaultTtlMinutes: bigint("default_ttl_minutes", { mode: "number" }).notNull().default(0),
+    createdAt: timestamptz("created_at").notNull(),
+  },
+  (t) => [primaryKey({ name: "event_templates_pkey", columns: [t.tenant, t.name] })],
+);

@@ -1,0 +1,9 @@
+CREATE TABLE "event_templates" (
+	"tenant" text NOT NULL,
+	"name" text NOT NULL,
+	"description" text DEFAULT '' NOT NULL,
+	"attributes" jsonb NOT NULL,
+	"default_ttl_minutes" bigint DEFAULT 0 NOT NULL,
+	"created_at" timestamp(6) with time zone NOT NULL,
+	CONSTRAINT "event_templates_pkey" PRIMARY KEY("tenant","name")
+);

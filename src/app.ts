@@ -1,19 +1,30 @@
 import { type ConnectRouterOptions, createConnectRouter } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
+import { Authenticator } from "./auth/authenticator.js";
+import { bootstrapAdmin } from "./auth/bootstrap.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
+import { ERROR_DOMAIN } from "./errors.js";
+import { authInterceptor } from "./interceptors/auth.js";
 import { errorMappingInterceptor } from "./interceptors/error-mapping.js";
 import { requestLogInterceptor } from "./interceptors/request-log.js";
+import { type LegacyDeps, legacyHandler } from "./legacy/adapter.js";
+import { legacyAdapters } from "./legacy/index.js";
 import type { Logger } from "./logger.js";
+import { createRestTranscoder } from "./rest/transcoder.js";
+import { createInProcessClients } from "./server/in-process.js";
 import { registerRoutes } from "./server/routes.js";
-import { type RunningServer, startServer } from "./server/server.js";
+import { type RunningServer, requestContextValues, startServer } from "./server/server.js";
+import { createIdentityAdmin } from "./service/admin-service.js";
 import { createAuditService } from "./service/audit-service.js";
 import { limits } from "./service/limits.js";
 import { PageTokens } from "./service/page-token.js";
 import { createTemplateAdmin } from "./service/template-admin.js";
+import { TenantDirectory } from "./service/tenant-directory.js";
 import { connectDatabase, type Database } from "./store/database.js";
 import { EventFeed } from "./store/event-feed.js";
 import { EventStore } from "./store/event-store.js";
+import { IdentityStore } from "./store/identity-store.js";
 import { sharedSecret } from "./store/secrets.js";
 import { TemplateStore } from "./store/template-store.js";
 
@@ -42,6 +53,10 @@ export async function startApp(options: AppOptions): Promise<App> {
   });
   const pageTokens = new PageTokens(await sharedSecret(database.db, "page-token-key"));
   const store = new EventStore(database.db);
+  const identities = new IdentityStore(database.db);
+  await bootstrapAdmin({ store: identities, clock, logger, adminToken: config.adminToken, dataDir: config.dataDir });
+  const tenants = new TenantDirectory(identities);
+  const authenticator = new Authenticator({ store: identities, clock, logger, cacheMs: config.credentialCacheMs });
   const templates = new TemplateStore(database.db, limits.templatesPerTenant);
   const feed = new EventFeed({ sql: database.sql, store, clock, logger, bufferEvents: config.tailBufferEvents });
   await feed.start();
@@ -50,7 +65,11 @@ export async function startApp(options: AppOptions): Promise<App> {
   // Shared by the network server and in-process callers (REST, legacy adapters): the same interceptors and limits.
   const routerOptions: ConnectRouterOptions = {
     // Outermost first.
-    interceptors: [requestLogInterceptor(logger), errorMappingInterceptor(logger)],
+    interceptors: [
+      requestLogInterceptor(logger),
+      errorMappingInterceptor(logger),
+      authInterceptor(authenticator, tenants),
+    ],
     readMaxBytes: config.maxBodyBytes,
     writeMaxBytes: 64 * 1024 * 1024,
     maxTimeoutMs: 24 * 3600 * 1000,
@@ -61,14 +80,32 @@ export async function startApp(options: AppOptions): Promise<App> {
   };
   const routes = registerRoutes({
     audit: createAuditService({ store, templates, feed, clock, pageTokens }),
-    templates: createTemplateAdmin({ templates, clock }),
+    // The identity RPCs and the template RPCs make up AdminService.
+    admin: {
+      ...createIdentityAdmin({ store: identities, tenants, authenticator, clock }),
+      ...createTemplateAdmin({ templates, clock }),
+    },
   });
   const router = createConnectRouter(routerOptions);
   routes(router);
+  const legacy: LegacyDeps = {
+    clients: createInProcessClients(routes, routerOptions),
+    tenants,
+    maxBodyBytes: config.maxBodyBytes,
+    logger,
+  };
+  const rest = createRestTranscoder({
+    router,
+    maxBodyBytes: config.maxBodyBytes,
+    errorDomain: ERROR_DOMAIN,
+    contextValues: requestContextValues,
+    onInternalError: (err) => logger.error({ err }, "REST transcoding failed"),
+  });
   const server = await startServer({
     config,
     logger,
     router,
+    fallback: legacyHandler(legacyAdapters(legacy), logger, rest.handle),
     shutdownController,
     ready: () => database.ping(),
   });

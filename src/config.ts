@@ -13,6 +13,10 @@ export interface Config {
   maxBodyBytes: number;
   requestTimeoutMs: number;
   shutdownGraceMs: number;
+  adminToken: string | undefined;
+  credentialCacheMs: number;
+  /** Browser origins allowed to call the API (CORS); "*" for any, empty for none. */
+  corsOrigins: string[];
   /** Matching events a Tail stream may have waiting before it is ended as too slow. */
   tailBufferEvents: number;
 }
@@ -32,8 +36,24 @@ export function loadConfig(env: Env = process.env): Config {
     maxBodyBytes: int(env, "MAX_BODY_BYTES", 4 * 1024 * 1024, 1024, 256 * 1024 * 1024),
     requestTimeoutMs: int(env, "REQUEST_TIMEOUT_MS", 30_000, 100, 3_600_000),
     shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    adminToken: env.AUDIT_ADMIN_TOKEN || undefined,
+    credentialCacheMs: int(env, "CREDENTIAL_CACHE_MS", 5_000, 0, 3_600_000),
+    corsOrigins: origins(env, "CORS_ORIGINS"),
     tailBufferEvents: int(env, "TAIL_BUFFER_EVENTS", 5_000, 1, 1_000_000),
   };
+}
+
+/** A comma list of origins such as `https://app.example.com`, or `*`. */
+function origins(env: Env, name: string): string[] {
+  const list = (env[name] ?? "")
+    .split(",")
+    .map((o) => o.trim())
+    .filter(Boolean);
+  for (const origin of list) {
+    if (origin !== "*" && URL.canParse(origin) && new URL(origin).origin === origin) continue;
+    throw new Error(`${name} must be a comma list of origins like https://app.example.com, or *; got "${origin}"`);
+  }
+  return list;
 }
 
 function int(env: Env, name: string, fallback: number, min: number, max: number): number {

@@ -48,10 +48,14 @@ export function createCleartextListener(listener: NodeHandler, options: Listener
       socket.pause();
       socket.setTimeout(0);
       socket.unshift(head);
-      (isH2 ? h2 : h1).emit("connection", socket);
-      // The HTTP/2 session reads the unshifted bytes itself on its next tick; resuming the socket here would flush
-      // them as 'data' events nobody listens to, and the session would see no preface (GOAWAY, "bad client magic").
-      if (!isH2) socket.resume();
+      if (isH2) {
+        // The http2 session feeds itself what is buffered on the socket, then reads the handle natively;
+        // resuming the JS stream here would emit those bytes to nobody.
+        h2.emit("connection", socket);
+      } else {
+        h1.emit("connection", socket);
+        socket.resume();
+      }
     };
     socket.on("data", onData);
     socket.on("error", () => socket.destroy());

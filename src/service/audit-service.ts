@@ -19,7 +19,7 @@ import type { TemplateStore } from "../store/template-store.js";
 import { canonicalJson, readEvent } from "./event-input.js";
 import { rowToEvent } from "./event-output.js";
 import { readFilter } from "./filter-input.js";
-import { limits, TENANT_PATTERN } from "./limits.js";
+import { limits } from "./limits.js";
 import { PageTokens } from "./page-token.js";
 import { readPublishRequest } from "./publish.js";
 
@@ -49,9 +49,9 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
   }
 
   return {
-    async create(req: CreateRequest, ctx: HandlerContext) {
+    async create(req: CreateRequest) {
       const violations: FieldViolation[] = [];
-      const tenant = resolveTenant(req.tenant, ctx, violations);
+      const tenant = req.tenant;
       let event: NewEvent | undefined;
       if (!req.event) violations.push({ field: "event", description: "is required", reason: Reason.MissingField });
       else event = readEvent(req.event, "event.", clock.nowMicros(), violations);
@@ -60,9 +60,9 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
       return { event: stored };
     },
 
-    async batchCreate(req: BatchCreateRequest, ctx: HandlerContext) {
+    async batchCreate(req: BatchCreateRequest) {
       const violations: FieldViolation[] = [];
-      const tenant = resolveTenant(req.tenant, ctx, violations);
+      const tenant = req.tenant;
       if (req.events.length === 0) {
         violations.push({ field: "events", description: "must hold at least one event", reason: Reason.MissingField });
       } else if (req.events.length > limits.batchEvents) {
@@ -86,21 +86,17 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
       return { events: await append(tenant, batch, (i) => `events[${i}].id`) };
     },
 
-    async publish(req: PublishRequest, ctx: HandlerContext) {
-      const violations: FieldViolation[] = [];
-      const tenant = resolveTenant(req.tenant, ctx, violations);
+    async publish(req: PublishRequest) {
       if (req.eventName === "") {
-        violations.push({ field: "event_name", description: "is required", reason: Reason.MissingField });
+        throw invalidArgument([{ field: "event_name", description: "is required", reason: Reason.MissingField }]);
       }
-      if (violations.length > 0) throw invalidArgument(violations);
-      const event = await readPublishRequest(req, tenant, templates, clock.nowMicros());
-      const [stored] = await append(tenant, [event], () => "id");
+      const event = await readPublishRequest(req, templates, clock.nowMicros());
+      const [stored] = await append(req.tenant, [event], () => "id");
       return { event: stored };
     },
 
     async *tail(req: TailRequest, ctx: HandlerContext) {
       const violations: FieldViolation[] = [];
-      const tenant = resolveTenant(req.tenant, ctx, violations);
       const filter = readFilter(req.filter ?? create(EventFilterSchema), "filter.", violations);
       const after = req.afterSequence;
       if (after !== undefined && (after < 0n || after > BigInt(Number.MAX_SAFE_INTEGER))) {
@@ -108,7 +104,7 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
       }
       if (violations.length > 0) throw invalidArgument(violations);
       const rows = feed.subscribe({
-        tenant,
+        tenant: req.tenant,
         filter,
         afterSequence: after === undefined ? undefined : Number(after),
         signal: ctx.signal,
@@ -116,9 +112,9 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
       for await (const row of rows) yield { event: rowToEvent(row) };
     },
 
-    async list(req: ListRequest, ctx: HandlerContext) {
+    async list(req: ListRequest) {
       const violations: FieldViolation[] = [];
-      const tenant = resolveTenant(req.tenant, ctx, violations);
+      const tenant = req.tenant;
       const query = readListQuery(req, tenant, clock.nowMicros(), violations);
       if (violations.length > 0) throw invalidArgument(violations);
       const filters = PageTokens.fingerprint(listFilters(req));
@@ -140,16 +136,6 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
       return { events: page.map(rowToEvent), nextPageToken };
     },
   };
-}
-
-/** The tenant a call acts on. The request names it; a bad name is a field violation. */
-export function resolveTenant(requested: string, _ctx: HandlerContext, violations: FieldViolation[]): string {
-  if (requested === "") {
-    violations.push({ field: "tenant", description: "is required", reason: Reason.MissingField });
-  } else if (!TENANT_PATTERN.test(requested)) {
-    violations.push({ field: "tenant", description: "must match [a-z0-9][a-z0-9_-]{0,62}" });
-  }
-  return requested;
 }
 
 function readListQuery(req: ListRequest, tenant: string, nowMicros: bigint, violations: FieldViolation[]): ListQuery {

@@ -12,19 +12,18 @@ import { limits, NAME_PATTERN } from "./limits.js";
 import { type AttributeTypeWord, publishMessages as m } from "./publish-messages.js";
 
 /**
- * Checks a Publish request (tenant and event_name already present) against its template and turns it into the
+ * Checks a Publish request (its tenant authorised, event_name present) against its template and turns it into the
  * event to append. The checks run in the order of the legacy API's list and the first failure is reported, with its
  * own reason and message, as the legacy API does.
  */
 export async function readPublishRequest(
   req: PublishRequest,
-  tenant: string,
   templates: TemplateStore,
   nowMicros: bigint,
 ): Promise<NewEvent> {
   const eventName = req.eventName;
   // A name no template could have is not looked up: it is simply not found.
-  const template = NAME_PATTERN.test(eventName) ? await templates.get(tenant, eventName) : undefined;
+  const template = NAME_PATTERN.test(eventName) ? await templates.get(req.tenant, eventName) : undefined;
   if (!template) throw templateNotFound(eventName);
 
   const ttl = req.ttlMinutes ?? 0n;

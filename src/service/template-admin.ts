@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, type ServiceImpl } from "@connectrpc/connect";
 import {
   type AdminService,
   AttributeType,
@@ -15,7 +15,6 @@ import { domainError, type FieldViolation, invalidArgument, Reason } from "../er
 import type { StoredTemplateAttribute } from "../store/schema.js";
 import type { NewTemplate, TemplateRow, TemplateStore } from "../store/template-store.js";
 import { microsToIso, pgToTimestamp } from "../store/time.js";
-import { resolveTenant } from "./audit-service.js";
 import { isStorableText } from "./event-input.js";
 import { limits, NAME_PATTERN } from "./limits.js";
 import { templateNotFound } from "./publish.js";
@@ -32,29 +31,27 @@ export interface TemplateAdminDeps {
 
 const NAME_RULE = "must be 1-128 characters of A-Z a-z 0-9 _ . : -, starting with a letter or _";
 
-/** The event-template RPCs of AdminService; routes.ts serves them together with the tenant and credential RPCs. */
+/**
+ * The event-template RPCs of AdminService, served together with the identity RPCs. The auth interceptor has checked
+ * the admin role and filled in the tenant.
+ */
 export function createTemplateAdmin(deps: TemplateAdminDeps): TemplateAdmin {
   const { templates, clock } = deps;
 
   /** The name of a Get or Delete; a name no template could have is simply not found. */
-  function readName(req: { tenant: string; name: string }, ctx: HandlerContext) {
-    const violations: FieldViolation[] = [];
-    const tenant = resolveTenant(req.tenant, ctx, violations);
-    if (req.name === "") violations.push({ field: "name", description: "is required", reason: Reason.MissingField });
-    if (violations.length > 0) throw invalidArgument(violations);
-    if (!NAME_PATTERN.test(req.name)) throw templateNotFound(req.name);
-    return tenant;
+  function checkName(name: string) {
+    if (name === "")
+      throw invalidArgument([{ field: "name", description: "is required", reason: Reason.MissingField }]);
+    if (!NAME_PATTERN.test(name)) throw templateNotFound(name);
   }
 
   return {
-    async createEventTemplate(req: CreateEventTemplateRequest, ctx: HandlerContext) {
-      const violations: FieldViolation[] = [];
-      const tenant = resolveTenant(req.tenant, ctx, violations);
+    async createEventTemplate(req: CreateEventTemplateRequest) {
       if (!req.template) {
-        violations.push({ field: "template", description: "is required", reason: Reason.MissingField });
-        throw invalidArgument(violations);
+        throw invalidArgument([{ field: "template", description: "is required", reason: Reason.MissingField }]);
       }
-      const template = readTemplate(req.template, tenant, violations);
+      const violations: FieldViolation[] = [];
+      const template = readTemplate(req.template, req.tenant, violations);
       if (violations.length > 0) throw invalidArgument(violations);
       const result = await templates.create(template, microsToIso(clock.nowMicros()));
       if (!result.ok && result.problem === "exists") {
@@ -75,23 +72,20 @@ export function createTemplateAdmin(deps: TemplateAdminDeps): TemplateAdmin {
       return { template: templateMessage(result.template) };
     },
 
-    async getEventTemplate(req: GetEventTemplateRequest, ctx: HandlerContext) {
-      const tenant = readName(req, ctx);
-      const row = await templates.get(tenant, req.name);
+    async getEventTemplate(req: GetEventTemplateRequest) {
+      checkName(req.name);
+      const row = await templates.get(req.tenant, req.name);
       if (!row) throw templateNotFound(req.name);
       return { template: templateMessage(row) };
     },
 
-    async listEventTemplates(req: ListEventTemplatesRequest, ctx: HandlerContext) {
-      const violations: FieldViolation[] = [];
-      const tenant = resolveTenant(req.tenant, ctx, violations);
-      if (violations.length > 0) throw invalidArgument(violations);
-      return { templates: (await templates.list(tenant)).map(templateMessage) };
+    async listEventTemplates(req: ListEventTemplatesRequest) {
+      return { templates: (await templates.list(req.tenant)).map(templateMessage) };
     },
 
-    async deleteEventTemplate(req: DeleteEventTemplateRequest, ctx: HandlerContext) {
-      const tenant = readName(req, ctx);
-      if (!(await templates.delete(tenant, req.name))) throw templateNotFound(req.name);
+    async deleteEventTemplate(req: DeleteEventTemplateRequest) {
+      checkName(req.name);
+      if (!(await templates.delete(req.tenant, req.name))) throw templateNotFound(req.name);
       return {};
     },
   };

@@ -1,5 +1,4 @@
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { type Client, Code, ConnectError } from "@connectrpc/connect";
 import type * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AdminService, AttributeType } from "../../gen/audit/v1/admin_service_pb.js";
@@ -8,19 +7,22 @@ import type { AuditEvent } from "../../gen/audit/v1/event_pb.js";
 import { reasonOf } from "../../src/errors.js";
 import { timestampMicros } from "../../src/store/time.js";
 import { startTestApp, type TestApp } from "../support/app.js";
-import { type GrpcClients, grpcClients, grpcStatus } from "../support/grpc-client.js";
-import { ShiftedClock } from "../support/shifted-clock.js";
+import { clientFor, type Protocol, protocols, provisionTenant, type TenantTokens } from "../support/clients.js";
+import { ManualClock } from "../support/clock.js";
+import { expectError } from "../support/errors.js";
+import { type GrpcClients, grpcClients, grpcStatus } from "../support/grpc-js-client.js";
 
-const clock = new ShiftedClock();
+const clock = new ManualClock();
 let app: TestApp;
+let acme: TenantTokens;
 let grpcs: GrpcClients;
-let audit: ReturnType<typeof createClient<typeof AuditService>>;
-let admin: ReturnType<typeof createClient<typeof AdminService>>;
+let audit: Client<typeof AuditService>;
 
-/** Two templates per tenant: one with an attribute of each type and a default TTL, one bare. */
-async function createTemplates(tenant: string) {
+/** A tenant with two templates: one with an attribute of each type and a default TTL, one bare. */
+async function setUpTenant(tenant: string) {
+  const tokens = await provisionTenant(app, tenant);
+  const admin = clientFor(AdminService, app, "connect", tokens.admin);
   await admin.createEventTemplate({
-    tenant,
     template: {
       name: "job.finished",
       description: "A job ended",
@@ -34,16 +36,16 @@ async function createTemplates(tenant: string) {
       defaultTtlMinutes: 60n,
     },
   });
-  await admin.createEventTemplate({ tenant, template: { name: "heartbeat" } });
+  await admin.createEventTemplate({ template: { name: "heartbeat" } });
+  return { tokens, admin, audit: clientFor(AuditService, app, "connect", tokens.readerWriter) };
 }
 
 beforeAll(async () => {
   app = await startTestApp({ clock });
-  const transport = createConnectTransport({ baseUrl: app.url, httpVersion: "1.1" });
-  audit = createClient(AuditService, transport);
-  admin = createClient(AdminService, transport);
-  grpcs = grpcClients(app.url);
-  await createTemplates("acme");
+  const set = await setUpTenant("acme");
+  acme = set.tokens;
+  audit = set.audit;
+  grpcs = grpcClients(app.url, acme.writer);
 });
 afterAll(async () => {
   grpcs?.close();
@@ -211,24 +213,25 @@ const cases: Case[] = [
 ];
 
 describe("every Publish error, with its reason and exact message", () => {
-  test.each(cases)("Connect: $name", async (c) => {
-    const error = await audit
-      .publish({
-        tenant: "acme",
-        eventName: c.eventName,
-        attributes: (c.attributes ?? []).map(([name, value]) => ({ name, value })),
-        ttlMinutes: c.ttlMinutes === undefined ? undefined : BigInt(c.ttlMinutes),
-      })
-      .then(() => undefined, ConnectError.from);
-    expect(error?.code).toBe(c.code);
-    expect(error?.rawMessage).toBe(c.message);
-    expect(error && reasonOf(error)).toBe(c.reason);
+  describe.each(protocols)("%s", (protocol: Protocol) => {
+    test.each(cases)("$name", async (c) => {
+      const client = clientFor(AuditService, app, protocol, acme.writer);
+      const error = await client
+        .publish({
+          eventName: c.eventName,
+          attributes: (c.attributes ?? []).map(([name, value]) => ({ name, value })),
+          ttlMinutes: c.ttlMinutes === undefined ? undefined : BigInt(c.ttlMinutes),
+        })
+        .then(() => undefined, ConnectError.from);
+      expect(error?.code).toBe(c.code);
+      expect(error?.rawMessage).toBe(c.message);
+      expect(error && reasonOf(error)).toBe(c.reason);
+    });
   });
 
-  test.each(cases)("gRPC: $name", async (c) => {
+  test.each(cases)("grpc-js: $name", async (c) => {
     const error = (await grpcs
       .call(grpcs.audit, "Publish", {
-        tenant: "acme",
         eventName: c.eventName,
         attributes: (c.attributes ?? []).map(([name, value]) => ({ name, value })),
         ...(c.ttlMinutes === undefined ? {} : { ttlMinutes: String(c.ttlMinutes) }),
@@ -265,7 +268,7 @@ describe("every Publish error, with its reason and exact message", () => {
 
   test("other fields are checked like Create's", async () => {
     const error = await audit
-      .publish({ tenant: "acme", eventName: "heartbeat", actor: { id: "x".repeat(300) }, parentId: "bad id" })
+      .publish({ eventName: "heartbeat", actor: { id: "x".repeat(300) }, parentId: "bad id" })
       .then(() => undefined, ConnectError.from);
     expect(error?.code).toBe(Code.InvalidArgument);
     expect(error?.rawMessage).toContain("actor.id: must be at most 256 characters");
@@ -273,7 +276,7 @@ describe("every Publish error, with its reason and exact message", () => {
   });
 
   test("nothing is stored by a refused Publish", async () => {
-    const { events } = await audit.list({ tenant: "acme", eventName: "job.finished", includeChildren: true });
+    const { events } = await audit.list({ eventName: "job.finished", includeChildren: true });
     expect(events).toEqual([]);
   });
 });
@@ -288,7 +291,6 @@ const minutesBetween = (from: AuditEvent["receivedAt"], to: AuditEvent["expiresA
 describe("a published event", () => {
   test("stores typed attributes, the event name as action and category universal_event", async () => {
     const { event } = await audit.publish({
-      tenant: "acme",
       eventName: "job.finished",
       attributes: toAttributes([
         ["host", "web-1"],
@@ -314,13 +316,12 @@ describe("a published event", () => {
     expect(event?.source).toBe("uc-1");
     expect(event?.target?.id).toBe("job-7");
     expect(event?.occurredAt).toEqual(event?.receivedAt);
-    const { events } = await audit.list({ tenant: "acme", eventName: "job.finished" });
+    const { events } = await audit.list({ eventName: "job.finished" });
     expect(events.find((e) => e.id === event?.id)?.attributes).toEqual(event?.attributes);
   });
 
   test("keeps an integer beyond 2^53 exact, as a decimal string", async () => {
     const { event } = await audit.publish({
-      tenant: "acme",
       eventName: "job.finished",
       attributes: toAttributes([
         ["host", "web-1"],
@@ -332,7 +333,6 @@ describe("a published event", () => {
 
   test("over gRPC, returns the stored event", async () => {
     const response = await grpcs.call(grpcs.audit, "Publish", {
-      tenant: "acme",
       eventName: "job.finished",
       attributes: toAttributes([
         ["host", "web-2"],
@@ -349,7 +349,7 @@ describe("a published event", () => {
   });
 
   test("with the same id twice is stored once; with other content it is refused", async () => {
-    const request = { tenant: "acme", eventName: "heartbeat", id: "beat-1" };
+    const request = { eventName: "heartbeat", id: "beat-1" };
     const first = await audit.publish(request);
     const again = await audit.publish(request);
     expect(again.event?.sequence).toBe(first.event?.sequence);
@@ -361,7 +361,7 @@ describe("a published event", () => {
 describe("TTL", () => {
   const ttlOf = async (eventName: string, ttlMinutes?: bigint) => {
     const attributes = eventName === "job.finished" ? toAttributes(required) : [];
-    const { event } = await audit.publish({ tenant: "acme", eventName, attributes, ttlMinutes });
+    const { event } = await audit.publish({ eventName, attributes, ttlMinutes });
     return minutesBetween(event?.receivedAt, event?.expiresAt);
   };
 
@@ -383,42 +383,59 @@ describe("TTL", () => {
 
 describe("List", () => {
   test("active_only leaves out expired events; event_name keeps only that template's events", async () => {
-    const tenant = "list-filters";
-    await createTemplates(tenant);
-    const expiring = (await audit.publish({ tenant, eventName: "heartbeat", ttlMinutes: 1n })).event;
-    const lasting = (await audit.publish({ tenant, eventName: "heartbeat" })).event;
-    const job = (await audit.publish({ tenant, eventName: "job.finished", attributes: toAttributes(required) })).event;
+    const { audit } = await setUpTenant("list-filters");
+    const expiring = (await audit.publish({ eventName: "heartbeat", ttlMinutes: 1n })).event;
+    const lasting = (await audit.publish({ eventName: "heartbeat" })).event;
+    const job = (await audit.publish({ eventName: "job.finished", attributes: toAttributes(required) })).event;
     // Same action, but created rather than published.
-    const created = (await audit.create({ tenant, event: { action: "heartbeat" } })).event;
-    clock.advanceMinutes(2);
+    const created = (await audit.create({ event: { action: "heartbeat" } })).event;
+    clock.advanceHours(2 / 60);
     try {
       const ids = async (filters: { activeOnly?: boolean; eventName?: string }) =>
-        (await audit.list({ tenant, ...filters })).events.map((e) => e.id).sort();
+        (await audit.list(filters)).events.map((e) => e.id).sort();
       expect(await ids({})).toEqual([expiring, lasting, job, created].map((e) => e?.id).sort());
       expect(await ids({ activeOnly: true })).toEqual([lasting, job, created].map((e) => e?.id).sort());
       expect(await ids({ eventName: "heartbeat" })).toEqual([expiring, lasting].map((e) => e?.id).sort());
       expect(await ids({ eventName: "heartbeat", activeOnly: true })).toEqual([lasting?.id]);
     } finally {
-      clock.advanceMinutes(-2);
+      clock.advanceHours(-2 / 60);
     }
   });
 });
 
 describe("deleting a template", () => {
   test("leaves the events published with it intact, and Publish then finds no template", async () => {
-    const tenant = "deleting";
-    await createTemplates(tenant);
+    const { audit, admin } = await setUpTenant("deleting");
     const attributes = toAttributes([...required, ["ok", "true"]]);
-    const { event } = await audit.publish({ tenant, eventName: "job.finished", attributes });
-    await admin.deleteEventTemplate({ tenant, name: "job.finished" });
-    const { events } = await audit.list({ tenant, eventName: "job.finished" });
+    const { event } = await audit.publish({ eventName: "job.finished", attributes });
+    await admin.deleteEventTemplate({ name: "job.finished" });
+    const { events } = await audit.list({ eventName: "job.finished" });
     expect(events).toHaveLength(1);
     expect(events[0]?.attributes).toEqual({ host: "web-1", exit_code: 0, ok: true });
     expect(events[0]?.expiresAt).toEqual(event?.expiresAt);
     const error = await audit
-      .publish({ tenant, eventName: "job.finished", attributes })
+      .publish({ eventName: "job.finished", attributes })
       .then(() => undefined, ConnectError.from);
     expect(error?.code).toBe(Code.NotFound);
     expect(error?.rawMessage).toBe('Universal Event Template "job.finished" not found.');
+  });
+});
+
+describe("roles", () => {
+  test("Publish needs the writer role, in the caller's own tenant", async () => {
+    const asReader = clientFor(AuditService, app, "connect", acme.reader);
+    await expectError(asReader.publish({ eventName: "heartbeat" }), {
+      code: Code.PermissionDenied,
+      reason: "INSUFFICIENT_ROLE",
+    });
+    await provisionTenant(app, "elsewhere");
+    await expectError(audit.publish({ tenant: "elsewhere", eventName: "heartbeat" }), {
+      code: Code.PermissionDenied,
+      reason: "TENANT_MISMATCH",
+    });
+    await expectError(clientFor(AuditService, app, "connect").publish({ eventName: "heartbeat" }), {
+      code: Code.Unauthenticated,
+      reason: "MISSING_CREDENTIAL",
+    });
   });
 });

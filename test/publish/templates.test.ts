@@ -1,5 +1,4 @@
-import { Code, ConnectError, createClient } from "@connectrpc/connect";
-import { createConnectTransport } from "@connectrpc/connect-node";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AdminService, AttributeType } from "../../gen/audit/v1/admin_service_pb.js";
@@ -8,30 +7,30 @@ import { reasonOf } from "../../src/errors.js";
 import { TemplateStore } from "../../src/store/template-store.js";
 import { microsToIso } from "../../src/store/time.js";
 import { startTestApp, type TestApp } from "../support/app.js";
-import { type GrpcClients, grpcClients, grpcStatus } from "../support/grpc-client.js";
+import { clientFor, provisionTenant } from "../support/clients.js";
+import { expectError } from "../support/errors.js";
+import { grpcClients, grpcStatus } from "../support/grpc-js-client.js";
 
 let app: TestApp;
-let admin: ReturnType<typeof createClient<typeof AdminService>>;
-let grpcs: GrpcClients;
 
 beforeAll(async () => {
   app = await startTestApp();
-  admin = createClient(AdminService, createConnectTransport({ baseUrl: app.url, httpVersion: "1.1" }));
-  grpcs = grpcClients(app.url);
 });
-afterAll(async () => {
-  grpcs?.close();
-  await app?.close();
-});
+afterAll(() => app?.close());
+
+/** A new tenant and an AdminService client with its admin key. */
+async function adminOf(tenant: string) {
+  const tokens = await provisionTenant(app, tenant);
+  return { tokens, admin: clientFor(AdminService, app, "connect", tokens.admin) };
+}
 
 const now = () => microsToIso(BigInt(Date.now()) * 1000n);
 const failure = (call: Promise<unknown>) => call.then(() => undefined, ConnectError.from);
 
 describe("event templates", () => {
   test("are created, read, listed by name and deleted", async () => {
-    const tenant = "crud";
+    const { admin } = await adminOf("crud");
     const { template } = await admin.createEventTemplate({
-      tenant,
       template: {
         name: "backup.done",
         description: "A backup finished",
@@ -43,42 +42,59 @@ describe("event templates", () => {
       },
     });
     expect(template?.createTime).toBeDefined();
-    const { template: read } = await admin.getEventTemplate({ tenant, name: "backup.done" });
+    const { template: read } = await admin.getEventTemplate({ name: "backup.done" });
     expect(read).toEqual(template);
     expect(read?.attributes.map((a) => [a.name, a.type, a.required])).toEqual([
       ["size", AttributeType.INTEGER, true],
       ["when", AttributeType.TIMESTAMP, false],
     ]);
-    await admin.createEventTemplate({ tenant, template: { name: "alpha" } });
-    expect((await admin.listEventTemplates({ tenant })).templates.map((t) => t.name)).toEqual(["alpha", "backup.done"]);
-    await admin.deleteEventTemplate({ tenant, name: "backup.done" });
-    expect((await admin.listEventTemplates({ tenant })).templates.map((t) => t.name)).toEqual(["alpha"]);
-    const error = await failure(admin.getEventTemplate({ tenant, name: "backup.done" }));
+    await admin.createEventTemplate({ template: { name: "alpha" } });
+    expect((await admin.listEventTemplates({})).templates.map((t) => t.name)).toEqual(["alpha", "backup.done"]);
+    await admin.deleteEventTemplate({ name: "backup.done" });
+    expect((await admin.listEventTemplates({})).templates.map((t) => t.name)).toEqual(["alpha"]);
+    const error = await failure(admin.getEventTemplate({ name: "backup.done" }));
     expect(error?.code).toBe(Code.NotFound);
     expect(error?.rawMessage).toBe('Universal Event Template "backup.done" not found.');
     expect(error && reasonOf(error)).toBe("TEMPLATE_NOT_FOUND");
-    expect((await failure(admin.deleteEventTemplate({ tenant, name: "backup.done" })))?.code).toBe(Code.NotFound);
+    expect((await failure(admin.deleteEventTemplate({ name: "backup.done" })))?.code).toBe(Code.NotFound);
   });
 
   test("are private to their tenant", async () => {
-    await admin.createEventTemplate({ tenant: "one", template: { name: "shared.name" } });
-    expect((await failure(admin.getEventTemplate({ tenant: "two", name: "shared.name" })))?.code).toBe(Code.NotFound);
-    expect((await admin.listEventTemplates({ tenant: "two" })).templates).toEqual([]);
+    const one = await adminOf("one");
+    const two = await adminOf("two");
+    await one.admin.createEventTemplate({ template: { name: "shared.name" } });
+    expect((await failure(two.admin.getEventTemplate({ name: "shared.name" })))?.code).toBe(Code.NotFound);
+    expect((await two.admin.listEventTemplates({})).templates).toEqual([]);
+    await expectError(two.admin.getEventTemplate({ tenant: "one", name: "shared.name" }), {
+      code: Code.PermissionDenied,
+      reason: "TENANT_MISMATCH",
+    });
     // The same name in another tenant is another template.
-    await admin.createEventTemplate({ tenant: "two", template: { name: "shared.name" } });
+    await two.admin.createEventTemplate({ template: { name: "shared.name" } });
+  });
+
+  test("need the admin role", async () => {
+    const { tokens } = await adminOf("roles");
+    for (const token of [tokens.writer, tokens.readerWriter]) {
+      await expectError(clientFor(AdminService, app, "connect", token).listEventTemplates({}), {
+        code: Code.PermissionDenied,
+        reason: "INSUFFICIENT_ROLE",
+      });
+    }
   });
 
   test("refuse a second template of the same name", async () => {
-    await admin.createEventTemplate({ tenant: "dup", template: { name: "x" } });
-    const error = await failure(admin.createEventTemplate({ tenant: "dup", template: { name: "x" } }));
+    const { admin } = await adminOf("dup");
+    await admin.createEventTemplate({ template: { name: "x" } });
+    const error = await failure(admin.createEventTemplate({ template: { name: "x" } }));
     expect(error?.code).toBe(Code.AlreadyExists);
     expect(error && reasonOf(error)).toBe("TEMPLATE_EXISTS");
   });
 
   test("name every invalid field", async () => {
+    const { admin } = await adminOf("bad");
     const error = await failure(
       admin.createEventTemplate({
-        tenant: "bad",
         template: {
           name: "has space",
           description: "\u0000",
@@ -104,25 +120,23 @@ describe("event templates", () => {
       ["template.attributes[3].name", "must be 1-128 characters of A-Z a-z 0-9 _ . : -, starting with a letter or _"],
       ["template.default_ttl_minutes", "must be between 0 and 52560000 minutes"],
     ]);
-    expect((await admin.listEventTemplates({ tenant: "bad" })).templates).toEqual([]);
+    expect((await admin.listEventTemplates({})).templates).toEqual([]);
   });
 
-  test("need a template, a name and a tenant", async () => {
-    const missing = await failure(admin.createEventTemplate({ tenant: "bad" }));
+  test("need a template and a name", async () => {
+    const { admin } = await adminOf("missing");
+    const missing = await failure(admin.createEventTemplate({}));
     expect(missing?.rawMessage).toBe("template: is required");
     expect(missing && reasonOf(missing)).toBe("MISSING_FIELD");
-    expect((await failure(admin.getEventTemplate({ tenant: "bad", name: "" })))?.rawMessage).toBe("name: is required");
-    expect((await failure(admin.listEventTemplates({ tenant: "" })))?.rawMessage).toBe("tenant: is required");
-  });
-
-  test("hold at most 100 attributes", async () => {
+    expect((await failure(admin.getEventTemplate({ name: "" })))?.rawMessage).toBe("name: is required");
     const attributes = Array.from({ length: 101 }, (_, i) => ({ name: `a${i}`, type: AttributeType.STRING }));
-    const error = await failure(admin.createEventTemplate({ tenant: "bad", template: { name: "wide", attributes } }));
-    expect(error?.rawMessage).toBe("template.attributes: must have at most 100 entries, got 101");
+    const wide = await failure(admin.createEventTemplate({ template: { name: "wide", attributes } }));
+    expect(wide?.rawMessage).toBe("template.attributes: must have at most 100 entries, got 101");
   });
 
   test("are limited per tenant, even when created concurrently", async () => {
     // The service allows 1000; a store with a limit of 3 shows the same rule without creating 1000 templates.
+    await provisionTenant(app, "many");
     const store = new TemplateStore(app.app.database.db, 3);
     const results = await Promise.all(
       Array.from({ length: 8 }, (_, i) =>
@@ -135,23 +149,28 @@ describe("event templates", () => {
   });
 
   test("work over gRPC", async () => {
-    const created = await grpcs.call(grpcs.admin, "CreateEventTemplate", {
-      tenant: "grpc",
-      template: {
-        name: "disk.full",
-        attributes: [{ name: "free", type: "ATTRIBUTE_TYPE_FLOAT", required: true }],
-        defaultTtlMinutes: "30",
-      },
-    });
-    expect(created.template).toMatchObject({ name: "disk.full", defaultTtlMinutes: "30" });
-    const read = await grpcs.call(grpcs.admin, "GetEventTemplate", { tenant: "grpc", name: "disk.full" });
-    expect(read.template.attributes).toEqual([{ name: "free", type: "ATTRIBUTE_TYPE_FLOAT", required: true }]);
-    await grpcs.call(grpcs.admin, "DeleteEventTemplate", { tenant: "grpc", name: "disk.full" });
-    const error = (await grpcs.call(grpcs.admin, "GetEventTemplate", { tenant: "grpc", name: "disk.full" }).then(
-      () => undefined,
-      (e: grpc.ServiceError) => e,
-    )) as grpc.ServiceError | undefined;
-    expect(error?.code).toBe(Code.NotFound);
-    expect(error && grpcStatus(error)?.message).toBe('Universal Event Template "disk.full" not found.');
+    const { tokens } = await adminOf("grpc");
+    const grpcs = grpcClients(app.url, tokens.admin);
+    try {
+      const created = await grpcs.call(grpcs.admin, "CreateEventTemplate", {
+        template: {
+          name: "disk.full",
+          attributes: [{ name: "free", type: "ATTRIBUTE_TYPE_FLOAT", required: true }],
+          defaultTtlMinutes: "30",
+        },
+      });
+      expect(created.template).toMatchObject({ name: "disk.full", defaultTtlMinutes: "30" });
+      const read = await grpcs.call(grpcs.admin, "GetEventTemplate", { name: "disk.full" });
+      expect(read.template.attributes).toEqual([{ name: "free", type: "ATTRIBUTE_TYPE_FLOAT", required: true }]);
+      await grpcs.call(grpcs.admin, "DeleteEventTemplate", { name: "disk.full" });
+      const error = (await grpcs.call(grpcs.admin, "GetEventTemplate", { name: "disk.full" }).then(
+        () => undefined,
+        (e: grpc.ServiceError) => e,
+      )) as grpc.ServiceError | undefined;
+      expect(error?.code).toBe(Code.NotFound);
+      expect(error && grpcStatus(error)?.message).toBe('Universal Event Template "disk.full" not found.');
+    } finally {
+      grpcs.close();
+    }
   });
 });

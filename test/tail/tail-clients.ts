@@ -3,7 +3,9 @@ import { ConnectError, createClient, type Transport } from "@connectrpc/connect"
 import type * as grpc from "@grpc/grpc-js";
 import { AuditService, type TailRequestSchema } from "../../gen/audit/v1/audit_service_pb.js";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { type GrpcClients, type GrpcMessage, grpcStatus } from "../support/grpc-client.js";
+import type { TestApp } from "../support/app.js";
+import { type Protocol, protocols, transportFor } from "../support/clients.js";
+import { type GrpcClients, type GrpcMessage, grpcClients, grpcStatus } from "../support/grpc-js-client.js";
 
 /** What the Tail tests look at in an event, whichever client received it. */
 export interface TailedEvent {
@@ -96,6 +98,18 @@ export function grpcJsTail(clients: GrpcClients): TailOpener {
       close: () => call.cancel(),
     };
   };
+}
+
+export type TailProtocol = Protocol | "grpc-js";
+
+/** A way to open Tail streams on `app` with `token` for each protocol: Connect-ES's four and @grpc/grpc-js. */
+export function tailClients(app: TestApp, token: string): Record<TailProtocol, TailOpener> & { close(): void } {
+  const grpcs = grpcClients(app.url, token);
+  const openers = Object.fromEntries(protocols.map((p) => [p, connectTail(transportFor(app, p, token))])) as Record<
+    Protocol,
+    TailOpener
+  >;
+  return { ...openers, "grpc-js": grpcJsTail(grpcs), close: () => grpcs.close() };
 }
 
 /** The next `count` events of a stream; fails with what it got if they do not all arrive within the timeout. */

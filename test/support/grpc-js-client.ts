@@ -28,14 +28,14 @@ export interface GrpcClients {
   audit: grpc.Client;
   admin: grpc.Client;
   /** A unary call as a promise; `method` as the .proto names it ("Publish"). */
-  call(client: grpc.Client, method: string, request: GrpcMessage, metadata?: grpc.Metadata): Promise<GrpcMessage>;
+  call(client: grpc.Client, method: string, request: GrpcMessage): Promise<GrpcMessage>;
   /** A server-streaming call. */
   stream(client: grpc.Client, method: string, request: GrpcMessage): grpc.ClientReadableStream<GrpcMessage>;
   close(): void;
 }
 
-/** @grpc/grpc-js clients for AuditService and AdminService on the service at `url` (h2c). */
-export function grpcClients(url: string): GrpcClients {
+/** @grpc/grpc-js clients for AuditService and AdminService on the service at `url` (h2c), calling with `token`. */
+export function grpcClients(url: string, token?: string): GrpcClients {
   const target = new URL(url).host;
   const make = (name: string) => {
     const Ctor = audit[name] as grpc.ServiceClientConstructor;
@@ -46,20 +46,25 @@ export function grpcClients(url: string): GrpcClients {
     if (!fn) throw new Error(`no method ${name}`);
     return fn.bind(client);
   };
+  const metadata = () => {
+    const m = new grpc.Metadata();
+    if (token) m.set("authorization", `Bearer ${token}`);
+    return m;
+  };
   const auditClient = make("AuditService");
   const adminClient = make("AdminService");
   return {
     audit: auditClient,
     admin: adminClient,
-    call(client, name, request, metadata = new grpc.Metadata()) {
+    call(client, name, request) {
       return new Promise((resolve, reject) => {
-        method(client, name)(request, metadata, (error: grpc.ServiceError | null, response: GrpcMessage) =>
+        method(client, name)(request, metadata(), (error: grpc.ServiceError | null, response: GrpcMessage) =>
           error ? reject(error) : resolve(response),
         );
       });
     },
     stream(client, name, request) {
-      return method(client, name)(request);
+      return method(client, name)(request, metadata());
     },
     close() {
       auditClient.close();

@@ -160,6 +160,34 @@ describe("Tail", () => {
     expect([end?.code, end?.reason]).toEqual([Code.PermissionDenied, "TENANT_MISMATCH"]);
   });
 
+  test("streams over REST as NDJSON, the filter and after_sequence in the query", async () => {
+    const { tokens, writeB } = await tenantOf("rest-tail");
+    await writeB.batchCreate({ events: [{ action: "job.a" }, { action: "other" }, { action: "job.b" }] });
+    const abort = new AbortController();
+    const response = await fetch(`${a.url}/v1/tenants/rest-tail/events:tail?afterSequence=1&filter.actions=job.*`, {
+      headers: { authorization: `Bearer ${tokens.reader}` },
+      signal: abort.signal,
+    });
+    expect(response.headers.get("content-type")).toContain("application/x-ndjson");
+    await writeB.create({ event: { action: "job.c" } });
+    const lines: { result: { event: { sequence: string; action: string } } }[] = [];
+    const reader = response.body?.pipeThrough(new TextDecoderStream()).getReader();
+    let buffered = "";
+    while (lines.length < 2 && reader) {
+      const { value, done } = await reader.read();
+      if (done) break;
+      buffered += value;
+      const complete = buffered.split("\n");
+      buffered = complete.pop() ?? "";
+      lines.push(...complete.filter(Boolean).map((line) => JSON.parse(line)));
+    }
+    abort.abort();
+    expect(lines.map((l) => [l.result.event.sequence, l.result.event.action])).toEqual([
+      ["3", "job.b"],
+      ["4", "job.c"],
+    ]);
+  });
+
   test("needs the reader role", async () => {
     const { tokens } = await tenantOf("roles");
     const asWriter = tailClients(a, tokens.writer);

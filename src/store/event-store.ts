@@ -110,6 +110,11 @@ export class EventStore {
   }
 
   async list(q: ListQuery): Promise<EventRow[]> {
+    return this.listQuery(q);
+  }
+
+  /** The SELECT behind `list`, unexecuted: test/core/explain.test.ts EXPLAINs it for docs/storage.md. */
+  listQuery(q: ListQuery) {
     const conditions: (SQL | undefined)[] = [eq(events.tenant, q.tenant)];
     if (q.startTime) conditions.push(gte(events.occurredAt, q.startTime));
     if (q.endTime) conditions.push(lt(events.occurredAt, q.endTime));

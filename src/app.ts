@@ -4,15 +4,17 @@ import { Authenticator } from "./auth/authenticator.js";
 import { bootstrapAdmin } from "./auth/bootstrap.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
+import { ERROR_DOMAIN } from "./errors.js";
 import { authInterceptor } from "./interceptors/auth.js";
 import { errorMappingInterceptor } from "./interceptors/error-mapping.js";
 import { requestLogInterceptor } from "./interceptors/request-log.js";
 import { type LegacyDeps, legacyHandler } from "./legacy/adapter.js";
 import { legacyAdapters } from "./legacy/index.js";
 import type { Logger } from "./logger.js";
+import { createRestTranscoder } from "./rest/transcoder.js";
 import { createInProcessClients } from "./server/in-process.js";
 import { registerRoutes } from "./server/routes.js";
-import { notFound, type RunningServer, startServer } from "./server/server.js";
+import { type RunningServer, requestContextValues, startServer } from "./server/server.js";
 import { createIdentityAdmin } from "./service/admin-service.js";
 import { createAuditService } from "./service/audit-service.js";
 import { PageTokens } from "./service/page-token.js";
@@ -81,11 +83,18 @@ export async function startApp(options: AppOptions): Promise<App> {
     maxBodyBytes: config.maxBodyBytes,
     logger,
   };
+  const rest = createRestTranscoder({
+    router,
+    maxBodyBytes: config.maxBodyBytes,
+    errorDomain: ERROR_DOMAIN,
+    contextValues: requestContextValues,
+    onInternalError: (err) => logger.error({ err }, "REST transcoding failed"),
+  });
   const server = await startServer({
     config,
     logger,
     router,
-    fallback: legacyHandler(legacyAdapters(legacy), logger, notFound),
+    fallback: legacyHandler(legacyAdapters(legacy), logger, rest.handle),
     shutdownController,
     ready: () => database.ping(),
   });

@@ -3,18 +3,19 @@ import { readFileSync } from "node:fs";
 import type http from "node:http";
 import http2 from "node:http2";
 import type net from "node:net";
-import { Code, ConnectError, type ConnectRouter, createContextValues } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, type ContextValues, createContextValues } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { Config } from "../config.js";
 import { kRequestId } from "../interceptors/context.js";
 import type { Logger } from "../logger.js";
+import { createCors } from "./cors.js";
 import { createCleartextListener, type NodeHandler } from "./listener.js";
 
 export type { NodeHandler };
 
 export interface ServerOptions {
-  config: Pick<Config, "port" | "host" | "tlsCert" | "tlsKey" | "requestTimeoutMs" | "shutdownGraceMs">;
+  config: Pick<Config, "port" | "host" | "tlsCert" | "tlsKey" | "requestTimeoutMs" | "shutdownGraceMs" | "corsOrigins">;
   logger: Logger;
   /** Serves gRPC, gRPC-web and Connect at `/<package.Service>/<Method>`. */
   router: ConnectRouter;
@@ -36,12 +37,22 @@ export interface RunningServer {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** The context of a call arriving at the port: its request id, the caller's x-request-id when well-formed. */
+export function requestContextValues(req: Parameters<NodeHandler>[0]): ContextValues {
+  const given = req.headers["x-request-id"];
+  return createContextValues().set(
+    kRequestId,
+    typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID(),
+  );
+}
+
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { config, logger } = options;
   const shutdown = options.shutdownController;
   let closing = false;
   const rpcs = new Map<string, UniversalHandler>(options.router.handlers.map((h) => [h.requestPath, h]));
   const fallback: NodeHandler = options.fallback ?? notFound;
+  const cors = createCors(config.corsOrigins);
 
   const connect: NodeHandler = (req, res) => {
     const rpc = rpcs.get((req.url ?? "").split("?", 1)[0] ?? "");
@@ -49,9 +60,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       fallback(req, res);
       return;
     }
-    const given = req.headers["x-request-id"];
-    const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
-    const uReq = universalRequestFromNodeRequest(req, res, undefined, createContextValues().set(kRequestId, requestId));
+    const contextValues = requestContextValues(req);
+    const uReq = universalRequestFromNodeRequest(req, res, undefined, contextValues);
     rpc(uReq)
       .then((uRes) => {
         // Answered before the whole body arrived (it was over readMaxBytes): the client may still be sending it, and
@@ -61,7 +71,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       })
       .catch((error) => {
         // The client went away mid-response; nothing is left to tell it.
-        if (ConnectError.from(error).code !== Code.Aborted) logger.warn({ err: error, requestId }, "response failed");
+        if (ConnectError.from(error).code !== Code.Aborted) {
+          logger.warn({ err: error, requestId: contextValues.get(kRequestId) }, "response failed");
+        }
       });
   };
 
@@ -76,8 +88,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       else options.ready().then((ok) => plain(res, ok ? 200 : 503, { status: ok ? "ready" : "database unavailable" }));
       return;
     }
+    if (cors(req, res)) return;
     if (closing) {
-      res.setHeader("connection", "close");
+      // HTTP/2 streams get GOAWAY from session.close(); connection headers are illegal there.
+      if (req.httpVersionMajor === 1) res.setHeader("connection", "close");
       plain(res, 503, { error: "shutting down" });
       return;
     }

@@ -36,7 +36,7 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
   const { store, templates, feed, clock, pageTokens } = deps;
 
   async function append(tenant: string, batch: NewEvent[], fieldOf: (index: number) => string) {
-    const result = await store.append(tenant, batch, clock.nowMicros());
+    const result = await store.append(tenant, batch, clock);
     if (!result.ok) {
       throw domainError(
         Code.AlreadyExists,

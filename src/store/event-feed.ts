@@ -6,7 +6,7 @@ import type { Logger } from "../logger.js";
 import { type CompiledFilter, compileFilter, type EventFilter, filterMatches } from "./event-filter.js";
 import type { EventRow, EventStore } from "./event-store.js";
 
-/** The channel drizzle/0004_tail_notify.sql notifies on, with `{"tenant": …, "sequence": <highest stored>}`. */
+/** The channel drizzle/0005_tail_notify.sql notifies on, with `{"tenant": …, "sequence": <highest stored>}`. */
 export const FEED_CHANNEL = "audit_events";
 
 export interface EventFeedOptions {

@@ -1,4 +1,5 @@
 import { and, asc, desc, eq, getTableColumns, gt, lte, type SQL, sql } from "drizzle-orm";
+import type { Clock } from "../clock.js";
 import type { Db } from "./database.js";
 import { type CompiledFilter, compileFilter, type EventFilter, filterSql } from "./event-filter.js";
 import { events, tenantSequences } from "./schema.js";
@@ -53,9 +54,10 @@ export class EventStore {
    * resolve to the stored event (idempotent replay); with other content the whole call is refused.
    *
    * The tenant's sequence row is locked first, so writers of one tenant, on any instance, run one after another:
-   * sequences come out gapless and in commit order, and the id check cannot race a concurrent insert.
+   * sequences come out gapless and in commit order, and the id check cannot race a concurrent insert. The clock is
+   * read only once the lock is held, so received_at (the commit time) never goes backwards as sequences go up.
    */
-  async append(tenant: string, batch: NewEvent[], receivedMicros: bigint): Promise<AppendResult> {
+  async append(tenant: string, batch: NewEvent[], clock: Clock): Promise<AppendResult> {
     return this.db.transaction(async (tx) => {
       const [lock] = await tx
         .insert(tenantSequences)
@@ -66,6 +68,7 @@ export class EventStore {
         })
         .returning({ last: tenantSequences.lastSequence });
       let last = lock?.last ?? 0;
+      const receivedMicros = clock.nowMicros();
 
       const ids = batch.map((e) => e.id).filter((id) => id !== "");
       const stored = new Map<string, EventRow & { contentHash: Buffer }>();
@@ -113,6 +116,11 @@ export class EventStore {
   }
 
   async list(q: ListQuery): Promise<EventRow[]> {
+    return this.listQuery(q);
+  }
+
+  /** The SELECT behind `list`, unexecuted: test/core/explain.test.ts EXPLAINs it for docs/storage.md. */
+  listQuery(q: ListQuery) {
     const conditions: SQL[] = [eq(events.tenant, q.tenant), ...filterSql(compileFilter(q), q.nowMicros)];
     if (q.after) {
       const cursor = sql`(${q.after.occurredAt}::timestamptz, ${q.after.sequence}::bigint)`;

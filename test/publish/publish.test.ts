@@ -10,12 +10,12 @@ import { startTestApp, type TestApp } from "../support/app.js";
 import { clientFor, type Protocol, protocols, provisionTenant, type TenantTokens } from "../support/clients.js";
 import { ManualClock } from "../support/clock.js";
 import { expectError } from "../support/errors.js";
-import { type GrpcClients, grpcClients, grpcStatus } from "../support/grpc-js-client.js";
+import { type GrpcJsClient, grpcErrorDetails, grpcJsClient } from "../support/grpc-js-client.js";
 
 const clock = new ManualClock();
 let app: TestApp;
 let acme: TenantTokens;
-let grpcs: GrpcClients;
+let grpcs: GrpcJsClient;
 let audit: Client<typeof AuditService>;
 
 /** A tenant with two templates: one with an attribute of each type and a default TTL, one bare. */
@@ -45,7 +45,7 @@ beforeAll(async () => {
   const set = await setUpTenant("acme");
   acme = set.tokens;
   audit = set.audit;
-  grpcs = grpcClients(app.url, acme.writer);
+  grpcs = grpcJsClient(app.url, acme.writer);
 });
 afterAll(async () => {
   grpcs?.close();
@@ -231,7 +231,7 @@ describe("every Publish error, with its reason and exact message", () => {
 
   test.each(cases)("grpc-js: $name", async (c) => {
     const error = (await grpcs
-      .call(grpcs.audit, "Publish", {
+      .unary("AuditService", "Publish", {
         eventName: c.eventName,
         attributes: (c.attributes ?? []).map(([name, value]) => ({ name, value })),
         ...(c.ttlMinutes === undefined ? {} : { ttlMinutes: String(c.ttlMinutes) }),
@@ -241,12 +241,12 @@ describe("every Publish error, with its reason and exact message", () => {
         (e: grpc.ServiceError) => e,
       )) as grpc.ServiceError | undefined;
     expect(error?.code).toBe(c.code);
-    const status = error && grpcStatus(error);
+    const status = error && grpcErrorDetails(error);
     expect(status?.message).toBe(c.message);
     // Connect-ES percent-encodes grpc-message with encodeURIComponent and grpc-js decodes it with decodeURI, which
     // leaves reserved characters (":", "/") encoded; the Status detail above carries the message exactly.
     expect(decodeURIComponent(error?.details ?? "")).toBe(c.message);
-    const info = status?.info;
+    const info = status?.errorInfo;
     expect(info?.reason).toBe(c.reason);
     expect(info?.domain).toBe("audit.v1");
     if (c.field) expect(info?.metadata.field).toBe(c.field);
@@ -332,7 +332,7 @@ describe("a published event", () => {
   });
 
   test("over gRPC, returns the stored event", async () => {
-    const response = await grpcs.call(grpcs.audit, "Publish", {
+    const response = await grpcs.unary("AuditService", "Publish", {
       eventName: "job.finished",
       attributes: toAttributes([
         ["host", "web-2"],

@@ -9,7 +9,7 @@ import { microsToIso } from "../../src/store/time.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { clientFor, provisionTenant } from "../support/clients.js";
 import { expectError } from "../support/errors.js";
-import { grpcClients, grpcStatus } from "../support/grpc-js-client.js";
+import { grpcErrorDetails, grpcJsClient } from "../support/grpc-js-client.js";
 
 let app: TestApp;
 
@@ -150,9 +150,9 @@ describe("event templates", () => {
 
   test("work over gRPC", async () => {
     const { tokens } = await adminOf("grpc");
-    const grpcs = grpcClients(app.url, tokens.admin);
+    const grpcs = grpcJsClient(app.url, tokens.admin);
     try {
-      const created = await grpcs.call(grpcs.admin, "CreateEventTemplate", {
+      const created = await grpcs.unary("AdminService", "CreateEventTemplate", {
         template: {
           name: "disk.full",
           attributes: [{ name: "free", type: "ATTRIBUTE_TYPE_FLOAT", required: true }],
@@ -160,15 +160,15 @@ describe("event templates", () => {
         },
       });
       expect(created.template).toMatchObject({ name: "disk.full", defaultTtlMinutes: "30" });
-      const read = await grpcs.call(grpcs.admin, "GetEventTemplate", { name: "disk.full" });
+      const read = await grpcs.unary("AdminService", "GetEventTemplate", { name: "disk.full" });
       expect(read.template.attributes).toEqual([{ name: "free", type: "ATTRIBUTE_TYPE_FLOAT", required: true }]);
-      await grpcs.call(grpcs.admin, "DeleteEventTemplate", { name: "disk.full" });
-      const error = (await grpcs.call(grpcs.admin, "GetEventTemplate", { name: "disk.full" }).then(
+      await grpcs.unary("AdminService", "DeleteEventTemplate", { name: "disk.full" });
+      const error = (await grpcs.unary("AdminService", "GetEventTemplate", { name: "disk.full" }).then(
         () => undefined,
         (e: grpc.ServiceError) => e,
       )) as grpc.ServiceError | undefined;
       expect(error?.code).toBe(Code.NotFound);
-      expect(error && grpcStatus(error)?.message).toBe('Universal Event Template "disk.full" not found.');
+      expect(error && grpcErrorDetails(error).message).toBe('Universal Event Template "disk.full" not found.');
     } finally {
       grpcs.close();
     }

@@ -57,7 +57,7 @@ beforeAll(async () => {
     parentId: pick(parents, i, 10),
     contentHash: randomBytes(32),
   }));
-  const result = await store.append("props", batch, NOW);
+  const result = await store.append("props", batch, { nowMicros: () => NOW });
   if (!result.ok) throw new Error("append failed");
   rows = await store.range({ tenant: "props", afterSequence: 0, nowMicros: NOW, limit: 1000 });
 });

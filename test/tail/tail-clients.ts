@@ -5,7 +5,7 @@ import { AuditService, type TailRequestSchema } from "../../gen/audit/v1/audit_s
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import type { TestApp } from "../support/app.js";
 import { type Protocol, protocols, transportFor } from "../support/clients.js";
-import { type GrpcClients, type GrpcMessage, grpcClients, grpcStatus } from "../support/grpc-js-client.js";
+import { type GrpcJsClient, type GrpcMessage, grpcErrorDetails, grpcJsClient } from "../support/grpc-js-client.js";
 
 /** What the Tail tests look at in an event, whichever client received it. */
 export interface TailedEvent {
@@ -68,10 +68,10 @@ export function connectTail(transport: Transport): TailOpener {
 }
 
 /** Tail through @grpc/grpc-js. */
-export function grpcJsTail(clients: GrpcClients): TailOpener {
+export function grpcJsTail(client: GrpcJsClient): TailOpener {
   return (request) => {
     const { afterSequence, ...rest } = request;
-    const call = clients.stream(clients.audit, "Tail", {
+    const call = client.serverStream("AuditService", "Tail", {
       ...rest,
       ...(afterSequence === undefined ? {} : { afterSequence: String(afterSequence) }),
     });
@@ -86,12 +86,12 @@ export function grpcJsTail(clients: GrpcClients): TailOpener {
         } catch (e) {
           const error = e as grpc.ServiceError;
           if (typeof error.code !== "number" || !error.metadata) throw e;
-          const status = grpcStatus(error);
+          const status = grpcErrorDetails(error);
           throw new TailEnded({
             code: error.code,
-            message: status?.message ?? error.details,
-            reason: status?.info?.reason,
-            metadata: status?.info?.metadata ?? {},
+            message: status.message ?? error.details,
+            reason: status.errorInfo?.reason,
+            metadata: status.errorInfo?.metadata ?? {},
           });
         }
       },
@@ -104,7 +104,7 @@ export type TailProtocol = Protocol | "grpc-js";
 
 /** A way to open Tail streams on `app` with `token` for each protocol: Connect-ES's four and @grpc/grpc-js. */
 export function tailClients(app: TestApp, token: string): Record<TailProtocol, TailOpener> & { close(): void } {
-  const grpcs = grpcClients(app.url, token);
+  const grpcs = grpcJsClient(app.url, token);
   const openers = Object.fromEntries(protocols.map((p) => [p, connectTail(transportFor(app, p, token))])) as Record<
     Protocol,
     TailOpener

@@ -80,6 +80,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     tenants,
     maxBodyBytes: config.maxBodyBytes,
     logger,
+    clock,
   };
   const server = await startServer({
     config,

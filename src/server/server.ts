@@ -72,7 +72,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return;
     }
     if (closing) {
-      res.setHeader("connection", "close");
+      // HTTP/2 streams get GOAWAY from session.close(); connection headers are illegal there.
+      if (req.httpVersionMajor === 1) res.setHeader("connection", "close");
       plain(res, 503, { error: "shutting down" });
       return;
     }

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { AdminService, Role } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
@@ -252,6 +253,21 @@ describe("POST /v1beta1/organizations/{org_id}/auditlogs", () => {
     const res = await post("acme", undefined, { method: "GET" });
     await status(res, 405, 12);
     expect(res.headers.get("allow")).toBe("POST");
+  });
+
+  test("HTTP Basic works too, the tenant of the user name coming from org_id", async () => {
+    const admin = clientFor(AdminService, app, "connect", acme.admin);
+    await admin.createUser({ username: "frontier.bot", password: "long enough secret", roles: [Role.WRITER] });
+    const res = await fetch(`${app.url}/v1beta1/organizations/acme/auditlogs`, {
+      method: "POST",
+      headers: {
+        "content-type": "application/json",
+        authorization: `Basic ${Buffer.from("frontier.bot:long enough secret").toString("base64")}`,
+      },
+      body: JSON.stringify({ logs: [{ source: "s", action: "basic.auth" }] }),
+    });
+    expect(res.status).toBe(200);
+    expect(await listActions(acme, "basic.auth")).toHaveLength(1);
   });
 
   test("a superadmin writes to any organization; each organization lists only its own logs", async () => {

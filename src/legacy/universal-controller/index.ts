@@ -81,12 +81,12 @@ export function universalControllerAdapter(deps: LegacyDeps): LegacyAdapter {
   }
 
   async function list(req: LegacyRequest, res: LegacyResponse): Promise<void> {
+    const body = await readRequest(req);
+    if (body instanceof UcReply) return sendReply(res, body);
     const format = negotiate(req.headers.accept);
     if (format === undefined) {
       return sendText(res, 406, "Not Acceptable. The audit list is available as application/xml or application/json.");
     }
-    const body = await readRequest(req);
-    if (body instanceof UcReply) return sendReply(res, body);
     const fields = "json" in body ? jsonFilterFields(body.json) : xmlFilterFields(body.xml.root, body.xml.value);
     if (fields instanceof UcReply) return sendReply(res, fields);
     const filter = readAuditFilter(fields, clock.nowMicros());

@@ -192,6 +192,7 @@ describe("POST /v1beta1/organizations/{org_id}/auditlogs", () => {
       ["logs[0].context"],
     ],
     ["more than 1000 logs", { logs: Array.from({ length: 1001 }, () => ({ source: "s", action: "a" })) }, ["logs"]],
+    ["more than 1000 faulty logs", { logs: Array.from({ length: 5000 }, () => ({ source: 1 })) }, ["logs"]],
   ])("400 naming the field: %s", async (_name, body, expected) => {
     const { fields, body: error } = await status(await post("acme", body), 400, 3);
     expect(fields).toEqual(expected);

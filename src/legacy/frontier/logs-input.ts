@@ -2,6 +2,7 @@ import { create, fromJson, type JsonObject, type JsonValue } from "@bufbuild/pro
 import { TimestampSchema } from "@bufbuild/protobuf/wkt";
 import { type AuditEvent, AuditEventSchema } from "../../../gen/audit/v1/event_pb.js";
 import { type FieldViolation, Reason } from "../../errors.js";
+import { limits } from "../../service/limits.js";
 
 const BODY_FIELDS = new Set(["logs"]);
 // grpc-gateway's protojson accepts the JSON name (createdAt) as well as the proto name (created_at).
@@ -23,6 +24,11 @@ export function readLogs(body: JsonObject, violations: FieldViolation[]): AuditE
   }
   if (!Array.isArray(logs)) {
     bad("logs", "must be an array of audit logs");
+    return [];
+  }
+  if (logs.length > limits.batchEvents) {
+    // Checked before the logs themselves, so a huge batch is not answered with a huge list of its faults.
+    bad("logs", `must hold at most ${limits.batchEvents} logs, got ${logs.length}`);
     return [];
   }
   const events: AuditEvent[] = [];

@@ -93,6 +93,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     tenants,
     maxBodyBytes: config.maxBodyBytes,
     logger,
+    clock,
   };
   const rest = createRestTranscoder({
     router,

@@ -86,7 +86,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       });
   };
 
+  const timeouts: ListenerOptions = {
+    // node requires headersTimeout <= requestTimeout.
+    headersTimeoutMs: Math.min(10_000, config.requestTimeoutMs),
+    requestTimeoutMs: config.requestTimeoutMs,
+    maxHeaderBytes: 32 * 1024,
+  };
+
   const listener: NodeHandler = (req, res) => {
+    // node's HTTP/2 server takes header lists well past the SETTINGS_MAX_HEADER_LIST_SIZE it announces (nghttp2
+    // refuses only past 64 KiB); HTTP/1.1 refuses past the same limit itself.
+    if (req.httpVersionMajor === 2 && headerListSize(req.rawHeaders) > timeouts.maxHeaderBytes) {
+      headersTooLarge(req, res, timeouts.maxHeaderBytes);
+      return;
+    }
     const path = (req.url ?? "/").split("?", 1)[0];
     if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
       plain(res, 200, { status: "ok" });
@@ -107,12 +120,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     connect(req, res);
   };
 
-  const timeouts: ListenerOptions = {
-    // node requires headersTimeout <= requestTimeout.
-    headersTimeoutMs: Math.min(10_000, config.requestTimeoutMs),
-    requestTimeoutMs: config.requestTimeoutMs,
-    maxHeaderBytes: 32 * 1024,
-  };
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.Http2Session>();
   let entry: net.Server;
@@ -188,6 +195,29 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await stopped;
     },
   };
+}
+
+/** A header list's size as HTTP/2 counts it (RFC 9113 §6.5.2): name and value octets plus 32 per field. */
+function headerListSize(rawHeaders: string[]): number {
+  let size = 0;
+  for (const field of rawHeaders) size += Buffer.byteLength(field) + 16;
+  return size;
+}
+
+/** 431, or for gRPC (which reads only its own status) RESOURCE_EXHAUSTED as a trailers-only response. */
+function headersTooLarge(req: Parameters<NodeHandler>[0], res: Parameters<NodeHandler>[1], limit: number): void {
+  const message = `the request headers exceed ${limit} bytes`;
+  const contentType = String(req.headers["content-type"] ?? "");
+  if (/^application\/grpc/i.test(contentType)) {
+    (res as http.ServerResponse).writeHead(200, {
+      "content-type": contentType,
+      "grpc-status": String(Code.ResourceExhausted),
+      "grpc-message": encodeURIComponent(message),
+    });
+    res.end();
+    return;
+  }
+  plain(res, 431, { error: message });
 }
 
 /** The answer for a path nothing serves. */

@@ -18,8 +18,10 @@ export function jsonBodyProblem(value: JsonValue, maxDepth = MAX_JSON_DEPTH): st
     }
     if (typeof v !== "object" || v === null) continue;
     if (depth >= maxDepth) return `nests deeper than ${maxDepth} levels at ${path}`;
-    if (Array.isArray(v)) v.forEach((child, i) => stack.push([child, depth + 1, `${path}[${i}]`]));
-    else for (const [key, child] of Object.entries(v)) stack.push([child, depth + 1, path ? `${path}.${key}` : key]);
+    const children: [string, JsonValue][] = Array.isArray(v)
+      ? v.map((child, i) => [`${path}[${i}]`, child])
+      : Object.entries(v).map(([key, child]) => [path ? `${path}.${key}` : key, child]);
+    for (const [childPath, child] of children) stack.push([child, depth + 1, childPath]);
   }
   return undefined;
 }

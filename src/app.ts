@@ -11,6 +11,7 @@ import { createAuditService } from "./service/audit-service.js";
 import { PageTokens } from "./service/page-token.js";
 import { connectDatabase, type Database } from "./store/database.js";
 import { EventStore } from "./store/event-store.js";
+import { GroupCommit } from "./store/group-commit.js";
 import { sharedSecret } from "./store/secrets.js";
 
 export interface App {
@@ -37,7 +38,11 @@ export async function startApp(options: AppOptions): Promise<App> {
     logger,
   });
   const pageTokens = new PageTokens(await sharedSecret(database.db, "page-token-key"));
-  const store = new EventStore(database.db);
+  const store = new EventStore(database);
+  const groupCommit = new GroupCommit(store, {
+    maxBatch: config.groupCommitMaxBatch,
+    queueLimit: config.ingestQueueLimit,
+  });
 
   const shutdownController = new AbortController();
   // Shared by the network server and in-process callers (REST, legacy adapters): the same interceptors and limits.
@@ -52,7 +57,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     // An audit log must not silently drop a field a client thought it sent.
     jsonOptions: { ignoreUnknownFields: false },
   };
-  const routes = registerRoutes({ audit: createAuditService({ store, clock, pageTokens }) });
+  const routes = registerRoutes({ audit: createAuditService({ store, groupCommit, clock, pageTokens }) });
   const router = createConnectRouter(routerOptions);
   routes(router);
   const server = await startServer({
@@ -67,6 +72,8 @@ export async function startApp(options: AppOptions): Promise<App> {
     database,
     async close() {
       await server.close();
+      // Calls cut off by the grace period may have left events queued: commit them before the pool closes.
+      await groupCommit.idle();
       await database.close();
     },
   };

@@ -7,6 +7,10 @@ export interface Config {
   databaseUrl: string | undefined;
   dataDir: string;
   databasePoolSize: number;
+  /** Most single-event appends (Create, Publish) one group commit writes. */
+  groupCommitMaxBatch: number;
+  /** Most appends waiting for a group commit before new ones are refused with RESOURCE_EXHAUSTED. */
+  ingestQueueLimit: number;
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   logLevel: string;
@@ -24,6 +28,8 @@ export function loadConfig(env: Env = process.env): Config {
     databaseUrl: env.DATABASE_URL || undefined,
     dataDir: path.resolve(env.DATA_DIR ?? ".data"),
     databasePoolSize: int(env, "DATABASE_POOL_SIZE", 10, 1, 1000),
+    groupCommitMaxBatch: int(env, "GROUP_COMMIT_MAX_BATCH", 500, 1, 1000),
+    ingestQueueLimit: int(env, "INGEST_QUEUE_LIMIT", 5000, 1, 1_000_000),
     tlsCert: env.TLS_CERT || undefined,
     tlsKey: env.TLS_KEY || undefined,
     logLevel: env.LOG_LEVEL ?? "info",

@@ -17,6 +17,7 @@ export const Reason = {
   Internal: "INTERNAL",
   Unimplemented: "UNIMPLEMENTED",
   BodyTooLarge: "BODY_TOO_LARGE",
+  IngestQueueFull: "INGEST_QUEUE_FULL",
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 

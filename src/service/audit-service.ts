@@ -11,7 +11,8 @@ import {
 import { OutcomeStatus } from "../../gen/audit/v1/event_pb.js";
 import type { Clock } from "../clock.js";
 import { domainError, type FieldViolation, invalidArgument, Reason } from "../errors.js";
-import type { EventStore, ListQuery, NewEvent } from "../store/event-store.js";
+import type { AppendResult, EventStore, ListQuery, NewEvent } from "../store/event-store.js";
+import type { GroupCommit } from "../store/group-commit.js";
 import { timestampToIso } from "../store/time.js";
 import { canonicalJson, isStorableText, readEvent } from "./event-input.js";
 import { rowToEvent } from "./event-output.js";
@@ -20,16 +21,19 @@ import { PageTokens } from "./page-token.js";
 
 export interface AuditServiceDeps {
   store: EventStore;
+  /** Single-event appends (Create, Publish) go through it, so concurrent calls share a commit. */
+  groupCommit: Pick<GroupCommit, "append">;
   clock: Clock;
   pageTokens: PageTokens;
 }
 
 /** The AuditService handlers: every protocol and route reaches the log through these. */
 export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof AuditService> {
-  const { store, clock, pageTokens } = deps;
+  const { store, groupCommit, clock, pageTokens } = deps;
 
-  async function append(tenant: string, batch: NewEvent[], fieldOf: (index: number) => string) {
-    const result = await store.append(tenant, batch, clock.nowMicros());
+  /** The stored events, or ALREADY_EXISTS naming the request field of the id that is taken. */
+  async function stored(appending: Promise<AppendResult>, fieldOf: (index: number) => string) {
+    const result = await appending;
     if (!result.ok) {
       throw domainError(
         Code.AlreadyExists,
@@ -49,8 +53,8 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
       if (!req.event) violations.push({ field: "event", description: "is required", reason: Reason.MissingField });
       else event = readEvent(req.event, "event.", clock.nowMicros(), violations);
       if (violations.length > 0 || !event) throw invalidArgument(violations);
-      const [stored] = await append(tenant, [event], () => "event.id");
-      return { event: stored };
+      const [created] = await stored(groupCommit.append(tenant, event, clock.nowMicros()), () => "event.id");
+      return { event: created };
     },
 
     async batchCreate(req: BatchCreateRequest, ctx: HandlerContext) {
@@ -76,7 +80,7 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
         else violations.push({ field: `events[${i}].id`, description: `repeats the id of events[${first}]` });
       });
       if (violations.length > 0) throw invalidArgument(violations);
-      return { events: await append(tenant, batch, (i) => `events[${i}].id`) };
+      return { events: await stored(store.append(tenant, batch, now), (i) => `events[${i}].id`) };
     },
 
     async publish() {

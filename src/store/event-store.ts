@@ -1,6 +1,7 @@
 import { and, asc, desc, eq, getTableColumns, gte, like, lt, or, type SQL, sql } from "drizzle-orm";
-import type { Db } from "./database.js";
-import { events, tenantSequences } from "./schema.js";
+import type postgres from "postgres";
+import type { Database, Db } from "./database.js";
+import { events } from "./schema.js";
 import { microsToIso } from "./time.js";
 import { uuidv7 } from "./uuid.js";
 
@@ -18,6 +19,21 @@ export type AppendResult =
   | { ok: true; events: EventRow[] }
   /** An id already stored with other content; nothing of the batch was written. */
   | { ok: false; conflictIndex: number; id: string };
+
+/** One event of a group commit, with the tenant and arrival time of its own call. */
+export interface GroupItem {
+  tenant: string;
+  event: NewEvent;
+  receivedMicros: bigint;
+}
+
+/** What became of one event: newly stored, already stored with the same content, or refused as a conflict. */
+export type ItemOutcome =
+  | { kind: "stored"; row: EventRow }
+  | { kind: "replayed"; row: EventRow }
+  | { kind: "conflict"; id: string }
+  /** Not written because another event of an all-or-nothing batch conflicted. */
+  | { kind: "skipped" };
 
 export interface ListQuery {
   tenant: string;
@@ -41,69 +57,121 @@ export interface ListQuery {
 
 const { contentHash: _hash, ...outputColumns } = getTableColumns(events);
 
+/** SQLSTATEs after which running the same statement again can succeed; see `write`. */
+const RETRYABLE = new Set(["23505", "40P01"]);
+const ATTEMPTS = 3;
+
 export class EventStore {
-  constructor(private readonly db: Db) {}
+  private readonly sql: postgres.Sql;
+  private readonly db: Db;
+
+  constructor(database: Pick<Database, "db" | "sql">) {
+    this.db = database.db;
+    this.sql = database.sql;
+  }
 
   /**
-   * Appends a tenant's events in one transaction: all are stored, or none. Ids already stored with the same content
+   * Appends a tenant's events in one statement: all are stored, or none. Ids already stored with the same content
    * resolve to the stored event (idempotent replay); with other content the whole call is refused.
-   *
-   * The tenant's sequence row is locked first, so writers of one tenant, on any instance, run one after another:
-   * sequences come out gapless and in commit order, and the id check cannot race a concurrent insert.
    */
   async append(tenant: string, batch: NewEvent[], receivedMicros: bigint): Promise<AppendResult> {
-    return this.db.transaction(async (tx) => {
-      const [lock] = await tx
-        .insert(tenantSequences)
-        .values({ tenant, lastSequence: 0 })
-        .onConflictDoUpdate({
-          target: tenantSequences.tenant,
-          set: { lastSequence: sql`${tenantSequences.lastSequence}` },
-        })
-        .returning({ last: tenantSequences.lastSequence });
-      let last = lock?.last ?? 0;
-
-      const ids = batch.map((e) => e.id).filter((id) => id !== "");
-      const stored = new Map<string, EventRow & { contentHash: Buffer }>();
-      if (ids.length > 0) {
-        const rows = await tx
-          .select()
-          .from(events)
-          .where(and(eq(events.tenant, tenant), sql`${events.id} = any(${sql.param(ids)}::text[])`));
-        for (const row of rows) stored.set(row.id, row);
-      }
-
-      const receivedAt = microsToIso(receivedMicros);
-      const receivedMs = Number(receivedMicros / 1000n);
-      const result: EventRow[] = [];
-      const inserts: (typeof events.$inferInsert)[] = [];
-      for (const [index, event] of batch.entries()) {
-        const existing = stored.get(event.id);
-        if (existing) {
-          if (!existing.contentHash.equals(event.contentHash)) return { ok: false, conflictIndex: index, id: event.id };
-          const { contentHash, ...row } = existing;
-          result.push(row);
-          continue;
-        }
-        last += 1;
-        const row = {
-          ...event,
-          id: event.id || uuidv7(receivedMs),
-          tenant,
-          sequence: last,
-          receivedAt,
-          occurredAt: event.occurredAt ?? receivedAt,
-        };
-        inserts.push(row);
-        const { contentHash, ...output } = row;
-        result.push(output as EventRow);
-      }
-      if (inserts.length > 0) {
-        await tx.insert(events).values(inserts);
-        await tx.update(tenantSequences).set({ lastSequence: last }).where(eq(tenantSequences.tenant, tenant));
-      }
-      return { ok: true, events: result };
+    const outcomes = await this.write(
+      batch.map((event) => ({ tenant, event, receivedMicros })),
+      true,
+    );
+    const conflictIndex = outcomes.findIndex((o) => o.kind === "conflict");
+    const conflict = outcomes[conflictIndex];
+    if (conflict?.kind === "conflict") return { ok: false, conflictIndex, id: conflict.id };
+    const events = outcomes.map((o) => {
+      if (o.kind === "skipped" || o.kind === "conflict") throw new Error("an all-or-nothing batch was split");
+      return o.row;
     });
+    return { ok: true, events };
+  }
+
+  /**
+   * Appends events of any tenants in one statement, each on its own: a conflict refuses only its own event. The
+   * group commit's flush. (tenant, id) must be unique within `items`.
+   */
+  appendEach(items: GroupItem[]): Promise<ItemOutcome[]> {
+    return this.write(items, false);
+  }
+
+  /**
+   * One round trip, one implicit transaction. Each tenant's tenant_sequences row is locked (upserted, in tenant
+   * order so two writers cannot deadlock) before its events are inserted, so writers of one tenant, on any
+   * instance, commit one after another and sequences come out gapless in commit order.
+   *
+   * The id check reads the statement's snapshot, taken before the lock wait. A writer that committed the same id
+   * during that wait makes the insert fail with a unique violation, which rolls the whole statement back; running
+   * it again reads a fresh snapshot and finds the stored event. A deadlock (only possible with foreign writers) is
+   * retried the same way.
+   *
+   * To notify listeners per tenant on commit, add `pg_notify(...)` to the RETURNING list of `sequences`: it runs once
+   * per tenant that got new events, inside this transaction.
+   */
+  private async write(items: GroupItem[], atomic: boolean): Promise<ItemOutcome[]> {
+    if (items.length === 0) return [];
+    const rows = items.map((item, ord) => inputRow(item, ord));
+    const json = JSON.stringify(rows);
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const result = await this.sql<StatementRow[]>`
+          with input as (
+            select * from json_to_recordset(${json}::json) as x(
+              ord int, tenant text, id text, occurred_at timestamptz, received_at timestamptz,
+              completed_at timestamptz, expires_at timestamptz, source text, action text, category text,
+              actor_id text, actor_type text, actor_name text, actor_email text, actor_roles text[],
+              target_id text, target_type text, target_name text, outcome_status smallint, outcome_code text,
+              outcome_message text, request jsonb, attributes jsonb, parent_id text, content_hash bytea)
+          ),
+          existing as (
+            select i.ord, e.content_hash = i.content_hash as same, e.*
+            from input i join events e on e.tenant = i.tenant and e.id = i.id
+          ),
+          fresh as (
+            select i.*, row_number() over (partition by i.tenant order by i.ord) as rank
+            from input i
+            where not exists (select from existing x where x.ord = i.ord)
+              and not (${atomic}::boolean and exists (select from existing x where not x.same))
+          ),
+          counts as (select tenant, count(*) as n from fresh group by tenant),
+          sequences as (
+            insert into tenant_sequences as s (tenant, last_sequence)
+            select tenant, n from counts order by tenant
+            on conflict (tenant) do update set last_sequence = s.last_sequence + excluded.last_sequence
+            returning s.tenant, s.last_sequence
+          ),
+          inserted as (
+            insert into events (
+              tenant, sequence, id, occurred_at, received_at, completed_at, expires_at, source, action, category,
+              actor_id, actor_type, actor_name, actor_email, actor_roles, target_id, target_type, target_name,
+              outcome_status, outcome_code, outcome_message, request, attributes, parent_id, content_hash)
+            select
+              f.tenant, s.last_sequence - c.n + f.rank, f.id, f.occurred_at, f.received_at, f.completed_at,
+              f.expires_at, f.source, f.action, f.category, f.actor_id, f.actor_type, f.actor_name, f.actor_email,
+              f.actor_roles, f.target_id, f.target_type, f.target_name, f.outcome_status, f.outcome_code,
+              f.outcome_message, f.request, f.attributes, f.parent_id, f.content_hash
+            from fresh f join counts c using (tenant) join sequences s using (tenant)
+            returning tenant, id, sequence
+          )
+          select
+            i.ord, ins.sequence as "insertedSequence", x.same, x.tenant, x.sequence, x.id,
+            x.occurred_at as "occurredAt", x.received_at as "receivedAt", x.completed_at as "completedAt",
+            x.expires_at as "expiresAt", x.source, x.action, x.category, x.actor_id as "actorId",
+            x.actor_type as "actorType", x.actor_name as "actorName", x.actor_email as "actorEmail",
+            x.actor_roles as "actorRoles", x.target_id as "targetId", x.target_type as "targetType",
+            x.target_name as "targetName", x.outcome_status as "outcomeStatus", x.outcome_code as "outcomeCode",
+            x.outcome_message as "outcomeMessage", x.request, x.attributes, x.parent_id as "parentId"
+          from input i
+          left join inserted ins on ins.tenant = i.tenant and ins.id = i.id
+          left join existing x on x.ord = i.ord
+        `;
+        return outcomes(rows, result);
+      } catch (error) {
+        if (attempt >= ATTEMPTS || !RETRYABLE.has(sqlState(error) ?? "")) throw error;
+      }
+    }
   }
 
   async list(q: ListQuery): Promise<EventRow[]> {
@@ -145,4 +213,101 @@ export class EventStore {
 
 function escapeLike(value: string): string {
   return value.replace(/[\\%_]/g, (c) => `\\${c}`);
+}
+
+/** The statement's input: one JSON object per event, keys as the json_to_recordset column list names them. */
+function inputRow({ tenant, event, receivedMicros }: GroupItem, ord: number) {
+  const receivedAt = microsToIso(receivedMicros);
+  return {
+    ord,
+    tenant,
+    id: event.id || uuidv7(Number(receivedMicros / 1000n)),
+    occurred_at: event.occurredAt ?? receivedAt,
+    received_at: receivedAt,
+    completed_at: event.completedAt ?? null,
+    expires_at: event.expiresAt ?? null,
+    source: event.source ?? "",
+    action: event.action,
+    category: event.category ?? "",
+    actor_id: event.actorId ?? "",
+    actor_type: event.actorType ?? "",
+    actor_name: event.actorName ?? "",
+    actor_email: event.actorEmail ?? "",
+    actor_roles: event.actorRoles ?? [],
+    target_id: event.targetId ?? "",
+    target_type: event.targetType ?? "",
+    target_name: event.targetName ?? "",
+    outcome_status: event.outcomeStatus ?? 0,
+    outcome_code: event.outcomeCode ?? "",
+    outcome_message: event.outcomeMessage ?? "",
+    request: event.request ?? null,
+    attributes: event.attributes ?? null,
+    parent_id: event.parentId ?? "",
+    content_hash: `\\x${event.contentHash.toString("hex")}`,
+  };
+}
+
+type InputRow = ReturnType<typeof inputRow>;
+
+/** A row of the append statement: per input event, the new sequence, or the stored event with the same id. */
+type StatementRow = Omit<EventRow, "sequence"> & {
+  ord: number;
+  insertedSequence: string | null;
+  same: boolean | null;
+  sequence: string | null;
+};
+
+function outcomes(input: InputRow[], result: StatementRow[]): ItemOutcome[] {
+  const out: ItemOutcome[] = new Array(input.length);
+  for (const r of result) {
+    const sent = input[r.ord];
+    if (!sent) throw new Error(`append statement returned unknown ord ${r.ord}`);
+    if (r.insertedSequence !== null) {
+      out[r.ord] = { kind: "stored", row: storedRow(sent, Number(r.insertedSequence)) };
+    } else if (r.sequence !== null) {
+      const { ord, insertedSequence, same, ...row } = r;
+      out[r.ord] = same
+        ? { kind: "replayed", row: { ...row, sequence: Number(r.sequence) } }
+        : { kind: "conflict", id: r.id };
+    } else {
+      out[r.ord] = { kind: "skipped" };
+    }
+  }
+  return out;
+}
+
+/** The row as inserted, built from what was sent rather than read back. */
+function storedRow(sent: InputRow, sequence: number): EventRow {
+  return {
+    tenant: sent.tenant,
+    sequence,
+    id: sent.id,
+    occurredAt: sent.occurred_at,
+    receivedAt: sent.received_at,
+    completedAt: sent.completed_at,
+    expiresAt: sent.expires_at,
+    source: sent.source,
+    action: sent.action,
+    category: sent.category,
+    actorId: sent.actor_id,
+    actorType: sent.actor_type,
+    actorName: sent.actor_name,
+    actorEmail: sent.actor_email,
+    actorRoles: sent.actor_roles,
+    targetId: sent.target_id,
+    targetType: sent.target_type,
+    targetName: sent.target_name,
+    outcomeStatus: sent.outcome_status,
+    outcomeCode: sent.outcome_code,
+    outcomeMessage: sent.outcome_message,
+    request: sent.request,
+    attributes: sent.attributes,
+    parentId: sent.parent_id,
+  };
+}
+
+/** The SQLSTATE of a database error, if it is one. */
+export function sqlState(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === "string" && /^[0-9A-Z]{5}$/.test(code) ? code : undefined;
 }

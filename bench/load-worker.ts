@@ -12,9 +12,8 @@ export interface LoadJob {
   http1: boolean;
   /** Check grpc-status in the trailers, not only the HTTP status. */
   grpc: boolean;
-  headers: Record<string, string>;
-  /** Base64 request bodies; connection i sends bodies[i % length]. */
-  bodies: string[];
+  /** Connection i sends requests[i % length]; bodies in base64. */
+  requests: { headers: Record<string, string>; body: string }[];
   connections: number;
   streamsPerConnection: number;
   seconds: number;
@@ -32,7 +31,7 @@ export interface WorkerResult {
 
 async function run(job: LoadJob): Promise<WorkerResult> {
   const url = new URL(job.url);
-  const bodies = job.bodies.map((b) => Buffer.from(b, "base64"));
+  const requests = job.requests.map((r) => ({ headers: r.headers, body: Buffer.from(r.body, "base64") }));
   const latencies: number[] = [];
   const failures: string[] = [];
   let ok = 0;
@@ -49,7 +48,7 @@ async function run(job: LoadJob): Promise<WorkerResult> {
   if (job.http1) {
     const agent = new http.Agent({ keepAlive: true, maxSockets: job.connections });
     for (let c = 0; c < job.connections; c++) {
-      const body = bodies[c % bodies.length] as Buffer;
+      const { headers, body } = requests[c % requests.length] as (typeof requests)[number];
       loops.push(
         (async () => {
           while (performance.now() < deadline) {
@@ -57,7 +56,7 @@ async function run(job: LoadJob): Promise<WorkerResult> {
             const status = await new Promise<number>((resolve) => {
               const req = http.request(
                 url,
-                { method: "POST", agent, headers: { ...job.headers, "content-length": body.length } },
+                { method: "POST", agent, headers: { ...headers, "content-length": body.length } },
                 (res) => {
                   res.resume();
                   res.on("end", () => resolve(res.statusCode ?? 0));
@@ -83,7 +82,7 @@ async function run(job: LoadJob): Promise<WorkerResult> {
       return session;
     });
     for (const [c, session] of sessions.entries()) {
-      const body = bodies[c % bodies.length] as Buffer;
+      const { headers, body } = requests[c % requests.length] as (typeof requests)[number];
       for (let s = 0; s < job.streamsPerConnection; s++) {
         loops.push(
           (async () => {
@@ -97,7 +96,7 @@ async function run(job: LoadJob): Promise<WorkerResult> {
                 const stream = session.request({
                   ":method": "POST",
                   ":path": url.pathname,
-                  ...job.headers,
+                  ...headers,
                 });
                 let status = 0;
                 let grpcStatus: string | undefined;

@@ -52,7 +52,8 @@ interface Row {
 }
 
 const rows: Row[] = [];
-const authHeaders: Record<string, string> = {};
+/** The superadmin token the bench starts each service with, to create its tenants and their API keys. */
+const ADMIN_TOKEN = `bench-admin-${randomBytes(24).toString("base64url")}`;
 
 function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -84,7 +85,13 @@ async function startService(databaseUrl: string): Promise<Service> {
   const port = await freePort();
   const profile = process.env.BENCH_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir=bench/results/profiles"] : [];
   const child = spawn(process.execPath, [...profile, "--import", "tsx", "src/main.ts"], {
-    env: { ...process.env, DATABASE_URL: databaseUrl, PORT: String(port), HOST: "127.0.0.1" },
+    env: {
+      ...process.env,
+      DATABASE_URL: databaseUrl,
+      PORT: String(port),
+      HOST: "127.0.0.1",
+      AUDIT_ADMIN_TOKEN: ADMIN_TOKEN,
+    },
     stdio: ["ignore", "ignore", "inherit"],
   });
   const url = `http://127.0.0.1:${port}`;
@@ -117,7 +124,48 @@ function grpcBody<D extends DescMessage>(schema: D, init: MessageInitShape<D>): 
   return grpcFrame(toBinary(schema, create(schema, init)));
 }
 
-const grpcHeaders = () => ({ "content-type": "application/grpc", te: "trailers", ...authHeaders });
+/** A Connect JSON call, for the few set-up requests (admin, page tokens); the measurements use gRPC or h2load. */
+async function call(
+  url: string,
+  method: string,
+  body: unknown,
+  authorization: string,
+): Promise<Record<string, unknown>> {
+  const res = await fetch(`${url}/audit.v1.${method}`, {
+    method: "POST",
+    headers: { "content-type": "application/json", authorization },
+    body: JSON.stringify(body),
+  });
+  const json = (await res.json()) as Record<string, unknown>;
+  if (!res.ok) throw Object.assign(new Error(`${method}: HTTP ${res.status} ${JSON.stringify(json)}`), { json });
+  return json;
+}
+
+/**
+ * Creates the tenants through the AdminService with the superadmin token (a tenant left from an earlier run is
+ * reused) and gives each a writer and reader API key: the credentials the measured calls present.
+ */
+async function provision(service: Service, tenants: string[]): Promise<Map<string, string>> {
+  const admin = `Bearer ${ADMIN_TOKEN}`;
+  const keys = new Map<string, string>();
+  for (const tenant of tenants) {
+    try {
+      await call(service.url, "AdminService/CreateTenant", { tenant: { id: tenant, displayName: tenant } }, admin);
+    } catch (error) {
+      if ((error as { json?: { code?: string } }).json?.code !== "already_exists") throw error;
+    }
+    const key = await call(
+      service.url,
+      "AdminService/CreateApiKey",
+      { tenant, name: `bench-${Date.now()}`, roles: ["ROLE_WRITER", "ROLE_READER"] },
+      admin,
+    );
+    keys.set(tenant, `Bearer ${key.token as string}`);
+  }
+  return keys;
+}
+
+const grpcHeaders = (authorization: string) => ({ "content-type": "application/grpc", te: "trailers", authorization });
 
 function median(values: number[]): number {
   const sorted = [...values].sort((a, b) => a - b);
@@ -227,12 +275,16 @@ async function load(spec: Omit<LoadSpec, "seconds">, seconds = SECONDS): Promise
 
 async function batchCreate(server: BenchServer, service: Service, db: Database) {
   const events = Array.from({ length: 500 }, (_, i) => sampleEvent(i));
+  const tenants = [0, 1, 2, 3].map((i) => `bench-batch-${i}`);
+  const keys = await provision(service, tenants);
   const spec = {
     url: `${service.url}/audit.v1.AuditService/BatchCreate`,
     http1: false,
     grpc: true,
-    headers: grpcHeaders(),
-    bodies: [0, 1, 2, 3].map((i) => grpcBody(BatchCreateRequestSchema, { tenant: `bench-batch-${i}`, events })),
+    requests: tenants.map((tenant) => ({
+      headers: grpcHeaders(keys.get(tenant) as string),
+      body: grpcBody(BatchCreateRequestSchema, { tenant, events }),
+    })),
     connections: 4,
     streamsPerConnection: 1,
   };
@@ -262,20 +314,20 @@ async function batchCreate(server: BenchServer, service: Service, db: Database) 
 
 async function unaryCreate(server: BenchServer, service: Service, db: Database) {
   const body = grpcBody(CreateRequestSchema, { tenant: "bench-unary", event: sampleEvent(7) });
-  const spec = (url: string, headers: Record<string, string>) => ({
+  const headers = grpcHeaders((await provision(service, ["bench-unary"])).get("bench-unary") as string);
+  const spec = (url: string) => ({
     url: `${url}/audit.v1.AuditService/Create`,
     http1: false,
     grpc: true,
-    headers,
-    bodies: [body],
+    requests: [{ headers, body }],
     connections: 4,
     streamsPerConnection: 16,
   });
   const echo = await startEcho();
   try {
-    await load(spec(echo.url, grpcHeaders()), 2);
+    await load(spec(echo.url), 2);
     const bare = await rounds({ echo: () => [echo.pid] }, async () => {
-      const result = await load(spec(echo.url, grpcHeaders()));
+      const result = await load(spec(echo.url));
       return { ...result, value: result.perSecond };
     });
     rows.push({
@@ -291,10 +343,10 @@ async function unaryCreate(server: BenchServer, service: Service, db: Database) 
   } finally {
     await echo.stop();
   }
-  await load(spec(service.url, grpcHeaders()), 2);
+  await load(spec(service.url), 2);
   const measured = await rounds({ service: () => [service.pid], postgres: server.pids }, async () => {
     const before = await count(db, "bench-unary");
-    const result = await load(spec(service.url, grpcHeaders()));
+    const result = await load(spec(service.url));
     const stored = (await count(db, "bench-unary")) - before;
     // h2load counts HTTP 200 as success; a gRPC error is a 200 too, so check what reached the table.
     if (stored !== result.ok) throw new Error(`Create: ${stored} stored, ${result.ok} acknowledged`);
@@ -350,9 +402,10 @@ async function httpRoutes(server: BenchServer, service: Service) {
       },
     },
   ];
+  const authorization = (await provision(service, ["bench-http"])).get("bench-http") as string;
   let connectJson: number | undefined;
   for (const route of routes) {
-    const headers = { ...route.headers, ...authHeaders };
+    const headers = { ...route.headers, authorization };
     const body = Buffer.from(JSON.stringify(route.body));
     const probe = await fetch(`${service.url}${route.path}`, { method: "POST", headers, body });
     const text = await probe.text();
@@ -372,8 +425,7 @@ async function httpRoutes(server: BenchServer, service: Service) {
       url: `${service.url}${route.path}`,
       http1: true,
       grpc: false,
-      headers,
-      bodies: [body],
+      requests: [{ headers, body }],
       connections: 64,
       streamsPerConnection: 1,
     };
@@ -443,6 +495,7 @@ async function ensureListData(db: Database): Promise<{ events: number; loadedNow
 }
 
 async function listPages(server: BenchServer, service: Service, db: Database) {
+  const authorization = (await provision(service, [LIST_TENANT])).get(LIST_TENANT) as string;
   const [bounds] = await db.sql<{ top: string }[]>`
     select max(occurred_at) as top from events where tenant = ${LIST_TENANT}`;
   const endMs = Number(pgTimestampMicros(bounds?.top as string) / 1000n) + 1;
@@ -456,13 +509,8 @@ async function listPages(server: BenchServer, service: Service, db: Database) {
     // Follow the pages over Connect JSON to find the token of page 5.
     let token = "";
     for (let page = 1; page < 5; page++) {
-      const res = await fetch(`${service.url}/audit.v1.AuditService/List`, {
-        method: "POST",
-        headers: { "content-type": "application/json", ...authHeaders },
-        body: JSON.stringify(toJson(ListRequestSchema, create(ListRequestSchema, { ...request, pageToken: token }))),
-      });
-      if (!res.ok) throw new Error(`List page ${page}: HTTP ${res.status} ${await res.text()}`);
-      token = ((await res.json()) as { nextPageToken?: string }).nextPageToken ?? "";
+      const json = toJson(ListRequestSchema, create(ListRequestSchema, { ...request, pageToken: token }));
+      token = ((await call(service.url, "AuditService/List", json, authorization)).nextPageToken as string) ?? "";
       if (!token) throw new Error(`List ${query.name}: only ${page} pages`);
     }
     for (const [label, pageToken] of [
@@ -473,8 +521,9 @@ async function listPages(server: BenchServer, service: Service, db: Database) {
         url: `${service.url}/audit.v1.AuditService/List`,
         http1: false,
         grpc: true,
-        headers: grpcHeaders(),
-        bodies: [grpcBody(ListRequestSchema, { ...request, pageToken })],
+        requests: [
+          { headers: grpcHeaders(authorization), body: grpcBody(ListRequestSchema, { ...request, pageToken }) },
+        ],
         connections: 1,
         streamsPerConnection: 4,
       };
@@ -595,7 +644,7 @@ async function main() {
           seconds: SECONDS,
           rounds: ROUNDS,
           listEvents: LIST_EVENTS,
-          loadgen: loadTool({ bodies: [Buffer.alloc(0)] } as LoadSpec),
+          loadgen: loadTool({ requests: [{}] } as LoadSpec),
         },
         serviceMaxRssMiB: maxRss,
         listData,

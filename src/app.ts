@@ -1,17 +1,26 @@
 import { type ConnectRouterOptions, createConnectRouter } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
+import { Authenticator } from "./auth/authenticator.js";
+import { bootstrapAdmin } from "./auth/bootstrap.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
+import { authInterceptor } from "./interceptors/auth.js";
 import { errorMappingInterceptor } from "./interceptors/error-mapping.js";
 import { requestLogInterceptor } from "./interceptors/request-log.js";
+import { type LegacyDeps, legacyHandler } from "./legacy/adapter.js";
+import { legacyAdapters } from "./legacy/index.js";
 import type { Logger } from "./logger.js";
+import { createInProcessClients } from "./server/in-process.js";
 import { registerRoutes } from "./server/routes.js";
-import { type RunningServer, startServer } from "./server/server.js";
+import { notFound, type RunningServer, startServer } from "./server/server.js";
+import { createIdentityAdmin } from "./service/admin-service.js";
 import { createAuditService } from "./service/audit-service.js";
 import { PageTokens } from "./service/page-token.js";
+import { TenantDirectory } from "./service/tenant-directory.js";
 import { connectDatabase, type Database } from "./store/database.js";
 import { EventStore } from "./store/event-store.js";
 import { GroupCommit } from "./store/group-commit.js";
+import { IdentityStore } from "./store/identity-store.js";
 import { sharedSecret } from "./store/secrets.js";
 
 export interface App {
@@ -43,12 +52,20 @@ export async function startApp(options: AppOptions): Promise<App> {
     maxBatch: config.groupCommitMaxBatch,
     queueLimit: config.ingestQueueLimit,
   });
+  const identities = new IdentityStore(database.db);
+  await bootstrapAdmin({ store: identities, clock, logger, adminToken: config.adminToken, dataDir: config.dataDir });
+  const tenants = new TenantDirectory(identities);
+  const authenticator = new Authenticator({ store: identities, clock, logger, cacheMs: config.credentialCacheMs });
 
   const shutdownController = new AbortController();
   // Shared by the network server and in-process callers (REST, legacy adapters): the same interceptors and limits.
   const routerOptions: ConnectRouterOptions = {
     // Outermost first.
-    interceptors: [requestLogInterceptor(logger), errorMappingInterceptor(logger)],
+    interceptors: [
+      requestLogInterceptor(logger),
+      errorMappingInterceptor(logger),
+      authInterceptor(authenticator, tenants),
+    ],
     readMaxBytes: config.maxBodyBytes,
     writeMaxBytes: 64 * 1024 * 1024,
     maxTimeoutMs: 24 * 3600 * 1000,
@@ -57,13 +74,23 @@ export async function startApp(options: AppOptions): Promise<App> {
     // An audit log must not silently drop a field a client thought it sent.
     jsonOptions: { ignoreUnknownFields: false },
   };
-  const routes = registerRoutes({ audit: createAuditService({ store, groupCommit, clock, pageTokens }) });
+  const routes = registerRoutes({
+    audit: createAuditService({ store, groupCommit, clock, pageTokens }),
+    admin: createIdentityAdmin({ store: identities, tenants, authenticator, clock }),
+  });
   const router = createConnectRouter(routerOptions);
   routes(router);
+  const legacy: LegacyDeps = {
+    clients: createInProcessClients(routes, routerOptions),
+    tenants,
+    maxBodyBytes: config.maxBodyBytes,
+    logger,
+  };
   const server = await startServer({
     config,
     logger,
     router,
+    fallback: legacyHandler(legacyAdapters(legacy), logger, notFound),
     shutdownController,
     ready: () => database.ping(),
   });

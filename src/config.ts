@@ -17,6 +17,8 @@ export interface Config {
   maxBodyBytes: number;
   requestTimeoutMs: number;
   shutdownGraceMs: number;
+  adminToken: string | undefined;
+  credentialCacheMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -36,6 +38,8 @@ export function loadConfig(env: Env = process.env): Config {
     maxBodyBytes: int(env, "MAX_BODY_BYTES", 4 * 1024 * 1024, 1024, 256 * 1024 * 1024),
     requestTimeoutMs: int(env, "REQUEST_TIMEOUT_MS", 30_000, 100, 3_600_000),
     shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
+    adminToken: env.AUDIT_ADMIN_TOKEN || undefined,
+    credentialCacheMs: int(env, "CREDENTIAL_CACHE_MS", 5_000, 0, 3_600_000),
   };
 }
 

@@ -17,7 +17,25 @@ export const Reason = {
   Internal: "INTERNAL",
   Unimplemented: "UNIMPLEMENTED",
   BodyTooLarge: "BODY_TOO_LARGE",
+  // Backpressure (RESOURCE_EXHAUSTED).
   IngestQueueFull: "INGEST_QUEUE_FULL",
+  // Authentication (UNAUTHENTICATED).
+  MissingCredential: "MISSING_CREDENTIAL",
+  MalformedAuthorization: "MALFORMED_AUTHORIZATION",
+  InvalidToken: "INVALID_TOKEN",
+  InvalidPassword: "INVALID_PASSWORD",
+  CredentialRevoked: "CREDENTIAL_REVOKED",
+  CredentialExpired: "CREDENTIAL_EXPIRED",
+  SessionExpired: "SESSION_EXPIRED",
+  // Authorisation (PERMISSION_DENIED).
+  NoRole: "NO_ROLE",
+  InsufficientRole: "INSUFFICIENT_ROLE",
+  TenantMismatch: "TENANT_MISMATCH",
+  // Identity administration.
+  TenantNotFound: "TENANT_NOT_FOUND",
+  TenantExists: "TENANT_EXISTS",
+  UserExists: "USER_EXISTS",
+  CredentialNotFound: "CREDENTIAL_NOT_FOUND",
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 

@@ -14,9 +14,8 @@ export interface LoadSpec {
   url: string;
   http1: boolean;
   grpc: boolean;
-  headers: Record<string, string>;
-  /** Connection i sends bodies[i % length]; h2load can only send one. */
-  bodies: Buffer[];
+  /** Connection i sends requests[i % length]; h2load can only send one. */
+  requests: { headers: Record<string, string>; body: Buffer }[];
   connections: number;
   streamsPerConnection: number;
   seconds: number;
@@ -40,7 +39,7 @@ const h2loadInstalled = spawnSync("h2load", ["--version"]).status === 0;
 /** h2load when it is installed and can send the spec's one body (BENCH_LOADGEN=node forces the Node generator). */
 export function loadTool(spec: LoadSpec): "h2load" | "node" {
   if (process.env.BENCH_LOADGEN === "node") return "node";
-  return h2loadInstalled && spec.bodies.length === 1 ? "h2load" : "node";
+  return h2loadInstalled && spec.requests.length === 1 ? "h2load" : "node";
 }
 
 export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
@@ -48,7 +47,10 @@ export async function runLoad(spec: LoadSpec): Promise<LoadResult> {
 }
 
 async function runNode(spec: LoadSpec): Promise<LoadResult> {
-  const job: LoadJob = { ...spec, bodies: spec.bodies.map((b) => b.toString("base64")) };
+  const job: LoadJob = {
+    ...spec,
+    requests: spec.requests.map((r) => ({ headers: r.headers, body: r.body.toString("base64") })),
+  };
   const dir = await mkdtemp(path.join(tmpdir(), "bench-node-load-"));
   try {
     const jobFile = path.join(dir, "job.json");
@@ -72,7 +74,9 @@ async function runH2load(spec: LoadSpec): Promise<LoadResult> {
   try {
     const bodyFile = path.join(dir, "body");
     const logFile = path.join(dir, "log");
-    await writeFile(bodyFile, spec.bodies[0] as Buffer);
+    const [request] = spec.requests;
+    if (!request) throw new Error("no request to send");
+    await writeFile(bodyFile, request.body);
     const args = [
       ...(spec.http1 ? ["--h1"] : []),
       "-c",
@@ -84,7 +88,7 @@ async function runH2load(spec: LoadSpec): Promise<LoadResult> {
       "-d",
       bodyFile,
       `--log-file=${logFile}`,
-      ...Object.entries(spec.headers).flatMap(([k, v]) => ["-H", `${k}: ${v}`]),
+      ...Object.entries(request.headers).flatMap(([k, v]) => ["-H", `${k}: ${v}`]),
       spec.url,
     ];
     const quoted = args.map((a) => `'${a.replace(/'/g, "'\\''")}'`).join(" ");

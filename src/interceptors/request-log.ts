@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import type { Logger } from "../logger.js";
 import { kLogger, kRequestId } from "./context.js";
@@ -9,7 +10,12 @@ import { kLogger, kRequestId } from "./context.js";
 export function requestLogInterceptor(logger: Logger): Interceptor {
   return (next) => async (req) => {
     const started = performance.now();
-    const requestId = req.contextValues.get(kRequestId);
+    // In-process calls (legacy adapters) arrive without an id from the HTTP layer.
+    let requestId = req.contextValues.get(kRequestId);
+    if (!requestId) {
+      requestId = randomUUID();
+      req.contextValues.set(kRequestId, requestId);
+    }
     const log = logger.child({ requestId, procedure: req.method.name });
     req.contextValues.set(kLogger, log);
     const done = (code: Code | 0) => {

@@ -48,8 +48,14 @@ export function createCleartextListener(listener: NodeHandler, options: Listener
       socket.pause();
       socket.setTimeout(0);
       socket.unshift(head);
-      (isH2 ? h2 : h1).emit("connection", socket);
-      socket.resume();
+      if (isH2) {
+        // The http2 session feeds itself what is buffered on the socket, then reads the handle natively;
+        // resuming the JS stream here would emit those bytes to nobody.
+        h2.emit("connection", socket);
+      } else {
+        h1.emit("connection", socket);
+        socket.resume();
+      }
     };
     socket.on("data", onData);
     socket.on("error", () => socket.destroy());

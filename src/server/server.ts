@@ -41,7 +41,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const shutdown = options.shutdownController;
   let closing = false;
   const rpcs = new Map<string, UniversalHandler>(options.router.handlers.map((h) => [h.requestPath, h]));
-  const fallback: NodeHandler = options.fallback ?? ((_req, res) => plain(res, 404, { error: "not found" }));
+  const fallback: NodeHandler = options.fallback ?? notFound;
 
   const connect: NodeHandler = (req, res) => {
     const rpc = rpcs.get((req.url ?? "").split("?", 1)[0] ?? "");
@@ -72,7 +72,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return;
     }
     if (closing) {
-      res.setHeader("connection", "close");
+      // HTTP/2 streams get GOAWAY from session.close(); connection headers are illegal there.
+      if (req.httpVersionMajor === 1) res.setHeader("connection", "close");
       plain(res, 503, { error: "shutting down" });
       return;
     }
@@ -149,6 +150,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     },
   };
 }
+
+/** The answer for a path nothing serves. */
+export const notFound: NodeHandler = (_req, res) => plain(res, 404, { error: "not found" });
 
 function plain(res: http.ServerResponse | http2.Http2ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);

@@ -1,5 +1,5 @@
 import { toJson } from "@bufbuild/protobuf";
-import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, type ServiceImpl } from "@connectrpc/connect";
 import {
   type AuditService,
   type BatchCreateRequest,
@@ -16,7 +16,7 @@ import type { GroupCommit } from "../store/group-commit.js";
 import { timestampToIso } from "../store/time.js";
 import { canonicalJson, isStorableText, readEvent } from "./event-input.js";
 import { rowToEvent } from "./event-output.js";
-import { limits, TENANT_PATTERN } from "./limits.js";
+import { limits } from "./limits.js";
 import { PageTokens } from "./page-token.js";
 
 export interface AuditServiceDeps {
@@ -46,9 +46,9 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
   }
 
   return {
-    async create(req: CreateRequest, ctx: HandlerContext) {
+    async create(req: CreateRequest) {
       const violations: FieldViolation[] = [];
-      const tenant = resolveTenant(req.tenant, ctx, violations);
+      const tenant = req.tenant;
       let event: NewEvent | undefined;
       if (!req.event) violations.push({ field: "event", description: "is required", reason: Reason.MissingField });
       else event = readEvent(req.event, "event.", clock.nowMicros(), violations);
@@ -57,9 +57,9 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
       return { event: created };
     },
 
-    async batchCreate(req: BatchCreateRequest, ctx: HandlerContext) {
+    async batchCreate(req: BatchCreateRequest) {
       const violations: FieldViolation[] = [];
-      const tenant = resolveTenant(req.tenant, ctx, violations);
+      const tenant = req.tenant;
       if (req.events.length === 0) {
         violations.push({ field: "events", description: "must hold at least one event", reason: Reason.MissingField });
       } else if (req.events.length > limits.batchEvents) {
@@ -92,9 +92,9 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
       throw domainError(Code.Unimplemented, Reason.Unimplemented, "Tail is not implemented yet");
     },
 
-    async list(req: ListRequest, ctx: HandlerContext) {
+    async list(req: ListRequest) {
       const violations: FieldViolation[] = [];
-      const tenant = resolveTenant(req.tenant, ctx, violations);
+      const tenant = req.tenant;
       const query = readListQuery(req, tenant, violations);
       if (violations.length > 0) throw invalidArgument(violations);
       const filters = PageTokens.fingerprint(listFilters(req));
@@ -116,16 +116,6 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
       return { events: page.map(rowToEvent), nextPageToken };
     },
   };
-}
-
-/** The tenant a call acts on. The request names it; a bad name is a field violation. */
-export function resolveTenant(requested: string, _ctx: HandlerContext, violations: FieldViolation[]): string {
-  if (requested === "") {
-    violations.push({ field: "tenant", description: "is required", reason: Reason.MissingField });
-  } else if (!TENANT_PATTERN.test(requested)) {
-    violations.push({ field: "tenant", description: "must match [a-z0-9][a-z0-9_-]{0,62}" });
-  }
-  return requested;
 }
 
 function readListQuery(req: ListRequest, tenant: string, violations: FieldViolation[]): ListQuery {

@@ -1,6 +1,7 @@
 import { sql } from "drizzle-orm";
 import {
   bigint,
+  boolean,
   customType,
   index,
   jsonb,
@@ -80,3 +81,47 @@ export const serverSecrets = pgTable("server_secrets", {
   name: text("name").primaryKey(),
   value: bytea("value").notNull(),
 });
+
+/** Tenants: a slug and a stable number (some legacy APIs expose numeric account ids). */
+export const tenants = pgTable("tenants", {
+  id: text("id").primaryKey(),
+  numericId: bigint("numeric_id", { mode: "number" }).generatedAlwaysAsIdentity().notNull().unique(),
+  displayName: text("display_name").notNull().default(""),
+  createdAt: timestamptz("created_at").notNull(),
+});
+
+/**
+ * API keys, users and sessions. Only hashes are stored: SHA-256 of high-entropy tokens, scrypt with a per-user salt
+ * for passwords. `tenant` is null for global (superadmin) credentials.
+ */
+export const credentials = pgTable(
+  "credentials",
+  {
+    id: text("id").primaryKey(),
+    tenant: text("tenant").references(() => tenants.id),
+    /** audit.v1.CredentialKind. */
+    kind: smallint("kind").notNull(),
+    /** Key name, or user name for users and sessions. */
+    name: text("name").notNull(),
+    /** audit.v1.Role values. */
+    roles: smallint("roles").array().notNull(),
+    secretHash: bytea("secret_hash").notNull(),
+    /** scrypt salt, users only. */
+    salt: bytea("salt"),
+    tokenPrefix: text("token_prefix").notNull().default(""),
+    /** The user a session was issued to. */
+    userId: text("user_id"),
+    rememberMe: boolean("remember_me").notNull().default(false),
+    createdAt: timestamptz("created_at").notNull(),
+    expiresAt: timestamptz("expires_at"),
+    revokedAt: timestamptz("revoked_at"),
+    lastUsedAt: timestamptz("last_used_at"),
+  },
+  (t) => [
+    // Token lookup (API keys, sessions).
+    uniqueIndex("credentials_secret_hash_key").on(t.secretHash).where(sql`${t.kind} <> 2`),
+    // One user name per tenant.
+    uniqueIndex("credentials_tenant_user_key").on(t.tenant, t.name).where(sql`${t.kind} = 2`),
+    index("credentials_tenant_idx").on(t.tenant, t.kind),
+  ],
+);

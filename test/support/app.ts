@@ -1,3 +1,4 @@
+import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
 import { type App, startApp } from "../../src/app.js";
 import type { Clock } from "../../src/clock.js";
@@ -12,6 +13,8 @@ export interface TestApp {
   databaseUrl: string;
   /** Every log line the service wrote, for tests that check what is (not) logged. */
   logs: string[];
+  /** The superadmin token (AUDIT_ADMIN_TOKEN) this instance accepts. */
+  adminToken: string;
   close(): Promise<void>;
 }
 
@@ -27,11 +30,13 @@ export async function startTestApp(
       callback();
     },
   });
+  const adminToken = options.env?.AUDIT_ADMIN_TOKEN ?? `at_test_${randomBytes(24).toString("base64url")}`;
   const config = loadConfig({
     PORT: "0",
     HOST: "127.0.0.1",
     LOG_LEVEL: "info",
     SHUTDOWN_GRACE_MS: "2000",
+    AUDIT_ADMIN_TOKEN: adminToken,
     ...options.env,
   });
   const app = await startApp({
@@ -46,6 +51,7 @@ export async function startTestApp(
     port: app.server.port,
     databaseUrl: database.url,
     logs,
+    adminToken,
     async close() {
       await app.close();
       if (!options.database) await database.drop();

@@ -14,7 +14,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file audit/v1/admin_service.proto.
  */
 export const file_audit_v1_admin_service: GenFile = /*@__PURE__*/
-  fileDesc("ChxhdWRpdC92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEghhdWRpdC52MSJ5CgZUZW5hbnQSCgoCaWQYASABKAkSFwoKbnVtZXJpY19pZBgCIAEoA0ID4EEDEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRI0CgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAyLvAgoKQ3JlZGVudGlhbBIKCgJpZBgBIAEoCRIOCgZ0ZW5hbnQYAiABKAkSJgoEa2luZBgDIAEoDjIYLmF1ZGl0LnYxLkNyZWRlbnRpYWxLaW5kEgwKBG5hbWUYBCABKAkSHQoFcm9sZXMYBSADKA4yDi5hdWRpdC52MS5Sb2xlEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfdXNlZF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgx0b2tlbl9wcmVmaXgYCiABKAkSEwoLcmVtZW1iZXJfbWUYCyABKAgiPAoTQ3JlYXRlVGVuYW50UmVxdWVzdBIlCgZ0ZW5hbnQYASABKAsyEC5hdWRpdC52MS5UZW5hbnRCA+BBAiI4ChRDcmVhdGVUZW5hbnRSZXNwb25zZRIgCgZ0ZW5hbnQYASABKAsyEC5hdWRpdC52MS5UZW5hbnQiFAoSTGlzdFRlbmFudHNSZXF1ZXN0IjgKE0xpc3RUZW5hbnRzUmVzcG9uc2USIQoHdGVuYW50cxgBIAMoCzIQLmF1ZGl0LnYxLlRlbmFudCKIAQoTQ3JlYXRlQXBpS2V5UmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSEQoEbmFtZRgCIAEoCUID4EECEh0KBXJvbGVzGAMgAygOMg4uYXVkaXQudjEuUm9sZRIvCgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTwoUQ3JlYXRlQXBpS2V5UmVzcG9uc2USKAoKY3JlZGVudGlhbBgBIAEoCzIULmF1ZGl0LnYxLkNyZWRlbnRpYWwSDQoFdG9rZW4YAiABKAkicAoRQ3JlYXRlVXNlclJlcXVlc3QSDgoGdGVuYW50GAEgASgJEhUKCHVzZXJuYW1lGAIgASgJQgPgQQISFQoIcGFzc3dvcmQYAyABKAlCA+BBAhIdCgVyb2xlcxgEIAMoDjIOLmF1ZGl0LnYxLlJvbGUiPgoSQ3JlYXRlVXNlclJlc3BvbnNlEigKCmNyZWRlbnRpYWwYASABKAsyFC5hdWRpdC52MS5DcmVkZW50aWFsImYKDExvZ2luUmVxdWVzdBITCgZ0ZW5hbnQYASABKAlCA+BBAhIVCgh1c2VybmFtZRgCIAEoCUID4EECEhUKCHBhc3N3b3JkGAMgASgJQgPgQQISEwoLcmVtZW1iZXJfbWUYBCABKAgiRQoNTG9naW5SZXNwb25zZRINCgV0b2tlbhgBIAEoCRIlCgdzZXNzaW9uGAIgASgLMhQuYXVkaXQudjEuQ3JlZGVudGlhbCI6ChdSZXZva2VDcmVkZW50aWFsUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSDwoCaWQYAiABKAlCA+BBAiJEChhSZXZva2VDcmVkZW50aWFsUmVzcG9uc2USKAoKY3JlZGVudGlhbBgBIAEoCzIULmF1ZGl0LnYxLkNyZWRlbnRpYWwiKAoWTGlzdENyZWRlbnRpYWxzUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkiRAoXTGlzdENyZWRlbnRpYWxzUmVzcG9uc2USKQoLY3JlZGVudGlhbHMYASADKAsyFC5hdWRpdC52MS5DcmVkZW50aWFsIloKEVRlbXBsYXRlQXR0cmlidXRlEgwKBG5hbWUYASABKAkSJQoEdHlwZRgCIAEoDjIXLmF1ZGl0LnYxLkF0dHJpYnV0ZVR5cGUSEAoIcmVxdWlyZWQYAyABKAgitgEKDUV2ZW50VGVtcGxhdGUSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIvCgphdHRyaWJ1dGVzGAMgAygLMhsuYXVkaXQudjEuVGVtcGxhdGVBdHRyaWJ1dGUSGwoTZGVmYXVsdF90dGxfbWludXRlcxgEIAEoAxI0CgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAyJcChpDcmVhdGVFdmVudFRlbXBsYXRlUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSLgoIdGVtcGxhdGUYAiABKAsyFy5hdWRpdC52MS5FdmVudFRlbXBsYXRlQgPgQQIiSAobQ3JlYXRlRXZlbnRUZW1wbGF0ZVJlc3BvbnNlEikKCHRlbXBsYXRlGAEgASgLMhcuYXVkaXQudjEuRXZlbnRUZW1wbGF0ZSI8ChdHZXRFdmVudFRlbXBsYXRlUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSEQoEbmFtZRgCIAEoCUID4EECIkUKGEdldEV2ZW50VGVtcGxhdGVSZXNwb25zZRIpCgh0ZW1wbGF0ZRgBIAEoCzIXLmF1ZGl0LnYxLkV2ZW50VGVtcGxhdGUiKwoZTGlzdEV2ZW50VGVtcGxhdGVzUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkiSAoaTGlzdEV2ZW50VGVtcGxhdGVzUmVzcG9uc2USKgoJdGVtcGxhdGVzGAEgAygLMhcuYXVkaXQudjEuRXZlbnRUZW1wbGF0ZSI/ChpEZWxldGVFdmVudFRlbXBsYXRlUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSEQoEbmFtZRgCIAEoCUID4EECIh0KG0RlbGV0ZUV2ZW50VGVtcGxhdGVSZXNwb25zZSpjCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIPCgtST0xFX1JFQURFUhABEg8KC1JPTEVfV1JJVEVSEAISDgoKUk9MRV9BRE1JThADEhMKD1JPTEVfU1VQRVJBRE1JThAEKoUBCg5DcmVkZW50aWFsS2luZBIfChtDUkVERU5USUFMX0tJTkRfVU5TUEVDSUZJRUQQABIbChdDUkVERU5USUFMX0tJTkRfQVBJX0tFWRABEhgKFENSRURFTlRJQUxfS0lORF9VU0VSEAISGwoXQ1JFREVOVElBTF9LSU5EX1NFU1NJT04QAyq6AQoNQXR0cmlidXRlVHlwZRIeChpBVFRSSUJVVEVfVFlQRV9VTlNQRUNJRklFRBAAEhkKFUFUVFJJQlVURV9UWVBFX1NUUklORxABEhoKFkFUVFJJQlVURV9UWVBFX0lOVEVHRVIQAhIYChRBVFRSSUJVVEVfVFlQRV9GTE9BVBADEhoKFkFUVFJJQlVURV9UWVBFX0JPT0xFQU4QBBIcChhBVFRSSUJVVEVfVFlQRV9USU1FU1RBTVAQBTKaCwoMQWRtaW5TZXJ2aWNlEmUKDENyZWF0ZVRlbmFudBIdLmF1ZGl0LnYxLkNyZWF0ZVRlbmFudFJlcXVlc3QaHi5hdWRpdC52MS5DcmVhdGVUZW5hbnRSZXNwb25zZSIWgtPkkwIQOgEqIgsvdjEvdGVuYW50cxJiCgtMaXN0VGVuYW50cxIcLmF1ZGl0LnYxLkxpc3RUZW5hbnRzUmVxdWVzdBodLmF1ZGl0LnYxLkxpc3RUZW5hbnRzUmVzcG9uc2UiFpACAYLT5JMCDRILL3YxL3RlbmFudHMSdgoMQ3JlYXRlQXBpS2V5Eh0uYXVkaXQudjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBoeLmF1ZGl0LnYxLkNyZWF0ZUFwaUtleVJlc3BvbnNlIieC0+STAiE6ASoiHC92MS90ZW5hbnRzL3t0ZW5hbnR9L2FwaUtleXMSbgoKQ3JlYXRlVXNlchIbLmF1ZGl0LnYxLkNyZWF0ZVVzZXJSZXF1ZXN0GhwuYXVkaXQudjEuQ3JlYXRlVXNlclJlc3BvbnNlIiWC0+STAh86ASoiGi92MS90ZW5hbnRzL3t0ZW5hbnR9L3VzZXJzEmIKBUxvZ2luEhYuYXVkaXQudjEuTG9naW5SZXF1ZXN0GhcuYXVkaXQudjEuTG9naW5SZXNwb25zZSIogtPkkwIiOgEqIh0vdjEvdGVuYW50cy97dGVuYW50fS9zZXNzaW9ucxKSAQoQUmV2b2tlQ3JlZGVudGlhbBIhLmF1ZGl0LnYxLlJldm9rZUNyZWRlbnRpYWxSZXF1ZXN0GiIuYXVkaXQudjEuUmV2b2tlQ3JlZGVudGlhbFJlc3BvbnNlIjeC0+STAjE6ASoiLC92MS90ZW5hbnRzL3t0ZW5hbnR9L2NyZWRlbnRpYWxzL3tpZH06cmV2b2tlEoMBCg9MaXN0Q3JlZGVudGlhbHMSIC5hdWRpdC52MS5MaXN0Q3JlZGVudGlhbHNSZXF1ZXN0GiEuYXVkaXQudjEuTGlzdENyZWRlbnRpYWxzUmVzcG9uc2UiK5ACAYLT5JMCIhIgL3YxL3RlbmFudHMve3RlbmFudH0vY3JlZGVudGlhbHMSmQEKE0NyZWF0ZUV2ZW50VGVtcGxhdGUSJC5hdWRpdC52MS5DcmVhdGVFdmVudFRlbXBsYXRlUmVxdWVzdBolLmF1ZGl0LnYxLkNyZWF0ZUV2ZW50VGVtcGxhdGVSZXNwb25zZSI1gtPkkwIvOgh0ZW1wbGF0ZSIjL3YxL3RlbmFudHMve3RlbmFudH0vZXZlbnRUZW1wbGF0ZXMSkAEKEEdldEV2ZW50VGVtcGxhdGUSIS5hdWRpdC52MS5HZXRFdmVudFRlbXBsYXRlUmVxdWVzdBoiLmF1ZGl0LnYxLkdldEV2ZW50VGVtcGxhdGVSZXNwb25zZSI1kAIBgtPkkwIsEiovdjEvdGVuYW50cy97dGVuYW50fS9ldmVudFRlbXBsYXRlcy97bmFtZX0SjwEKEkxpc3RFdmVudFRlbXBsYXRlcxIjLmF1ZGl0LnYxLkxpc3RFdmVudFRlbXBsYXRlc1JlcXVlc3QaJC5hdWRpdC52MS5MaXN0RXZlbnRUZW1wbGF0ZXNSZXNwb25zZSIukAIBgtPkkwIlEiMvdjEvdGVuYW50cy97dGVuYW50fS9ldmVudFRlbXBsYXRlcxKWAQoTRGVsZXRlRXZlbnRUZW1wbGF0ZRIkLmF1ZGl0LnYxLkRlbGV0ZUV2ZW50VGVtcGxhdGVSZXF1ZXN0GiUuYXVkaXQudjEuRGVsZXRlRXZlbnRUZW1wbGF0ZVJlc3BvbnNlIjKC0+STAiwqKi92MS90ZW5hbnRzL3t0ZW5hbnR9L2V2ZW50VGVtcGxhdGVzL3tuYW1lfWIGcHJvdG8z", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
+  fileDesc("ChxhdWRpdC92MS9hZG1pbl9zZXJ2aWNlLnByb3RvEghhdWRpdC52MSJ5CgZUZW5hbnQSCgoCaWQYASABKAkSFwoKbnVtZXJpY19pZBgCIAEoA0ID4EEDEhQKDGRpc3BsYXlfbmFtZRgDIAEoCRI0CgtjcmVhdGVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAyLvAgoKQ3JlZGVudGlhbBIKCgJpZBgBIAEoCRIOCgZ0ZW5hbnQYAiABKAkSJgoEa2luZBgDIAEoDjIYLmF1ZGl0LnYxLkNyZWRlbnRpYWxLaW5kEgwKBG5hbWUYBCABKAkSHQoFcm9sZXMYBSADKA4yDi5hdWRpdC52MS5Sb2xlEi8KC2NyZWF0ZV90aW1lGAYgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIvCgtleHBpcmVfdGltZRgHIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLwoLcmV2b2tlX3RpbWUYCCABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEjIKDmxhc3RfdXNlZF90aW1lGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIUCgx0b2tlbl9wcmVmaXgYCiABKAkSEwoLcmVtZW1iZXJfbWUYCyABKAgiPAoTQ3JlYXRlVGVuYW50UmVxdWVzdBIlCgZ0ZW5hbnQYASABKAsyEC5hdWRpdC52MS5UZW5hbnRCA+BBAiI4ChRDcmVhdGVUZW5hbnRSZXNwb25zZRIgCgZ0ZW5hbnQYASABKAsyEC5hdWRpdC52MS5UZW5hbnQiFAoSTGlzdFRlbmFudHNSZXF1ZXN0IjgKE0xpc3RUZW5hbnRzUmVzcG9uc2USIQoHdGVuYW50cxgBIAMoCzIQLmF1ZGl0LnYxLlRlbmFudCKIAQoTQ3JlYXRlQXBpS2V5UmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSEQoEbmFtZRgCIAEoCUID4EECEh0KBXJvbGVzGAMgAygOMg4uYXVkaXQudjEuUm9sZRIvCgtleHBpcmVfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAiTwoUQ3JlYXRlQXBpS2V5UmVzcG9uc2USKAoKY3JlZGVudGlhbBgBIAEoCzIULmF1ZGl0LnYxLkNyZWRlbnRpYWwSDQoFdG9rZW4YAiABKAkicAoRQ3JlYXRlVXNlclJlcXVlc3QSDgoGdGVuYW50GAEgASgJEhUKCHVzZXJuYW1lGAIgASgJQgPgQQISFQoIcGFzc3dvcmQYAyABKAlCA+BBAhIdCgVyb2xlcxgEIAMoDjIOLmF1ZGl0LnYxLlJvbGUiPgoSQ3JlYXRlVXNlclJlc3BvbnNlEigKCmNyZWRlbnRpYWwYASABKAsyFC5hdWRpdC52MS5DcmVkZW50aWFsImYKDExvZ2luUmVxdWVzdBITCgZ0ZW5hbnQYASABKAlCA+BBAhIVCgh1c2VybmFtZRgCIAEoCUID4EECEhUKCHBhc3N3b3JkGAMgASgJQgPgQQISEwoLcmVtZW1iZXJfbWUYBCABKAgiRQoNTG9naW5SZXNwb25zZRINCgV0b2tlbhgBIAEoCRIlCgdzZXNzaW9uGAIgASgLMhQuYXVkaXQudjEuQ3JlZGVudGlhbCISChBHZXRDYWxsZXJSZXF1ZXN0Il8KEUdldENhbGxlclJlc3BvbnNlEigKCmNyZWRlbnRpYWwYASABKAsyFC5hdWRpdC52MS5DcmVkZW50aWFsEiAKBnRlbmFudBgCIAEoCzIQLmF1ZGl0LnYxLlRlbmFudCI6ChdSZXZva2VDcmVkZW50aWFsUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSDwoCaWQYAiABKAlCA+BBAiJEChhSZXZva2VDcmVkZW50aWFsUmVzcG9uc2USKAoKY3JlZGVudGlhbBgBIAEoCzIULmF1ZGl0LnYxLkNyZWRlbnRpYWwiKAoWTGlzdENyZWRlbnRpYWxzUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkiRAoXTGlzdENyZWRlbnRpYWxzUmVzcG9uc2USKQoLY3JlZGVudGlhbHMYASADKAsyFC5hdWRpdC52MS5DcmVkZW50aWFsIloKEVRlbXBsYXRlQXR0cmlidXRlEgwKBG5hbWUYASABKAkSJQoEdHlwZRgCIAEoDjIXLmF1ZGl0LnYxLkF0dHJpYnV0ZVR5cGUSEAoIcmVxdWlyZWQYAyABKAgitgEKDUV2ZW50VGVtcGxhdGUSDAoEbmFtZRgBIAEoCRITCgtkZXNjcmlwdGlvbhgCIAEoCRIvCgphdHRyaWJ1dGVzGAMgAygLMhsuYXVkaXQudjEuVGVtcGxhdGVBdHRyaWJ1dGUSGwoTZGVmYXVsdF90dGxfbWludXRlcxgEIAEoAxI0CgtjcmVhdGVfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXBCA+BBAyJcChpDcmVhdGVFdmVudFRlbXBsYXRlUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSLgoIdGVtcGxhdGUYAiABKAsyFy5hdWRpdC52MS5FdmVudFRlbXBsYXRlQgPgQQIiSAobQ3JlYXRlRXZlbnRUZW1wbGF0ZVJlc3BvbnNlEikKCHRlbXBsYXRlGAEgASgLMhcuYXVkaXQudjEuRXZlbnRUZW1wbGF0ZSI8ChdHZXRFdmVudFRlbXBsYXRlUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSEQoEbmFtZRgCIAEoCUID4EECIkUKGEdldEV2ZW50VGVtcGxhdGVSZXNwb25zZRIpCgh0ZW1wbGF0ZRgBIAEoCzIXLmF1ZGl0LnYxLkV2ZW50VGVtcGxhdGUiKwoZTGlzdEV2ZW50VGVtcGxhdGVzUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkiSAoaTGlzdEV2ZW50VGVtcGxhdGVzUmVzcG9uc2USKgoJdGVtcGxhdGVzGAEgAygLMhcuYXVkaXQudjEuRXZlbnRUZW1wbGF0ZSI/ChpEZWxldGVFdmVudFRlbXBsYXRlUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSEQoEbmFtZRgCIAEoCUID4EECIh0KG0RlbGV0ZUV2ZW50VGVtcGxhdGVSZXNwb25zZSpjCgRSb2xlEhQKEFJPTEVfVU5TUEVDSUZJRUQQABIPCgtST0xFX1JFQURFUhABEg8KC1JPTEVfV1JJVEVSEAISDgoKUk9MRV9BRE1JThADEhMKD1JPTEVfU1VQRVJBRE1JThAEKoUBCg5DcmVkZW50aWFsS2luZBIfChtDUkVERU5USUFMX0tJTkRfVU5TUEVDSUZJRUQQABIbChdDUkVERU5USUFMX0tJTkRfQVBJX0tFWRABEhgKFENSRURFTlRJQUxfS0lORF9VU0VSEAISGwoXQ1JFREVOVElBTF9LSU5EX1NFU1NJT04QAyq6AQoNQXR0cmlidXRlVHlwZRIeChpBVFRSSUJVVEVfVFlQRV9VTlNQRUNJRklFRBAAEhkKFUFUVFJJQlVURV9UWVBFX1NUUklORxABEhoKFkFUVFJJQlVURV9UWVBFX0lOVEVHRVIQAhIYChRBVFRSSUJVVEVfVFlQRV9GTE9BVBADEhoKFkFUVFJJQlVURV9UWVBFX0JPT0xFQU4QBBIcChhBVFRSSUJVVEVfVFlQRV9USU1FU1RBTVAQBTL3CwoMQWRtaW5TZXJ2aWNlEmUKDENyZWF0ZVRlbmFudBIdLmF1ZGl0LnYxLkNyZWF0ZVRlbmFudFJlcXVlc3QaHi5hdWRpdC52MS5DcmVhdGVUZW5hbnRSZXNwb25zZSIWgtPkkwIQOgEqIgsvdjEvdGVuYW50cxJiCgtMaXN0VGVuYW50cxIcLmF1ZGl0LnYxLkxpc3RUZW5hbnRzUmVxdWVzdBodLmF1ZGl0LnYxLkxpc3RUZW5hbnRzUmVzcG9uc2UiFpACAYLT5JMCDRILL3YxL3RlbmFudHMSdgoMQ3JlYXRlQXBpS2V5Eh0uYXVkaXQudjEuQ3JlYXRlQXBpS2V5UmVxdWVzdBoeLmF1ZGl0LnYxLkNyZWF0ZUFwaUtleVJlc3BvbnNlIieC0+STAiE6ASoiHC92MS90ZW5hbnRzL3t0ZW5hbnR9L2FwaUtleXMSbgoKQ3JlYXRlVXNlchIbLmF1ZGl0LnYxLkNyZWF0ZVVzZXJSZXF1ZXN0GhwuYXVkaXQudjEuQ3JlYXRlVXNlclJlc3BvbnNlIiWC0+STAh86ASoiGi92MS90ZW5hbnRzL3t0ZW5hbnR9L3VzZXJzEmIKBUxvZ2luEhYuYXVkaXQudjEuTG9naW5SZXF1ZXN0GhcuYXVkaXQudjEuTG9naW5SZXNwb25zZSIogtPkkwIiOgEqIh0vdjEvdGVuYW50cy97dGVuYW50fS9zZXNzaW9ucxJbCglHZXRDYWxsZXISGi5hdWRpdC52MS5HZXRDYWxsZXJSZXF1ZXN0GhsuYXVkaXQudjEuR2V0Q2FsbGVyUmVzcG9uc2UiFZACAYLT5JMCDBIKL3YxL2NhbGxlchKSAQoQUmV2b2tlQ3JlZGVudGlhbBIhLmF1ZGl0LnYxLlJldm9rZUNyZWRlbnRpYWxSZXF1ZXN0GiIuYXVkaXQudjEuUmV2b2tlQ3JlZGVudGlhbFJlc3BvbnNlIjeC0+STAjE6ASoiLC92MS90ZW5hbnRzL3t0ZW5hbnR9L2NyZWRlbnRpYWxzL3tpZH06cmV2b2tlEoMBCg9MaXN0Q3JlZGVudGlhbHMSIC5hdWRpdC52MS5MaXN0Q3JlZGVudGlhbHNSZXF1ZXN0GiEuYXVkaXQudjEuTGlzdENyZWRlbnRpYWxzUmVzcG9uc2UiK5ACAYLT5JMCIhIgL3YxL3RlbmFudHMve3RlbmFudH0vY3JlZGVudGlhbHMSmQEKE0NyZWF0ZUV2ZW50VGVtcGxhdGUSJC5hdWRpdC52MS5DcmVhdGVFdmVudFRlbXBsYXRlUmVxdWVzdBolLmF1ZGl0LnYxLkNyZWF0ZUV2ZW50VGVtcGxhdGVSZXNwb25zZSI1gtPkkwIvOgh0ZW1wbGF0ZSIjL3YxL3RlbmFudHMve3RlbmFudH0vZXZlbnRUZW1wbGF0ZXMSkAEKEEdldEV2ZW50VGVtcGxhdGUSIS5hdWRpdC52MS5HZXRFdmVudFRlbXBsYXRlUmVxdWVzdBoiLmF1ZGl0LnYxLkdldEV2ZW50VGVtcGxhdGVSZXNwb25zZSI1kAIBgtPkkwIsEiovdjEvdGVuYW50cy97dGVuYW50fS9ldmVudFRlbXBsYXRlcy97bmFtZX0SjwEKEkxpc3RFdmVudFRlbXBsYXRlcxIjLmF1ZGl0LnYxLkxpc3RFdmVudFRlbXBsYXRlc1JlcXVlc3QaJC5hdWRpdC52MS5MaXN0RXZlbnRUZW1wbGF0ZXNSZXNwb25zZSIukAIBgtPkkwIlEiMvdjEvdGVuYW50cy97dGVuYW50fS9ldmVudFRlbXBsYXRlcxKWAQoTRGVsZXRlRXZlbnRUZW1wbGF0ZRIkLmF1ZGl0LnYxLkRlbGV0ZUV2ZW50VGVtcGxhdGVSZXF1ZXN0GiUuYXVkaXQudjEuRGVsZXRlRXZlbnRUZW1wbGF0ZVJlc3BvbnNlIjKC0+STAiwqKi92MS90ZW5hbnRzL3t0ZW5hbnR9L2V2ZW50VGVtcGxhdGVzL3tuYW1lfWIGcHJvdG8z", [file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message audit.v1.Tenant
@@ -357,6 +357,43 @@ export const LoginResponseSchema: GenMessage<LoginResponse> = /*@__PURE__*/
   messageDesc(file_audit_v1_admin_service, 11);
 
 /**
+ * @generated from message audit.v1.GetCallerRequest
+ */
+export type GetCallerRequest = Message<"audit.v1.GetCallerRequest"> & {
+};
+
+/**
+ * Describes the message audit.v1.GetCallerRequest.
+ * Use `create(GetCallerRequestSchema)` to create a new message.
+ */
+export const GetCallerRequestSchema: GenMessage<GetCallerRequest> = /*@__PURE__*/
+  messageDesc(file_audit_v1_admin_service, 12);
+
+/**
+ * @generated from message audit.v1.GetCallerResponse
+ */
+export type GetCallerResponse = Message<"audit.v1.GetCallerResponse"> & {
+  /**
+   * @generated from field: audit.v1.Credential credential = 1;
+   */
+  credential?: Credential | undefined;
+
+  /**
+   * Unset for global credentials.
+   *
+   * @generated from field: audit.v1.Tenant tenant = 2;
+   */
+  tenant?: Tenant | undefined;
+};
+
+/**
+ * Describes the message audit.v1.GetCallerResponse.
+ * Use `create(GetCallerResponseSchema)` to create a new message.
+ */
+export const GetCallerResponseSchema: GenMessage<GetCallerResponse> = /*@__PURE__*/
+  messageDesc(file_audit_v1_admin_service, 13);
+
+/**
  * @generated from message audit.v1.RevokeCredentialRequest
  */
 export type RevokeCredentialRequest = Message<"audit.v1.RevokeCredentialRequest"> & {
@@ -376,7 +413,7 @@ export type RevokeCredentialRequest = Message<"audit.v1.RevokeCredentialRequest"
  * Use `create(RevokeCredentialRequestSchema)` to create a new message.
  */
 export const RevokeCredentialRequestSchema: GenMessage<RevokeCredentialRequest> = /*@__PURE__*/
-  messageDesc(file_audit_v1_admin_service, 12);
+  messageDesc(file_audit_v1_admin_service, 14);
 
 /**
  * @generated from message audit.v1.RevokeCredentialResponse
@@ -393,7 +430,7 @@ export type RevokeCredentialResponse = Message<"audit.v1.RevokeCredentialRespons
  * Use `create(RevokeCredentialResponseSchema)` to create a new message.
  */
 export const RevokeCredentialResponseSchema: GenMessage<RevokeCredentialResponse> = /*@__PURE__*/
-  messageDesc(file_audit_v1_admin_service, 13);
+  messageDesc(file_audit_v1_admin_service, 15);
 
 /**
  * @generated from message audit.v1.ListCredentialsRequest
@@ -410,7 +447,7 @@ export type ListCredentialsRequest = Message<"audit.v1.ListCredentialsRequest"> 
  * Use `create(ListCredentialsRequestSchema)` to create a new message.
  */
 export const ListCredentialsRequestSchema: GenMessage<ListCredentialsRequest> = /*@__PURE__*/
-  messageDesc(file_audit_v1_admin_service, 14);
+  messageDesc(file_audit_v1_admin_service, 16);
 
 /**
  * @generated from message audit.v1.ListCredentialsResponse
@@ -427,7 +464,7 @@ export type ListCredentialsResponse = Message<"audit.v1.ListCredentialsResponse"
  * Use `create(ListCredentialsResponseSchema)` to create a new message.
  */
 export const ListCredentialsResponseSchema: GenMessage<ListCredentialsResponse> = /*@__PURE__*/
-  messageDesc(file_audit_v1_admin_service, 15);
+  messageDesc(file_audit_v1_admin_service, 17);
 
 /**
  * @generated from message audit.v1.TemplateAttribute
@@ -454,7 +491,7 @@ export type TemplateAttribute = Message<"audit.v1.TemplateAttribute"> & {
  * Use `create(TemplateAttributeSchema)` to create a new message.
  */
 export const TemplateAttributeSchema: GenMessage<TemplateAttribute> = /*@__PURE__*/
-  messageDesc(file_audit_v1_admin_service, 16);
+  messageDesc(file_audit_v1_admin_service, 18);
 
 /**
  * The shape of a named event that producers Publish.
@@ -497,7 +534,7 @@ export type EventTemplate = Message<"audit.v1.EventTemplate"> & {
  * Use `create(EventTemplateSchema)` to create a new message.
  */
 export const EventTemplateSchema: GenMessage<EventTemplate> = /*@__PURE__*/
-  messageDesc(file_audit_v1_admin_service, 17);
+  messageDesc(file_audit_v1_admin_service, 19);
 
 /**
  * @generated from message audit.v1.CreateEventTemplateRequest
@@ -519,7 +556,7 @@ export type CreateEventTemplateRequest = Message<"audit.v1.CreateEventTemplateRe
  * Use `create(CreateEventTemplateRequestSchema)` to create a new message.
  */
 export const CreateEventTemplateRequestSchema: GenMessage<CreateEventTemplateRequest> = /*@__PURE__*/
-  messageDesc(file_audit_v1_admin_service, 18);
+  messageDesc(file_audit_v1_admin_service, 20);
 
 /**
  * @generated from message audit.v1.CreateEventTemplateResponse
@@ -536,7 +573,7 @@ export type CreateEventTemplateResponse = Message<"audit.v1.CreateEventTemplateR
  * Use `create(CreateEventTemplateResponseSchema)` to create a new message.
  */
 export const CreateEventTemplateResponseSchema: GenMessage<CreateEventTemplateResponse> = /*@__PURE__*/
-  messageDesc(file_audit_v1_admin_service, 19);
+  messageDesc(file_audit_v1_admin_service, 21);
 
 /**
  * @generated from message audit.v1.GetEventTemplateRequest
@@ -558,7 +595,7 @@ export type GetEventTemplateRequest = Message<"audit.v1.GetEventTemplateRequest"
  * Use `create(GetEventTemplateRequestSchema)` to create a new message.
  */
 export const GetEventTemplateRequestSchema: GenMessage<GetEventTemplateRequest> = /*@__PURE__*/
-  messageDesc(file_audit_v1_admin_service, 20);
+  messageDesc(file_audit_v1_admin_service, 22);
 
 /**
  * @generated from message audit.v1.GetEventTemplateResponse
@@ -575,7 +612,7 @@ export type GetEventTemplateResponse = Message<"audit.v1.GetEventTemplateRespons
  * Use `create(GetEventTemplateResponseSchema)` to create a new message.
  */
 export const GetEventTemplateResponseSchema: GenMessage<GetEventTemplateResponse> = /*@__PURE__*/
-  messageDesc(file_audit_v1_admin_service, 21);
+  messageDesc(file_audit_v1_admin_service, 23);
 
 /**
  * @generated from message audit.v1.ListEventTemplatesRequest
@@ -592,7 +629,7 @@ export type ListEventTemplatesRequest = Message<"audit.v1.ListEventTemplatesRequ
  * Use `create(ListEventTemplatesRequestSchema)` to create a new message.
  */
 export const ListEventTemplatesRequestSchema: GenMessage<ListEventTemplatesRequest> = /*@__PURE__*/
-  messageDesc(file_audit_v1_admin_service, 22);
+  messageDesc(file_audit_v1_admin_service, 24);
 
 /**
  * @generated from message audit.v1.ListEventTemplatesResponse
@@ -609,7 +646,7 @@ export type ListEventTemplatesResponse = Message<"audit.v1.ListEventTemplatesRes
  * Use `create(ListEventTemplatesResponseSchema)` to create a new message.
  */
 export const ListEventTemplatesResponseSchema: GenMessage<ListEventTemplatesResponse> = /*@__PURE__*/
-  messageDesc(file_audit_v1_admin_service, 23);
+  messageDesc(file_audit_v1_admin_service, 25);
 
 /**
  * @generated from message audit.v1.DeleteEventTemplateRequest
@@ -631,7 +668,7 @@ export type DeleteEventTemplateRequest = Message<"audit.v1.DeleteEventTemplateRe
  * Use `create(DeleteEventTemplateRequestSchema)` to create a new message.
  */
 export const DeleteEventTemplateRequestSchema: GenMessage<DeleteEventTemplateRequest> = /*@__PURE__*/
-  messageDesc(file_audit_v1_admin_service, 24);
+  messageDesc(file_audit_v1_admin_service, 26);
 
 /**
  * @generated from message audit.v1.DeleteEventTemplateResponse
@@ -644,7 +681,7 @@ export type DeleteEventTemplateResponse = Message<"audit.v1.DeleteEventTemplateR
  * Use `create(DeleteEventTemplateResponseSchema)` to create a new message.
  */
 export const DeleteEventTemplateResponseSchema: GenMessage<DeleteEventTemplateResponse> = /*@__PURE__*/
-  messageDesc(file_audit_v1_admin_service, 25);
+  messageDesc(file_audit_v1_admin_service, 27);
 
 /**
  * What a credential may do.
@@ -819,6 +856,17 @@ export const AdminService: GenService<{
     methodKind: "unary";
     input: typeof LoginRequestSchema;
     output: typeof LoginResponseSchema;
+  },
+  /**
+   * Describes the caller's own credential and tenant. Open to any valid credential, even one without roles, so a
+   * client can tell what its token is (a session's expiry, say) and where to go next.
+   *
+   * @generated from rpc audit.v1.AdminService.GetCaller
+   */
+  getCaller: {
+    methodKind: "unary";
+    input: typeof GetCallerRequestSchema;
+    output: typeof GetCallerResponseSchema;
   },
   /**
    * @generated from rpc audit.v1.AdminService.RevokeCredential

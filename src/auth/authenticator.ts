@@ -1,0 +1,135 @@
+import { Code } from "@connectrpc/connect";
+import { CredentialKind, Role } from "../../gen/audit/v1/admin_service_pb.js";
+import type { Clock } from "../clock.js";
+import { domainError, Reason } from "../errors.js";
+import type { Logger } from "../logger.js";
+import type { CredentialRow, IdentityStore } from "../store/identity-store.js";
+import { microsToIso, pgTimestampMicros } from "../store/time.js";
+import type { Principal } from "./principal.js";
+import { hashPassword, hashToken, secretsEqual, verifyPassword } from "./secrets.js";
+
+const HOUR = 3600n * 1_000_000n;
+/** Sessions end 7 days after login, or after 72 hours unused, unless created with remember_me. */
+export const SESSION_MAX_AGE = 7n * 24n * HOUR;
+export const SESSION_IDLE = 72n * HOUR;
+/** last_used is written at most this often per session, so reads do not turn into writes. */
+const TOUCH_EVERY = 60n * 1_000_000n;
+
+export interface AuthenticatorOptions {
+  store: IdentityStore;
+  clock: Clock;
+  logger: Logger;
+  /** How long a verified credential is trusted before it is read again (revocation delay across instances). */
+  cacheMs: number;
+}
+
+interface CacheEntry {
+  row: CredentialRow;
+  until: number;
+}
+
+/**
+ * Turns a presented secret into a Principal, or an UNAUTHENTICATED error with a stable reason. Verified credentials
+ * are cached briefly, keyed by the secret's hash, so a call costs no database read and Basic auth no scrypt.
+ */
+export class Authenticator {
+  private readonly cache = new Map<string, CacheEntry>();
+  private readonly dummySalt = Buffer.alloc(16);
+  private dummyHash: Buffer | undefined;
+
+  constructor(private readonly options: AuthenticatorOptions) {}
+
+  async bearer(token: string): Promise<Principal> {
+    const hash = hashToken(token);
+    const row = await this.cached(hash.toString("base64"), () => this.options.store.findByTokenHash(hash));
+    if (!row || !secretsEqual(row.secretHash, hash)) throw this.fail(Reason.InvalidToken, "the token is not valid");
+    return this.principal(row);
+  }
+
+  async basic(tenant: string, username: string, password: string): Promise<Principal> {
+    const key = hashToken(`${tenant}\u0000${username}\u0000${password}`).toString("base64");
+    const row = await this.cached(key, async () => {
+      const user = await this.options.store.findUser(tenant, username);
+      if (!user?.salt) {
+        // Spend the same time as a real check so a response's timing does not reveal which user names exist.
+        this.dummyHash ??= (await hashPassword("", this.dummySalt)).hash;
+        await verifyPassword(password, this.dummySalt, this.dummyHash);
+        return undefined;
+      }
+      return (await verifyPassword(password, user.salt, user.secretHash)) ? user : undefined;
+    });
+    if (!row) throw this.fail(Reason.InvalidPassword, "the user name or password is wrong");
+    return this.principal(row);
+  }
+
+  /** Forget cached credentials, e.g. after a revocation on this instance. */
+  invalidate(): void {
+    this.cache.clear();
+  }
+
+  private async cached(
+    key: string,
+    load: () => Promise<CredentialRow | undefined>,
+  ): Promise<CredentialRow | undefined> {
+    const now = Date.now();
+    const hit = this.cache.get(key);
+    if (hit && hit.until > now) return hit.row;
+    const row = await load();
+    if (row && this.options.cacheMs > 0) {
+      if (this.cache.size >= 10_000) this.cache.clear();
+      this.cache.set(key, { row, until: now + this.options.cacheMs });
+    }
+    return row;
+  }
+
+  private async principal(row: CredentialRow): Promise<Principal> {
+    const now = this.options.clock.nowMicros();
+    if (row.revokedAt) throw this.fail(Reason.CredentialRevoked, "the credential has been revoked");
+    if (row.kind === CredentialKind.SESSION) {
+      const created = pgTimestampMicros(row.createdAt);
+      const lastUsed = row.lastUsedAt ? pgTimestampMicros(row.lastUsedAt) : created;
+      if (!row.rememberMe && (now > created + SESSION_MAX_AGE || now > lastUsed + SESSION_IDLE)) {
+        throw this.fail(Reason.SessionExpired, "the session has expired; log in again");
+      }
+      if (now - lastUsed >= TOUCH_EVERY) {
+        const at = microsToIso(now);
+        await this.options.store.touch(row.id, at);
+        row.lastUsedAt = at;
+      }
+    } else if (row.expiresAt && now >= pgTimestampMicros(row.expiresAt)) {
+      throw this.fail(Reason.CredentialExpired, "the credential has expired");
+    }
+    const session =
+      row.kind === CredentialKind.SESSION
+        ? {
+            createdAt: row.createdAt,
+            lastUsedAt: row.lastUsedAt ?? row.createdAt,
+            expiresAt: row.rememberMe ? undefined : sessionExpiry(row),
+            rememberMe: row.rememberMe,
+          }
+        : undefined;
+    return {
+      credentialId: row.id,
+      kind: row.kind,
+      tenant: row.tenant ?? "",
+      roles: new Set(row.roles as Role[]),
+      name: row.name,
+      session,
+    };
+  }
+
+  private fail(reason: string, message: string) {
+    this.options.logger.info({ reason }, "authentication failed");
+    return domainError(Code.Unauthenticated, reason, message);
+  }
+}
+
+/** The earlier of 7 days after login and 72 hours after last use. */
+export function sessionExpiry(row: Pick<CredentialRow, "createdAt" | "lastUsedAt">): string {
+  const created = pgTimestampMicros(row.createdAt);
+  const lastUsed = row.lastUsedAt ? pgTimestampMicros(row.lastUsedAt) : created;
+  const end = created + SESSION_MAX_AGE < lastUsed + SESSION_IDLE ? created + SESSION_MAX_AGE : lastUsed + SESSION_IDLE;
+  return microsToIso(end);
+}
+
+export { Role };

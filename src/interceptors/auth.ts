@@ -1,0 +1,174 @@
+import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
+import { Code, type Interceptor } from "@connectrpc/connect";
+import { AdminService } from "../../gen/audit/v1/admin_service_pb.js";
+import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
+import type { Authenticator } from "../auth/authenticator.js";
+import { grants, isSuperadmin, kPrincipal, type Principal, Role } from "../auth/principal.js";
+import { domainError, invalidArgument, Reason } from "../errors.js";
+import { TENANT_PATTERN } from "../service/limits.js";
+import type { TenantDirectory } from "../service/tenant-directory.js";
+
+/** "public": no credential; "authenticated": any valid credential, even one without roles. */
+type Requirement = Role | "public" | "authenticated";
+
+const rule = (method: DescMethod, role: Requirement) => [`${method.parent.typeName}/${method.name}`, role] as const;
+
+/** The role each RPC needs. An RPC missing here is refused: new RPCs fail closed. */
+export const requiredRoles: ReadonlyMap<string, Requirement> = new Map([
+  rule(AuditService.method.create, Role.WRITER),
+  rule(AuditService.method.batchCreate, Role.WRITER),
+  rule(AuditService.method.publish, Role.WRITER),
+  rule(AuditService.method.list, Role.READER),
+  rule(AuditService.method.tail, Role.READER),
+  rule(AdminService.method.createTenant, Role.SUPERADMIN),
+  rule(AdminService.method.listTenants, Role.ADMIN),
+  rule(AdminService.method.createApiKey, Role.ADMIN),
+  rule(AdminService.method.createUser, Role.ADMIN),
+  rule(AdminService.method.login, "public"),
+  rule(AdminService.method.getCaller, "authenticated"),
+  rule(AdminService.method.revokeCredential, Role.ADMIN),
+  rule(AdminService.method.listCredentials, Role.ADMIN),
+  rule(AdminService.method.createEventTemplate, Role.ADMIN),
+  rule(AdminService.method.getEventTemplate, Role.ADMIN),
+  rule(AdminService.method.listEventTemplates, Role.ADMIN),
+  rule(AdminService.method.deleteEventTemplate, Role.ADMIN),
+]);
+
+/**
+ * Authenticates every call (gRPC, gRPC-web, Connect, and the REST and legacy routes that reach the same handlers),
+ * then authorises it: the RPC's role, and the tenant named in the request against the caller's. An empty tenant
+ * field is filled with the caller's tenant, so handlers always see the tenant they act on.
+ */
+export function authInterceptor(authenticator: Authenticator, tenants: TenantDirectory): Interceptor {
+  return (next) => async (req) => {
+    const procedure = `${req.service.typeName}/${req.method.name}`;
+    const required = requiredRoles.get(procedure);
+    if (required === undefined) {
+      throw domainError(Code.PermissionDenied, Reason.InsufficientRole, `${procedure} is not open to any role`);
+    }
+    if (required === "public") return next(req);
+
+    const authorization = req.header.get("authorization");
+    if (!authorization) {
+      throw domainError(
+        Code.Unauthenticated,
+        Reason.MissingCredential,
+        "this call needs a credential (Authorization header)",
+      );
+    }
+    const tenantField = stringField(req.method.input, "tenant");
+    const checkTenant = async (message: Record<string, unknown>, principal: Principal) => {
+      if (!tenantField) return;
+      const tenant = await authorizeTenant(String(message.tenant ?? ""), principal, tenants);
+      message.tenant = tenant;
+    };
+
+    if (!req.stream) {
+      const principal = await authenticate(
+        authenticator,
+        authorization,
+        String((req.message as { tenant?: unknown }).tenant ?? ""),
+      );
+      authorizeRole(principal, required, procedure);
+      await checkTenant(req.message as Record<string, unknown>, principal);
+      req.contextValues.set(kPrincipal, principal);
+      return next(req);
+    }
+    // Streaming requests: authorise on the first message, before the handler sees anything.
+    const source = req.message[Symbol.asyncIterator]();
+    const first = await source.next();
+    const firstMessage = first.done ? {} : (first.value as Record<string, unknown>);
+    const principal = await authenticate(authenticator, authorization, String(firstMessage.tenant ?? ""));
+    authorizeRole(principal, required, procedure);
+    if (!first.done) await checkTenant(firstMessage, principal);
+    req.contextValues.set(kPrincipal, principal);
+    return next({
+      ...req,
+      message: (async function* () {
+        if (first.done) return;
+        yield first.value;
+        for (let r = await source.next(); !r.done; r = await source.next()) {
+          await checkTenant(r.value as Record<string, unknown>, principal);
+          yield r.value;
+        }
+      })(),
+    });
+  };
+}
+
+/** Bearer, then Basic, then a bare token (the Axonize style). */
+export async function authenticate(
+  authenticator: Authenticator,
+  header: string,
+  requestTenant: string,
+): Promise<Principal> {
+  const space = header.indexOf(" ");
+  const scheme = space === -1 ? "" : header.slice(0, space).toLowerCase();
+  const value = space === -1 ? header : header.slice(space + 1).trim();
+  if (scheme === "bearer") return authenticator.bearer(value);
+  if (scheme === "basic") {
+    const decoded = Buffer.from(value, "base64").toString("utf8");
+    const colon = decoded.indexOf(":");
+    if (colon < 1) throw malformed("Basic credentials must be base64 of user:password");
+    let user = decoded.slice(0, colon);
+    let tenant = requestTenant;
+    const slash = user.indexOf("/");
+    if (slash !== -1) {
+      tenant = user.slice(0, slash);
+      user = user.slice(slash + 1);
+    }
+    if (!tenant) throw malformed("give the user name as tenant/username, or name the tenant in the request");
+    return authenticator.basic(tenant, user, decoded.slice(colon + 1));
+  }
+  if (scheme === "" && value.length > 0) return authenticator.bearer(value);
+  throw malformed(`unsupported authorization scheme "${scheme}"`);
+}
+
+export function authorizeRole(principal: Principal, required: Requirement, procedure: string): void {
+  if (required === "authenticated" || required === "public") return;
+  if (principal.roles.size === 0) {
+    throw domainError(Code.PermissionDenied, Reason.NoRole, "the credential has no role");
+  }
+  if (!grants(principal, required)) {
+    throw domainError(
+      Code.PermissionDenied,
+      Reason.InsufficientRole,
+      `${procedure} needs the ${Role[required].toLowerCase()} role`,
+      {
+        requiredRole: Role[required],
+      },
+    );
+  }
+}
+
+/** The tenant a call acts on: the request's, which must be the caller's own unless the caller is superadmin. */
+async function authorizeTenant(requested: string, principal: Principal, tenants: TenantDirectory): Promise<string> {
+  const tenant = requested || principal.tenant;
+  if (!tenant)
+    throw invalidArgument([
+      { field: "tenant", description: "is required for a global credential", reason: Reason.MissingField },
+    ]);
+  if (!TENANT_PATTERN.test(tenant)) {
+    throw invalidArgument([{ field: "tenant", description: "must match [a-z0-9][a-z0-9_-]{0,62}" }]);
+  }
+  if (tenant !== principal.tenant && !isSuperadmin(principal)) {
+    throw domainError(
+      Code.PermissionDenied,
+      Reason.TenantMismatch,
+      `the credential is not valid for tenant "${tenant}"`,
+    );
+  }
+  if (!(await tenants.exists(tenant))) {
+    throw domainError(Code.NotFound, Reason.TenantNotFound, `tenant "${tenant}" does not exist`, { tenant });
+  }
+  return tenant;
+}
+
+function stringField(desc: DescMessage, name: string): boolean {
+  const field = desc.fields.find((f) => f.name === name);
+  return field?.fieldKind === "scalar";
+}
+
+function malformed(message: string) {
+  return domainError(Code.Unauthenticated, Reason.MalformedAuthorization, message);
+}

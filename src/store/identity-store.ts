@@ -1,0 +1,117 @@
+import { and, asc, eq, isNull, or, sql } from "drizzle-orm";
+import type { Db } from "./database.js";
+import { credentials, tenants } from "./schema.js";
+
+export type TenantRow = typeof tenants.$inferSelect;
+export type CredentialRow = typeof credentials.$inferSelect;
+export type NewCredential = typeof credentials.$inferInsert;
+
+/** Tenants and credentials. Secrets arrive here already hashed. */
+export class IdentityStore {
+  constructor(private readonly db: Db) {}
+
+  /** The new tenant, or undefined when the slug is taken. */
+  async createTenant(id: string, displayName: string, createdAt: string): Promise<TenantRow | undefined> {
+    const [row] = await this.db
+      .insert(tenants)
+      .values({ id, displayName, createdAt })
+      .onConflictDoNothing({ target: tenants.id })
+      .returning();
+    return row;
+  }
+
+  async getTenant(id: string): Promise<TenantRow | undefined> {
+    const [row] = await this.db.select().from(tenants).where(eq(tenants.id, id));
+    return row;
+  }
+
+  /** A tenant by slug, or by its numeric id when `key` is all digits. */
+  async findTenant(key: string): Promise<TenantRow | undefined> {
+    if (!/^\d{1,18}$/.test(key)) return this.getTenant(key);
+    const [row] = await this.db
+      .select()
+      .from(tenants)
+      .where(or(eq(tenants.id, key), eq(tenants.numericId, Number(key))));
+    return row;
+  }
+
+  listTenants(only?: string): Promise<TenantRow[]> {
+    return this.db
+      .select()
+      .from(tenants)
+      .where(only === undefined ? undefined : eq(tenants.id, only))
+      .orderBy(asc(tenants.numericId));
+  }
+
+  async insertCredential(row: NewCredential): Promise<CredentialRow | undefined> {
+    const [stored] = await this.db.insert(credentials).values(row).onConflictDoNothing().returning();
+    return stored;
+  }
+
+  /** An API key or session by the SHA-256 of its token. */
+  async findByTokenHash(hash: Buffer): Promise<CredentialRow | undefined> {
+    const [row] = await this.db
+      .select()
+      .from(credentials)
+      .where(and(eq(credentials.secretHash, hash), sql`${credentials.kind} <> 2`));
+    return row;
+  }
+
+  async findUser(tenant: string, username: string): Promise<CredentialRow | undefined> {
+    const [row] = await this.db
+      .select()
+      .from(credentials)
+      .where(and(eq(credentials.tenant, tenant), eq(credentials.name, username), eq(credentials.kind, 2)));
+    return row;
+  }
+
+  async getCredential(id: string): Promise<CredentialRow | undefined> {
+    const [row] = await this.db.select().from(credentials).where(eq(credentials.id, id));
+    return row;
+  }
+
+  /** Revokes a credential and, for a user, every session issued to it. */
+  async revoke(id: string, revokedAt: string): Promise<CredentialRow | undefined> {
+    return this.db.transaction(async (tx) => {
+      const [row] = await tx
+        .update(credentials)
+        .set({ revokedAt: sql`coalesce(${credentials.revokedAt}, ${revokedAt}::timestamptz)` })
+        .where(eq(credentials.id, id))
+        .returning();
+      await tx
+        .update(credentials)
+        .set({ revokedAt })
+        .where(and(eq(credentials.userId, id), isNull(credentials.revokedAt)));
+      return row;
+    });
+  }
+
+  listCredentials(tenant: string | null): Promise<CredentialRow[]> {
+    return this.db
+      .select()
+      .from(credentials)
+      .where(tenant === null ? isNull(credentials.tenant) : eq(credentials.tenant, tenant))
+      .orderBy(asc(credentials.createdAt), asc(credentials.id));
+  }
+
+  async touch(id: string, lastUsedAt: string): Promise<void> {
+    await this.db.update(credentials).set({ lastUsedAt }).where(eq(credentials.id, id));
+  }
+
+  /** Installs or rotates the credential behind AUDIT_ADMIN_TOKEN. */
+  async upsertBootstrap(id: string, secretHash: Buffer, roles: number[], createdAt: string): Promise<void> {
+    await this.db
+      .insert(credentials)
+      .values({ id, tenant: null, kind: 1, name: "bootstrap", roles, secretHash, createdAt, tokenPrefix: "" })
+      .onConflictDoUpdate({ target: credentials.id, set: { secretHash, revokedAt: null, roles } });
+  }
+
+  async hasGlobalCredential(): Promise<boolean> {
+    const [row] = await this.db
+      .select({ id: credentials.id })
+      .from(credentials)
+      .where(and(isNull(credentials.tenant), isNull(credentials.revokedAt)))
+      .limit(1);
+    return row !== undefined;
+  }
+}

@@ -1,3 +1,4 @@
+import { setMaxListeners } from "node:events";
 import { type ConnectRouterOptions, createConnectRouter } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { Authenticator } from "./auth/authenticator.js";
@@ -58,6 +59,8 @@ export async function startApp(options: AppOptions): Promise<App> {
   const authenticator = new Authenticator({ store: identities, clock, logger, cacheMs: config.credentialCacheMs });
 
   const shutdownController = new AbortController();
+  // Every call in flight listens on it; the default cap of 10 listeners would warn at the 11th concurrent call.
+  setMaxListeners(0, shutdownController.signal);
   // Shared by the network server and in-process callers (REST, legacy adapters): the same interceptors and limits.
   const routerOptions: ConnectRouterOptions = {
     // Outermost first.

@@ -1,6 +1,6 @@
-import { and, asc, desc, eq, getTableColumns, gte, like, lt, or, type SQL, sql } from "drizzle-orm";
+import { getTableColumns } from "drizzle-orm";
 import type postgres from "postgres";
-import type { Database, Db } from "./database.js";
+import type { Database } from "./database.js";
 import { events } from "./schema.js";
 import { microsToIso } from "./time.js";
 import { uuidv7 } from "./uuid.js";
@@ -55,18 +55,14 @@ export interface ListQuery {
   includeChildren: boolean;
 }
 
-const { contentHash: _hash, ...outputColumns } = getTableColumns(events);
-
 /** SQLSTATEs after which running the same statement again can succeed; see `write`. */
 const RETRYABLE = new Set(["23505", "40P01"]);
 const ATTEMPTS = 3;
 
 export class EventStore {
   private readonly sql: postgres.Sql;
-  private readonly db: Db;
 
-  constructor(database: Pick<Database, "db" | "sql">) {
-    this.db = database.db;
+  constructor(database: Pick<Database, "sql">) {
     this.sql = database.sql;
   }
 
@@ -123,46 +119,65 @@ export class EventStore {
     }
   }
 
+  /**
+   * A page of a tenant's events in (occurred_at, sequence) order, keyset-paged. Plain postgres.js rather than drizzle:
+   * the statement is prepared once per filter combination, and rows arrive already shaped, where drizzle's per-column
+   * row mapping was an eighth of List's CPU.
+   */
   async list(q: ListQuery): Promise<EventRow[]> {
-    const conditions: (SQL | undefined)[] = [eq(events.tenant, q.tenant)];
-    if (q.startTime) conditions.push(gte(events.occurredAt, q.startTime));
-    if (q.endTime) conditions.push(lt(events.occurredAt, q.endTime));
+    const sql = this.sql;
+    const conditions = [sql`tenant = ${q.tenant}`];
+    if (q.startTime) conditions.push(sql`occurred_at >= ${q.startTime}::timestamptz`);
+    if (q.endTime) conditions.push(sql`occurred_at < ${q.endTime}::timestamptz`);
     if (q.actions.length > 0) {
-      conditions.push(
-        or(
-          ...q.actions.map((a) =>
-            a.endsWith("*") ? like(events.action, `${escapeLike(a.slice(0, -1))}%`) : eq(events.action, a),
-          ),
-        ),
-      );
+      const exact = q.actions.filter((a) => !a.endsWith("*"));
+      const prefixes = q.actions.filter((a) => a.endsWith("*")).map((a) => `${escapeLike(a.slice(0, -1))}%`);
+      const alternatives = [
+        ...(exact.length > 0 ? [sql`action = any(${exact}::text[])`] : []),
+        ...prefixes.map((pattern) => sql`action like ${pattern}`),
+      ];
+      conditions.push(sql`(${alternatives.flatMap((c, k) => (k === 0 ? [c] : [sql`or`, c]))})`);
     }
-    if (q.actorId) conditions.push(eq(events.actorId, q.actorId));
-    if (q.actorName) conditions.push(eq(events.actorName, q.actorName));
-    if (q.targetId) conditions.push(eq(events.targetId, q.targetId));
-    if (q.targetType) conditions.push(eq(events.targetType, q.targetType));
-    if (q.category) conditions.push(eq(events.category, q.category));
-    if (q.source) conditions.push(eq(events.source, q.source));
-    if (q.outcomeStatus) conditions.push(eq(events.outcomeStatus, q.outcomeStatus));
-    if (q.parentId) conditions.push(eq(events.parentId, q.parentId));
-    else if (!q.includeChildren) conditions.push(eq(events.parentId, ""));
+    if (q.actorId) conditions.push(sql`actor_id = ${q.actorId}`);
+    if (q.actorName) conditions.push(sql`actor_name = ${q.actorName}`);
+    if (q.targetId) conditions.push(sql`target_id = ${q.targetId}`);
+    if (q.targetType) conditions.push(sql`target_type = ${q.targetType}`);
+    if (q.category) conditions.push(sql`category = ${q.category}`);
+    if (q.source) conditions.push(sql`source = ${q.source}`);
+    if (q.outcomeStatus) conditions.push(sql`outcome_status = ${q.outcomeStatus}`);
+    if (q.parentId) conditions.push(sql`parent_id = ${q.parentId}`);
+    else if (!q.includeChildren) conditions.push(sql`parent_id = ''`);
     if (q.after) {
       const cursor = sql`(${q.after.occurredAt}::timestamptz, ${q.after.sequence}::bigint)`;
-      const key = sql`(${events.occurredAt}, ${events.sequence})`;
-      conditions.push(q.newestFirst ? sql`${key} < ${cursor}` : sql`${key} > ${cursor}`);
+      conditions.push(
+        q.newestFirst ? sql`(occurred_at, sequence) < ${cursor}` : sql`(occurred_at, sequence) > ${cursor}`,
+      );
     }
-    const direction = q.newestFirst ? desc : asc;
-    return this.db
-      .select(outputColumns)
-      .from(events)
-      .where(and(...conditions))
-      .orderBy(direction(events.occurredAt), direction(events.sequence))
-      .limit(q.limit);
+    const direction = q.newestFirst ? sql`desc` : sql`asc`;
+    const rows = await sql<(Omit<EventRow, "sequence"> & { sequence: string })[]>`
+      select ${sql.unsafe(OUTPUT_COLUMNS)} from events
+      where ${conditions.flatMap((c, k) => (k === 0 ? [c] : [sql`and`, c]))}
+      order by occurred_at ${direction}, sequence ${direction}
+      limit ${q.limit}
+    `;
+    return rows.map((row) => ({ ...row, sequence: Number(row.sequence) }));
   }
 }
 
 function escapeLike(value: string): string {
   return value.replace(/[\\%_]/g, (c) => `\\${c}`);
 }
+
+/** EventRow's columns as a select list (`actor_id as "actorId"`, ...), from the schema so the two cannot drift. */
+function outputColumnList(table: string): string {
+  const { contentHash: _hash, ...columns } = getTableColumns(events);
+  return Object.entries(columns)
+    .map(([key, column]) => `${table}${column.name} as "${key}"`)
+    .join(", ");
+}
+
+const OUTPUT_COLUMNS = outputColumnList("");
+const EXISTING_COLUMNS = outputColumnList("x.");
 
 /**
  * The append statement over `input`, a query yielding InputRow's columns with their SQL types (see jsonInput).
@@ -202,13 +217,7 @@ export function appendStatement(sql: postgres.Sql, input: postgres.PendingQuery<
       returning tenant, id, sequence
     )
     select
-      i.ord, ins.sequence as "insertedSequence", x.same, x.tenant, x.sequence, x.id,
-      x.occurred_at as "occurredAt", x.received_at as "receivedAt", x.completed_at as "completedAt",
-      x.expires_at as "expiresAt", x.source, x.action, x.category, x.actor_id as "actorId",
-      x.actor_type as "actorType", x.actor_name as "actorName", x.actor_email as "actorEmail",
-      x.actor_roles as "actorRoles", x.target_id as "targetId", x.target_type as "targetType",
-      x.target_name as "targetName", x.outcome_status as "outcomeStatus", x.outcome_code as "outcomeCode",
-      x.outcome_message as "outcomeMessage", x.request, x.attributes, x.parent_id as "parentId"
+      i.ord, ins.sequence as "insertedSequence", x.same, ${sql.unsafe(EXISTING_COLUMNS)}
     from input i
     left join inserted ins on ins.tenant = i.tenant and ins.id = i.id
     left join existing x on x.ord = i.ord

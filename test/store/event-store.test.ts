@@ -191,3 +191,60 @@ describe("two service instances on one database", () => {
     }
   });
 });
+
+describe("list", () => {
+  const base = {
+    limit: 100,
+    newestFirst: false,
+    actions: [] as string[],
+    actorId: "",
+    actorName: "",
+    targetId: "",
+    targetType: "",
+    category: "",
+    source: "",
+    outcomeStatus: 0,
+    parentId: "",
+    includeChildren: false,
+  };
+  const at = (second: number) => ({ seconds: BigInt(1_780_000_000 + second), nanos: 0 });
+
+  beforeAll(async () => {
+    const batch = [
+      newEvent({ id: "e1", action: "project.create", actor: { id: "ann" }, occurredAt: at(1) }),
+      newEvent({ id: "e2", action: "project_x", actor: { id: "bob" }, occurredAt: at(2), outcome: { status: 2 } }),
+      newEvent({ id: "e3", action: "projectXcreate", actor: { id: "ann" }, occurredAt: at(3), category: "Devices" }),
+      newEvent({ id: "e4", action: "user.login", actor: { id: "ann" }, occurredAt: at(3), parentId: "e1" }),
+      newEvent({ id: "e5", action: "user.logout", target: { id: "t1", type: "device" }, occurredAt: at(5) }),
+    ];
+    const result = await store.append("listing", batch, NOW_MICROS);
+    expect(result.ok).toBe(true);
+  });
+
+  const ids = async (q: Partial<typeof base> & { after?: { occurredAt: string; sequence: number } }) =>
+    (await store.list({ ...base, tenant: "listing", ...q })).map((r) => r.id);
+
+  test("filters: exact and prefix actions (LIKE wildcards in a prefix are literal), actor, outcome, target", async () => {
+    expect(await ids({})).toEqual(["e1", "e2", "e3", "e5"]);
+    expect(await ids({ includeChildren: true })).toEqual(["e1", "e2", "e3", "e4", "e5"]);
+    expect(await ids({ actions: ["project_*"] })).toEqual(["e2"]);
+    expect(await ids({ actions: ["project.*", "user.logout"] })).toEqual(["e1", "e5"]);
+    expect(await ids({ actorId: "ann", includeChildren: true })).toEqual(["e1", "e3", "e4"]);
+    expect(await ids({ outcomeStatus: 2 })).toEqual(["e2"]);
+    expect(await ids({ targetId: "t1", targetType: "device" })).toEqual(["e5"]);
+    expect(await ids({ category: "Devices" })).toEqual(["e3"]);
+    expect(await ids({ parentId: "e1" })).toEqual(["e4"]);
+  });
+
+  test("time window and keyset pages in both orders", async () => {
+    const window = { startTime: "2026-05-28T20:26:42.000000Z", endTime: "2026-05-28T20:26:45.000000Z" };
+    expect(await ids({ ...window, includeChildren: true })).toEqual(["e2", "e3", "e4"]);
+    const [first] = await store.list({ ...base, tenant: "listing", limit: 1, includeChildren: true, ...window });
+    if (!first) throw new Error("expected a row");
+    expect(await ids({ ...window, includeChildren: true, after: first })).toEqual(["e3", "e4"]);
+    const newest = await store.list({ ...base, tenant: "listing", newestFirst: true, includeChildren: true, limit: 2 });
+    expect(newest.map((r) => r.id)).toEqual(["e5", "e4"]);
+    const last = newest[1] as EventRow;
+    expect(await ids({ newestFirst: true, includeChildren: true, after: last })).toEqual(["e3", "e2", "e1"]);
+  });
+});

@@ -36,7 +36,7 @@ const LIST_DATABASE = "audit_bench_list";
 const LIST_TENANT = "bench-list";
 const LIST_DAYS = 10;
 const CORES = os.availableParallelism();
-/** BENCH_ONLY=raw,batch,unary,http,list runs only those parts (e.g. to profile one). */
+/** BENCH_ONLY=raw,batch,unary,echo-ref,http,list runs only those parts (e.g. to profile one). */
 const ONLY = process.env.BENCH_ONLY?.split(",");
 const selected = (part: string) => !ONLY || ONLY.includes(part);
 
@@ -117,8 +117,8 @@ async function startService(databaseUrl: string): Promise<Service> {
   return { pid: child.pid as number, url, stop: () => stopChild(child) };
 }
 
-async function startEcho(): Promise<Service> {
-  const child = spawn(process.execPath, ["--import", "tsx", "bench/echo-server.ts"], {
+async function startEcho(mode: "connect" | "node-http2" | "grpc-js"): Promise<Service> {
+  const child = spawn(process.execPath, ["--import", "tsx", "bench/echo-server.ts", mode], {
     stdio: ["ignore", "pipe", "inherit"],
   });
   const port = await new Promise<number>((resolve, reject) => {
@@ -344,26 +344,37 @@ async function unaryCreate(server: BenchServer, service: Service, db: Database) 
     connections: 4,
     streamsPerConnection: 16,
   });
-  const echo = await startEcho();
-  try {
-    await load(spec(echo.url), 2);
-    const bare = await rounds({ echo: () => [echo.pid] }, async () => {
-      const result = await load(spec(echo.url));
-      return { ...result, value: result.perSecond };
-    });
-    rows.push({
-      name: "bare Connect echo, unary gRPC, 64 streams",
-      value: bare.result.perSecond,
-      unit: "req/s",
-      p50Ms: bare.result.p50Ms,
-      p99Ms: bare.result.p99Ms,
-      cpu: bare.cpu,
-      serverCpuUsPerRequest: serverCpuUs(bare.cpu, bare.result.ok),
-      tool: bare.result.tool,
-      rounds: bare.values,
-    });
-  } finally {
-    await echo.stop();
+  const echoes = [
+    { mode: "connect", name: "bare Connect echo, unary gRPC, 64 streams" },
+    ...(selected("echo-ref")
+      ? ([
+          { mode: "node-http2", name: "reference: node:http2 gRPC-shaped echo" },
+          { mode: "grpc-js", name: "reference: @grpc/grpc-js echo" },
+        ] as const)
+      : []),
+  ] as const;
+  for (const { mode, name } of echoes) {
+    const echo = await startEcho(mode);
+    try {
+      await load(spec(echo.url), 2);
+      const bare = await rounds({ echo: () => [echo.pid] }, async () => {
+        const result = await load(spec(echo.url));
+        return { ...result, value: result.perSecond };
+      });
+      rows.push({
+        name,
+        value: bare.result.perSecond,
+        unit: "req/s",
+        p50Ms: bare.result.p50Ms,
+        p99Ms: bare.result.p99Ms,
+        cpu: bare.cpu,
+        serverCpuUsPerRequest: serverCpuUs(bare.cpu, bare.result.ok),
+        tool: bare.result.tool,
+        rounds: bare.values,
+      });
+    } finally {
+      await echo.stop();
+    }
   }
   await load(spec(service.url), 2);
   const measured = await rounds({ service: () => [service.pid], ...pgGroup(server) }, async () => {

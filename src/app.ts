@@ -11,8 +11,9 @@ import { requestLogInterceptor } from "./interceptors/request-log.js";
 import { type LegacyDeps, legacyHandler } from "./legacy/adapter.js";
 import { legacyAdapters } from "./legacy/index.js";
 import type { Logger } from "./logger.js";
+import { createGrpcUnaryHandlers } from "./server/grpc-unary.js";
 import { createInProcessClients } from "./server/in-process.js";
-import { registerRoutes } from "./server/routes.js";
+import { registerRoutes, serviceRegistrations } from "./server/routes.js";
 import { notFound, type RunningServer, startServer } from "./server/server.js";
 import { createIdentityAdmin } from "./service/admin-service.js";
 import { createAuditService } from "./service/audit-service.js";
@@ -77,10 +78,11 @@ export async function startApp(options: AppOptions): Promise<App> {
     // An audit log must not silently drop a field a client thought it sent.
     jsonOptions: { ignoreUnknownFields: false },
   };
-  const routes = registerRoutes({
+  const services = {
     audit: createAuditService({ store, groupCommit, clock, pageTokens }),
     admin: createIdentityAdmin({ store: identities, tenants, authenticator, clock }),
-  });
+  };
+  const routes = registerRoutes(services);
   const router = createConnectRouter(routerOptions);
   routes(router);
   const legacy: LegacyDeps = {
@@ -93,6 +95,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     config,
     logger,
     router,
+    grpcUnary: config.grpcFastPath ? createGrpcUnaryHandlers(serviceRegistrations(services), routerOptions) : undefined,
     fallback: legacyHandler(legacyAdapters(legacy), logger, notFound),
     shutdownController,
     ready: () => database.ping(),

@@ -11,6 +11,8 @@ export interface Config {
   groupCommitMaxBatch: number;
   /** Most appends waiting for a group commit before new ones are refused with RESOURCE_EXHAUSTED. */
   ingestQueueLimit: number;
+  /** Unary gRPC calls with uncompressed protobuf bodies skip Connect's streaming plumbing (server/grpc-unary.ts). */
+  grpcFastPath: boolean;
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   logLevel: string;
@@ -32,6 +34,7 @@ export function loadConfig(env: Env = process.env): Config {
     databasePoolSize: int(env, "DATABASE_POOL_SIZE", 10, 1, 1000),
     groupCommitMaxBatch: int(env, "GROUP_COMMIT_MAX_BATCH", 500, 1, 1000),
     ingestQueueLimit: int(env, "INGEST_QUEUE_LIMIT", 5000, 1, 1_000_000),
+    grpcFastPath: bool(env, "GRPC_FAST_PATH", true),
     tlsCert: env.TLS_CERT || undefined,
     tlsKey: env.TLS_KEY || undefined,
     logLevel: env.LOG_LEVEL ?? "info",
@@ -41,6 +44,14 @@ export function loadConfig(env: Env = process.env): Config {
     adminToken: env.AUDIT_ADMIN_TOKEN || undefined,
     credentialCacheMs: int(env, "CREDENTIAL_CACHE_MS", 5_000, 0, 3_600_000),
   };
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (raw === "true" || raw === "1") return true;
+  if (raw === "false" || raw === "0") return false;
+  throw new Error(`${name} must be true or false, got "${raw}"`);
 }
 
 function int(env: Env, name: string, fallback: number, min: number, max: number): number {

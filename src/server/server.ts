@@ -9,6 +9,7 @@ import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from
 import type { Config } from "../config.js";
 import { kRequestId } from "../interceptors/context.js";
 import type { Logger } from "../logger.js";
+import { type GrpcUnaryHandler, takesGrpcFastPath } from "./grpc-unary.js";
 import { createCleartextListener, type NodeHandler } from "./listener.js";
 
 export type { NodeHandler };
@@ -18,6 +19,8 @@ export interface ServerOptions {
   logger: Logger;
   /** Serves gRPC, gRPC-web and Connect at `/<package.Service>/<Method>`. */
   router: ConnectRouter;
+  /** Unary gRPC calls with uncompressed protobuf bodies, by path: the direct path in grpc-unary.ts. */
+  grpcUnary?: Map<string, GrpcUnaryHandler>;
   /** Whether the service can serve: backs /readyz. */
   ready: () => Promise<boolean>;
   /** Requests no RPC path matches (REST and legacy routes); default 404. */
@@ -44,14 +47,21 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const fallback: NodeHandler = options.fallback ?? notFound;
 
   const connect: NodeHandler = (req, res) => {
-    const rpc = rpcs.get((req.url ?? "").split("?", 1)[0] ?? "");
+    const path = (req.url ?? "").split("?", 1)[0] ?? "";
+    const rpc = rpcs.get(path);
     if (!rpc) {
       fallback(req, res);
       return;
     }
     const given = req.headers["x-request-id"];
     const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
-    const uReq = universalRequestFromNodeRequest(req, res, undefined, createContextValues().set(kRequestId, requestId));
+    const contextValues = createContextValues().set(kRequestId, requestId);
+    const direct = options.grpcUnary?.get(path);
+    if (direct && takesGrpcFastPath(req)) {
+      direct(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse, contextValues);
+      return;
+    }
+    const uReq = universalRequestFromNodeRequest(req, res, undefined, contextValues);
     rpc(uReq)
       .then((uRes) => universalResponseToNodeResponse(uRes, res))
       .catch((error) => {

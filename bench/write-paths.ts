@@ -1,16 +1,26 @@
 /**
  * Which way of shipping a 500-event batch to PostgreSQL makes BatchCreate fastest? Runs the store's append statement
  * with its input as one json parameter (what the service uses), as unnest() over one array per column, as a
- * multi-row VALUES list, and from a temporary table filled by COPY; and, for reference, the transaction the store
- * used before (lock, select, multi-row INSERT, update: five round trips). Each variant: 4 concurrent callers,
- * one tenant each, on a fresh database. `npx tsx bench/write-paths.ts`; BENCH_SECONDS sets each variant's length.
+ * multi-row VALUES list, and from a temporary table filled by COPY; the service's whole transaction (lock the
+ * tenant, read the clock, the json statement); a plain multi-row INSERT with no checks; and the transaction the store
+ * used before (lock, select, drizzle multi-row INSERT, update). Each variant: 4 concurrent callers, one tenant each,
+ * on a fresh database. `npx tsx bench/write-paths.ts`; BENCH_SECONDS sets each variant's length, BENCH_ONLY=<text>
+ * runs the variants whose name contains it.
  */
 import { randomBytes } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
 import { and, sql as dsql, eq } from "drizzle-orm";
 import type postgres from "postgres";
+import { systemClock } from "../src/clock.js";
 import type { Database } from "../src/store/database.js";
-import { appendStatement, EventStore, type InputRow, inputRow, type NewEvent } from "../src/store/event-store.js";
+import {
+  appendStatement,
+  EventStore,
+  type InputRow,
+  inputRow,
+  jsonInput,
+  type NewEvent,
+} from "../src/store/event-store.js";
 import { events, tenantSequences } from "../src/store/schema.js";
 import { sampleNewEvent } from "./support/fixtures.js";
 import { dropDatabase, openDatabase, startBenchServer } from "./support/postgres.js";
@@ -69,13 +79,17 @@ function typed(sql: postgres.Sql, source: postgres.PendingQuery<postgres.Row[]>)
 type Variant = (db: Database, tenant: string, batch: NewEvent[], receivedMicros: bigint) => Promise<unknown>;
 
 const variants: Record<string, (db: Database) => Variant> = {
-  "json_to_recordset (service)": (db) => {
-    const store = new EventStore(db);
-    return (_db, tenant, batch, received) => store.append(tenant, batch, received);
+  "service: lock, then the json statement": (db) => {
+    const store = new EventStore(db.db);
+    return (_db, tenant, batch) => store.append(tenant, batch, systemClock);
+  },
+  json_to_recordset: () => (db, tenant, batch, received) => {
+    const rows = batch.map((event, ord) => inputRow({ tenant, event }, ord, received));
+    return appendStatement(db.sql, jsonInput(db.sql, rows), true);
   },
   "json, short keys": () => (db, tenant, batch, received) => {
     const rows = batch.map((event, ord) => {
-      const row = inputRow({ tenant, event, receivedMicros: received }, ord);
+      const row = inputRow({ tenant, event }, ord, received);
       return Object.fromEntries(COLUMNS.map(([name], i) => [`c${i}`, row[name]]));
     });
     const defs = COLUMNS.map(([, type], i) => `c${i} ${type}`).join(", ");
@@ -90,7 +104,7 @@ const variants: Record<string, (db: Database) => Variant> = {
     let sequence = 0;
     return (db, tenant, batch, received) => {
       const rows = batch.map((event, ord) => {
-        const { ord: _, ...row } = inputRow({ tenant, event, receivedMicros: received }, ord);
+        const { ord: _, ...row } = inputRow({ tenant, event }, ord, received);
         return {
           ...row,
           sequence: ++sequence,
@@ -103,14 +117,14 @@ const variants: Record<string, (db: Database) => Variant> = {
     };
   },
   "unnest(text[] per column)": () => (db, tenant, batch, received) => {
-    const rows = batch.map((event, ord) => asText(inputRow({ tenant, event, receivedMicros: received }, ord)));
+    const rows = batch.map((event, ord) => asText(inputRow({ tenant, event }, ord, received)));
     const arrays = COLUMNS.map((_, i) => rows.map((r) => r[i] ?? null));
     const params = arrays.map((a) => db.sql`${db.sql.array(a as string[], 25)}::text[]`);
     const list = params.flatMap((p, i) => (i === 0 ? [p] : [db.sql`,`, p]));
     return appendStatement(db.sql, typed(db.sql, db.sql`select * from unnest(${list})`), true);
   },
   "multi-row VALUES": () => (db, tenant, batch, received) => {
-    const rows = batch.map((event, ord) => asText(inputRow({ tenant, event, receivedMicros: received }, ord)));
+    const rows = batch.map((event, ord) => asText(inputRow({ tenant, event }, ord, received)));
     return appendStatement(db.sql, typed(db.sql, db.sql`values ${db.sql(rows as string[][])}`), true);
   },
   "COPY into a temp table": () => (db, tenant, batch, received) =>
@@ -119,7 +133,7 @@ const variants: Record<string, (db: Database) => Variant> = {
       await tx`create temp table if not exists bench_input (${tx.unsafe(columns)}) on commit delete rows`;
       const stream = await tx`copy bench_input from stdin`.writable();
       for (const [ord, event] of batch.entries()) {
-        const values = asText(inputRow({ tenant, event, receivedMicros: received }, ord));
+        const values = asText(inputRow({ tenant, event }, ord, received));
         stream.write(`${values.map((v) => (v === null ? "\\N" : copyEscape(v))).join("\t")}\n`);
       }
       await new Promise<void>((resolve, reject) =>
@@ -142,7 +156,7 @@ const variants: Record<string, (db: Database) => Variant> = {
         })
         .returning({ last: tenantSequences.lastSequence });
       let last = lock?.last ?? 0;
-      const rows = batch.map((event, ord) => inputRow({ tenant, event, receivedMicros: received }, ord));
+      const rows = batch.map((event, ord) => inputRow({ tenant, event }, ord, received));
       await tx
         .select({ id: events.id })
         .from(events)

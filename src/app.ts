@@ -5,16 +5,18 @@ import { Authenticator } from "./auth/authenticator.js";
 import { bootstrapAdmin } from "./auth/bootstrap.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
+import { ERROR_DOMAIN } from "./errors.js";
 import { authInterceptor } from "./interceptors/auth.js";
 import { errorMappingInterceptor } from "./interceptors/error-mapping.js";
 import { requestLogInterceptor } from "./interceptors/request-log.js";
 import { type LegacyDeps, legacyHandler } from "./legacy/adapter.js";
 import { legacyAdapters } from "./legacy/index.js";
 import type { Logger } from "./logger.js";
+import { createRestTranscoder } from "./rest/transcoder.js";
 import { createGrpcUnaryHandlers } from "./server/grpc-unary.js";
 import { createInProcessClients } from "./server/in-process.js";
 import { registerRoutes, serviceRegistrations } from "./server/routes.js";
-import { notFound, type RunningServer, startServer } from "./server/server.js";
+import { type RunningServer, requestContextValues, startServer } from "./server/server.js";
 import { createIdentityAdmin } from "./service/admin-service.js";
 import { createAuditService } from "./service/audit-service.js";
 import { PageTokens } from "./service/page-token.js";
@@ -49,8 +51,8 @@ export async function startApp(options: AppOptions): Promise<App> {
     logger,
   });
   const pageTokens = new PageTokens(await sharedSecret(database.db, "page-token-key"));
-  const store = new EventStore(database);
-  const groupCommit = new GroupCommit(store, {
+  const store = new EventStore(database.db);
+  const groupCommit = new GroupCommit(store, clock, {
     maxBatch: config.groupCommitMaxBatch,
     queueLimit: config.ingestQueueLimit,
   });
@@ -91,12 +93,19 @@ export async function startApp(options: AppOptions): Promise<App> {
     maxBodyBytes: config.maxBodyBytes,
     logger,
   };
+  const rest = createRestTranscoder({
+    router,
+    maxBodyBytes: config.maxBodyBytes,
+    errorDomain: ERROR_DOMAIN,
+    contextValues: requestContextValues,
+    onInternalError: (err) => logger.error({ err }, "REST transcoding failed"),
+  });
   const server = await startServer({
     config,
     logger,
     router,
     grpcUnary: config.grpcFastPath ? createGrpcUnaryHandlers(serviceRegistrations(services), routerOptions) : undefined,
-    fallback: legacyHandler(legacyAdapters(legacy), logger, notFound),
+    fallback: legacyHandler(legacyAdapters(legacy), logger, rest.handle),
     shutdownController,
     ready: () => database.ping(),
   });

@@ -21,6 +21,8 @@ export interface Config {
   shutdownGraceMs: number;
   adminToken: string | undefined;
   credentialCacheMs: number;
+  /** Browser origins allowed to call the API (CORS); "*" for any, empty for none. */
+  corsOrigins: string[];
 }
 
 type Env = Record<string, string | undefined>;
@@ -43,6 +45,7 @@ export function loadConfig(env: Env = process.env): Config {
     shutdownGraceMs: int(env, "SHUTDOWN_GRACE_MS", 10_000, 0, 600_000),
     adminToken: env.AUDIT_ADMIN_TOKEN || undefined,
     credentialCacheMs: int(env, "CREDENTIAL_CACHE_MS", 5_000, 0, 3_600_000),
+    corsOrigins: origins(env, "CORS_ORIGINS"),
   };
 }
 
@@ -52,6 +55,19 @@ function bool(env: Env, name: string, fallback: boolean): boolean {
   if (raw === "true" || raw === "1") return true;
   if (raw === "false" || raw === "0") return false;
   throw new Error(`${name} must be true or false, got "${raw}"`);
+}
+
+/** A comma list of origins such as `https://app.example.com`, or `*`. */
+function origins(env: Env, name: string): string[] {
+  const list = (env[name] ?? "")
+    .split(",")
+    .map((o) => o.trim())
+    .filter(Boolean);
+  for (const origin of list) {
+    if (origin !== "*" && URL.canParse(origin) && new URL(origin).origin === origin) continue;
+    throw new Error(`${name} must be a comma list of origins like https://app.example.com, or *; got "${origin}"`);
+  }
+  return list;
 }
 
 function int(env: Env, name: string, fallback: number, min: number, max: number): number {

@@ -3,19 +3,20 @@ import { readFileSync } from "node:fs";
 import type http from "node:http";
 import http2 from "node:http2";
 import type net from "node:net";
-import { Code, ConnectError, type ConnectRouter, createContextValues } from "@connectrpc/connect";
+import { Code, ConnectError, type ConnectRouter, type ContextValues, createContextValues } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { Config } from "../config.js";
 import { kRequestId } from "../interceptors/context.js";
 import type { Logger } from "../logger.js";
+import { createCors } from "./cors.js";
 import { type GrpcUnaryHandler, takesGrpcFastPath } from "./grpc-unary.js";
 import { createCleartextListener, type NodeHandler } from "./listener.js";
 
 export type { NodeHandler };
 
 export interface ServerOptions {
-  config: Pick<Config, "port" | "host" | "tlsCert" | "tlsKey" | "requestTimeoutMs" | "shutdownGraceMs">;
+  config: Pick<Config, "port" | "host" | "tlsCert" | "tlsKey" | "requestTimeoutMs" | "shutdownGraceMs" | "corsOrigins">;
   logger: Logger;
   /** Serves gRPC, gRPC-web and Connect at `/<package.Service>/<Method>`. */
   router: ConnectRouter;
@@ -39,12 +40,22 @@ export interface RunningServer {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
+/** The context of a call arriving at the port: its request id, the caller's x-request-id when well-formed. */
+export function requestContextValues(req: Parameters<NodeHandler>[0]): ContextValues {
+  const given = req.headers["x-request-id"];
+  return createContextValues().set(
+    kRequestId,
+    typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID(),
+  );
+}
+
 export async function startServer(options: ServerOptions): Promise<RunningServer> {
   const { config, logger } = options;
   const shutdown = options.shutdownController;
   let closing = false;
   const rpcs = new Map<string, UniversalHandler>(options.router.handlers.map((h) => [h.requestPath, h]));
   const fallback: NodeHandler = options.fallback ?? notFound;
+  const cors = createCors(config.corsOrigins);
 
   const connect: NodeHandler = (req, res) => {
     const path = (req.url ?? "").split("?", 1)[0] ?? "";
@@ -53,9 +64,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       fallback(req, res);
       return;
     }
-    const given = req.headers["x-request-id"];
-    const requestId = typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID();
-    const contextValues = createContextValues().set(kRequestId, requestId);
+    const contextValues = requestContextValues(req);
     const direct = options.grpcUnary?.get(path);
     if (direct && takesGrpcFastPath(req)) {
       direct(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse, contextValues);
@@ -63,10 +72,17 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     const uReq = universalRequestFromNodeRequest(req, res, undefined, contextValues);
     rpc(uReq)
-      .then((uRes) => universalResponseToNodeResponse(uRes, res))
+      .then((uRes) => {
+        // Answered before the whole body arrived (it was over readMaxBytes): the client may still be sending it, and
+        // some clients stop mid-body yet reuse the connection. Close it, so its next request starts on a fresh one.
+        if (req.httpVersionMajor === 1 && !req.complete) res.setHeader("connection", "close");
+        return universalResponseToNodeResponse(uRes, res);
+      })
       .catch((error) => {
         // The client went away mid-response; nothing is left to tell it.
-        if (ConnectError.from(error).code !== Code.Aborted) logger.warn({ err: error, requestId }, "response failed");
+        if (ConnectError.from(error).code !== Code.Aborted) {
+          logger.warn({ err: error, requestId: contextValues.get(kRequestId) }, "response failed");
+        }
       });
   };
 
@@ -81,6 +97,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       else options.ready().then((ok) => plain(res, ok ? 200 : 503, { status: ok ? "ready" : "database unavailable" }));
       return;
     }
+    if (cors(req, res)) return;
     if (closing) {
       // HTTP/2 streams get GOAWAY from session.close(); connection headers are illegal there.
       if (req.httpVersionMajor === 1) res.setHeader("connection", "close");

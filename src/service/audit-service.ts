@@ -53,7 +53,7 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
       if (!req.event) violations.push({ field: "event", description: "is required", reason: Reason.MissingField });
       else event = readEvent(req.event, "event.", clock.nowMicros(), violations);
       if (violations.length > 0 || !event) throw invalidArgument(violations);
-      const [created] = await stored(groupCommit.append(tenant, event, clock.nowMicros()), () => "event.id");
+      const [created] = await stored(groupCommit.append(tenant, event), () => "event.id");
       return { event: created };
     },
 
@@ -80,7 +80,7 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
         else violations.push({ field: `events[${i}].id`, description: `repeats the id of events[${first}]` });
       });
       if (violations.length > 0) throw invalidArgument(violations);
-      return { events: await stored(store.append(tenant, batch, now), (i) => `events[${i}].id`) };
+      return { events: await stored(store.append(tenant, batch, clock), (i) => `events[${i}].id`) };
     },
 
     async publish() {

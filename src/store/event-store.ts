@@ -1,6 +1,7 @@
-import { getTableColumns } from "drizzle-orm";
+import { and, asc, desc, eq, getTableColumns, gte, like, lt, or, type SQL, sql } from "drizzle-orm";
 import type postgres from "postgres";
-import type { Database } from "./database.js";
+import type { Clock } from "../clock.js";
+import type { Db } from "./database.js";
 import { events } from "./schema.js";
 import { microsToIso } from "./time.js";
 import { uuidv7 } from "./uuid.js";
@@ -20,11 +21,10 @@ export type AppendResult =
   /** An id already stored with other content; nothing of the batch was written. */
   | { ok: false; conflictIndex: number; id: string };
 
-/** One event of a group commit, with the tenant and arrival time of its own call. */
+/** One event of a group commit, with the tenant of its own call. */
 export interface GroupItem {
   tenant: string;
   event: NewEvent;
-  receivedMicros: bigint;
 }
 
 /** What became of one event: newly stored, already stored with the same content, or refused as a conflict. */
@@ -55,25 +55,27 @@ export interface ListQuery {
   includeChildren: boolean;
 }
 
-/** SQLSTATEs after which running the same statement again can succeed; see `write`. */
-const RETRYABLE = new Set(["23505", "40P01"]);
+/** SQLSTATEs after which running the same transaction again can succeed: deadlock, serialization failure. */
+const RETRYABLE = new Set(["40P01", "40001"]);
 const ATTEMPTS = 3;
 
 export class EventStore {
   private readonly sql: postgres.Sql;
 
-  constructor(database: Pick<Database, "sql">) {
-    this.sql = database.sql;
+  constructor(private readonly db: Db) {
+    // The postgres.js client under drizzle: the append statement and List run on it directly (see each).
+    this.sql = (db as Db & { $client: postgres.Sql }).$client;
   }
 
   /**
-   * Appends a tenant's events in one statement: all are stored, or none. Ids already stored with the same content
+   * Appends a tenant's events in one transaction: all are stored, or none. Ids already stored with the same content
    * resolve to the stored event (idempotent replay); with other content the whole call is refused.
    */
-  async append(tenant: string, batch: NewEvent[], receivedMicros: bigint): Promise<AppendResult> {
+  async append(tenant: string, batch: NewEvent[], clock: Clock): Promise<AppendResult> {
     const outcomes = await this.write(
-      batch.map((event) => ({ tenant, event, receivedMicros })),
+      batch.map((event) => ({ tenant, event })),
       true,
+      clock,
     );
     const conflictIndex = outcomes.findIndex((o) => o.kind === "conflict");
     const conflict = outcomes[conflictIndex];
@@ -86,33 +88,39 @@ export class EventStore {
   }
 
   /**
-   * Appends events of any tenants in one statement, each on its own: a conflict refuses only its own event. The
+   * Appends events of any tenants in one transaction, each on its own: a conflict refuses only its own event. The
    * group commit's flush. (tenant, id) must be unique within `items`.
    */
-  appendEach(items: GroupItem[]): Promise<ItemOutcome[]> {
-    return this.write(items, false);
+  appendEach(items: GroupItem[], clock: Clock): Promise<ItemOutcome[]> {
+    return this.write(items, false, clock);
   }
 
   /**
-   * One round trip, one implicit transaction. Each tenant's tenant_sequences row is locked (upserted, in tenant
-   * order so two writers cannot deadlock) before its events are inserted, so writers of one tenant, on any
-   * instance, commit one after another and sequences come out gapless in commit order.
+   * One transaction: lock the tenants' tenant_sequences rows (upserted, in tenant order so two writers cannot
+   * deadlock), read the clock, then one statement checks ids, inserts and advances the sequences (appendStatement).
+   * Writers of one tenant, on any instance, so commit one after another: sequences come out gapless in commit order,
+   * the id check cannot race a concurrent insert, and received_at (read with the locks held) never goes backwards as
+   * sequences go up. Four round trips (BEGIN, lock, statement, COMMIT) for any number of events.
    *
-   * The id check reads the statement's snapshot, taken before the lock wait. A writer that committed the same id
-   * during that wait makes the insert fail with a unique violation, which rolls the whole statement back; running
-   * it again reads a fresh snapshot and finds the stored event. A deadlock (only possible with foreign writers) is
-   * retried the same way.
-   *
-   * To notify listeners per tenant on commit, add `pg_notify(...)` to the RETURNING list of `sequences`: it runs once
-   * per tenant that got new events, inside this transaction.
+   * To notify listeners per tenant on commit, add `pg_notify(...)` to the RETURNING list of the statement's
+   * `sequences`: it runs once per tenant that got new events, inside this transaction.
    */
-  private async write(items: GroupItem[], atomic: boolean): Promise<ItemOutcome[]> {
+  private async write(items: GroupItem[], atomic: boolean, clock: Clock): Promise<ItemOutcome[]> {
     if (items.length === 0) return [];
-    const rows = items.map((item, ord) => inputRow(item, ord));
-    const input = jsonInput(this.sql, rows);
+    const tenants = [...new Set(items.map((item) => item.tenant))].sort();
     for (let attempt = 1; ; attempt++) {
       try {
-        return outcomes(rows, await appendStatement(this.sql, input, atomic));
+        return await this.sql.begin(async (tx) => {
+          await tx`
+            insert into tenant_sequences (tenant, last_sequence)
+            select tenant, 0 from unnest(${tenants}::text[]) as tenant order by tenant
+            on conflict (tenant) do update set last_sequence = tenant_sequences.last_sequence
+          `;
+          const receivedMicros = clock.nowMicros();
+          const rows = items.map((item, ord) => inputRow(item, ord, receivedMicros));
+          const sql = tx as unknown as postgres.Sql;
+          return outcomes(rows, await appendStatement(sql, jsonInput(sql, rows), atomic));
+        });
       } catch (error) {
         if (attempt >= ATTEMPTS || !RETRYABLE.has(sqlState(error) ?? "")) throw error;
       }
@@ -120,47 +128,55 @@ export class EventStore {
   }
 
   /**
-   * A page of a tenant's events in (occurred_at, sequence) order, keyset-paged. Plain postgres.js rather than drizzle:
-   * the statement is prepared once per filter combination, and rows arrive already shaped, where drizzle's per-column
-   * row mapping was an eighth of List's CPU.
+   * Built by drizzle, run by postgres.js as a prepared statement: drizzle's per-column row mapping was an eighth of
+   * List's CPU, and the select list already names the columns as EventRow does. With plan_cache_mode
+   * force_custom_plan (database.ts) each run is still planned for its own values, as the plans in docs/storage.md are.
    */
   async list(q: ListQuery): Promise<EventRow[]> {
-    const sql = this.sql;
-    const conditions = [sql`tenant = ${q.tenant}`];
-    if (q.startTime) conditions.push(sql`occurred_at >= ${q.startTime}::timestamptz`);
-    if (q.endTime) conditions.push(sql`occurred_at < ${q.endTime}::timestamptz`);
+    const { sql: text, params } = this.listQuery(q).toSQL();
+    const rows = await this.sql.unsafe<(Omit<EventRow, "sequence"> & { sequence: string })[]>(
+      text,
+      params as postgres.ParameterOrJSON<never>[],
+      { prepare: true },
+    );
+    return rows.map((row) => ({ ...row, sequence: Number(row.sequence) }));
+  }
+
+  /** The SELECT behind `list`, unexecuted: test/core/explain.test.ts EXPLAINs it for docs/storage.md. */
+  listQuery(q: ListQuery) {
+    const conditions: (SQL | undefined)[] = [eq(events.tenant, q.tenant)];
+    if (q.startTime) conditions.push(gte(events.occurredAt, q.startTime));
+    if (q.endTime) conditions.push(lt(events.occurredAt, q.endTime));
     if (q.actions.length > 0) {
-      const exact = q.actions.filter((a) => !a.endsWith("*"));
-      const prefixes = q.actions.filter((a) => a.endsWith("*")).map((a) => `${escapeLike(a.slice(0, -1))}%`);
-      const alternatives = [
-        ...(exact.length > 0 ? [sql`action = any(${exact}::text[])`] : []),
-        ...prefixes.map((pattern) => sql`action like ${pattern}`),
-      ];
-      conditions.push(sql`(${alternatives.flatMap((c, k) => (k === 0 ? [c] : [sql`or`, c]))})`);
-    }
-    if (q.actorId) conditions.push(sql`actor_id = ${q.actorId}`);
-    if (q.actorName) conditions.push(sql`actor_name = ${q.actorName}`);
-    if (q.targetId) conditions.push(sql`target_id = ${q.targetId}`);
-    if (q.targetType) conditions.push(sql`target_type = ${q.targetType}`);
-    if (q.category) conditions.push(sql`category = ${q.category}`);
-    if (q.source) conditions.push(sql`source = ${q.source}`);
-    if (q.outcomeStatus) conditions.push(sql`outcome_status = ${q.outcomeStatus}`);
-    if (q.parentId) conditions.push(sql`parent_id = ${q.parentId}`);
-    else if (!q.includeChildren) conditions.push(sql`parent_id = ''`);
-    if (q.after) {
-      const cursor = sql`(${q.after.occurredAt}::timestamptz, ${q.after.sequence}::bigint)`;
       conditions.push(
-        q.newestFirst ? sql`(occurred_at, sequence) < ${cursor}` : sql`(occurred_at, sequence) > ${cursor}`,
+        or(
+          ...q.actions.map((a) =>
+            a.endsWith("*") ? like(events.action, `${escapeLike(a.slice(0, -1))}%`) : eq(events.action, a),
+          ),
+        ),
       );
     }
-    const direction = q.newestFirst ? sql`desc` : sql`asc`;
-    const rows = await sql<(Omit<EventRow, "sequence"> & { sequence: string })[]>`
-      select ${sql.unsafe(OUTPUT_COLUMNS)} from events
-      where ${conditions.flatMap((c, k) => (k === 0 ? [c] : [sql`and`, c]))}
-      order by occurred_at ${direction}, sequence ${direction}
-      limit ${q.limit}
-    `;
-    return rows.map((row) => ({ ...row, sequence: Number(row.sequence) }));
+    if (q.actorId) conditions.push(eq(events.actorId, q.actorId));
+    if (q.actorName) conditions.push(eq(events.actorName, q.actorName));
+    if (q.targetId) conditions.push(eq(events.targetId, q.targetId));
+    if (q.targetType) conditions.push(eq(events.targetType, q.targetType));
+    if (q.category) conditions.push(eq(events.category, q.category));
+    if (q.source) conditions.push(eq(events.source, q.source));
+    if (q.outcomeStatus) conditions.push(eq(events.outcomeStatus, q.outcomeStatus));
+    if (q.parentId) conditions.push(eq(events.parentId, q.parentId));
+    else if (!q.includeChildren) conditions.push(eq(events.parentId, ""));
+    if (q.after) {
+      const cursor = sql`(${q.after.occurredAt}::timestamptz, ${q.after.sequence}::bigint)`;
+      const key = sql`(${events.occurredAt}, ${events.sequence})`;
+      conditions.push(q.newestFirst ? sql`${key} < ${cursor}` : sql`${key} > ${cursor}`);
+    }
+    const direction = q.newestFirst ? desc : asc;
+    return this.db
+      .select(LIST_FIELDS)
+      .from(events)
+      .where(and(...conditions))
+      .orderBy(direction(events.occurredAt), direction(events.sequence))
+      .limit(q.limit);
   }
 }
 
@@ -176,8 +192,13 @@ function outputColumnList(table: string): string {
     .join(", ");
 }
 
-const OUTPUT_COLUMNS = outputColumnList("");
 const EXISTING_COLUMNS = outputColumnList("x.");
+
+/** EventRow's columns for drizzle's select, each aliased to its EventRow key so raw rows need no mapping. */
+const LIST_FIELDS = (() => {
+  const { contentHash: _hash, ...columns } = getTableColumns(events);
+  return Object.fromEntries(Object.entries(columns).map(([key, column]) => [key, sql`${column}`.as(key)]));
+})();
 
 /**
  * The append statement over `input`, a query yielding InputRow's columns with their SQL types (see jsonInput).
@@ -228,7 +249,7 @@ export function appendStatement(sql: postgres.Sql, input: postgres.PendingQuery<
  * The rows as one json parameter: one JSON.stringify in Node and one parse in PostgreSQL, whatever the batch size,
  * so the statement text never changes and stays prepared. Measured faster than unnest arrays, VALUES and COPY.
  */
-function jsonInput(sql: postgres.Sql, rows: InputRow[]) {
+export function jsonInput(sql: postgres.Sql, rows: InputRow[]) {
   return sql`
     select * from json_to_recordset(${JSON.stringify(rows)}::json) as x(
       ord int, tenant text, id text, occurred_at timestamptz, received_at timestamptz,
@@ -240,7 +261,7 @@ function jsonInput(sql: postgres.Sql, rows: InputRow[]) {
 }
 
 /** The statement's input: one JSON object per event, keys as the json_to_recordset column list names them. */
-export function inputRow({ tenant, event, receivedMicros }: GroupItem, ord: number) {
+export function inputRow({ tenant, event }: GroupItem, ord: number, receivedMicros: bigint) {
   const receivedAt = microsToIso(receivedMicros);
   return {
     ord,

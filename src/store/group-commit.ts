@@ -1,4 +1,5 @@
 import { Code } from "@connectrpc/connect";
+import type { Clock } from "../clock.js";
 import { domainError, Reason } from "../errors.js";
 import { type AppendResult, type EventStore, type GroupItem, type ItemOutcome, sqlState } from "./event-store.js";
 
@@ -28,10 +29,12 @@ export class GroupCommit {
 
   constructor(
     private readonly store: Pick<EventStore, "appendEach">,
+    /** Read once per flush, with the tenants locked: every event of a flush is received at that instant. */
+    private readonly clock: Clock,
     private readonly options: GroupCommitOptions,
   ) {}
 
-  append(tenant: string, event: GroupItem["event"], receivedMicros: bigint): Promise<AppendResult> {
+  append(tenant: string, event: GroupItem["event"]): Promise<AppendResult> {
     if (this.queue.length >= this.options.queueLimit) {
       return Promise.reject(
         domainError(
@@ -44,7 +47,7 @@ export class GroupCommit {
     return new Promise((resolve, reject) => {
       // Events without an id get a fresh one in the store, so they never collide.
       const key = event.id === "" ? "" : `${tenant}\u0000${event.id}`;
-      this.queue.push({ tenant, event, receivedMicros, key, resolve, reject });
+      this.queue.push({ tenant, event, key, resolve, reject });
       if (!this.flushing) {
         this.flushing = true;
         setImmediate(() => void this.run());
@@ -94,7 +97,7 @@ export class GroupCommit {
   private async flush(batch: Pending[]): Promise<void> {
     let outcomes: ItemOutcome[];
     try {
-      outcomes = await this.store.appendEach(batch);
+      outcomes = await this.store.appendEach(batch, this.clock);
     } catch (error) {
       if (batch.length > 1 && isRowError(error)) {
         const half = Math.ceil(batch.length / 2);

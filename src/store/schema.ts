@@ -59,6 +59,9 @@ export const events = pgTable(
     index("events_tenant_time_idx").on(t.tenant, t.occurredAt, t.sequence),
     // actor_id filter: WHERE tenant = ? AND actor_id = ? ORDER BY occurred_at, sequence.
     index("events_tenant_actor_time_idx").on(t.tenant, t.actorId, t.occurredAt, t.sequence),
+    // actor_name filter (the legacy `GET /audit?userName=`): as many distinct values as actor_id, so walking the time
+    // index for a rare name would read the tenant's whole log.
+    index("events_tenant_actor_name_time_idx").on(t.tenant, t.actorName, t.occurredAt, t.sequence),
     // actions filter, exact or prefix (LIKE 'x%' needs text_pattern_ops).
     index("events_tenant_action_idx").on(t.tenant, t.action.op("text_pattern_ops"), t.occurredAt),
     // target filter: WHERE tenant = ? AND target_id = ? [AND target_type = ?].

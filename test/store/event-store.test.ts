@@ -1,11 +1,12 @@
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { systemClock } from "../../src/clock.js";
 import { createLogger } from "../../src/logger.js";
 import { rowToEvent } from "../../src/service/event-output.js";
 import { connectDatabase, type Database } from "../../src/store/database.js";
 import { type EventRow, EventStore } from "../../src/store/event-store.js";
 import { GroupCommit } from "../../src/store/group-commit.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { NOW_MICROS, newEvent } from "../support/events.js";
+import { newEvent } from "../support/events.js";
 
 let testDb: TestDatabase;
 let database: Database;
@@ -14,7 +15,7 @@ let store: EventStore;
 beforeAll(async () => {
   testDb = await createTestDatabase();
   database = await connect(4);
-  store = new EventStore(database);
+  store = new EventStore(database.db);
 });
 afterAll(async () => {
   await database?.close();
@@ -46,7 +47,7 @@ describe("append (BatchCreate)", () => {
       newEvent({ id: "client-id-1", action: "a.two", occurredAt: { seconds: 1_700_000_000n, nanos: 123_456_000 } }),
       newEvent({ action: "a.three", request: { ip: "10.0.0.1", durationMs: 1.5 }, outcome: { status: 2 } }),
     ];
-    const result = await store.append("batch-order", batch, NOW_MICROS);
+    const result = await store.append("batch-order", batch, systemClock);
     if (!result.ok) throw new Error("expected the batch to be stored");
     expect(result.events.map((e) => [e.sequence, e.action])).toEqual([
       [1, "a.one"],
@@ -82,43 +83,46 @@ describe("append (BatchCreate)", () => {
   test("a replay returns the stored events exactly, though sent later and in another order", async () => {
     const a = newEvent({ id: "replay-a", action: "x", attributes: { b: 1, a: 2 } });
     const b = newEvent({ id: "replay-b", action: "y" });
-    const first = await store.append("replay", [a, b], NOW_MICROS);
-    const again = await store.append("replay", [b, a], NOW_MICROS + 5_000_000n);
+    const first = await store.append("replay", [a, b], systemClock);
+    const again = await store.append("replay", [b, a], systemClock);
     if (!first.ok || !again.ok) throw new Error("expected both calls to succeed");
     expect(again.events.map(wire)).toEqual([first.events[1], first.events[0]].map((e) => wire(e as EventRow)));
     expect(await sequencesOf("replay")).toEqual([1, 2]);
   });
 
   test("one id stored with other content refuses the whole batch and writes nothing", async () => {
-    await store.append("atomic", [newEvent({ id: "taken", action: "original" })], NOW_MICROS);
+    await store.append("atomic", [newEvent({ id: "taken", action: "original" })], systemClock);
     const result = await store.append(
       "atomic",
       [newEvent({ action: "new-1" }), newEvent({ id: "taken", action: "changed" }), newEvent({ action: "new-2" })],
-      NOW_MICROS,
+      systemClock,
     );
     expect(result).toEqual({ ok: false, conflictIndex: 1, id: "taken" });
     expect(await sequencesOf("atomic")).toEqual([1]);
-    const next = await store.append("atomic", [newEvent({ action: "after" })], NOW_MICROS);
+    const next = await store.append("atomic", [newEvent({ action: "after" })], systemClock);
     expect(next.ok && next.events[0]?.sequence).toBe(2);
   });
 
   test("the same id in another tenant is another event", async () => {
-    const one = await store.append("tenant-one", [newEvent({ id: "shared", action: "x" })], NOW_MICROS);
-    const two = await store.append("tenant-two", [newEvent({ id: "shared", action: "y" })], NOW_MICROS);
+    const one = await store.append("tenant-one", [newEvent({ id: "shared", action: "x" })], systemClock);
+    const two = await store.append("tenant-two", [newEvent({ id: "shared", action: "y" })], systemClock);
     expect(one.ok && two.ok).toBe(true);
   });
 });
 
 describe("appendEach (group commit flush)", () => {
   test("events of several tenants in one statement; a conflict refuses only its own event", async () => {
-    await store.append("each-a", [newEvent({ id: "dup", action: "stored" })], NOW_MICROS);
-    const outcomes = await store.appendEach([
-      { tenant: "each-a", event: newEvent({ action: "a1" }), receivedMicros: NOW_MICROS },
-      { tenant: "each-b", event: newEvent({ action: "b1" }), receivedMicros: NOW_MICROS + 1n },
-      { tenant: "each-a", event: newEvent({ id: "dup", action: "other" }), receivedMicros: NOW_MICROS },
-      { tenant: "each-a", event: newEvent({ id: "dup2", action: "a2" }), receivedMicros: NOW_MICROS },
-      { tenant: "each-b", event: newEvent({ id: "dup", action: "b2" }), receivedMicros: NOW_MICROS },
-    ]);
+    await store.append("each-a", [newEvent({ id: "dup", action: "stored" })], systemClock);
+    const outcomes = await store.appendEach(
+      [
+        { tenant: "each-a", event: newEvent({ action: "a1" }) },
+        { tenant: "each-b", event: newEvent({ action: "b1" }) },
+        { tenant: "each-a", event: newEvent({ id: "dup", action: "other" }) },
+        { tenant: "each-a", event: newEvent({ id: "dup2", action: "a2" }) },
+        { tenant: "each-b", event: newEvent({ id: "dup", action: "b2" }) },
+      ],
+      systemClock,
+    );
     expect(outcomes.map((o) => (o.kind === "stored" ? [o.row.tenant, o.row.sequence] : o))).toEqual([
       ["each-a", 2],
       ["each-b", 1],
@@ -137,8 +141,8 @@ describe("two service instances on one database", () => {
   test("concurrent batches and group commits from two pools keep each tenant gapless, in commit order", async () => {
     const other = await connect(4);
     try {
-      const stores = [store, new EventStore(other)];
-      const commits = stores.map((s) => new GroupCommit(s, { maxBatch: 16, queueLimit: 1000 }));
+      const stores = [store, new EventStore(other.db)];
+      const commits = stores.map((s) => new GroupCommit(s, systemClock, { maxBatch: 16, queueLimit: 1000 }));
       const tenants = ["two-a", "two-b"];
       // A reader sees a gapless prefix at every moment: a later sequence never commits before an earlier one.
       let writing = true;
@@ -158,9 +162,9 @@ describe("two service instances on one database", () => {
         const instance = Math.floor(i / 2) % 2;
         if (i % 3 === 0) {
           const batch = range(5).map((k) => newEvent({ action: `batch.${i}.${k}` }));
-          writes.push((stores[instance] as EventStore).append(tenant, batch, NOW_MICROS));
+          writes.push((stores[instance] as EventStore).append(tenant, batch, systemClock));
         } else {
-          writes.push((commits[instance] as GroupCommit).append(tenant, newEvent({ action: `one.${i}` }), NOW_MICROS));
+          writes.push((commits[instance] as GroupCommit).append(tenant, newEvent({ action: `one.${i}` })));
         }
       }
       const results = await Promise.all(writes);
@@ -178,10 +182,10 @@ describe("two service instances on one database", () => {
   test("the same id sent through both instances at once is stored once", async () => {
     const other = await connect(2);
     try {
-      const stores = [store, new EventStore(other)];
+      const stores = [store, new EventStore(other.db)];
       const event = newEvent({ id: "raced", action: "same" });
       const results = await Promise.all(
-        range(10).map((i) => (stores[i % 2] as EventStore).append("race", [event], NOW_MICROS + BigInt(i))),
+        range(10).map((i) => (stores[i % 2] as EventStore).append("race", [event], systemClock)),
       );
       const sequences = results.map((r) => (r.ok ? r.events[0]?.sequence : undefined));
       expect(new Set(sequences)).toEqual(new Set([1]));
@@ -217,7 +221,7 @@ describe("list", () => {
       newEvent({ id: "e4", action: "user.login", actor: { id: "ann" }, occurredAt: at(3), parentId: "e1" }),
       newEvent({ id: "e5", action: "user.logout", target: { id: "t1", type: "device" }, occurredAt: at(5) }),
     ];
-    const result = await store.append("listing", batch, NOW_MICROS);
+    const result = await store.append("listing", batch, systemClock);
     expect(result.ok).toBe(true);
   });
 

@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, test } from "vitest";
+import { systemClock } from "../../src/clock.js";
 import { reasonOf } from "../../src/errors.js";
 import { createLogger } from "../../src/logger.js";
 import { connectDatabase, type Database } from "../../src/store/database.js";
@@ -7,7 +8,7 @@ import { type AppendResult, EventStore, type NewEvent } from "../../src/store/ev
 import { GroupCommit } from "../../src/store/group-commit.js";
 import { pgTimestampMicros } from "../../src/store/time.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { NOW_MICROS, newEvent } from "../support/events.js";
+import { newEvent } from "../support/events.js";
 
 let testDb: TestDatabase;
 let database: Database;
@@ -20,7 +21,7 @@ beforeAll(async () => {
     statementTimeoutMs: 10_000,
     logger: createLogger("warn"),
   });
-  store = new EventStore(database);
+  store = new EventStore(database.db);
 });
 afterAll(async () => {
   await database?.close();
@@ -32,9 +33,9 @@ function countingStore() {
   const flushes: number[] = [];
   return {
     flushes,
-    appendEach: (items: Parameters<EventStore["appendEach"]>[0]) => {
-      flushes.push(items.length);
-      return store.appendEach(items);
+    appendEach: (...args: Parameters<EventStore["appendEach"]>) => {
+      flushes.push(args[0].length);
+      return store.appendEach(...args);
     },
   };
 }
@@ -53,9 +54,9 @@ function stored(result: AppendResult) {
 
 test("concurrent appends of several tenants share one transaction, each tenant numbered on its own", async () => {
   const counting = countingStore();
-  const commit = new GroupCommit(counting, { maxBatch: 500, queueLimit: 1000 });
+  const commit = new GroupCommit(counting, systemClock, { maxBatch: 500, queueLimit: 1000 });
   const calls = ["mix-a", "mix-b", "mix-a", "mix-c", "mix-b", "mix-a"].map((tenant, i) =>
-    commit.append(tenant, newEvent({ action: `act.${i}` }), NOW_MICROS),
+    commit.append(tenant, newEvent({ action: `act.${i}` })),
   );
   const results = (await Promise.all(calls)).map(stored);
   expect(results.map((e) => [e.tenant, e.sequence, e.action])).toEqual([
@@ -74,17 +75,17 @@ test("concurrent appends of several tenants share one transaction, each tenant n
 });
 
 test("a conflict or a bad row fails only its own caller", async () => {
-  await store.append("errors", [newEvent({ id: "taken", action: "original" })], NOW_MICROS);
+  await store.append("errors", [newEvent({ id: "taken", action: "original" })], systemClock);
   const counting = countingStore();
-  const commit = new GroupCommit(counting, { maxBatch: 500, queueLimit: 1000 });
+  const commit = new GroupCommit(counting, systemClock, { maxBatch: 500, queueLimit: 1000 });
   // Validation would stop this one at the handler; a row PostgreSQL refuses stands for any such failure.
   const unparsable: NewEvent = { ...newEvent({ action: "bad" }), occurredAt: "not a time" };
   const calls = [
-    commit.append("errors", newEvent({ action: "ok.1" }), NOW_MICROS),
-    commit.append("errors", newEvent({ id: "taken", action: "changed" }), NOW_MICROS),
-    commit.append("errors", unparsable, NOW_MICROS),
-    commit.append("errors-other", newEvent({ action: "ok.2" }), NOW_MICROS),
-    commit.append("errors", newEvent({ action: "ok.3" }), NOW_MICROS),
+    commit.append("errors", newEvent({ action: "ok.1" })),
+    commit.append("errors", newEvent({ id: "taken", action: "changed" })),
+    commit.append("errors", unparsable),
+    commit.append("errors-other", newEvent({ action: "ok.2" })),
+    commit.append("errors", newEvent({ action: "ok.3" })),
   ];
   const [ok1, conflict, bad, ok2, ok3] = await Promise.allSettled(calls);
   expect(ok1?.status === "fulfilled" && stored(ok1.value).action).toBe("ok.1");
@@ -104,13 +105,13 @@ test("a conflict or a bad row fails only its own caller", async () => {
 });
 
 test("the same id twice in one group: stored once, the same content gets it, other content a conflict", async () => {
-  const commit = new GroupCommit(store, { maxBatch: 500, queueLimit: 1000 });
+  const commit = new GroupCommit(store, systemClock, { maxBatch: 500, queueLimit: 1000 });
   const event = newEvent({ id: "twice", action: "same" });
   const [first, second, differing, unrelated] = await Promise.all([
-    commit.append("twice", event, NOW_MICROS),
-    commit.append("twice", event, NOW_MICROS + 1n),
-    commit.append("twice", newEvent({ id: "twice", action: "different" }), NOW_MICROS),
-    commit.append("twice", newEvent({ action: "unrelated" }), NOW_MICROS),
+    commit.append("twice", event),
+    commit.append("twice", event),
+    commit.append("twice", newEvent({ id: "twice", action: "different" })),
+    commit.append("twice", newEvent({ action: "unrelated" })),
   ]);
   const a = stored(first as AppendResult);
   const b = stored(second as AppendResult);
@@ -124,9 +125,9 @@ test("the same id twice in one group: stored once, the same content gets it, oth
 });
 
 test("a full queue refuses new appends with RESOURCE_EXHAUSTED and INGEST_QUEUE_FULL", async () => {
-  const commit = new GroupCommit(store, { maxBatch: 2, queueLimit: 3 });
+  const commit = new GroupCommit(store, systemClock, { maxBatch: 2, queueLimit: 3 });
   const results = await Promise.allSettled(
-    Array.from({ length: 8 }, (_, i) => commit.append("queue-full", newEvent({ action: `q.${i}` }), NOW_MICROS)),
+    Array.from({ length: 8 }, (_, i) => commit.append("queue-full", newEvent({ action: `q.${i}` }))),
   );
   expect(results.map((r) => r.status)).toEqual([
     "fulfilled",
@@ -144,14 +145,14 @@ test("a full queue refuses new appends with RESOURCE_EXHAUSTED and INGEST_QUEUE_
   expect(reasonOf(refused as ConnectError)).toBe("INGEST_QUEUE_FULL");
   // Once the queue has drained, appends are accepted again.
   await commit.idle();
-  expect(stored(await commit.append("queue-full", newEvent({ action: "later" }), NOW_MICROS)).sequence).toBe(4);
+  expect(stored(await commit.append("queue-full", newEvent({ action: "later" }))).sequence).toBe(4);
 });
 
 test("100 concurrent appends in one tenant get sequences 1..100, whatever the batch size", async () => {
   const counting = countingStore();
-  const commit = new GroupCommit(counting, { maxBatch: 7, queueLimit: 1000 });
+  const commit = new GroupCommit(counting, systemClock, { maxBatch: 7, queueLimit: 1000 });
   const results = await Promise.all(
-    Array.from({ length: 100 }, (_, i) => commit.append("hundred", newEvent({ action: `h.${i}` }), NOW_MICROS)),
+    Array.from({ length: 100 }, (_, i) => commit.append("hundred", newEvent({ action: `h.${i}` }))),
   );
   const sequences = results.map((r) => stored(r).sequence);
   expect([...sequences].sort((x, y) => x - y)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));

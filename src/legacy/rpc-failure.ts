@@ -1,0 +1,50 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { reasonOf } from "../errors.js";
+
+/** What a legacy adapter needs from a failed in-process RPC to render it in its own API's format. */
+export interface RpcFailure {
+  code: Code;
+  /** The google.rpc.ErrorInfo reason (the error-mapping interceptor gives every error one). */
+  reason: string;
+  message: string;
+  violations: { field: string; description: string; reason: string }[];
+}
+
+export function rpcFailure(error: unknown): RpcFailure {
+  const e = ConnectError.from(error);
+  return {
+    code: e.code,
+    reason: reasonOf(e) ?? Code[e.code],
+    message: e.rawMessage,
+    violations: e
+      .findDetails(BadRequestSchema)
+      .flatMap((d) => d.fieldViolations.map((v) => ({ field: v.field, description: v.description, reason: v.reason }))),
+  };
+}
+
+/**
+ * A core field path (`event.target.name`, `event.actor.roles[2]`) in a legacy API's own words (`entityName`,
+ * `roles[2]`): the longest mapped prefix is replaced. Unmapped paths are returned unchanged.
+ */
+export function legacyField(field: string, names: Readonly<Record<string, string>>): string {
+  let best = "";
+  for (const key of Object.keys(names)) {
+    const matches = field === key || field.startsWith(`${key}.`) || field.startsWith(`${key}[`);
+    if (matches && key.length > best.length) best = key;
+  }
+  return best === "" ? field : `${names[best]}${field.slice(best.length)}`;
+}
+
+/**
+ * A violation's description with the core field names it mentions ("must not be before occurred_at") replaced by
+ * the legacy ones, so the caller reads only names it sent.
+ */
+export function legacyDescription(description: string, names: Readonly<Record<string, string>>): string {
+  let out = description;
+  for (const [key, name] of Object.entries(names)) {
+    const leaf = key.slice(key.lastIndexOf(".") + 1);
+    if (leaf.includes("_")) out = out.replace(new RegExp(`\\b${leaf}\\b`, "g"), name);
+  }
+  return out;
+}

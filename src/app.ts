@@ -19,13 +19,17 @@ import { registerRoutes, serviceRegistrations } from "./server/routes.js";
 import { type RunningServer, requestContextValues, startServer } from "./server/server.js";
 import { createIdentityAdmin } from "./service/admin-service.js";
 import { createAuditService } from "./service/audit-service.js";
+import { limits } from "./service/limits.js";
 import { PageTokens } from "./service/page-token.js";
+import { createTemplateAdmin } from "./service/template-admin.js";
 import { TenantDirectory } from "./service/tenant-directory.js";
 import { connectDatabase, type Database } from "./store/database.js";
+import { EventFeed } from "./store/event-feed.js";
 import { EventStore } from "./store/event-store.js";
 import { GroupCommit } from "./store/group-commit.js";
 import { IdentityStore } from "./store/identity-store.js";
 import { sharedSecret } from "./store/secrets.js";
+import { TemplateStore } from "./store/template-store.js";
 
 export interface App {
   server: RunningServer;
@@ -60,6 +64,9 @@ export async function startApp(options: AppOptions): Promise<App> {
   await bootstrapAdmin({ store: identities, clock, logger, adminToken: config.adminToken, dataDir: config.dataDir });
   const tenants = new TenantDirectory(identities);
   const authenticator = new Authenticator({ store: identities, clock, logger, cacheMs: config.credentialCacheMs });
+  const templates = new TemplateStore(database.db, limits.templatesPerTenant);
+  const feed = new EventFeed({ sql: database.sql, store, clock, logger, bufferEvents: config.tailBufferEvents });
+  await feed.start();
 
   const shutdownController = new AbortController();
   // Every call in flight listens on it; the default cap of 10 listeners would warn at the 11th concurrent call.
@@ -81,8 +88,12 @@ export async function startApp(options: AppOptions): Promise<App> {
     jsonOptions: { ignoreUnknownFields: false },
   };
   const services = {
-    audit: createAuditService({ store, groupCommit, clock, pageTokens }),
-    admin: createIdentityAdmin({ store: identities, tenants, authenticator, clock }),
+    audit: createAuditService({ store, groupCommit, templates, feed, clock, pageTokens }),
+    // The identity RPCs and the template RPCs make up AdminService.
+    admin: {
+      ...createIdentityAdmin({ store: identities, tenants, authenticator, clock }),
+      ...createTemplateAdmin({ templates, clock }),
+    },
   };
   const routes = registerRoutes(services);
   const router = createConnectRouter(routerOptions);
@@ -92,6 +103,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     tenants,
     maxBodyBytes: config.maxBodyBytes,
     logger,
+    clock,
   };
   const rest = createRestTranscoder({
     router,
@@ -113,6 +125,8 @@ export async function startApp(options: AppOptions): Promise<App> {
     server,
     database,
     async close() {
+      // Tail streams never finish on their own: end them first (they resume by sequence) so the drain is quick.
+      await feed.close();
       await server.close();
       // Calls cut off by the grace period may have left events queued: commit them before the pool closes.
       await groupCommit.idle();

@@ -1,8 +1,9 @@
-import { and, asc, desc, eq, getTableColumns, gte, like, lt, or, type SQL, sql } from "drizzle-orm";
+import { and, asc, desc, eq, getTableColumns, gt, lte, type SQL, sql } from "drizzle-orm";
 import type postgres from "postgres";
 import type { Clock } from "../clock.js";
 import type { Db } from "./database.js";
-import { events } from "./schema.js";
+import { type CompiledFilter, compileFilter, type EventFilter, filterSql } from "./event-filter.js";
+import { events, tenantSequences } from "./schema.js";
 import { microsToIso } from "./time.js";
 import { uuidv7 } from "./uuid.js";
 
@@ -14,6 +15,8 @@ export type NewEvent = Omit<typeof events.$inferInsert, "tenant" | "sequence" | 
   /** Defaults to received_at. */
   occurredAt: string | undefined;
   contentHash: Buffer;
+  /** Sets expires_at to received_at plus this many minutes; received_at is only known on commit. */
+  ttlMinutes?: number;
 };
 
 export type AppendResult =
@@ -35,24 +38,25 @@ export type ItemOutcome =
   /** Not written because another event of an all-or-nothing batch conflicted. */
   | { kind: "skipped" };
 
-export interface ListQuery {
+export interface ListQuery extends EventFilter {
   tenant: string;
   limit: number;
   newestFirst: boolean;
   /** Keyset cursor: rows strictly after this (occurred_at, sequence) in the listing order. */
   after?: { occurredAt: string; sequence: number };
-  startTime?: string;
-  endTime?: string;
-  actions: string[];
-  actorId: string;
-  actorName: string;
-  targetId: string;
-  targetType: string;
-  category: string;
-  source: string;
-  outcomeStatus: number;
-  parentId: string;
-  includeChildren: boolean;
+  /** What "now" is for activeOnly. */
+  nowMicros: bigint;
+}
+
+/** A tenant's rows after a sequence, in sequence order: Tail's replay and its live reads. */
+export interface RangeQuery {
+  tenant: string;
+  afterSequence: number;
+  /** Inclusive upper bound; none reads to the end. */
+  throughSequence?: number;
+  filter?: CompiledFilter;
+  nowMicros: bigint;
+  limit: number;
 }
 
 /** SQLSTATEs after which running the same transaction again can succeed: deadlock, serialization failure. */
@@ -144,27 +148,7 @@ export class EventStore {
 
   /** The SELECT behind `list`, unexecuted: test/core/explain.test.ts EXPLAINs it for docs/storage.md. */
   listQuery(q: ListQuery) {
-    const conditions: (SQL | undefined)[] = [eq(events.tenant, q.tenant)];
-    if (q.startTime) conditions.push(gte(events.occurredAt, q.startTime));
-    if (q.endTime) conditions.push(lt(events.occurredAt, q.endTime));
-    if (q.actions.length > 0) {
-      conditions.push(
-        or(
-          ...q.actions.map((a) =>
-            a.endsWith("*") ? like(events.action, `${escapeLike(a.slice(0, -1))}%`) : eq(events.action, a),
-          ),
-        ),
-      );
-    }
-    if (q.actorId) conditions.push(eq(events.actorId, q.actorId));
-    if (q.actorName) conditions.push(eq(events.actorName, q.actorName));
-    if (q.targetId) conditions.push(eq(events.targetId, q.targetId));
-    if (q.targetType) conditions.push(eq(events.targetType, q.targetType));
-    if (q.category) conditions.push(eq(events.category, q.category));
-    if (q.source) conditions.push(eq(events.source, q.source));
-    if (q.outcomeStatus) conditions.push(eq(events.outcomeStatus, q.outcomeStatus));
-    if (q.parentId) conditions.push(eq(events.parentId, q.parentId));
-    else if (!q.includeChildren) conditions.push(eq(events.parentId, ""));
+    const conditions: SQL[] = [eq(events.tenant, q.tenant), ...filterSql(compileFilter(q), q.nowMicros)];
     if (q.after) {
       const cursor = sql`(${q.after.occurredAt}::timestamptz, ${q.after.sequence}::bigint)`;
       const key = sql`(${events.occurredAt}, ${events.sequence})`;
@@ -178,16 +162,34 @@ export class EventStore {
       .orderBy(direction(events.occurredAt), direction(events.sequence))
       .limit(q.limit);
   }
+
+  async range(q: RangeQuery): Promise<EventRow[]> {
+    const conditions: SQL[] = [eq(events.tenant, q.tenant), gt(events.sequence, q.afterSequence)];
+    if (q.throughSequence !== undefined) conditions.push(lte(events.sequence, q.throughSequence));
+    if (q.filter) conditions.push(...filterSql(q.filter, q.nowMicros));
+    return this.db
+      .select(OUTPUT_FIELDS)
+      .from(events)
+      .where(and(...conditions))
+      .orderBy(asc(events.sequence))
+      .limit(q.limit);
+  }
+
+  /** The highest committed sequence of a tenant, 0 before its first event. */
+  async lastSequence(tenant: string): Promise<number> {
+    const [row] = await this.db
+      .select({ last: tenantSequences.lastSequence })
+      .from(tenantSequences)
+      .where(eq(tenantSequences.tenant, tenant));
+    return row?.last ?? 0;
+  }
 }
 
-function escapeLike(value: string): string {
-  return value.replace(/[\\%_]/g, (c) => `\\${c}`);
-}
+const { contentHash: _hash, ...OUTPUT_FIELDS } = getTableColumns(events);
 
 /** EventRow's columns as a select list (`actor_id as "actorId"`, ...), from the schema so the two cannot drift. */
 function outputColumnList(table: string): string {
-  const { contentHash: _hash, ...columns } = getTableColumns(events);
-  return Object.entries(columns)
+  return Object.entries(OUTPUT_FIELDS)
     .map(([key, column]) => `${table}${column.name} as "${key}"`)
     .join(", ");
 }
@@ -195,10 +197,9 @@ function outputColumnList(table: string): string {
 const EXISTING_COLUMNS = outputColumnList("x.");
 
 /** EventRow's columns for drizzle's select, each aliased to its EventRow key so raw rows need no mapping. */
-const LIST_FIELDS = (() => {
-  const { contentHash: _hash, ...columns } = getTableColumns(events);
-  return Object.fromEntries(Object.entries(columns).map(([key, column]) => [key, sql`${column}`.as(key)]));
-})();
+const LIST_FIELDS = Object.fromEntries(
+  Object.entries(OUTPUT_FIELDS).map(([key, column]) => [key, sql`${column}`.as(key)]),
+);
 
 /**
  * The append statement over `input`, a query yielding InputRow's columns with their SQL types (see jsonInput).
@@ -270,7 +271,9 @@ export function inputRow({ tenant, event }: GroupItem, ord: number, receivedMicr
     occurred_at: event.occurredAt ?? receivedAt,
     received_at: receivedAt,
     completed_at: event.completedAt ?? null,
-    expires_at: event.expiresAt ?? null,
+    expires_at: event.ttlMinutes
+      ? microsToIso(receivedMicros + BigInt(event.ttlMinutes) * 60_000_000n)
+      : (event.expiresAt ?? null),
     source: event.source ?? "",
     action: event.action,
     category: event.category ?? "",

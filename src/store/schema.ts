@@ -128,3 +128,30 @@ export const credentials = pgTable(
     index("credentials_tenant_idx").on(t.tenant, t.kind),
   ],
 );
+
+/** A template attribute as stored: the AttributeType name without its prefix. */
+export interface StoredTemplateAttribute {
+  name: string;
+  type: "STRING" | "INTEGER" | "FLOAT" | "BOOLEAN" | "TIMESTAMP";
+  required: boolean;
+}
+
+/**
+ * Event templates that Publish checks attributes against. Deleting one leaves past events untouched: a published
+ * event carries its typed attributes itself and never refers back to its template.
+ */
+export const eventTemplates = pgTable(
+  "event_templates",
+  {
+    tenant: text("tenant")
+      .notNull()
+      .references(() => tenants.id),
+    name: text("name").notNull(),
+    description: text("description").notNull().default(""),
+    // Ordered as created; a template is read and written whole, so one jsonb column beats a child table.
+    attributes: jsonb("attributes").$type<StoredTemplateAttribute[]>().notNull(),
+    defaultTtlMinutes: bigint("default_ttl_minutes", { mode: "number" }).notNull().default(0),
+    createdAt: timestamptz("created_at").notNull(),
+  },
+  (t) => [primaryKey({ name: "event_templates_pkey", columns: [t.tenant, t.name] })],
+);

@@ -62,6 +62,9 @@ const base: ListQuery = {
   outcomeStatus: 0,
   parentId: "",
   includeChildren: false,
+  activeOnly: false,
+  eventName: "",
+  nowMicros: 0n,
 };
 
 /** [shape, query, the index whose scan must appear in the plan]. */

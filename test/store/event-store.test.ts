@@ -71,6 +71,9 @@ describe("append (BatchCreate)", () => {
       outcomeStatus: 0,
       parentId: "",
       includeChildren: true,
+      activeOnly: false,
+      eventName: "",
+      nowMicros: systemClock.nowMicros(),
     });
     const bySequence = new Map(listed.map((row) => [row.sequence, row]));
     for (const returned of result.events) {
@@ -210,6 +213,9 @@ describe("list", () => {
     outcomeStatus: 0,
     parentId: "",
     includeChildren: false,
+    activeOnly: false,
+    eventName: "",
+    nowMicros: systemClock.nowMicros(),
   };
   const at = (second: number) => ({ seconds: BigInt(1_780_000_000 + second), nanos: 0 });
 

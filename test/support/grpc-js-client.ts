@@ -36,18 +36,27 @@ export type GrpcService = "AuditService" | "AdminService";
 export interface GrpcJsClient {
   /** One unary call; `method` as the .proto names it ("BatchCreate"). Rejects with a grpc.ServiceError. */
   unary(service: GrpcService, method: string, request: GrpcMessage): Promise<GrpcMessage>;
+  /** A server-streaming call ("Tail"), without a deadline; cancel() ends it. */
+  serverStream(service: GrpcService, method: string, request: GrpcMessage): grpc.ClientReadableStream<GrpcMessage>;
   close(): void;
 }
 
 /** A @grpc/grpc-js client (HTTP/2 cleartext) for the service at `url`, sending `authorization: Bearer <token>`. */
 export function grpcJsClient(url: string, token?: string, options: { deadlineMs?: number } = {}): GrpcJsClient {
   const client = new grpc.Client(new URL(url).host, grpc.credentials.createInsecure());
+  const methodOf = (service: GrpcService, method: string) => {
+    const def = (definition[`audit.v1.${service}`] as grpc.ServiceDefinition | undefined)?.[method];
+    if (!def) throw new Error(`audit.v1.${service} has no method ${method}`);
+    return def;
+  };
+  const metadata = () => {
+    const m = new grpc.Metadata();
+    if (token) m.set("authorization", `Bearer ${token}`);
+    return m;
+  };
   return {
     unary(service, method, request) {
-      const def = (definition[`audit.v1.${service}`] as grpc.ServiceDefinition | undefined)?.[method];
-      if (!def) throw new Error(`audit.v1.${service} has no method ${method}`);
-      const metadata = new grpc.Metadata();
-      if (token) metadata.set("authorization", `Bearer ${token}`);
+      const def = methodOf(service, method);
       const deadline = Date.now() + (options.deadlineMs ?? 30_000);
       return new Promise((resolve, reject) => {
         client.makeUnaryRequest(
@@ -55,23 +64,40 @@ export function grpcJsClient(url: string, token?: string, options: { deadlineMs?
           def.requestSerialize,
           def.responseDeserialize,
           request,
-          metadata,
+          metadata(),
           { deadline },
           (error: grpc.ServiceError | null, response?: GrpcMessage) =>
             error || !response ? reject(error) : resolve(response),
         );
       });
     },
+    serverStream(service, method, request) {
+      const def = methodOf(service, method);
+      return client.makeServerStreamRequest(
+        def.path,
+        def.requestSerialize,
+        def.responseDeserialize,
+        request,
+        metadata(),
+      ) as grpc.ClientReadableStream<GrpcMessage>;
+    },
     close: () => client.close(),
   };
 }
 
-/** The google.rpc.ErrorInfo and BadRequest details of a gRPC error, from its grpc-status-details-bin trailer. */
-export function grpcErrorDetails(error: grpc.ServiceError): { errorInfo?: ErrorInfo; badRequest?: BadRequest } {
+export interface GrpcErrorDetails {
+  /** The google.rpc.Status message: exact, unlike `error.details`, which grpc-js decodes with decodeURI. */
+  message?: string;
+  errorInfo?: ErrorInfo;
+  badRequest?: BadRequest;
+}
+
+/** The google.rpc.Status of a gRPC error (message, ErrorInfo, BadRequest), from its grpc-status-details-bin trailer. */
+export function grpcErrorDetails(error: grpc.ServiceError): GrpcErrorDetails {
   const [bin] = error.metadata?.get("grpc-status-details-bin") ?? [];
   if (!bin) return {};
   const status = fromBinary(StatusSchema, typeof bin === "string" ? Buffer.from(bin, "base64") : bin);
-  const found: { errorInfo?: ErrorInfo; badRequest?: BadRequest } = {};
+  const found: GrpcErrorDetails = { message: status.message };
   for (const detail of status.details) {
     found.errorInfo ??= anyUnpack(detail, ErrorInfoSchema);
     found.badRequest ??= anyUnpack(detail, BadRequestSchema);

@@ -89,7 +89,7 @@ function stopChild(child: ChildProcess): Promise<void> {
 }
 
 /** The service as `npm start` runs it, in its own process, on a database of the bench server. */
-async function startService(databaseUrl: string): Promise<Service> {
+async function startService(databaseUrl: string, env: Record<string, string> = {}): Promise<Service> {
   const port = await freePort();
   const profile = process.env.BENCH_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir=bench/results/profiles"] : [];
   const child = spawn(process.execPath, [...profile, "--import", "tsx", "src/main.ts"], {
@@ -99,6 +99,7 @@ async function startService(databaseUrl: string): Promise<Service> {
       PORT: String(port),
       HOST: "127.0.0.1",
       AUDIT_ADMIN_TOKEN: ADMIN_TOKEN,
+      ...env,
     },
     stdio: ["ignore", "ignore", "inherit"],
   });
@@ -333,7 +334,7 @@ async function batchCreate(server: BenchServer, service: Service, db: Database) 
   });
 }
 
-async function unaryCreate(server: BenchServer, service: Service, db: Database) {
+async function unaryCreate(server: BenchServer, service: Service, db: Database, databaseUrl: string) {
   const body = grpcBody(CreateRequestSchema, { tenant: "bench-unary", event: sampleEvent(7) });
   const headers = grpcHeaders((await provision(service, ["bench-unary"])).get("bench-unary") as string);
   const spec = (url: string) => ({
@@ -376,33 +377,45 @@ async function unaryCreate(server: BenchServer, service: Service, db: Database) 
       await echo.stop();
     }
   }
-  await load(spec(service.url), 2);
-  const measured = await rounds({ service: () => [service.pid], ...pgGroup(server) }, async () => {
-    const before = await count(db, "bench-unary");
-    const result = await load(spec(service.url));
-    const stored = (await count(db, "bench-unary")) - before;
-    // h2load counts HTTP 200 as success, and a gRPC error is a 200 too: check what reached the table. Calls still in
-    // flight when the load generator stops are stored without being counted.
-    if (stored < result.ok || stored > result.ok + 64) {
-      throw new Error(`Create: ${stored} stored, ${result.ok} acknowledged`);
-    }
-    return { ...result, value: result.perSecond };
-  });
   const echoRow = rows.find((r) => r.name.startsWith("bare Connect echo"));
-  rows.push({
-    name: "Create gRPC, 64 streams (group commit)",
-    value: measured.result.perSecond,
-    unit: "req/s",
-    p50Ms: measured.result.p50Ms,
-    p99Ms: measured.result.p99Ms,
-    ratio: echoRow?.value
-      ? { to: echoRow.name, value: round(measured.result.perSecond / echoRow.value, 2), target: 0.8 }
-      : undefined,
-    cpu: measured.cpu,
-    serverCpuUsPerRequest: serverCpuUs(measured.cpu, measured.result.ok),
-    tool: measured.result.tool,
-    rounds: measured.values,
-  });
+  const measure = async (target: Service, name: string) => {
+    await load(spec(target.url), 2);
+    const measured = await rounds({ service: () => [target.pid], ...pgGroup(server) }, async () => {
+      const before = await count(db, "bench-unary");
+      const result = await load(spec(target.url));
+      const stored = (await count(db, "bench-unary")) - before;
+      // h2load counts HTTP 200 as success, and a gRPC error is a 200 too: check what reached the table. Calls still
+      // in flight when the load generator stops are stored without being counted.
+      if (stored < result.ok || stored > result.ok + 64) {
+        throw new Error(`Create: ${stored} stored, ${result.ok} acknowledged`);
+      }
+      return { ...result, value: result.perSecond };
+    });
+    rows.push({
+      name,
+      value: measured.result.perSecond,
+      unit: "req/s",
+      p50Ms: measured.result.p50Ms,
+      p99Ms: measured.result.p99Ms,
+      ratio: echoRow?.value
+        ? { to: echoRow.name, value: round(measured.result.perSecond / echoRow.value, 2), target: 0.8 }
+        : undefined,
+      cpu: measured.cpu,
+      serverCpuUsPerRequest: serverCpuUs(measured.cpu, measured.result.ok),
+      tool: measured.result.tool,
+      rounds: measured.values,
+    });
+  };
+  await measure(service, "Create gRPC, 64 streams (group commit)");
+  if (selected("echo-ref")) {
+    // The same service with every call on Connect's own gRPC handler: what the direct path saves.
+    const connectPath = await startService(databaseUrl, { GRPC_FAST_PATH: "false" });
+    try {
+      await measure(connectPath, "reference: Create, GRPC_FAST_PATH=false");
+    } finally {
+      await connectPath.stop();
+    }
+  }
 }
 
 async function httpRoutes(server: BenchServer, service: Service) {
@@ -640,7 +653,7 @@ async function main() {
         }
         if (selected("unary")) {
           console.log("3. unary Create vs bare echo");
-          await unaryCreate(server, service, writes);
+          await unaryCreate(server, service, writes, server.databaseUrl(runDatabase));
         }
         if (selected("http")) {
           console.log("5. REST and legacy routes vs Connect JSON");

@@ -211,6 +211,12 @@ function serverCpuUs(cpu: CpuShares, requests: number): number | undefined {
   return round(((share / 100) * cpu.seconds * CORES * 1e6) / requests, 0);
 }
 
+/**
+ * Calls in flight when the load generator stops are still committed: let them land before counting, so they are
+ * counted with the run that sent them.
+ */
+const settle = () => new Promise((resolve) => setTimeout(resolve, 1000));
+
 async function count(db: Database, tenantPattern: string): Promise<number> {
   const [row] = await db.sql<{ n: string }[]>`select count(*) as n from events where tenant like ${tenantPattern}`;
   return Number(row?.n ?? 0);
@@ -308,9 +314,11 @@ async function batchCreate(server: BenchServer, service: Service, db: Database) 
     streamsPerConnection: 1,
   };
   await load(spec, 2);
+  await settle();
   const measured = await rounds({ service: () => [service.pid], ...pgGroup(server) }, async () => {
     const before = await count(db, "bench-batch-%");
     const result = await load(spec);
+    await settle();
     const stored = (await count(db, "bench-batch-%")) - before;
     if (stored < result.ok * 500 || stored > (result.ok + 4) * 500) {
       throw new Error(`BatchCreate: ${stored} stored, ${result.ok * 500} acknowledged`);
@@ -380,9 +388,11 @@ async function unaryCreate(server: BenchServer, service: Service, db: Database, 
   const echoRow = rows.find((r) => r.name.startsWith("bare Connect echo"));
   const measure = async (target: Service, name: string) => {
     await load(spec(target.url), 2);
+    await settle();
     const measured = await rounds({ service: () => [target.pid], ...pgGroup(server) }, async () => {
       const before = await count(db, "bench-unary");
       const result = await load(spec(target.url));
+      await settle();
       const stored = (await count(db, "bench-unary")) - before;
       // h2load counts HTTP 200 as success, and a gRPC error is a 200 too: check what reached the table. Calls still
       // in flight when the load generator stops are stored without being counted.

@@ -191,7 +191,13 @@ function readEnvelope(
     };
     req.on("data", onData);
     req.once("error", (error) => reject(ConnectError.from(error, Code.Canceled)));
+    // A stream reset before its end never emits "end": settle, so the call's context is released.
+    let ended = false;
+    req.once("close", () => {
+      if (!ended) reject(new ConnectError("the client closed the call", Code.Canceled));
+    });
     req.once("end", () => {
+      ended = true;
       if (declared > readMaxBytes) return;
       const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
       if (body.byteLength === 0) {

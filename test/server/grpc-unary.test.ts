@@ -167,3 +167,24 @@ test("the interceptors run: the call is logged with its request id, and the stor
   const line = direct.logs.find((l) => l.includes("fast-path-call-1"));
   expect(line && JSON.parse(line)).toMatchObject({ procedure: "Create", code: "ok" });
 });
+
+test("a call reset before its body ends is dropped, and the connection serves the next call", async () => {
+  const session = http2.connect(direct.url);
+  try {
+    const half = session.request({
+      ":method": "POST",
+      ":path": "/audit.v1.AuditService/Create",
+      "content-type": "application/grpc",
+      authorization: `Bearer ${token}`,
+    });
+    half.write(message(CreateRequestSchema, { event: { action: "never.finished" } }).subarray(0, 8));
+    await new Promise((r) => setTimeout(r, 50));
+    half.close(http2.constants.NGHTTP2_CANCEL);
+    const reply = await call(direct, "Create", message(CreateRequestSchema, { event: { action: "after.reset" } }));
+    expect(reply.trailers["grpc-status"]).toBe("0");
+    const errors = direct.logs.filter((l) => /"level":50/.test(l) && !l.includes("authentication"));
+    expect(errors).toEqual([]);
+  } finally {
+    session.destroy();
+  }
+});

@@ -59,6 +59,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   const groupCommit = new GroupCommit(store, clock, {
     maxBatch: config.groupCommitMaxBatch,
     queueLimit: config.ingestQueueLimit,
+    flushes: config.groupCommitFlushes,
   });
   const identities = new IdentityStore(database.db);
   await bootstrapAdmin({ store: identities, clock, logger, adminToken: config.adminToken, dataDir: config.dataDir });

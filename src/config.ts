@@ -11,6 +11,8 @@ export interface Config {
   groupCommitMaxBatch: number;
   /** Most appends waiting for a group commit before new ones are refused with RESOURCE_EXHAUSTED. */
   ingestQueueLimit: number;
+  /** Most group commits in flight at once per process. */
+  groupCommitFlushes: number;
   /** Unary gRPC calls with uncompressed protobuf bodies skip Connect's streaming plumbing (server/grpc-unary.ts). */
   grpcFastPath: boolean;
   tlsCert: string | undefined;
@@ -38,6 +40,7 @@ export function loadConfig(env: Env = process.env): Config {
     databasePoolSize: int(env, "DATABASE_POOL_SIZE", 10, 1, 1000),
     groupCommitMaxBatch: int(env, "GROUP_COMMIT_MAX_BATCH", 500, 1, 1000),
     ingestQueueLimit: int(env, "INGEST_QUEUE_LIMIT", 5000, 1, 1_000_000),
+    groupCommitFlushes: int(env, "GROUP_COMMIT_FLUSHES", 2, 1, 64),
     grpcFastPath: bool(env, "GRPC_FAST_PATH", true),
     tlsCert: env.TLS_CERT || undefined,
     tlsKey: env.TLS_KEY || undefined,

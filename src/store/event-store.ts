@@ -104,7 +104,10 @@ export class EventStore {
    * deadlock), read the clock, then one statement checks ids, inserts and advances the sequences (appendStatement).
    * Writers of one tenant, on any instance, so commit one after another: sequences come out gapless in commit order,
    * the id check cannot race a concurrent insert, and received_at (read with the locks held) never goes backwards as
-   * sequences go up. Four round trips (BEGIN, lock, statement, COMMIT) for any number of events.
+   * sequences go up.
+   *
+   * Two round trips on a reserved connection: BEGIN travels with the lock, COMMIT with the statement (after a failed
+   * statement PostgreSQL answers that COMMIT with a rollback).
    *
    * To notify listeners per tenant on commit, add `pg_notify(...)` to the RETURNING list of the statement's
    * `sequences`: it runs once per tenant that got new events, inside this transaction.
@@ -113,20 +116,25 @@ export class EventStore {
     if (items.length === 0) return [];
     const tenants = [...new Set(items.map((item) => item.tenant))].sort();
     for (let attempt = 1; ; attempt++) {
+      const tx = await this.sql.reserve();
       try {
-        return await this.sql.begin(async (tx) => {
-          await tx`
+        await Promise.all([
+          tx`begin`,
+          tx`
             insert into tenant_sequences (tenant, last_sequence)
             select tenant, 0 from unnest(${tenants}::text[]) as tenant order by tenant
             on conflict (tenant) do update set last_sequence = tenant_sequences.last_sequence
-          `;
-          const receivedMicros = clock.nowMicros();
-          const rows = items.map((item, ord) => inputRow(item, ord, receivedMicros));
-          const sql = tx as unknown as postgres.Sql;
-          return outcomes(rows, await appendStatement(sql, jsonInput(sql, rows), atomic));
-        });
+          `,
+        ]);
+        const receivedMicros = clock.nowMicros();
+        const rows = items.map((item, ord) => inputRow(item, ord, receivedMicros));
+        const [result] = await Promise.all([appendStatement(tx, jsonInput(tx, rows), atomic), tx`commit`]);
+        return outcomes(rows, result);
       } catch (error) {
+        await tx`rollback`.catch(() => {});
         if (attempt >= ATTEMPTS || !RETRYABLE.has(sqlState(error) ?? "")) throw error;
+      } finally {
+        tx.release();
       }
     }
   }

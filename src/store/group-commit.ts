@@ -8,6 +8,11 @@ export interface GroupCommitOptions {
   maxBatch: number;
   /** Most events waiting for a flush; beyond it appends are refused with RESOURCE_EXHAUSTED. */
   queueLimit: number;
+  /**
+   * Most flushes in flight. A flush mostly waits (round trips, the commit's WAL flush), so a second one overlaps
+   * that wait. Tenant locks keep them correct: a tenant's events in two flushes commit one flush after the other.
+   */
+  flushes: number;
 }
 
 interface Pending extends GroupItem {
@@ -17,14 +22,14 @@ interface Pending extends GroupItem {
 }
 
 /**
- * Coalesces concurrent single-event appends, of any tenants, into one statement per flush. A flush starts as soon as
- * the event loop has no more I/O to hand over (setImmediate), so an idle service adds no latency; while one flush is
- * in flight the next batch gathers, so the batch size follows the load. Each caller's promise settles after the
- * commit that stored (or refused) its own event, with its own result or error.
+ * Coalesces concurrent single-event appends, of any tenants, into one transaction per flush. A flush starts as soon
+ * as the event loop has no more I/O to hand over (setImmediate), so an idle service adds no latency; while the
+ * flushes are in flight the next batch gathers, so the batch size follows the load. Each caller's promise settles
+ * after the commit that stored (or refused) its own event, with its own result or error.
  */
 export class GroupCommit {
   private queue: Pending[] = [];
-  private flushing = false;
+  private running = 0;
   private drained: (() => void)[] = [];
 
   constructor(
@@ -48,8 +53,8 @@ export class GroupCommit {
       // Events without an id get a fresh one in the store, so they never collide.
       const key = event.id === "" ? "" : `${tenant}\u0000${event.id}`;
       this.queue.push({ tenant, event, key, resolve, reject });
-      if (!this.flushing) {
-        this.flushing = true;
+      if (this.running < this.options.flushes) {
+        this.running++;
         setImmediate(() => void this.run());
       }
     });
@@ -57,7 +62,7 @@ export class GroupCommit {
 
   /** Resolves once every event handed in so far has been flushed. */
   idle(): Promise<void> {
-    if (!this.flushing) return Promise.resolve();
+    if (this.running === 0) return Promise.resolve();
     return new Promise((resolve) => this.drained.push(resolve));
   }
 
@@ -65,14 +70,15 @@ export class GroupCommit {
     try {
       while (this.queue.length > 0) await this.flush(this.take());
     } finally {
-      this.flushing = false;
-      for (const resolve of this.drained.splice(0)) resolve();
+      this.running--;
+      if (this.running === 0) for (const resolve of this.drained.splice(0)) resolve();
     }
   }
 
   /**
-   * The next batch, oldest first. An event whose tenant and id are already in the batch waits for the next flush,
-   * which sees the first one committed and answers it as a replay or a conflict.
+   * The next batch, oldest first. An event whose tenant and id are already in the batch waits for a later flush,
+   * which sees the first one committed and answers it as a replay or a conflict. (In a flush running alongside, the
+   * same holds: its tenant lock waits for the first one's commit, and its statement reads after it.)
    */
   private take(): Pending[] {
     const batch: Pending[] = [];

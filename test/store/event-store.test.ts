@@ -145,7 +145,9 @@ describe("two service instances on one database", () => {
     const other = await connect(4);
     try {
       const stores = [store, new EventStore(other.db)];
-      const commits = stores.map((s) => new GroupCommit(s, systemClock, { maxBatch: 16, queueLimit: 1000 }));
+      const commits = stores.map(
+        (s) => new GroupCommit(s, systemClock, { maxBatch: 16, queueLimit: 1000, flushes: 3 }),
+      );
       const tenants = ["two-a", "two-b"];
       // A reader sees a gapless prefix at every moment: a later sequence never commits before an earlier one.
       let writing = true;

@@ -54,7 +54,7 @@ function stored(result: AppendResult) {
 
 test("concurrent appends of several tenants share one transaction, each tenant numbered on its own", async () => {
   const counting = countingStore();
-  const commit = new GroupCommit(counting, systemClock, { maxBatch: 500, queueLimit: 1000 });
+  const commit = new GroupCommit(counting, systemClock, { maxBatch: 500, queueLimit: 1000, flushes: 1 });
   const calls = ["mix-a", "mix-b", "mix-a", "mix-c", "mix-b", "mix-a"].map((tenant, i) =>
     commit.append(tenant, newEvent({ action: `act.${i}` })),
   );
@@ -77,7 +77,7 @@ test("concurrent appends of several tenants share one transaction, each tenant n
 test("a conflict or a bad row fails only its own caller", async () => {
   await store.append("errors", [newEvent({ id: "taken", action: "original" })], systemClock);
   const counting = countingStore();
-  const commit = new GroupCommit(counting, systemClock, { maxBatch: 500, queueLimit: 1000 });
+  const commit = new GroupCommit(counting, systemClock, { maxBatch: 500, queueLimit: 1000, flushes: 1 });
   // Validation would stop this one at the handler; a row PostgreSQL refuses stands for any such failure.
   const unparsable: NewEvent = { ...newEvent({ action: "bad" }), occurredAt: "not a time" };
   const calls = [
@@ -105,7 +105,7 @@ test("a conflict or a bad row fails only its own caller", async () => {
 });
 
 test("the same id twice in one group: stored once, the same content gets it, other content a conflict", async () => {
-  const commit = new GroupCommit(store, systemClock, { maxBatch: 500, queueLimit: 1000 });
+  const commit = new GroupCommit(store, systemClock, { maxBatch: 500, queueLimit: 1000, flushes: 1 });
   const event = newEvent({ id: "twice", action: "same" });
   const [first, second, differing, unrelated] = await Promise.all([
     commit.append("twice", event),
@@ -125,7 +125,7 @@ test("the same id twice in one group: stored once, the same content gets it, oth
 });
 
 test("a full queue refuses new appends with RESOURCE_EXHAUSTED and INGEST_QUEUE_FULL", async () => {
-  const commit = new GroupCommit(store, systemClock, { maxBatch: 2, queueLimit: 3 });
+  const commit = new GroupCommit(store, systemClock, { maxBatch: 2, queueLimit: 3, flushes: 1 });
   const results = await Promise.allSettled(
     Array.from({ length: 8 }, (_, i) => commit.append("queue-full", newEvent({ action: `q.${i}` }))),
   );
@@ -148,9 +148,9 @@ test("a full queue refuses new appends with RESOURCE_EXHAUSTED and INGEST_QUEUE_
   expect(stored(await commit.append("queue-full", newEvent({ action: "later" }))).sequence).toBe(4);
 });
 
-test("100 concurrent appends in one tenant get sequences 1..100, whatever the batch size", async () => {
+test("100 concurrent appends in one tenant get sequences 1..100, whatever the batch size, with flushes overlapping", async () => {
   const counting = countingStore();
-  const commit = new GroupCommit(counting, systemClock, { maxBatch: 7, queueLimit: 1000 });
+  const commit = new GroupCommit(counting, systemClock, { maxBatch: 7, queueLimit: 1000, flushes: 3 });
   const results = await Promise.all(
     Array.from({ length: 100 }, (_, i) => commit.append("hundred", newEvent({ action: `h.${i}` }))),
   );

@@ -702,6 +702,12 @@ async function main() {
   console.log(`\n${text}\n`);
   console.log(`service max RSS: ${maxRss} MiB (target < 300)`);
   console.log(
+    `load average: ${loadBefore.map((l) => l.toFixed(2)).join(" ")} before, ${os
+      .loadavg()
+      .map((l) => l.toFixed(2))
+      .join(" ")} after (1, 5, 15 min)`,
+  );
+  console.log(
     `List data: ${listData?.events} events (${listData?.loadedNow} loaded in this run, ${listData?.seconds} s)`,
   );
   console.log(

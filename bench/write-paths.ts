@@ -145,7 +145,7 @@ const variants: Record<string, (db: Database) => Variant> = {
         true,
       );
     }),
-  "before: transaction, 5 round trips": () => (db, tenant, batch, received) =>
+  "before: drizzle transaction (lock, select, insert, update)": () => (db, tenant, batch, received) =>
     db.db.transaction(async (tx) => {
       const [lock] = await tx
         .insert(tenantSequences)

@@ -1,3 +1,5 @@
+import { readFile } from "node:fs/promises";
+import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
@@ -28,11 +30,16 @@ export interface ConnectOptions {
 }
 
 export async function connectDatabase(url: string, options: ConnectOptions): Promise<Database> {
+  await checkDriverPatched(options.logger);
   await runMigrations(url, options.logger);
   const sql = postgres(url, {
     max: options.poolSize,
     onnotice: () => {},
     connect_timeout: 5,
+    // postgres.js waits up to 20 s (exponential, shared by the pool) before reconnecting after a failed attempt, and
+    // a call waits with it. A short cap keeps calls failing fast during an outage and the service back within a
+    // moment of the database; attempts are still only made when a call needs a connection.
+    backoff: (attempts: number) => Math.min(0.05 * attempts, 0.25),
     idle_timeout: 60,
     max_lifetime: 60 * 30,
     connection: {
@@ -68,5 +75,20 @@ async function runMigrations(url: string, logger: Logger): Promise<void> {
     logger.info("database migrations applied");
   } finally {
     await sql.end({ timeout: 5 });
+  }
+}
+
+/**
+ * scripts/patch-postgres.mjs, run by npm's postinstall, fixes a postgres.js defect by which losing the database
+ * crashes the process. An install with --ignore-scripts skips it; say so rather than find out in an outage.
+ */
+async function checkDriverPatched(logger: Logger): Promise<void> {
+  const file = path.join(path.dirname(createRequire(import.meta.url).resolve("postgres")), "connection.js");
+  const text = await readFile(file, "utf8").catch(() => "");
+  if (!text.includes("audit-trail: scripts/patch-postgres.mjs")) {
+    logger.error(
+      { file },
+      "postgres.js is not patched: a database outage can crash this process; run node scripts/patch-postgres.mjs",
+    );
   }
 }

@@ -18,7 +18,9 @@ export interface Database {
   close(timeoutSeconds?: number): Promise<void>;
 }
 
-const migrationsFolder = path.join(path.dirname(fileURLToPath(import.meta.url)), "../../drizzle");
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const migrationsFolder = path.join(root, "drizzle");
+const appRoleGrants = path.join(root, "scripts/app-role.sql");
 // Any constant shared by every instance: it serialises concurrent start-ups running the migrations.
 const MIGRATION_LOCK = 0x61756474;
 
@@ -27,11 +29,12 @@ export interface ConnectOptions {
   /** Server-side cap on any one statement, so a stuck query cannot hold a call forever. */
   statementTimeoutMs: number;
   logger: Logger;
+  /** A privileged role's URL: migrations run with it, and it grants the application's role what it needs. */
+  migrationUrl?: string;
 }
 
 export async function connectDatabase(url: string, options: ConnectOptions): Promise<Database> {
-  await checkDriverPatched(options.logger);
-  await runMigrations(url, options.logger);
+  const { logger } = options;
   const sql = postgres(url, {
     max: options.poolSize,
     onnotice: () => {},
@@ -48,6 +51,15 @@ export async function connectDatabase(url: string, options: ConnectOptions): Pro
       statement_timeout: options.statementTimeoutMs,
     },
   });
+  try {
+    await checkDriverPatched(logger);
+    const appRole = options.migrationUrl ? await currentUser(sql) : undefined;
+    await runMigrations(options.migrationUrl ?? url, appRole, logger);
+    await reportAppendOnly(sql, options.migrationUrl !== undefined, logger);
+  } catch (error) {
+    await sql.end({ timeout: 1 });
+    throw error;
+  }
   const db = drizzle(sql, { schema });
   return {
     sql,
@@ -67,14 +79,47 @@ export async function connectDatabase(url: string, options: ConnectOptions): Pro
   };
 }
 
-async function runMigrations(url: string, logger: Logger): Promise<void> {
+/** Applies the migrations and, when the application runs as another role, that role's grants. */
+async function runMigrations(url: string, appRole: string | undefined, logger: Logger): Promise<void> {
   const sql = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10 });
   try {
     await sql`select pg_advisory_lock(${MIGRATION_LOCK})`;
     await migrate(drizzle(sql), { migrationsFolder });
     logger.info("database migrations applied");
+    if (appRole === undefined) return;
+    if (appRole === (await currentUser(sql))) {
+      logger.warn({ role: appRole }, "MIGRATION_DATABASE_URL uses the same role as DATABASE_URL; no grants applied");
+      return;
+    }
+    // The file is written for psql's :"app_role"; substituting a quoted identifier is what psql does with it.
+    const grants = (await readFile(appRoleGrants, "utf8")).replaceAll(':"app_role"', quoteIdentifier(appRole));
+    await sql.unsafe(grants);
+    logger.info({ role: appRole }, "application role granted (scripts/app-role.sql)");
   } finally {
     await sql.end({ timeout: 5 });
+  }
+}
+
+/**
+ * Says at start-up whether the application's own role could rewrite the log. Without MIGRATION_DATABASE_URL it owns
+ * the tables, and only the trigger stands in the way (an owner can drop it); docs/reliability.md has the remedy.
+ * With it, a role that can still rewrite (a superuser, a member of the owner) is a deployment mistake worth a warning.
+ */
+async function reportAppendOnly(sql: postgres.Sql, separateRoles: boolean, logger: Logger): Promise<void> {
+  const [row] = await sql<{ role: string; owner: boolean; rewrite: boolean }[]>`
+    select current_user as role,
+      pg_has_role(current_user, c.relowner, 'USAGE') as owner,
+      has_table_privilege('events', 'UPDATE') or has_table_privilege('events', 'DELETE')
+        or has_table_privilege('events', 'TRUNCATE') as rewrite
+    from pg_class c where c.oid = 'events'::regclass`;
+  if (!row) return;
+  if (row.owner || row.rewrite) {
+    logger[separateRoles ? "warn" : "info"](
+      { role: row.role, owner: row.owner },
+      "the application's database role could change audit events; only the append-only trigger prevents it",
+    );
+  } else {
+    logger.info({ role: row.role }, "audit events are append-only for the application's database role by privilege");
   }
 }
 
@@ -91,4 +136,14 @@ async function checkDriverPatched(logger: Logger): Promise<void> {
       "postgres.js is not patched: a database outage can crash this process; run node scripts/patch-postgres.mjs",
     );
   }
+}
+
+async function currentUser(sql: postgres.Sql): Promise<string> {
+  const [row] = await sql<{ user: string }[]>`select current_user as user`;
+  if (!row) throw new Error("select current_user returned no row");
+  return row.user;
+}
+
+function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
 }

@@ -17,12 +17,16 @@ import { registerRoutes } from "./server/routes.js";
 import { type RunningServer, requestContextValues, startServer } from "./server/server.js";
 import { createIdentityAdmin } from "./service/admin-service.js";
 import { createAuditService } from "./service/audit-service.js";
+import { limits } from "./service/limits.js";
 import { PageTokens } from "./service/page-token.js";
+import { createTemplateAdmin } from "./service/template-admin.js";
 import { TenantDirectory } from "./service/tenant-directory.js";
 import { connectDatabase, type Database } from "./store/database.js";
+import { EventFeed } from "./store/event-feed.js";
 import { EventStore } from "./store/event-store.js";
 import { IdentityStore } from "./store/identity-store.js";
 import { sharedSecret } from "./store/secrets.js";
+import { TemplateStore } from "./store/template-store.js";
 
 export interface App {
   server: RunningServer;
@@ -54,6 +58,9 @@ export async function startApp(options: AppOptions): Promise<App> {
   await bootstrapAdmin({ store: identities, clock, logger, adminToken: config.adminToken, dataDir: config.dataDir });
   const tenants = new TenantDirectory(identities);
   const authenticator = new Authenticator({ store: identities, clock, logger, cacheMs: config.credentialCacheMs });
+  const templates = new TemplateStore(database.db, limits.templatesPerTenant);
+  const feed = new EventFeed({ sql: database.sql, store, clock, logger, bufferEvents: config.tailBufferEvents });
+  await feed.start();
 
   const shutdownController = new AbortController();
   // Shared by the network server and in-process callers (REST, legacy adapters): the same interceptors and limits.
@@ -73,8 +80,12 @@ export async function startApp(options: AppOptions): Promise<App> {
     jsonOptions: { ignoreUnknownFields: false },
   };
   const routes = registerRoutes({
-    audit: createAuditService({ store, clock, pageTokens }),
-    admin: createIdentityAdmin({ store: identities, tenants, authenticator, clock }),
+    audit: createAuditService({ store, templates, feed, clock, pageTokens }),
+    // The identity RPCs and the template RPCs make up AdminService.
+    admin: {
+      ...createIdentityAdmin({ store: identities, tenants, authenticator, clock }),
+      ...createTemplateAdmin({ templates, clock }),
+    },
   });
   const router = createConnectRouter(routerOptions);
   routes(router);
@@ -83,6 +94,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     tenants,
     maxBodyBytes: config.maxBodyBytes,
     logger,
+    clock,
   };
   const rest = createRestTranscoder({
     router,
@@ -103,6 +115,8 @@ export async function startApp(options: AppOptions): Promise<App> {
     server,
     database,
     async close() {
+      // Tail streams never finish on their own: end them first (they resume by sequence) so the drain is quick.
+      await feed.close();
       await server.close();
       await database.close();
     },

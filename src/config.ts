@@ -22,6 +22,8 @@ export interface Config {
   credentialCacheMs: number;
   /** Browser origins allowed to call the API (CORS); "*" for any, empty for none. */
   corsOrigins: string[];
+  /** Matching events a Tail stream may have waiting before it is ended as too slow. */
+  tailBufferEvents: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -48,6 +50,7 @@ export function loadConfig(env: Env = process.env): Config {
     adminToken: env.AUDIT_ADMIN_TOKEN || undefined,
     credentialCacheMs: int(env, "CREDENTIAL_CACHE_MS", 5_000, 0, 3_600_000),
     corsOrigins: origins(env, "CORS_ORIGINS"),
+    tailBufferEvents: int(env, "TAIL_BUFFER_EVENTS", 5_000, 1, 1_000_000),
   };
 }
 

@@ -34,6 +34,21 @@ export const Reason = {
   TenantExists: "TENANT_EXISTS",
   UserExists: "USER_EXISTS",
   CredentialNotFound: "CREDENTIAL_NOT_FOUND",
+  // Event templates and Publish. Each Publish reason has one message (src/service/publish-messages.ts) that the
+  // Universal Controller adapter repeats verbatim.
+  TemplateNotFound: "TEMPLATE_NOT_FOUND",
+  TemplateExists: "TEMPLATE_EXISTS",
+  TemplateLimit: "TEMPLATE_LIMIT",
+  InvalidTtl: "INVALID_TTL",
+  AttributesUnknown: "ATTRIBUTES_UNKNOWN",
+  AttributeNameRequired: "ATTRIBUTE_NAME_REQUIRED",
+  AttributeDuplicated: "ATTRIBUTE_DUPLICATED",
+  AttributeUnknown: "ATTRIBUTE_UNKNOWN",
+  AttributeInvalidValue: "ATTRIBUTE_INVALID_VALUE",
+  AttributeRequired: "ATTRIBUTE_REQUIRED",
+  // Tail streams that end early; ErrorInfo metadata `lastSequence` is the after_sequence to resume with.
+  TailTooSlow: "TAIL_TOO_SLOW",
+  TailInterrupted: "TAIL_INTERRUPTED",
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 

@@ -1,3 +1,4 @@
+import type { Clock } from "../clock.js";
 import type { Logger } from "../logger.js";
 import type { InProcessClients } from "../server/in-process.js";
 import type { NodeHandler } from "../server/listener.js";
@@ -10,6 +11,8 @@ export interface LegacyDeps {
   tenants: TenantDirectory;
   maxBodyBytes: number;
   logger: Logger;
+  /** "Now" for filters relative to the present (e.g. the last 10 days), injected so tests can move time. */
+  clock: Clock;
 }
 
 /** One older API, served on its own routes in its own wire format. */

@@ -63,7 +63,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     const contextValues = requestContextValues(req);
     const uReq = universalRequestFromNodeRequest(req, res, undefined, contextValues);
     rpc(uReq)
-      .then((uRes) => universalResponseToNodeResponse(uRes, res))
+      .then((uRes) => {
+        // Answered before the whole body arrived (it was over readMaxBytes): the client may still be sending it, and
+        // some clients stop mid-body yet reuse the connection. Close it, so its next request starts on a fresh one.
+        if (req.httpVersionMajor === 1 && !req.complete) res.setHeader("connection", "close");
+        return universalResponseToNodeResponse(uRes, res);
+      })
       .catch((error) => {
         // The client went away mid-response; nothing is left to tell it.
         if (ConnectError.from(error).code !== Code.Aborted) {

@@ -1,35 +1,42 @@
-import { toJson } from "@bufbuild/protobuf";
-import { Code, type ServiceImpl } from "@connectrpc/connect";
+import { create, toJson } from "@bufbuild/protobuf";
+import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
   type AuditService,
   type BatchCreateRequest,
   type CreateRequest,
+  EventFilterSchema,
   type ListRequest,
   ListRequestSchema,
   Order,
+  type PublishRequest,
+  type TailRequest,
 } from "../../gen/audit/v1/audit_service_pb.js";
-import { OutcomeStatus } from "../../gen/audit/v1/event_pb.js";
 import type { Clock } from "../clock.js";
 import { domainError, type FieldViolation, invalidArgument, Reason } from "../errors.js";
+import type { EventFeed } from "../store/event-feed.js";
 import type { EventStore, ListQuery, NewEvent } from "../store/event-store.js";
-import { timestampToIso } from "../store/time.js";
-import { canonicalJson, isStorableText, readEvent } from "./event-input.js";
+import type { TemplateStore } from "../store/template-store.js";
+import { canonicalJson, readEvent } from "./event-input.js";
 import { rowToEvent } from "./event-output.js";
+import { readFilter } from "./filter-input.js";
 import { limits } from "./limits.js";
 import { PageTokens } from "./page-token.js";
+import { readPublishRequest } from "./publish.js";
 
 export interface AuditServiceDeps {
   store: EventStore;
+  templates: TemplateStore;
+  feed: EventFeed;
   clock: Clock;
   pageTokens: PageTokens;
 }
 
 /** The AuditService handlers: every protocol and route reaches the log through these. */
 export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof AuditService> {
-  const { store, clock, pageTokens } = deps;
+  const { store, templates, feed, clock, pageTokens } = deps;
 
   async function append(tenant: string, batch: NewEvent[], fieldOf: (index: number) => string) {
-    const result = await store.append(tenant, batch, clock.nowMicros());
+    const result = await store.append(tenant, batch, clock);
     if (!result.ok) {
       throw domainError(
         Code.AlreadyExists,
@@ -79,19 +86,36 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
       return { events: await append(tenant, batch, (i) => `events[${i}].id`) };
     },
 
-    async publish() {
-      throw domainError(Code.Unimplemented, Reason.Unimplemented, "Publish is not implemented yet");
+    async publish(req: PublishRequest) {
+      if (req.eventName === "") {
+        throw invalidArgument([{ field: "event_name", description: "is required", reason: Reason.MissingField }]);
+      }
+      const event = await readPublishRequest(req, templates, clock.nowMicros());
+      const [stored] = await append(req.tenant, [event], () => "id");
+      return { event: stored };
     },
 
-    // biome-ignore lint/correctness/useYield: Tail arrives with the streaming issue.
-    async *tail() {
-      throw domainError(Code.Unimplemented, Reason.Unimplemented, "Tail is not implemented yet");
+    async *tail(req: TailRequest, ctx: HandlerContext) {
+      const violations: FieldViolation[] = [];
+      const filter = readFilter(req.filter ?? create(EventFilterSchema), "filter.", violations);
+      const after = req.afterSequence;
+      if (after !== undefined && (after < 0n || after > BigInt(Number.MAX_SAFE_INTEGER))) {
+        violations.push({ field: "after_sequence", description: "must be a sequence, zero or more" });
+      }
+      if (violations.length > 0) throw invalidArgument(violations);
+      const rows = feed.subscribe({
+        tenant: req.tenant,
+        filter,
+        afterSequence: after === undefined ? undefined : Number(after),
+        signal: ctx.signal,
+      });
+      for await (const row of rows) yield { event: rowToEvent(row) };
     },
 
     async list(req: ListRequest) {
       const violations: FieldViolation[] = [];
       const tenant = req.tenant;
-      const query = readListQuery(req, tenant, violations);
+      const query = readListQuery(req, tenant, clock.nowMicros(), violations);
       if (violations.length > 0) throw invalidArgument(violations);
       const filters = PageTokens.fingerprint(listFilters(req));
       if (req.pageToken !== "") {
@@ -114,64 +138,17 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
   };
 }
 
-function readListQuery(req: ListRequest, tenant: string, violations: FieldViolation[]): ListQuery {
-  const bad = (field: string, description: string) => violations.push({ field, description });
+function readListQuery(req: ListRequest, tenant: string, nowMicros: bigint, violations: FieldViolation[]): ListQuery {
   if (req.pageSize < 0 || req.pageSize > limits.pageSizeMax) {
-    bad("page_size", `must be between 0 and ${limits.pageSizeMax}`);
+    violations.push({ field: "page_size", description: `must be between 0 and ${limits.pageSizeMax}` });
   }
-  const time = (field: string, ts: ListRequest["startTime"]) => {
-    if (!ts) return undefined;
-    if (ts.nanos < 0 || ts.nanos > 999_999_999 || ts.seconds < -62135596800n || ts.seconds > 253402300799n) {
-      bad(field, "must be a valid timestamp between 0001-01-01 and 9999-12-31");
-      return undefined;
-    }
-    return timestampToIso(ts);
-  };
-  const startTime = time("start_time", req.startTime);
-  const endTime = time("end_time", req.endTime);
-  if (startTime && endTime && endTime <= startTime) bad("end_time", "must be after start_time");
-  if (req.actions.length > limits.listActions) bad("actions", `must have at most ${limits.listActions} entries`);
-  req.actions.forEach((action, i) => {
-    const field = `actions[${i}]`;
-    if (action === "" || action === "*") bad(field, "must be an action or a prefix followed by *");
-    else if (action.length > limits.shortText) bad(field, `must be at most ${limits.shortText} characters`);
-    else if (action.indexOf("*") !== -1 && action.indexOf("*") !== action.length - 1)
-      bad(field, "may hold * only at the end");
-  });
-  const filters = {
-    actor_id: req.actorId,
-    actor_name: req.actorName,
-    target_id: req.targetId,
-    target_type: req.targetType,
-    category: req.category,
-    source: req.source,
-    parent_id: req.parentId,
-  };
-  for (const [field, value] of Object.entries(filters)) {
-    if (value.length > limits.longText) bad(field, `must be at most ${limits.longText} characters`);
-    else if (!isStorableText(value)) bad(field, "must be valid UTF-8 text without NUL characters");
-  }
-  for (const [index, action] of req.actions.entries()) {
-    if (!isStorableText(action)) bad(`actions[${index}]`, "must be valid UTF-8 text without NUL characters");
-  }
-  if (!(req.outcome in OutcomeStatus)) bad("outcome", `unknown value ${req.outcome}`);
-  if (!(req.order in Order)) bad("order", `unknown value ${req.order}`);
+  if (!(req.order in Order)) violations.push({ field: "order", description: `unknown value ${req.order}` });
   return {
+    ...readFilter(req, "", violations),
     tenant,
     limit: req.pageSize === 0 ? limits.pageSizeDefault : Math.min(Math.max(req.pageSize, 1), limits.pageSizeMax),
     newestFirst: req.order !== Order.OLDEST_FIRST,
-    startTime,
-    endTime,
-    actions: req.actions,
-    actorId: req.actorId,
-    actorName: req.actorName,
-    targetId: req.targetId,
-    targetType: req.targetType,
-    category: req.category,
-    source: req.source,
-    outcomeStatus: req.outcome,
-    parentId: req.parentId,
-    includeChildren: req.includeChildren,
+    nowMicros,
   };
 }
 

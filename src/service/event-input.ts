@@ -149,15 +149,17 @@ function attributesProblem(value: JsonValue): string | undefined {
   const size = Buffer.byteLength(JSON.stringify(value));
   if (size > limits.attributesBytes) return `must be at most ${limits.attributesBytes} bytes as JSON, got ${size}`;
   const walk = (v: JsonValue, depth: number): string | undefined => {
-    if (depth > limits.attributesDepth) return `must nest at most ${limits.attributesDepth} levels deep`;
     if (typeof v === "string")
       return isStorableText(v) ? undefined : "must hold valid UTF-8 text without NUL characters";
+    if (v === null || typeof v !== "object") return undefined;
+    // Objects and arrays are the levels; the scalars inside the deepest one are not another level.
+    if (depth > limits.attributesDepth) return `must nest at most ${limits.attributesDepth} levels deep`;
     if (Array.isArray(v)) {
       for (const item of v) {
         const p = walk(item, depth + 1);
         if (p) return p;
       }
-    } else if (v !== null && typeof v === "object") {
+    } else {
       for (const [key, item] of Object.entries(v)) {
         if (!isStorableText(key)) return "keys must be valid UTF-8 text without NUL characters";
         const p = walk(item as JsonValue, depth + 1);

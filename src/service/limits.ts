@@ -12,6 +12,12 @@ export const limits = {
   pageSizeDefault: 50,
   pageSizeMax: 1000,
   listActions: 50,
+  templateAttributes: 100,
+  templatesPerTenant: 1000,
+  /** 100 years: far enough for any retention rule, near enough that expires_at stays a valid timestamp. */
+  ttlMinutesMax: 100 * 365 * 24 * 60,
+  /** Longer names and values are cut (with "…") where a message quotes them, so an error fits in a header. */
+  quotedChars: 256,
   /** Clients' clocks drift; an event more than a day in the future is a bug, not drift. */
   futureSkewMicros: 24n * 3600n * 1_000_000n,
   /** 1970-01-01: nothing audited happened before the epoch. */
@@ -21,4 +27,6 @@ export const limits = {
 } as const;
 
 export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
+/** Event template and attribute names: a path segment in REST URLs, so no "/" and no leading ".". */
+export const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$/;
 export const TENANT_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;

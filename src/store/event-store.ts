@@ -1,5 +1,7 @@
-import { and, asc, desc, eq, getTableColumns, gte, like, lt, or, type SQL, sql } from "drizzle-orm";
+import { and, asc, desc, eq, getTableColumns, gt, lte, type SQL, sql } from "drizzle-orm";
+import type { Clock } from "../clock.js";
 import type { Db } from "./database.js";
+import { type CompiledFilter, compileFilter, type EventFilter, filterSql } from "./event-filter.js";
 import { events, tenantSequences } from "./schema.js";
 import { microsToIso } from "./time.js";
 import { uuidv7 } from "./uuid.js";
@@ -12,6 +14,8 @@ export type NewEvent = Omit<typeof events.$inferInsert, "tenant" | "sequence" | 
   /** Defaults to received_at. */
   occurredAt: string | undefined;
   contentHash: Buffer;
+  /** Sets expires_at to received_at plus this many minutes; received_at is only known on commit. */
+  ttlMinutes?: number;
 };
 
 export type AppendResult =
@@ -19,24 +23,25 @@ export type AppendResult =
   /** An id already stored with other content; nothing of the batch was written. */
   | { ok: false; conflictIndex: number; id: string };
 
-export interface ListQuery {
+export interface ListQuery extends EventFilter {
   tenant: string;
   limit: number;
   newestFirst: boolean;
   /** Keyset cursor: rows strictly after this (occurred_at, sequence) in the listing order. */
   after?: { occurredAt: string; sequence: number };
-  startTime?: string;
-  endTime?: string;
-  actions: string[];
-  actorId: string;
-  actorName: string;
-  targetId: string;
-  targetType: string;
-  category: string;
-  source: string;
-  outcomeStatus: number;
-  parentId: string;
-  includeChildren: boolean;
+  /** What "now" is for activeOnly. */
+  nowMicros: bigint;
+}
+
+/** A tenant's rows after a sequence, in sequence order: Tail's replay and its live reads. */
+export interface RangeQuery {
+  tenant: string;
+  afterSequence: number;
+  /** Inclusive upper bound; none reads to the end. */
+  throughSequence?: number;
+  filter?: CompiledFilter;
+  nowMicros: bigint;
+  limit: number;
 }
 
 const { contentHash: _hash, ...outputColumns } = getTableColumns(events);
@@ -49,9 +54,10 @@ export class EventStore {
    * resolve to the stored event (idempotent replay); with other content the whole call is refused.
    *
    * The tenant's sequence row is locked first, so writers of one tenant, on any instance, run one after another:
-   * sequences come out gapless and in commit order, and the id check cannot race a concurrent insert.
+   * sequences come out gapless and in commit order, and the id check cannot race a concurrent insert. The clock is
+   * read only once the lock is held, so received_at (the commit time) never goes backwards as sequences go up.
    */
-  async append(tenant: string, batch: NewEvent[], receivedMicros: bigint): Promise<AppendResult> {
+  async append(tenant: string, batch: NewEvent[], clock: Clock): Promise<AppendResult> {
     return this.db.transaction(async (tx) => {
       const [lock] = await tx
         .insert(tenantSequences)
@@ -62,6 +68,7 @@ export class EventStore {
         })
         .returning({ last: tenantSequences.lastSequence });
       let last = lock?.last ?? 0;
+      const receivedMicros = clock.nowMicros();
 
       const ids = batch.map((e) => e.id).filter((id) => id !== "");
       const stored = new Map<string, EventRow & { contentHash: Buffer }>();
@@ -86,13 +93,15 @@ export class EventStore {
           continue;
         }
         last += 1;
+        const { ttlMinutes, ...fields } = event;
         const row = {
-          ...event,
+          ...fields,
           id: event.id || uuidv7(receivedMs),
           tenant,
           sequence: last,
           receivedAt,
           occurredAt: event.occurredAt ?? receivedAt,
+          expiresAt: ttlMinutes ? microsToIso(receivedMicros + BigInt(ttlMinutes) * 60_000_000n) : event.expiresAt,
         };
         inserts.push(row);
         const { contentHash, ...output } = row;
@@ -107,27 +116,12 @@ export class EventStore {
   }
 
   async list(q: ListQuery): Promise<EventRow[]> {
-    const conditions: (SQL | undefined)[] = [eq(events.tenant, q.tenant)];
-    if (q.startTime) conditions.push(gte(events.occurredAt, q.startTime));
-    if (q.endTime) conditions.push(lt(events.occurredAt, q.endTime));
-    if (q.actions.length > 0) {
-      conditions.push(
-        or(
-          ...q.actions.map((a) =>
-            a.endsWith("*") ? like(events.action, `${escapeLike(a.slice(0, -1))}%`) : eq(events.action, a),
-          ),
-        ),
-      );
-    }
-    if (q.actorId) conditions.push(eq(events.actorId, q.actorId));
-    if (q.actorName) conditions.push(eq(events.actorName, q.actorName));
-    if (q.targetId) conditions.push(eq(events.targetId, q.targetId));
-    if (q.targetType) conditions.push(eq(events.targetType, q.targetType));
-    if (q.category) conditions.push(eq(events.category, q.category));
-    if (q.source) conditions.push(eq(events.source, q.source));
-    if (q.outcomeStatus) conditions.push(eq(events.outcomeStatus, q.outcomeStatus));
-    if (q.parentId) conditions.push(eq(events.parentId, q.parentId));
-    else if (!q.includeChildren) conditions.push(eq(events.parentId, ""));
+    return this.listQuery(q);
+  }
+
+  /** The SELECT behind `list`, unexecuted: test/core/explain.test.ts EXPLAINs it for docs/storage.md. */
+  listQuery(q: ListQuery) {
+    const conditions: SQL[] = [eq(events.tenant, q.tenant), ...filterSql(compileFilter(q), q.nowMicros)];
     if (q.after) {
       const cursor = sql`(${q.after.occurredAt}::timestamptz, ${q.after.sequence}::bigint)`;
       const key = sql`(${events.occurredAt}, ${events.sequence})`;
@@ -141,8 +135,25 @@ export class EventStore {
       .orderBy(direction(events.occurredAt), direction(events.sequence))
       .limit(q.limit);
   }
-}
 
-function escapeLike(value: string): string {
-  return value.replace(/[\\%_]/g, (c) => `\\${c}`);
+  async range(q: RangeQuery): Promise<EventRow[]> {
+    const conditions: SQL[] = [eq(events.tenant, q.tenant), gt(events.sequence, q.afterSequence)];
+    if (q.throughSequence !== undefined) conditions.push(lte(events.sequence, q.throughSequence));
+    if (q.filter) conditions.push(...filterSql(q.filter, q.nowMicros));
+    return this.db
+      .select(outputColumns)
+      .from(events)
+      .where(and(...conditions))
+      .orderBy(asc(events.sequence))
+      .limit(q.limit);
+  }
+
+  /** The highest committed sequence of a tenant, 0 before its first event. */
+  async lastSequence(tenant: string): Promise<number> {
+    const [row] = await this.db
+      .select({ last: tenantSequences.lastSequence })
+      .from(tenantSequences)
+      .where(eq(tenantSequences.tenant, tenant));
+    return row?.last ?? 0;
+  }
 }

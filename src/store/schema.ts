@@ -59,6 +59,9 @@ export const events = pgTable(
     index("events_tenant_time_idx").on(t.tenant, t.occurredAt, t.sequence),
     // actor_id filter: WHERE tenant = ? AND actor_id = ? ORDER BY occurred_at, sequence.
     index("events_tenant_actor_time_idx").on(t.tenant, t.actorId, t.occurredAt, t.sequence),
+    // actor_name filter (the legacy `GET /audit?userName=`): as many distinct values as actor_id, so walking the time
+    // index for a rare name would read the tenant's whole log.
+    index("events_tenant_actor_name_time_idx").on(t.tenant, t.actorName, t.occurredAt, t.sequence),
     // actions filter, exact or prefix (LIKE 'x%' needs text_pattern_ops).
     index("events_tenant_action_idx").on(t.tenant, t.action.op("text_pattern_ops"), t.occurredAt),
     // target filter: WHERE tenant = ? AND target_id = ? [AND target_type = ?].
@@ -124,4 +127,31 @@ export const credentials = pgTable(
     uniqueIndex("credentials_tenant_user_key").on(t.tenant, t.name).where(sql`${t.kind} = 2`),
     index("credentials_tenant_idx").on(t.tenant, t.kind),
   ],
+);
+
+/** A template attribute as stored: the AttributeType name without its prefix. */
+export interface StoredTemplateAttribute {
+  name: string;
+  type: "STRING" | "INTEGER" | "FLOAT" | "BOOLEAN" | "TIMESTAMP";
+  required: boolean;
+}
+
+/**
+ * Event templates that Publish checks attributes against. Deleting one leaves past events untouched: a published
+ * event carries its typed attributes itself and never refers back to its template.
+ */
+export const eventTemplates = pgTable(
+  "event_templates",
+  {
+    tenant: text("tenant")
+      .notNull()
+      .references(() => tenants.id),
+    name: text("name").notNull(),
+    description: text("description").notNull().default(""),
+    // Ordered as created; a template is read and written whole, so one jsonb column beats a child table.
+    attributes: jsonb("attributes").$type<StoredTemplateAttribute[]>().notNull(),
+    defaultTtlMinutes: bigint("default_ttl_minutes", { mode: "number" }).notNull().default(0),
+    createdAt: timestamptz("created_at").notNull(),
+  },
+  (t) => [primaryKey({ name: "event_templates_pkey", columns: [t.tenant, t.name] })],
 );

@@ -1,0 +1,1 @@
+CREATE INDEX "events_tenant_actor_name_time_idx" ON "events" USING btree ("tenant","actor_name","occurred_at","sequence");

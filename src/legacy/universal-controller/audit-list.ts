@@ -1,0 +1,122 @@
+import type { JsonValue } from "@bufbuild/protobuf";
+import { timestampDate } from "@bufbuild/protobuf/wkt";
+import type { CallOptions } from "@connectrpc/connect";
+import { Order } from "../../../gen/audit/v1/audit_service_pb.js";
+import { type AuditEvent, OutcomeStatus } from "../../../gen/audit/v1/event_pb.js";
+import type { InProcessClients } from "../../server/in-process.js";
+import { renderXml, type XmlNode } from "../xml.js";
+import type { AuditFilter } from "./audit-filter.js";
+
+/** How much one listing returns and reads. docs/legacy.md states the same numbers. */
+export const listLimits = {
+  /** Audits in one answer, newest first. */
+  audits: 1000,
+  /** Events read to find them when tableRecordName (which List cannot filter on) is given. */
+  scanned: 10_000,
+  /** Child audits nested under each audit, oldest first. */
+  children: 100,
+  /** Child listings run at once. */
+  concurrency: 8,
+};
+
+interface Audit {
+  event: AuditEvent;
+  children: AuditEvent[];
+}
+
+/** The audits matching a filter, through List with the caller's credential. */
+export async function listAudits(
+  clients: InProcessClients,
+  filter: AuditFilter,
+  options: CallOptions,
+): Promise<Audit[]> {
+  const matches: AuditEvent[] = [];
+  let scanned = 0;
+  let pageToken = "";
+  do {
+    const page = await clients.audit.list(
+      { ...filter.list, pageSize: listLimits.audits, pageToken, order: Order.NEWEST_FIRST },
+      options,
+    );
+    scanned += page.events.length;
+    for (const event of page.events) {
+      if (filter.tableRecordName !== undefined && event.target?.name !== filter.tableRecordName) continue;
+      if (matches.push(event) === listLimits.audits) break;
+    }
+    pageToken = page.nextPageToken;
+  } while (pageToken !== "" && matches.length < listLimits.audits && scanned < listLimits.scanned);
+
+  if (!filter.includeChildAudits) return matches.map((event) => ({ event, children: [] }));
+  const audits: Audit[] = matches.map((event) => ({ event, children: [] }));
+  let next = 0;
+  const worker = async () => {
+    for (let audit = audits[next++]; audit; audit = audits[next++]) {
+      const page = await clients.audit.list(
+        { parentId: audit.event.id, pageSize: listLimits.children, order: Order.OLDEST_FIRST },
+        options,
+      );
+      audit.children = page.events;
+    }
+  };
+  await Promise.all(Array.from({ length: listLimits.concurrency }, worker));
+  return audits;
+}
+
+/** One audit in Universal Controller's field names; absent values are null. */
+function auditFields(event: AuditEvent) {
+  const text = (value: string | undefined) => (value ? value : null);
+  const created = event.occurredAt ? ucTime(timestampDate(event.occurredAt)) : null;
+  const createdBy = text(event.actor?.name) ?? text(event.actor?.id);
+  return {
+    additionalInfo: event.attributes ? JSON.stringify(event.attributes) : null,
+    auditType: text(event.action),
+    created,
+    createdBy,
+    description: text(event.outcome?.message),
+    parentAudit: text(event.parentId),
+    source: text(event.source),
+    status: statusText(event.outcome?.status),
+    sysId: event.id,
+    tableKey: text(event.target?.id),
+    tableName: text(event.target?.type),
+    tableRecordName: text(event.target?.name),
+    // Audit events never change after they are written.
+    updated: created,
+    updatedBy: createdBy,
+    uuid: event.id,
+  };
+}
+
+function statusText(status: OutcomeStatus | undefined): string | null {
+  if (status === OutcomeStatus.SUCCESS) return "Success";
+  if (status === OutcomeStatus.FAILURE) return "Failure";
+  return null;
+}
+
+/** `2020-03-04 13:33:09 +0000`, the form Universal Controller lists times in (always UTC here). */
+function ucTime(date: Date): string {
+  return `${date.toISOString().slice(0, 19).replace("T", " ")} +0000`;
+}
+
+/** A JSON array of audits, keys in the document's (alphabetical) order, each with its childAudits array. */
+export function auditsJson(audits: Audit[]): string {
+  const one = (event: AuditEvent, children: AuditEvent[]): JsonValue => {
+    const { additionalInfo, auditType, ...rest } = auditFields(event);
+    return { additionalInfo, auditType, childAudits: children.map((child) => one(child, [])), ...rest };
+  };
+  return JSON.stringify(audits.map((a) => one(a.event, a.children)));
+}
+
+/** `<audits><audit><childAudits>…</childAudits>…</audit></audits>`; absent values are left out. */
+export function auditsXml(audits: Audit[]): string {
+  const one = (event: AuditEvent, children: AuditEvent[]): XmlNode => ({
+    name: "audit",
+    content: [
+      { name: "childAudits", content: children.map((child) => one(child, [])) },
+      ...Object.entries(auditFields(event)).flatMap(([name, value]) =>
+        value === null ? [] : [{ name, content: value }],
+      ),
+    ],
+  });
+  return renderXml({ name: "audits", content: audits.map((a) => one(a.event, a.children)) });
+}

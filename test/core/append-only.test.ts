@@ -1,0 +1,58 @@
+import postgres from "postgres";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { startTestApp, type TestApp } from "../support/app.js";
+import { auditApi, type EventJson } from "../support/audit-api.js";
+import { provisionTenant, type TenantTokens } from "../support/clients.js";
+
+let app: TestApp;
+let acme: TenantTokens;
+let sql: postgres.Sql;
+let stored: EventJson[];
+beforeAll(async () => {
+  app = await startTestApp();
+  acme = await provisionTenant(app, "acme");
+  const api = auditApi(app, "grpc-js", acme.writer);
+  ({ events: stored } = await api.batchCreate({
+    events: [
+      { id: "keep-1", action: "payment.refund", actor: { id: "u1" }, attributes: { amount: 10 } },
+      { id: "keep-2", action: "payment.refund", actor: { id: "u2" }, attributes: { amount: 20 } },
+    ],
+  }));
+  api.close();
+  // The service's own database and role: whatever the application may do, it may not rewrite the log.
+  sql = postgres(app.databaseUrl, { max: 1, onnotice: () => {} });
+});
+afterAll(async () => {
+  await sql?.end();
+  await app?.close();
+});
+
+test.each([
+  ["UPDATE", () => sql`update events set action = 'payment.cancel' where id = 'keep-1'`],
+  ["UPDATE", () => sql`update events set attributes = null`],
+  ["DELETE", () => sql`delete from events where id = 'keep-2'`],
+  ["DELETE", () => sql`delete from events`],
+  ["TRUNCATE", () => sql`truncate events`],
+  ["TRUNCATE", () => sql`truncate table events restart identity cascade`],
+])("the database refuses %s on events", async (operation, statement) => {
+  const error = await statement().then(
+    () => undefined,
+    (e: postgres.PostgresError) => e,
+  );
+  expect(error?.code).toBe("42501");
+  expect(error?.message).toBe(`audit events are append-only: ${operation} refused`);
+});
+
+test("the events are untouched and new ones can still be appended", async () => {
+  const rows = await sql`select id, action, attributes from events order by sequence`;
+  expect(rows.map((r) => ({ ...r }))).toEqual([
+    { id: "keep-1", action: "payment.refund", attributes: { amount: 10 } },
+    { id: "keep-2", action: "payment.refund", attributes: { amount: 20 } },
+  ]);
+  const api = auditApi(app, "connect", acme.readerWriter);
+  await api.create({ event: { id: "keep-3", action: "payment.refund" } });
+  const { events } = await api.list({ order: "ORDER_OLDEST_FIRST" });
+  api.close();
+  expect(events.slice(0, 2)).toEqual(stored);
+  expect(events.map((e) => e.id)).toEqual(["keep-1", "keep-2", "keep-3"]);
+});

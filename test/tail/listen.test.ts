@@ -1,0 +1,132 @@
+import { randomBytes } from "node:crypto";
+import net from "node:net";
+import postgres from "postgres";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
+import { startTestApp, type TestApp } from "../support/app.js";
+import { clientFor, provisionTenant } from "../support/clients.js";
+import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { deliversWithin, read, tailClients } from "./tail-clients.js";
+
+/** A TCP relay to PostgreSQL that a test can cut: every connection through it drops and new ones are refused. */
+class CuttableProxy {
+  private readonly sockets = new Set<net.Socket>();
+  private cut = false;
+  private readonly server: net.Server;
+  port = 0;
+
+  constructor(target: { host: string; port: number }) {
+    this.server = net.createServer((client) => {
+      if (this.cut) {
+        client.destroy();
+        return;
+      }
+      const upstream = net.connect(target.port, target.host);
+      for (const [from, to] of [
+        [client, upstream],
+        [upstream, client],
+      ] as const) {
+        this.sockets.add(from);
+        from.pipe(to);
+        from.on("error", () => to.destroy());
+        from.on("close", () => {
+          this.sockets.delete(from);
+          to.destroy();
+        });
+      }
+    });
+  }
+
+  async listen(): Promise<void> {
+    await new Promise<void>((resolve) => this.server.listen(0, "127.0.0.1", resolve));
+    this.port = (this.server.address() as net.AddressInfo).port;
+  }
+
+  drop(): void {
+    this.cut = true;
+    for (const socket of this.sockets) socket.destroy();
+  }
+
+  restore(): void {
+    this.cut = false;
+  }
+
+  close(): Promise<void> {
+    this.drop();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+}
+
+let database: TestDatabase;
+let proxy: CuttableProxy;
+let a: TestApp;
+let b: TestApp;
+let sql: postgres.Sql;
+const closers: (() => void)[] = [];
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  const url = new URL(database.url);
+  proxy = new CuttableProxy({ host: url.hostname, port: Number(url.port) });
+  await proxy.listen();
+  const viaProxy = new URL(database.url);
+  viaProxy.port = String(proxy.port);
+  // A reaches the database only through the proxy; B directly. They share the superadmin token.
+  const env = { AUDIT_ADMIN_TOKEN: `at_test_${randomBytes(24).toString("base64url")}` };
+  a = await startTestApp({ database: { url: viaProxy.toString(), drop: async () => {} }, env });
+  b = await startTestApp({ database, env });
+  sql = postgres(database.url, { max: 1, onnotice: () => {} });
+});
+afterAll(async () => {
+  for (const close of closers) close();
+  await sql?.end();
+  await Promise.all([a?.close(), b?.close()]);
+  await proxy?.close();
+  await database?.drop();
+});
+
+/** Tail on A, writes on B. */
+async function tenantOf(tenant: string) {
+  const tokens = await provisionTenant(b, tenant);
+  const tails = tailClients(a, tokens.reader);
+  closers.push(tails.close);
+  const writer = clientFor(AuditService, b, "connect", tokens.writer);
+  const create = (n: number) => writer.batchCreate({ events: Array.from({ length: n }, () => ({ action: "x" })) });
+  return { tail: tails["connect-binary"], create };
+}
+
+test("many Tail streams share one LISTEN connection per instance and no connection each", async () => {
+  const tenants = await Promise.all([0, 1, 2].map((i) => tenantOf(`many-${i}`)));
+  const streams = Array.from({ length: 30 }, (_, i) => tenants[i % 3]?.tail({ afterSequence: 0n }));
+  await Promise.all(tenants.map((t) => t.create(2)));
+  for (const stream of streams) expect(stream && (await read(stream, 2))).toHaveLength(2);
+  const [counts] = await sql`
+    select count(*) filter (where query ilike 'listen%') as listening, count(*) as total
+    from pg_stat_activity where datname = current_database() and pid <> pg_backend_pid()`;
+  // One LISTEN each for A and B; everything else is their pools (10 each by default).
+  expect(Number(counts?.listening)).toBe(2);
+  expect(Number(counts?.total)).toBeLessThanOrEqual(22);
+  for (const stream of streams) stream?.close();
+});
+
+test("after losing its database connections, an instance catches up by sequence: no gap, no duplicate", async () => {
+  const { tail, create } = await tenantOf("outage");
+  const stream = tail({ afterSequence: 0n });
+  await create(1);
+  expect((await read(stream, 1)).map((e) => e.sequence)).toEqual([1n]);
+
+  proxy.drop();
+  // Stored while A hears nothing: only the catch-up after A listens again can deliver these.
+  await create(5);
+  await create(5);
+  await new Promise((r) => setTimeout(r, 500));
+  proxy.restore();
+
+  expect((await read(stream, 10, 30_000)).map((e) => e.sequence)).toEqual(
+    Array.from({ length: 10 }, (_, i) => BigInt(i + 2)),
+  );
+  // And A follows new commits again.
+  await create(1);
+  expect((await read(stream, 1)).map((e) => e.sequence)).toEqual([12n]);
+  expect(await deliversWithin(stream, 300)).toBeUndefined();
+}, 60_000);

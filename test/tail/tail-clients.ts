@@ -1,0 +1,141 @@
+import type { MessageInitShape } from "@bufbuild/protobuf";
+import { ConnectError, createClient, type Transport } from "@connectrpc/connect";
+import type * as grpc from "@grpc/grpc-js";
+import { AuditService, type TailRequestSchema } from "../../gen/audit/v1/audit_service_pb.js";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import type { TestApp } from "../support/app.js";
+import { type Protocol, protocols, transportFor } from "../support/clients.js";
+import { type GrpcJsClient, type GrpcMessage, grpcErrorDetails, grpcJsClient } from "../support/grpc-js-client.js";
+
+/** What the Tail tests look at in an event, whichever client received it. */
+export interface TailedEvent {
+  id: string;
+  tenant: string;
+  sequence: bigint;
+  action: string;
+}
+
+/** How a stream ended, whichever client saw it. */
+export interface TailEnd {
+  code: number;
+  message: string;
+  reason: string | undefined;
+  metadata: Record<string, string>;
+}
+
+export interface TailStream {
+  next(): Promise<TailedEvent>;
+  close(): void;
+}
+
+export type TailRequestInit = MessageInitShape<typeof TailRequestSchema>;
+export type TailOpener = (request: TailRequestInit) => TailStream;
+
+/** Raised by next() when the stream ended, with how it ended. */
+export class TailEnded extends Error {
+  constructor(readonly end: TailEnd) {
+    super(`stream ended: ${end.code} ${end.reason} ${end.message}`);
+  }
+}
+
+/** Tail through a Connect-ES client: the Connect, gRPC-web or gRPC protocol, as the transport speaks. */
+export function connectTail(transport: Transport): TailOpener {
+  const client = createClient(AuditService, transport);
+  return (request) => {
+    const abort = new AbortController();
+    const it = client.tail(request, { signal: abort.signal })[Symbol.asyncIterator]();
+    return {
+      async next() {
+        try {
+          const r = await it.next();
+          if (r.done || !r.value.event) throw new Error("stream finished without an error");
+          const { id, tenant, sequence, action } = r.value.event;
+          return { id, tenant, sequence, action };
+        } catch (e) {
+          if (!(e instanceof ConnectError)) throw e;
+          const info = e.findDetails(ErrorInfoSchema)[0];
+          throw new TailEnded({
+            code: e.code,
+            message: e.rawMessage,
+            reason: info?.reason,
+            metadata: info?.metadata ?? {},
+          });
+        }
+      },
+      close: () => abort.abort(),
+    };
+  };
+}
+
+/** Tail through @grpc/grpc-js. */
+export function grpcJsTail(client: GrpcJsClient): TailOpener {
+  return (request) => {
+    const { afterSequence, ...rest } = request;
+    const call = client.serverStream("AuditService", "Tail", {
+      ...rest,
+      ...(afterSequence === undefined ? {} : { afterSequence: String(afterSequence) }),
+    });
+    const it = call[Symbol.asyncIterator]() as AsyncIterator<GrpcMessage>;
+    return {
+      async next() {
+        try {
+          const r = await it.next();
+          if (r.done) throw new Error("stream finished without an error");
+          const { id, tenant, sequence, action } = r.value.event;
+          return { id, tenant, sequence: BigInt(sequence), action };
+        } catch (e) {
+          const error = e as grpc.ServiceError;
+          if (typeof error.code !== "number" || !error.metadata) throw e;
+          const status = grpcErrorDetails(error);
+          throw new TailEnded({
+            code: error.code,
+            message: status.message ?? error.details,
+            reason: status.errorInfo?.reason,
+            metadata: status.errorInfo?.metadata ?? {},
+          });
+        }
+      },
+      close: () => call.cancel(),
+    };
+  };
+}
+
+export type TailProtocol = Protocol | "grpc-js";
+
+/** A way to open Tail streams on `app` with `token` for each protocol: Connect-ES's four and @grpc/grpc-js. */
+export function tailClients(app: TestApp, token: string): Record<TailProtocol, TailOpener> & { close(): void } {
+  const grpcs = grpcJsClient(app.url, token);
+  const openers = Object.fromEntries(protocols.map((p) => [p, connectTail(transportFor(app, p, token))])) as Record<
+    Protocol,
+    TailOpener
+  >;
+  return { ...openers, "grpc-js": grpcJsTail(grpcs), close: () => grpcs.close() };
+}
+
+/** The next `count` events of a stream; fails with what it got if they do not all arrive within the timeout. */
+export async function read(stream: TailStream, count: number, timeoutMs = 30_000): Promise<TailedEvent[]> {
+  const events: TailedEvent[] = [];
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new Error(`got ${events.length} of ${count} events in ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+  });
+  try {
+    while (events.length < count) events.push(await Promise.race([stream.next(), timeout]));
+    return events;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Whether the stream delivers anything within `ms`; the stream is closed either way. */
+export async function deliversWithin(stream: TailStream, ms: number): Promise<TailedEvent | undefined> {
+  const quiet = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ms));
+  try {
+    return await Promise.race([stream.next().catch(() => undefined), quiet]);
+  } finally {
+    stream.close();
+  }
+}

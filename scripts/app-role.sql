@@ -25,3 +25,6 @@ GRANT SELECT, INSERT ON tenants TO :"app_role";
 
 -- API keys, users, sessions: revocation, last-used time and the bootstrap token's rotation update rows.
 GRANT SELECT, INSERT, UPDATE ON credentials TO :"app_role";
+
+-- Event templates for Publish: created and deleted whole, never changed.
+GRANT SELECT, INSERT, DELETE ON event_templates TO :"app_role";

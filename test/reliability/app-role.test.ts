@@ -62,8 +62,20 @@ describe("the application's own database role", () => {
     // A replay of the same id and content answers with the stored event.
     const replayed = await audit.create({ event: single });
     const batch = await audit.batchCreate({ events: newEvents("role", 5) });
-    const { events } = await audit.list({ pageSize: 100 });
+    // Tail hears of new events through the insert trigger's NOTIFY and the service's LISTEN.
+    const tailAbort = new AbortController();
+    const timer = setTimeout(() => tailAbort.abort(), 10_000);
+    const tailed = (async () => {
+      for await (const res of audit.tail({ afterSequence: 6n }, { signal: tailAbort.signal })) return res.event;
+    })();
     const admin = clientFor(AdminService, app, "connect", tokens.admin);
+    await admin.createEventTemplate({ template: { name: "job.done" } });
+    const published = await audit.publish({ eventName: "job.done" });
+    const tailedEvent = await tailed;
+    tailAbort.abort();
+    clearTimeout(timer);
+    await admin.deleteEventTemplate({ name: "job.done" });
+    const { events } = await audit.list({ pageSize: 100 });
     const key = await admin.createApiKey({ name: "short-lived", roles: [Role.READER] });
     await admin.revokeCredential({ id: key.credential?.id ?? "" });
     await admin.createUser({ username: "alice", password: "correct horse battery", roles: [Role.READER] });
@@ -75,10 +87,13 @@ describe("the application's own database role", () => {
     console.log(
       `app role ${role}: created tenant and keys, Create seq ${created.event?.sequence}, replay seq ` +
         `${replayed.event?.sequence}, BatchCreate seqs ${batch.events.map((e) => e.sequence).join(",")}, ` +
-        `List ${events.length} events, key revoked, user created, session ${session.token ? "issued" : "missing"}`,
+        `template created, Publish seq ${published.event?.sequence}, Tail got seq ${tailedEvent?.sequence}, ` +
+        `template deleted, List ${events.length} events, key revoked, user created, ` +
+        `session ${session.token ? "issued" : "missing"}`,
     );
     expect(replayed.event?.sequence).toBe(created.event?.sequence);
-    expect(events.map((e) => Number(e.sequence)).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(tailedEvent?.sequence).toBe(7n);
+    expect(events.map((e) => Number(e.sequence)).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7]);
   });
 
   it("cannot update, delete, truncate, or get around the trigger on events", async () => {

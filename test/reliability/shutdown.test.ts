@@ -22,13 +22,15 @@ afterAll(async () => {
 });
 
 /**
- * How a call was turned away. A call on a new connection meets a closed port (UNAVAILABLE, ECONNREFUSED); one that
- * raced the server's GOAWAY on an open HTTP/2 connection is reset with REFUSED_STREAM, HTTP/2's "not processed, safe
- * to retry" (gRPC's UNAVAILABLE), which connect-node reports as INTERNAL; one answered by the stopping server gets
- * UNAVAILABLE. Anything else is not a refusal.
+ * How a call was turned away. A call on a new connection meets a closed port (UNAVAILABLE, ECONNREFUSED), or, if
+ * the kernel had queued its connection before the port closed, a reset (connect-node: ABORTED, ECONNRESET); one
+ * that raced the server's GOAWAY on an open HTTP/2 connection is reset with REFUSED_STREAM, HTTP/2's "not processed,
+ * safe to retry" (gRPC's UNAVAILABLE), which connect-node reports as INTERNAL; one answered by the stopping server
+ * gets UNAVAILABLE. Anything else is not a refusal. That none of them ran is checked in the database.
  */
 function refusal(a: Attempt): string {
   if (a.message?.includes("REFUSED_STREAM")) return "REFUSED_STREAM";
+  if (a.code === Code.Aborted && a.message?.includes("ECONNRESET")) return "ECONNRESET";
   if (a.code === Code.Unavailable) return a.message?.includes("ECONNREFUSED") ? "ECONNREFUSED" : "UNAVAILABLE";
   return `other: ${Code[a.code ?? Code.Unknown]} ${a.message}`;
 }
@@ -86,7 +88,7 @@ describe("SIGTERM under load", () => {
         `${finished.length} finished OK (big: ${big.map((a) => a.outcome).join(", ")}), the last ` +
         `${Math.round(Math.max(...finished.map((a) => a.endedAt ?? 0)) - signalledAt)} ms after the signal; ` +
         `${failed.length} refused (${[...refusals].map(([how, n]) => `${n} ${how}`).join(", ")}), ` +
-        `late calls ${late.map((a) => `${Code[a.code ?? Code.Unknown]} in ${Math.round((a.endedAt ?? 0) - (a.startedAt ?? 0))} ms`).join(", ")}; ` +
+        `late calls ${late.map((a) => `${refusal(a)} in ${Math.round((a.endedAt ?? 0) - (a.startedAt ?? 0))} ms`).join(", ")}; ` +
         `exit ${JSON.stringify(status)} after ${Math.round(exitedAfter)} ms; calls ${counts.calls}, ` +
         `acknowledged ${check.ackedEvents}, found ${check.ackedFound}, refused calls stored ${check.unackedWholeCalls}, ` +
         `partial ${check.partialCalls}; ${describeSequences(check)}`,
@@ -96,7 +98,7 @@ describe("SIGTERM under load", () => {
     expect(big.map((a) => a.outcome)).toEqual(big.map(() => "acked"));
     expect(finished.length).toBe(inFlight.length);
     expect(failed.map(refusal).filter((how) => how.startsWith("other"))).toEqual([]);
-    expect(late.map((a) => a.outcome)).toEqual(late.map(() => "failed"));
+    expect(late.map(refusal).filter((how) => how.startsWith("other"))).toEqual([]);
     for (const a of late) expect((a.endedAt ?? 0) - (a.startedAt ?? 0)).toBeLessThan(1000);
     expect(check.ackedFound).toBe(check.ackedEvents);
     expect(check.lost).toEqual([]);

@@ -35,6 +35,36 @@ afterAll(async () => {
   await database?.drop();
 });
 
+/** A live Tail stream (gRPC) of the tenant: the ids it delivered, and how it ended if it did. */
+function tail() {
+  const abort = new AbortController();
+  const ids = new Set<string>();
+  const state: { ended?: string } = {};
+  const client = createClient(AuditService, transportFor(service, "grpc", writer));
+  void (async () => {
+    try {
+      for await (const res of client.tail({}, { signal: abort.signal })) ids.add(res.event?.id ?? "");
+      state.ended = "ended OK";
+    } catch (error) {
+      const e = ConnectError.from(error);
+      if (!abort.signal.aborted) state.ended = `${Code[e.code]} ${e.findDetails(ErrorInfoSchema)[0]?.reason}`;
+    }
+  })();
+  return {
+    get ended() {
+      return state.ended;
+    },
+    async heard(id: string, withinMs: number): Promise<boolean> {
+      for (const started = performance.now(); performance.now() - started < withinMs; await sleep(50)) {
+        if (ids.has(id)) return true;
+      }
+      return false;
+    },
+    describe: () => `${state.ended ?? "still open"} after ${ids.size} events`,
+    close: () => abort.abort(),
+  };
+}
+
 /** One call on each surface that needs the database, and the answer each gave: a gRPC/Connect code or HTTP status. */
 interface Probe {
   surface: string;
@@ -119,6 +149,8 @@ describe("database outage", () => {
       signal: stop.signal,
       stopOnFailure: false,
     });
+    // A Tail stream open across the outage: it may end with UNAVAILABLE (TAIL_INTERRUPTED, resumable) or carry on.
+    const across = tail();
     await sleep(1000);
     const rssBefore = await service.rssBytes();
     const pid = service.pid;
@@ -170,6 +202,16 @@ describe("database outage", () => {
       after = await probeAll();
     }
     const recoveredAfter = performance.now() - restoredAt;
+    // A stream opened after the outage hears a new commit: the LISTEN connection came back by itself.
+    const fresh = tail();
+    await sleep(300);
+    const [marker] = newEvents("outage-tail", 1);
+    const { event: markerStored } = await createClient(AuditService, transportFor(service, "grpc", writer)).create({
+      event: marker,
+    });
+    const heardAfter = await fresh.heard(marker?.id ?? "", 5000);
+    // The stream that stayed open through the outage is live again too.
+    const heardAcross = across.ended !== undefined || (await across.heard(marker?.id ?? "", 5000));
     stop.abort();
     const attempts = await load;
     const counts = tally(attempts);
@@ -180,8 +222,14 @@ describe("database outage", () => {
       `outage recovery: /readyz 200 after ${Math.round(readyAfter)} ms, every surface healthy after ${Math.round(recoveredAfter)} ms, ` +
         `same pid ${service.pid === pid}; background load ${counts.calls} calls (${counts.ackedCalls} acked, ${counts.failedCalls} failed: ${[...codes].join(", ")}), ` +
         `acknowledged ${check.ackedEvents}, found ${check.ackedFound}, partial ${check.partialCalls}, ${describeSequences(check)}; ` +
-        `error log lines ${internal.length}; proxy connections ${proxy.accepted}`,
+        `error log lines ${internal.length}; proxy connections ${proxy.accepted}; Tail open across the outage ` +
+        `${across.describe()}, Tail opened after it heard event seq ${markerStored?.sequence} ${heardAfter ? "yes" : "NO"}`,
     );
+    across.close();
+    fresh.close();
+    expect(heardAfter).toBe(true);
+    expect(heardAcross).toBe(true);
+    expect([undefined, "Unavailable TAIL_INTERRUPTED"]).toContain(across.ended);
     expect(answers(after)).toEqual(healthyAnswers);
     expect(readyAfter).toBeLessThan(5000);
     expect(recoveredAfter).toBeLessThan(5000);

@@ -56,6 +56,7 @@ export async function connectDatabase(url: string, options: ConnectOptions): Pro
     const appRole = options.migrationUrl ? await currentUser(sql) : undefined;
     await runMigrations(options.migrationUrl ?? url, appRole, logger);
     await reportAppendOnly(sql, options.migrationUrl !== undefined, logger);
+    await checkDurability(sql, logger);
   } catch (error) {
     await sql.end({ timeout: 1 });
     throw error;
@@ -120,6 +121,22 @@ async function reportAppendOnly(sql: postgres.Sql, separateRoles: boolean, logge
     );
   } else {
     logger.info({ role: row.role }, "audit events are append-only for the application's database role by privilege");
+  }
+}
+
+/**
+ * An acknowledged event must survive a crash, and the service acknowledges on commit: that holds only if PostgreSQL
+ * flushes commits (fsync) and waits for that flush before answering (synchronous_commit other than off). Both are
+ * the server's defaults, but tuning guides turn them off; say so at start rather than lose events in a crash.
+ */
+async function checkDurability(sql: postgres.Sql, logger: Logger): Promise<void> {
+  const [row] = await sql<{ synchronousCommit: string; fsync: string }[]>`
+    select current_setting('synchronous_commit') as "synchronousCommit", current_setting('fsync') as fsync`;
+  if (row && (row.synchronousCommit === "off" || row.fsync === "off")) {
+    logger.error(
+      { synchronous_commit: row.synchronousCommit, fsync: row.fsync },
+      "PostgreSQL may lose committed transactions in a crash: acknowledged audit events are not durable",
+    );
   }
 }
 

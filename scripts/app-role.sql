@@ -28,3 +28,8 @@ GRANT SELECT, INSERT, UPDATE ON credentials TO :"app_role";
 
 -- Event templates for Publish: created and deleted whole, never changed.
 GRANT SELECT, INSERT, DELETE ON event_templates TO :"app_role";
+
+-- drizzle's record of applied migrations, read only: an instance started without MIGRATION_DATABASE_URL checks that
+-- the schema is current and starts without migrating.
+GRANT USAGE ON SCHEMA drizzle TO :"app_role";
+GRANT SELECT ON drizzle.__drizzle_migrations TO :"app_role";

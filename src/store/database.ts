@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import { createRequire } from "node:module";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { readMigrationFiles } from "drizzle-orm/migrator";
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
@@ -85,8 +86,17 @@ async function runMigrations(url: string, appRole: string | undefined, logger: L
   const sql = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10 });
   try {
     await sql`select pg_advisory_lock(${MIGRATION_LOCK})`;
-    await migrate(drizzle(sql), { migrationsFolder });
-    logger.info("database migrations applied");
+    const pending = await pendingMigrations(sql);
+    if (pending === 0) logger.info("database schema up to date");
+    else {
+      const [may] = await sql<{ create: boolean }[]>`
+        select has_database_privilege(current_database(), 'CREATE') as create`;
+      if (!may?.create) {
+        throw new Error("the database needs migrating, which its role may not do: set MIGRATION_DATABASE_URL");
+      }
+      await migrate(drizzle(sql), { migrationsFolder });
+      logger.info("database migrations applied");
+    }
     if (appRole === undefined) return;
     if (appRole === (await currentUser(sql))) {
       logger.warn({ role: appRole }, "MIGRATION_DATABASE_URL uses the same role as DATABASE_URL; no grants applied");
@@ -99,6 +109,23 @@ async function runMigrations(url: string, appRole: string | undefined, logger: L
   } finally {
     await sql.end({ timeout: 5 });
   }
+}
+
+/**
+ * How many migrations the database lacks, by drizzle's own rule (a migration is applied when its folder time is
+ * after the newest one recorded); undefined when the record cannot be read (a new database). An instance running
+ * as the application's role, which may not create drizzle's schema, then starts without migrating.
+ */
+async function pendingMigrations(sql: postgres.Sql): Promise<number | undefined> {
+  let newest: number;
+  try {
+    const [row] = await sql<{ newest: string | null }[]>`
+      select max(created_at) as newest from drizzle.__drizzle_migrations`;
+    newest = Number(row?.newest ?? 0);
+  } catch {
+    return undefined;
+  }
+  return readMigrationFiles({ migrationsFolder }).filter((m) => m.folderMillis > newest).length;
 }
 
 /**

@@ -123,6 +123,23 @@ describe("the application's own database role", () => {
     expect(rewritten?.n).toBe(0);
   });
 
+  it("starts without MIGRATION_DATABASE_URL once the database is migrated, and says why not before", async () => {
+    const asAppOnly = (url: string) =>
+      startTestApp({ database: { url, drop: async () => {} }, env: { DATABASE_URL: url } });
+    const second = await asAppOnly(app.databaseUrl);
+    await second.close();
+    expect(second.logs.some((l) => l.includes("database schema up to date"))).toBe(true);
+    const fresh = await createTestDatabase();
+    const freshUrl = new URL(fresh.url);
+    freshUrl.username = role;
+    freshUrl.password = password;
+    try {
+      await expect(asAppOnly(freshUrl.toString())).rejects.toThrow(/set MIGRATION_DATABASE_URL/);
+    } finally {
+      await fresh.drop();
+    }
+  });
+
   it("holds SELECT on every table, and only SELECT and INSERT on events", async () => {
     const rows = await owner<{ table: string; privileges: string[] }[]>`
       select c.relname as table,

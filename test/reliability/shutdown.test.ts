@@ -102,7 +102,8 @@ describe("SIGTERM under load", () => {
     expect(finished.length).toBe(inFlight.length);
     expect(failed.map(refusal).filter((how) => how.startsWith("other"))).toEqual([]);
     expect(late.map(refusal).filter((how) => how.startsWith("other"))).toEqual([]);
-    for (const a of late) expect((a.endedAt ?? 0) - (a.startedAt ?? 0)).toBeLessThan(1000);
+    // Refused well within the grace period, not served; on a busy machine the signal itself may be handled late.
+    for (const a of late) expect((a.endedAt ?? 0) - (a.startedAt ?? 0)).toBeLessThan(GRACE_MS / 2);
     expect(check.ackedFound).toBe(check.ackedEvents);
     expect(check.lost).toEqual([]);
     // A refused call was refused before it ran: nothing of it is stored.

@@ -53,6 +53,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     poolSize: config.databasePoolSize,
     statementTimeoutMs: config.requestTimeoutMs,
     logger,
+    migrationUrl: config.migrationDatabaseUrl,
   });
   const pageTokens = new PageTokens(await sharedSecret(database.db, "page-token-key"));
   const store = new EventStore(database.db);

@@ -5,6 +5,11 @@ export interface Config {
   port: number;
   host: string;
   databaseUrl: string | undefined;
+  /**
+   * A privileged role's URL for migrations. When set, the service migrates with it and grants DATABASE_URL's role
+   * only what it needs (scripts/app-role.sql), so the application itself cannot rewrite the log.
+   */
+  migrationDatabaseUrl: string | undefined;
   dataDir: string;
   databasePoolSize: number;
   /** Most single-event appends (Create, Publish) one group commit writes. */
@@ -32,10 +37,16 @@ export interface Config {
 type Env = Record<string, string | undefined>;
 
 export function loadConfig(env: Env = process.env): Config {
+  const databaseUrl = env.DATABASE_URL || undefined;
+  const migrationDatabaseUrl = env.MIGRATION_DATABASE_URL || undefined;
+  if (migrationDatabaseUrl && !databaseUrl) {
+    throw new Error("MIGRATION_DATABASE_URL needs DATABASE_URL: the embedded PostgreSQL has a single role");
+  }
   return {
     port: int(env, "PORT", 8080, 0, 65535),
     host: env.HOST ?? "0.0.0.0",
-    databaseUrl: env.DATABASE_URL || undefined,
+    databaseUrl,
+    migrationDatabaseUrl,
     dataDir: path.resolve(env.DATA_DIR ?? ".data"),
     databasePoolSize: int(env, "DATABASE_POOL_SIZE", 10, 1, 1000),
     groupCommitMaxBatch: int(env, "GROUP_COMMIT_MAX_BATCH", 500, 1, 1000),

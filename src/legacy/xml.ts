@@ -124,7 +124,6 @@ export function escapeXml(text: string): string {
     if (ch === "&") out += "&amp;";
     else if (ch === "<") out += "&lt;";
     else if (ch === ">") out += "&gt;";
-    else if (ch === '"') out += "&quot;";
     // A raw CR would come back as LF, since XML parsers normalise line ends.
     else if (ch === "\r") out += "&#13;";
     else if (!isXmlChar(code)) out += "\uFFFD";

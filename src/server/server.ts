@@ -158,10 +158,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       if (closing) return;
       closing = true;
       const stopped = new Promise<void>((resolve) => entry.close(() => resolve()));
-      for (const session of sessions) session.close();
-      h1?.closeIdleConnections();
       const drained = (async () => {
         while (sockets.size > 0) {
+          // Every turn, not once: a connection accepted before the port closed may start its HTTP/2 session (or
+          // finish its HTTP/1.1 request) only now, and would otherwise hold the drain for the whole grace period.
+          for (const session of sessions) if (!session.closed) session.close();
           h1?.closeIdleConnections();
           await new Promise((r) => setTimeout(r, 25));
         }

@@ -2,8 +2,8 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { TimestampSchema } from "@bufbuild/protobuf/wkt";
 import { type ListRequestSchema, Order } from "../../../gen/audit/v1/audit_service_pb.js";
 import { OutcomeStatus } from "../../../gen/audit/v1/event_pb.js";
+import { utcMidnight } from "../../service/date-time.js";
 import { limits } from "../../service/limits.js";
-import { utcMidnight } from "../timestamps.js";
 
 /** At most this many audits are returned, newest first; docs/legacy.md says so. */
 export const RESULT_CAP = limits.pageSizeMax;

@@ -1,5 +1,6 @@
 import type { JsonValue } from "@bufbuild/protobuf";
 import { type AuditEvent, OutcomeStatus } from "../../../gen/audit/v1/event_pb.js";
+import { escapeXml } from "../xml.js";
 
 /** A response format and the media type it is sent as. */
 export interface Format {
@@ -100,20 +101,4 @@ function xmlFields(fields: AuditRecord): string {
     .filter(([, value]) => value !== null)
     .map(([name, value]) => `<${name}>${escapeXml(String(value))}</${name}>`)
     .join("");
-}
-
-/**
- * Element text escaped. Characters XML 1.0 cannot carry at all (most C0 controls, lone surrogates, U+FFFE/U+FFFF)
- * become U+FFFD, since even a character reference to them is not well-formed.
- */
-function escapeXml(text: string): string {
-  return (
-    text
-      .replace(/&/g, "&amp;")
-      .replace(/</g, "&lt;")
-      .replace(/>/g, "&gt;")
-      .replace(/[^\t\n\r\u0020-\uD7FF\uE000-\uFFFD\u{10000}-\u{10FFFF}]/gu, "\uFFFD")
-      // A parser would read a literal CR as a line end; the reference keeps it.
-      .replace(/\r/g, "&#13;")
-  );
 }

@@ -2,8 +2,8 @@ import type { JsonObject, JsonValue, MessageInitShape } from "@bufbuild/protobuf
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { type AuditEvent, type AuditEventSchema, OutcomeStatus } from "../../../gen/audit/v1/event_pb.js";
 import { Reason } from "../../errors.js";
+import { parseDateTime } from "../../service/date-time.js";
 import { timestampToIso } from "../../store/time.js";
-import { parseDateTime } from "../timestamps.js";
 
 export const CATEGORIES = ["Devices", "Products", "Rules", "Users", "Applications", "Events", "Auth"] as const;
 export const SOURCE_TYPES = ["Unknown", "Portal", "Rules Engine", "XStream", "Gateways"] as const;

@@ -1,14 +1,19 @@
 import { randomUUID } from "node:crypto";
 import type { JsonValue } from "@bufbuild/protobuf";
+import { createRegistry } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
+import { file_google_rpc_error_details } from "../../../gen/google/rpc/error_details_pb.js";
 import { domainError, type FieldViolation, invalidArgument } from "../../errors.js";
 import { toConnectError } from "../../interceptors/error-mapping.js";
+import { statusJson } from "../../rest/status.js";
 import type { LegacyAdapter, LegacyDeps } from "../adapter.js";
 import { type LegacyRequest, type LegacyResponse, mediaType, readBody, send } from "../http.js";
 import { FrontierReason, frontierError } from "./errors.js";
 import { isObject, readLogs } from "./logs-input.js";
-import { statusJson } from "./status.js";
+
+/** The detail types Frontier errors carry, for rendering them as `Any` JSON. */
+const errorDetailTypes = createRegistry(file_google_rpc_error_details);
 
 const ROUTE = /^\/v1beta1\/organizations\/([^/]+)\/auditlogs$/;
 
@@ -84,7 +89,7 @@ export function frontierAdapter(deps: LegacyDeps): LegacyAdapter {
   function reply(res: LegacyResponse, error: ConnectError, httpStatus?: number, headers: Record<string, string> = {}) {
     const status = httpStatus ?? codeToHttpStatus(error.code);
     for (const [name, value] of Object.entries(headers)) res.setHeader(name, value);
-    send(res, status, "application/json", JSON.stringify(statusJson(error)));
+    send(res, status, "application/json", JSON.stringify(statusJson(error, errorDetailTypes)));
   }
 
   return {

@@ -1,6 +1,6 @@
 import type { JsonObject, MessageInitShape } from "@bufbuild/protobuf";
 import type { AuditEventSchema } from "../../../gen/audit/v1/event_pb.js";
-import { parseDateTime } from "../timestamps.js";
+import { parseDateTime } from "../../service/date-time.js";
 
 /** Every status string this route answers with, and its HTTP status. */
 export const STATUS_HTTP = {

@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import type { JsonValue } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
 import { toConnectError } from "../../interceptors/error-mapping.js";
+import { publishMessages } from "../../service/publish-messages.js";
 import type { LegacyAdapter, LegacyDeps } from "../adapter.js";
 import { type LegacyRequest, type LegacyResponse, mediaType, readBody, send } from "../http.js";
 import { parseXml, type XmlValue } from "../xml.js";
@@ -77,7 +78,7 @@ export function universalControllerAdapter(deps: LegacyDeps): LegacyAdapter {
       },
       callOptions(req),
     );
-    sendText(res, 200, `Universal Event "${event.name}" published.`);
+    sendText(res, 200, publishMessages.published(event.name));
   }
 
   async function list(req: LegacyRequest, res: LegacyResponse): Promise<void> {

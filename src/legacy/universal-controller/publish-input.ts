@@ -1,5 +1,6 @@
 import type { JsonValue } from "@bufbuild/protobuf";
 import type { PublishAttribute } from "../../../gen/audit/v1/audit_service_pb.js";
+import { publishMessages } from "../../service/publish-messages.js";
 import type { XmlElement, XmlValue } from "../xml.js";
 import { invalid, UcReply } from "./responses.js";
 
@@ -11,7 +12,7 @@ export interface UniversalEvent {
 }
 
 // Worded as Publish words its own TTL check, since a TTL that is not a number is the same mistake to the caller.
-const INVALID_TTL = "Invalid Time To Live. Value must be non-negative or empty.";
+const INVALID_TTL = publishMessages.invalidTtl();
 const INT64_MAX = 2n ** 63n - 1n;
 
 /** `{"name", "ttl", "attributes": [{"name", "value"}]}`, attributes also as an object map `{"k": "v"}`. */

@@ -36,15 +36,15 @@ export function sendText(res: LegacyResponse, status: number, message: string): 
  * Publish's Universal Event reasons. Their messages are the Universal Controller's own wording (issue 4), so they are
  * passed on verbatim; every other error is worded here from its code and reason.
  */
-const PUBLISH_REASONS = new Set([
-  "TEMPLATE_NOT_FOUND",
-  "INVALID_TTL",
-  "ATTRIBUTES_UNKNOWN",
-  "ATTRIBUTE_NAME_REQUIRED",
-  "ATTRIBUTE_DUPLICATED",
-  "ATTRIBUTE_UNKNOWN",
-  "ATTRIBUTE_INVALID_VALUE",
-  "ATTRIBUTE_REQUIRED",
+const PUBLISH_REASONS = new Set<string>([
+  Reason.TemplateNotFound,
+  Reason.InvalidTtl,
+  Reason.AttributesUnknown,
+  Reason.AttributeNameRequired,
+  Reason.AttributeDuplicated,
+  Reason.AttributeUnknown,
+  Reason.AttributeInvalidValue,
+  Reason.AttributeRequired,
 ]);
 
 /**

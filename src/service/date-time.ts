@@ -3,15 +3,19 @@ import { type Timestamp, TimestampSchema } from "@bufbuild/protobuf/wkt";
 
 const DATE_TIME = /^(\d{4})-(\d{2})-(\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?([Zz]|[+-]\d{2}:\d{2})?$/;
 
+// The protobuf Timestamp range, 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z.
+const MIN_SECONDS = -62135596800n;
+const MAX_SECONDS = 253402300799n;
+
 /**
- * A date and time as older APIs send it: RFC 3339 (`2024-05-01T10:00:00.5+02:00`), its space-separated form, and
- * the same without a zone (`2024-05-01 10:00:00`, or .NET's `2018-06-17T11:55:01.8164737`), which is taken as UTC.
- * Up to nine fractional digits are read; the store keeps six. Undefined when the text is not such a time or names
- * a day or hour that does not exist.
+ * A date and time in RFC 3339 (`2024-05-01T10:00:00.5+02:00`) or its space-separated form. Unless `zoneRequired`,
+ * also the same without a zone, as older APIs send it (`2024-05-01 10:00:00`, .NET's `2018-06-17T11:55:01.8164737`),
+ * taken as UTC. Up to nine fractional digits are read; the store keeps six. Undefined when the text is not such a
+ * time, names a day or hour that does not exist, or falls outside the protobuf Timestamp range.
  */
-export function parseDateTime(text: string): Timestamp | undefined {
+export function parseDateTime(text: string, options: { zoneRequired?: boolean } = {}): Timestamp | undefined {
   const m = DATE_TIME.exec(text);
-  if (!m) return undefined;
+  if (!m || (options.zoneRequired && !m[8])) return undefined;
   const [year, month, day, hour, minute, second] = m.slice(1, 7).map(Number) as [
     number,
     number,
@@ -31,6 +35,7 @@ export function parseDateTime(text: string): Timestamp | undefined {
     offsetSeconds = (zone[0] === "-" ? -1 : 1) * (hours * 3600 + minutes * 60);
   }
   const seconds = midnight + BigInt(hour * 3600 + minute * 60 + second - offsetSeconds);
+  if (seconds < MIN_SECONDS || seconds > MAX_SECONDS) return undefined;
   const nanos = Number((m[7] ?? "").padEnd(9, "0"));
   return create(TimestampSchema, { seconds, nanos });
 }

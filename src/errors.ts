@@ -17,6 +17,8 @@ export const Reason = {
   Internal: "INTERNAL",
   Unimplemented: "UNIMPLEMENTED",
   BodyTooLarge: "BODY_TOO_LARGE",
+  // Backpressure (RESOURCE_EXHAUSTED).
+  IngestQueueFull: "INGEST_QUEUE_FULL",
   // Authentication (UNAUTHENTICATED).
   MissingCredential: "MISSING_CREDENTIAL",
   MalformedAuthorization: "MALFORMED_AUTHORIZATION",

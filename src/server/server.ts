@@ -10,6 +10,7 @@ import type { Config } from "../config.js";
 import { kRequestId } from "../interceptors/context.js";
 import type { Logger } from "../logger.js";
 import { createCors } from "./cors.js";
+import { type GrpcUnaryHandler, takesGrpcFastPath } from "./grpc-unary.js";
 import { createCleartextListener, type NodeHandler } from "./listener.js";
 
 export type { NodeHandler };
@@ -19,6 +20,8 @@ export interface ServerOptions {
   logger: Logger;
   /** Serves gRPC, gRPC-web and Connect at `/<package.Service>/<Method>`. */
   router: ConnectRouter;
+  /** Unary gRPC calls with uncompressed protobuf bodies, by path: the direct path in grpc-unary.ts. */
+  grpcUnary?: Map<string, GrpcUnaryHandler>;
   /** Whether the service can serve: backs /readyz. */
   ready: () => Promise<boolean>;
   /** Requests no RPC path matches (REST and legacy routes); default 404. */
@@ -55,12 +58,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const cors = createCors(config.corsOrigins);
 
   const connect: NodeHandler = (req, res) => {
-    const rpc = rpcs.get((req.url ?? "").split("?", 1)[0] ?? "");
+    const path = (req.url ?? "").split("?", 1)[0] ?? "";
+    const rpc = rpcs.get(path);
     if (!rpc) {
       fallback(req, res);
       return;
     }
     const contextValues = requestContextValues(req);
+    const direct = options.grpcUnary?.get(path);
+    if (direct && takesGrpcFastPath(req)) {
+      direct(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse, contextValues);
+      return;
+    }
     const uReq = universalRequestFromNodeRequest(req, res, undefined, contextValues);
     rpc(uReq)
       .then((uRes) => {

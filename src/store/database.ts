@@ -50,6 +50,9 @@ export async function connectDatabase(url: string, options: ConnectOptions): Pro
       TimeZone: "UTC",
       application_name: "audit-trail",
       statement_timeout: options.statementTimeoutMs,
+      // The hot statements are prepared once per connection (EventStore); plan each run for its own values all the
+      // same, so a List picks its index by the tenant and filters it is given (docs/storage.md), never a generic plan.
+      plan_cache_mode: "force_custom_plan",
     },
   });
   try {

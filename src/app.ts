@@ -14,8 +14,9 @@ import { type LegacyDeps, legacyHandler } from "./legacy/adapter.js";
 import { legacyAdapters } from "./legacy/index.js";
 import type { Logger } from "./logger.js";
 import { createRestTranscoder } from "./rest/transcoder.js";
+import { createGrpcUnaryHandlers } from "./server/grpc-unary.js";
 import { createInProcessClients } from "./server/in-process.js";
-import { registerRoutes } from "./server/routes.js";
+import { registerRoutes, serviceRegistrations } from "./server/routes.js";
 import { type RunningServer, requestContextValues, startServer } from "./server/server.js";
 import { createIdentityAdmin } from "./service/admin-service.js";
 import { createAuditService } from "./service/audit-service.js";
@@ -26,6 +27,7 @@ import { TenantDirectory } from "./service/tenant-directory.js";
 import { connectDatabase, type Database } from "./store/database.js";
 import { EventFeed } from "./store/event-feed.js";
 import { EventStore } from "./store/event-store.js";
+import { GroupCommit } from "./store/group-commit.js";
 import { IdentityStore } from "./store/identity-store.js";
 import { sharedSecret } from "./store/secrets.js";
 import { TemplateStore } from "./store/template-store.js";
@@ -52,9 +54,15 @@ export async function startApp(options: AppOptions): Promise<App> {
     poolSize: config.databasePoolSize,
     statementTimeoutMs: config.requestTimeoutMs,
     logger,
+    migrationUrl: config.migrationDatabaseUrl,
   });
   const pageTokens = new PageTokens(await sharedSecret(database.db, "page-token-key"));
   const store = new EventStore(database.db);
+  const groupCommit = new GroupCommit(store, clock, {
+    maxBatch: config.groupCommitMaxBatch,
+    queueLimit: config.ingestQueueLimit,
+    flushes: config.groupCommitFlushes,
+  });
   const identities = new IdentityStore(database.db);
   await bootstrapAdmin({ store: identities, clock, logger, adminToken: config.adminToken, dataDir: config.dataDir });
   const tenants = new TenantDirectory(identities);
@@ -64,7 +72,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   await feed.start();
 
   const shutdownController = new AbortController();
-  // Every call in flight listens to it; more than ten at once is ordinary load, not a listener leak.
+  // Every call in flight listens on it; the default cap of 10 listeners would warn at the 11th concurrent call.
   setMaxListeners(0, shutdownController.signal);
   const jsonOptions: ConnectRouterOptions["jsonOptions"] & { textDecoder: { decode(bytes: Uint8Array): string } } = {
     // An audit log must not silently drop a field a client thought it sent.
@@ -88,14 +96,15 @@ export async function startApp(options: AppOptions): Promise<App> {
     requestGate: clientFaultGate,
     jsonOptions,
   };
-  const routes = registerRoutes({
-    audit: createAuditService({ store, templates, feed, clock, pageTokens }),
+  const services = {
+    audit: createAuditService({ store, groupCommit, templates, feed, clock, pageTokens }),
     // The identity RPCs and the template RPCs make up AdminService.
     admin: {
       ...createIdentityAdmin({ store: identities, tenants, authenticator, clock }),
       ...createTemplateAdmin({ templates, clock }),
     },
-  });
+  };
+  const routes = registerRoutes(services);
   const router = createConnectRouter(routerOptions);
   routes(router);
   const legacy: LegacyDeps = {
@@ -116,6 +125,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     config,
     logger,
     router,
+    grpcUnary: config.grpcFastPath ? createGrpcUnaryHandlers(serviceRegistrations(services), routerOptions) : undefined,
     fallback: legacyHandler(legacyAdapters(legacy), logger, rest.handle),
     shutdownController,
     ready: () => database.ping(),
@@ -127,6 +137,8 @@ export async function startApp(options: AppOptions): Promise<App> {
       // Tail streams never finish on their own: end them first (they resume by sequence) so the drain is quick.
       await feed.close();
       await server.close();
+      // Calls cut off by the grace period may have left events queued: commit them before the pool closes.
+      await groupCommit.idle();
       await database.close();
     },
   };

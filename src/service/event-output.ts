@@ -1,4 +1,4 @@
-import { create, fromJson, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { create, fromJson, type JsonObject, type JsonValue, type MessageInitShape } from "@bufbuild/protobuf";
 import { type AuditEvent, AuditEventSchema, RequestInfoSchema } from "../../gen/audit/v1/event_pb.js";
 import type { EventRow } from "../store/event-store.js";
 import { pgToTimestamp } from "../store/time.js";
@@ -24,8 +24,21 @@ export function rowToEvent(row: EventRow): AuditEvent {
       : undefined,
     target: hasTarget ? { id: row.targetId, type: row.targetType, name: row.targetName } : undefined,
     outcome: hasOutcome ? { status: row.outcomeStatus, code: row.outcomeCode, message: row.outcomeMessage } : undefined,
-    request: row.request ? fromJson(RequestInfoSchema, row.request as JsonValue) : undefined,
+    request: row.request ? readRequestInfo(row.request) : undefined,
     attributes: (row.attributes as JsonObject | null) ?? undefined,
     parentId: row.parentId,
   });
+}
+
+/**
+ * The stored request is toJson of a RequestInfo, whose JSON names are its field names in TypeScript: create() takes
+ * the object as it is, several times faster than fromJson, which matters on every row of every page. Should a field
+ * ever get a JSON name of its own, fromJson takes over.
+ */
+const requestJsonIsInit = RequestInfoSchema.fields.every((f) => f.jsonName === f.localName);
+
+function readRequestInfo(json: unknown) {
+  return requestJsonIsInit
+    ? create(RequestInfoSchema, json as MessageInitShape<typeof RequestInfoSchema>)
+    : fromJson(RequestInfoSchema, json as JsonValue);
 }

@@ -1,9 +1,12 @@
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { readMigrationFiles } from "drizzle-orm/migrator";
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
 import type { Logger } from "../logger.js";
+import { checkDeployment } from "./deployment-checks.js";
 import * as schema from "./schema.js";
 
 export type Db = PostgresJsDatabase<typeof schema>;
@@ -16,7 +19,9 @@ export interface Database {
   close(timeoutSeconds?: number): Promise<void>;
 }
 
-const migrationsFolder = path.join(path.dirname(fileURLToPath(import.meta.url)), "../../drizzle");
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "../..");
+const migrationsFolder = path.join(root, "drizzle");
+const appRoleGrants = path.join(root, "scripts/app-role.sql");
 // Any constant shared by every instance: it serialises concurrent start-ups running the migrations.
 const MIGRATION_LOCK = 0x61756474;
 
@@ -25,22 +30,39 @@ export interface ConnectOptions {
   /** Server-side cap on any one statement, so a stuck query cannot hold a call forever. */
   statementTimeoutMs: number;
   logger: Logger;
+  /** A privileged role's URL: migrations run with it, and it grants the application's role what it needs. */
+  migrationUrl?: string;
 }
 
 export async function connectDatabase(url: string, options: ConnectOptions): Promise<Database> {
-  await runMigrations(url, options.logger);
+  const { logger } = options;
   const sql = postgres(url, {
     max: options.poolSize,
     onnotice: () => {},
     connect_timeout: 5,
+    // postgres.js waits up to 20 s (exponential, shared by the pool) before reconnecting after a failed attempt, and
+    // a call waits with it. A short cap keeps calls failing fast during an outage and the service back within a
+    // moment of the database; attempts are still only made when a call needs a connection.
+    backoff: (attempts: number) => Math.min(0.05 * attempts, 0.25),
     idle_timeout: 60,
     max_lifetime: 60 * 30,
     connection: {
       TimeZone: "UTC",
       application_name: "audit-trail",
       statement_timeout: options.statementTimeoutMs,
+      // The hot statements are prepared once per connection (EventStore); plan each run for its own values all the
+      // same, so a List picks its index by the tenant and filters it is given (docs/storage.md), never a generic plan.
+      plan_cache_mode: "force_custom_plan",
     },
   });
+  try {
+    const appRole = options.migrationUrl ? await currentUser(sql) : undefined;
+    await runMigrations(options.migrationUrl ?? url, appRole, logger);
+    await checkDeployment(sql, { separateRoles: appRole !== undefined, logger });
+  } catch (error) {
+    await sql.end({ timeout: 1 });
+    throw error;
+  }
   const db = drizzle(sql, { schema });
   return {
     sql,
@@ -60,13 +82,59 @@ export async function connectDatabase(url: string, options: ConnectOptions): Pro
   };
 }
 
-async function runMigrations(url: string, logger: Logger): Promise<void> {
+/** Applies the migrations and, when the application runs as another role, that role's grants. */
+async function runMigrations(url: string, appRole: string | undefined, logger: Logger): Promise<void> {
   const sql = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10 });
   try {
     await sql`select pg_advisory_lock(${MIGRATION_LOCK})`;
-    await migrate(drizzle(sql), { migrationsFolder });
-    logger.info("database migrations applied");
+    const pending = await pendingMigrations(sql);
+    if (pending === 0) logger.info("database schema up to date");
+    else {
+      const [may] = await sql<{ create: boolean }[]>`
+        select has_database_privilege(current_database(), 'CREATE') as create`;
+      if (!may?.create) {
+        throw new Error("the database needs migrating, which its role may not do: set MIGRATION_DATABASE_URL");
+      }
+      await migrate(drizzle(sql), { migrationsFolder });
+      logger.info("database migrations applied");
+    }
+    if (appRole === undefined) return;
+    if (appRole === (await currentUser(sql))) {
+      logger.warn({ role: appRole }, "MIGRATION_DATABASE_URL uses the same role as DATABASE_URL; no grants applied");
+      return;
+    }
+    // The file is written for psql's :"app_role"; substituting a quoted identifier is what psql does with it.
+    const grants = (await readFile(appRoleGrants, "utf8")).replaceAll(':"app_role"', quoteIdentifier(appRole));
+    await sql.unsafe(grants);
+    logger.info({ role: appRole }, "application role granted (scripts/app-role.sql)");
   } finally {
     await sql.end({ timeout: 5 });
   }
+}
+
+/**
+ * How many migrations the database lacks, by drizzle's own rule (a migration is applied when its folder time is
+ * after the newest one recorded); undefined when the record cannot be read (a new database). An instance running
+ * as the application's role, which may not create drizzle's schema, then starts without migrating.
+ */
+async function pendingMigrations(sql: postgres.Sql): Promise<number | undefined> {
+  let newest: number;
+  try {
+    const [row] = await sql<{ newest: string | null }[]>`
+      select max(created_at) as newest from drizzle.__drizzle_migrations`;
+    newest = Number(row?.newest ?? 0);
+  } catch {
+    return undefined;
+  }
+  return readMigrationFiles({ migrationsFolder }).filter((m) => m.folderMillis > newest).length;
+}
+
+async function currentUser(sql: postgres.Sql): Promise<string> {
+  const [row] = await sql<{ user: string }[]>`select current_user as user`;
+  if (!row) throw new Error("select current_user returned no row");
+  return row.user;
+}
+
+function quoteIdentifier(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
 }

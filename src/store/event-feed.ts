@@ -6,6 +6,9 @@ import type { Logger } from "../logger.js";
 import { type CompiledFilter, compileFilter, type EventFilter, filterMatches } from "./event-filter.js";
 import type { EventRow, EventStore } from "./event-store.js";
 
+/** Pauses between attempts to read new rows for live streams before giving up on them (about 4 s in all). */
+const READ_RETRY_DELAYS_MS = [100, 250, 500, 1000, 2000];
+
 /** The channel drizzle/0005_tail_notify.sql notifies on, with `{"tenant": …, "sequence": <highest stored>}`. */
 export const FEED_CHANNEL = "audit_events";
 
@@ -244,7 +247,11 @@ export class EventFeed {
     if (feed?.initialised && typeof note.sequence === "number" && note.sequence > feed.head) void this.read(feed);
   }
 
-  /** Reads the tenant's rows after the head, page by page, and offers each to the live subscribers. */
+  /**
+   * Reads the tenant's rows after the head, page by page, and offers each to the live subscribers. A failed read is
+   * retried for a few seconds (a connection lost with the LISTEN one is often not yet replaced when the LISTEN is
+   * back); only then are the live subscribers ended, since they cannot be kept gapless without those rows.
+   */
   private async read(feed: TenantFeed): Promise<void> {
     if (feed.reading) {
       feed.again = true;
@@ -252,30 +259,43 @@ export class EventFeed {
     }
     feed.reading = true;
     try {
-      do {
-        feed.again = false;
-        let rows: EventRow[];
-        do {
-          rows = await this.options.store.range({
-            tenant: feed.tenant,
-            afterSequence: feed.head,
-            nowMicros: 0n,
-            limit: this.pageSize,
-          });
-          if (this.tenants.get(feed.tenant) !== feed) return;
-          const now = this.options.clock.nowMicros();
-          for (const row of rows) {
-            for (const sub of feed.subscribers) if (sub.live) sub.offer(row, now);
-            feed.head = row.sequence;
+      for (let attempt = 0; ; attempt++) {
+        try {
+          await this.readNew(feed);
+          return;
+        } catch (error) {
+          const delay = READ_RETRY_DELAYS_MS[attempt];
+          if (delay === undefined || this.closed) {
+            this.options.logger.warn({ err: error, tenant: feed.tenant }, "reading new events for Tail failed");
+            for (const sub of feed.subscribers) if (sub.live) sub.end("interrupted");
+            return;
           }
-        } while (rows.length === this.pageSize);
-      } while (feed.again);
-    } catch (error) {
-      // The live subscribers cannot be kept gapless without these rows: end them; they resume by sequence.
-      this.options.logger.warn({ err: error, tenant: feed.tenant }, "reading new events for Tail failed");
-      for (const sub of feed.subscribers) if (sub.live) sub.end("interrupted");
+          await new Promise((resolve) => setTimeout(resolve, delay));
+        }
+      }
     } finally {
       feed.reading = false;
     }
+  }
+
+  private async readNew(feed: TenantFeed): Promise<void> {
+    do {
+      feed.again = false;
+      let rows: EventRow[];
+      do {
+        rows = await this.options.store.range({
+          tenant: feed.tenant,
+          afterSequence: feed.head,
+          nowMicros: 0n,
+          limit: this.pageSize,
+        });
+        if (this.tenants.get(feed.tenant) !== feed) return;
+        const now = this.options.clock.nowMicros();
+        for (const row of rows) {
+          for (const sub of feed.subscribers) if (sub.live) sub.offer(row, now);
+          feed.head = row.sequence;
+        }
+      } while (rows.length === this.pageSize);
+    } while (feed.again);
   }
 }

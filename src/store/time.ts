@@ -34,20 +34,30 @@ export function timestampToIso(ts: Timestamp): string {
 
 /**
  * Parses a UTC timestamp as PostgreSQL prints it with TimeZone=UTC (`2026-11-22 00:30:00.123456+00`) or as
- * microsToIso writes it (`2026-11-22T00:30:00.123456Z`).
+ * microsToIso writes it (`2026-11-22T00:30:00.123456Z`): whole milliseconds from Date.parse, the fraction's
+ * microseconds from its digits.
  */
-export function pgTimestampMicros(text: string): bigint {
+function parsePg(text: string): { ms: number; micros: number } {
   const ms = Date.parse(`${text.slice(0, 10)}T${text.slice(11, 19)}Z`);
   if (Number.isNaN(ms)) throw new Error(`unexpected timestamp: ${text}`);
-  let fraction = "";
+  let micros = 0;
   if (text[19] === ".") {
-    let end = 20;
-    while (end < text.length && text.charCodeAt(end) >= 48 && text.charCodeAt(end) <= 57) end++;
-    fraction = text.slice(20, end);
+    for (let i = 20, scale = 100_000; i < 26; i++, scale /= 10) {
+      const digit = text.charCodeAt(i) - 48;
+      if (!(digit >= 0 && digit <= 9)) break;
+      micros += digit * scale;
+    }
   }
-  return BigInt(ms) * 1000n + BigInt(fraction.padEnd(6, "0").slice(0, 6));
+  return { ms, micros };
 }
 
+export function pgTimestampMicros(text: string): bigint {
+  const { ms, micros } = parsePg(text);
+  return BigInt(ms) * 1000n + BigInt(micros);
+}
+
+/** Called for every timestamp of every listed row, so it stays in plain numbers until the seconds. */
 export function pgToTimestamp(text: string): Timestamp {
-  return microsToTimestamp(pgTimestampMicros(text));
+  const { ms, micros } = parsePg(text);
+  return create(TimestampSchema, { seconds: BigInt(ms / 1000), nanos: micros * 1000 });
 }

@@ -8,7 +8,10 @@ import type { TestApp } from "./app.js";
 export const protocols = ["connect", "connect-binary", "grpc-web", "grpc"] as const;
 export type Protocol = (typeof protocols)[number];
 
-export function transportFor(app: TestApp, protocol: Protocol, token?: string): Transport {
+/** Where a service listens, and the superadmin token it accepts: a TestApp, or a service in a child process. */
+export type ServiceAddress = Pick<TestApp, "url" | "adminToken">;
+
+export function transportFor(app: Pick<TestApp, "url">, protocol: Protocol, token?: string): Transport {
   const interceptors: Interceptor[] = token
     ? [
         (next) => (req) => {
@@ -31,7 +34,7 @@ export function transportFor(app: TestApp, protocol: Protocol, token?: string): 
 
 export function clientFor<S extends DescService>(
   service: S,
-  app: TestApp,
+  app: Pick<TestApp, "url">,
   protocol: Protocol,
   token?: string,
 ): Client<S> {
@@ -51,7 +54,7 @@ export interface TenantTokens {
 }
 
 /** Creates a tenant with an API key per role, using the app's superadmin token. */
-export async function provisionTenant(app: TestApp, tenant: string): Promise<TenantTokens> {
+export async function provisionTenant(app: ServiceAddress, tenant: string): Promise<TenantTokens> {
   const admin = clientFor(AdminService, app, "connect", app.adminToken);
   const { tenant: created } = await admin.createTenant({ tenant: { id: tenant, displayName: tenant.toUpperCase() } });
   const key = async (name: string, roles: Role[]) => (await admin.createApiKey({ tenant, name, roles })).token;

@@ -1,0 +1,155 @@
+import { randomBytes } from "node:crypto";
+import postgres from "postgres";
+import { afterAll, beforeAll, describe, expect, inject, it } from "vitest";
+import { AdminService, Role } from "../../gen/audit/v1/admin_service_pb.js";
+import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
+import { startTestApp, type TestApp } from "../support/app.js";
+import { clientFor, provisionTenant } from "../support/clients.js";
+import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { newEvents } from "./load.js";
+
+// The service migrates as the database's owner (MIGRATION_DATABASE_URL) and runs as a role of its own (DATABASE_URL)
+// that holds only what scripts/app-role.sql grants. Roles are global to the server: a random name per run.
+const role = `audit_app_${randomBytes(4).toString("hex")}`;
+const password = randomBytes(18).toString("hex");
+let database: TestDatabase;
+let owner: postgres.Sql;
+let asApp: postgres.Sql;
+let app: TestApp;
+
+beforeAll(async () => {
+  database = await createTestDatabase();
+  owner = postgres(database.url, { max: 1, onnotice: () => {} });
+  // DDL takes no parameters; the name and password are hex from this file.
+  await owner.unsafe(`create role ${role} login password '${password}'`);
+  const appUrl = new URL(database.url);
+  appUrl.username = role;
+  appUrl.password = password;
+  app = await startTestApp({
+    database: { url: appUrl.toString(), drop: async () => {} },
+    env: { DATABASE_URL: appUrl.toString(), MIGRATION_DATABASE_URL: database.url },
+  });
+  asApp = postgres(appUrl.toString(), { max: 1, onnotice: () => {} });
+});
+
+afterAll(async () => {
+  await asApp?.end();
+  await app?.close();
+  await owner?.end();
+  await database?.drop();
+  // Its grants went with the database; the role itself is the server's.
+  const server = postgres(inject("serverUrl"), { max: 1, onnotice: () => {} });
+  await server.unsafe(`drop role if exists ${role}`);
+  await server.end();
+});
+
+/** The SQLSTATE and message a statement fails with, or "ok". */
+async function attempt(statement: Promise<unknown>): Promise<string> {
+  return statement.then(
+    () => "ok",
+    (error: { code?: string; message?: string }) => `${error.code}: ${error.message}`,
+  );
+}
+
+describe("the application's own database role", () => {
+  it("serves every write path the service has", async () => {
+    expect(app.logs.some((l) => l.includes("application role granted"))).toBe(true);
+    expect(app.logs.some((l) => l.includes("append-only for the application's database role by privilege"))).toBe(true);
+    const tokens = await provisionTenant(app, "roles");
+    const audit = clientFor(AuditService, app, "connect", tokens.readerWriter);
+    const [single] = newEvents("role", 1);
+    const created = await audit.create({ event: single });
+    // A replay of the same id and content answers with the stored event.
+    const replayed = await audit.create({ event: single });
+    const batch = await audit.batchCreate({ events: newEvents("role", 5) });
+    // Tail hears of new events through the insert trigger's NOTIFY and the service's LISTEN.
+    const tailAbort = new AbortController();
+    const timer = setTimeout(() => tailAbort.abort(), 10_000);
+    const tailed = (async () => {
+      for await (const res of audit.tail({ afterSequence: 6n }, { signal: tailAbort.signal })) return res.event;
+    })();
+    const admin = clientFor(AdminService, app, "connect", tokens.admin);
+    await admin.createEventTemplate({ template: { name: "job.done" } });
+    const published = await audit.publish({ eventName: "job.done" });
+    const tailedEvent = await tailed;
+    tailAbort.abort();
+    clearTimeout(timer);
+    await admin.deleteEventTemplate({ name: "job.done" });
+    const { events } = await audit.list({ pageSize: 100 });
+    const key = await admin.createApiKey({ name: "short-lived", roles: [Role.READER] });
+    await admin.revokeCredential({ id: key.credential?.id ?? "" });
+    await admin.createUser({ username: "alice", password: "correct horse battery", roles: [Role.READER] });
+    const session = await clientFor(AdminService, app, "connect").login({
+      tenant: "roles",
+      username: "alice",
+      password: "correct horse battery",
+    });
+    console.log(
+      `app role ${role}: created tenant and keys, Create seq ${created.event?.sequence}, replay seq ` +
+        `${replayed.event?.sequence}, BatchCreate seqs ${batch.events.map((e) => e.sequence).join(",")}, ` +
+        `template created, Publish seq ${published.event?.sequence}, Tail got seq ${tailedEvent?.sequence}, ` +
+        `template deleted, List ${events.length} events, key revoked, user created, ` +
+        `session ${session.token ? "issued" : "missing"}`,
+    );
+    expect(replayed.event?.sequence).toBe(created.event?.sequence);
+    expect(tailedEvent?.sequence).toBe(7n);
+    expect(events.map((e) => Number(e.sequence)).sort((a, b) => a - b)).toEqual([1, 2, 3, 4, 5, 6, 7]);
+  });
+
+  it("cannot update, delete, truncate, or get around the trigger on events", async () => {
+    const [stored] = await asApp<{ n: number }[]>`select count(*)::int as n from events`;
+    expect(stored?.n).toBeGreaterThan(0);
+    const answers = {
+      update: await attempt(asApp`update events set action = 'rewritten'`),
+      delete: await attempt(asApp`delete from events`),
+      truncate: await attempt(asApp`truncate events`),
+      "disable trigger": await attempt(asApp`alter table events disable trigger events_append_only_rows`),
+      "drop trigger": await attempt(asApp`drop trigger events_append_only_rows on events`),
+      "drop table": await attempt(asApp`drop table events`),
+      "set role owner": await attempt(asApp`set role postgres`),
+    };
+    console.log(`app role ${role} against events: ${JSON.stringify(answers)}`);
+    // Refused by privilege (42501, "permission denied" / "must be owner"), before the trigger would even run.
+    expect(answers.update).toMatch(/^42501: permission denied for table events/);
+    expect(answers.delete).toMatch(/^42501: permission denied for table events/);
+    expect(answers.truncate).toMatch(/^42501: permission denied for table events/);
+    for (const ddl of ["disable trigger", "drop trigger", "drop table"] as const) {
+      expect(answers[ddl]).toMatch(/^42501: must be owner of (table|relation) events/);
+    }
+    expect(answers["set role owner"]).toMatch(/^42501: permission denied to set role/);
+    // The owner, too, is refused, by the trigger.
+    expect(await attempt(owner`update events set action = 'rewritten'`)).toMatch(/append-only: UPDATE refused/);
+    const [rewritten] = await owner<{ n: number }[]>`select count(*)::int as n from events where action = 'rewritten'`;
+    expect(rewritten?.n).toBe(0);
+  });
+
+  it("starts without MIGRATION_DATABASE_URL once the database is migrated, and says why not before", async () => {
+    const asAppOnly = (url: string) =>
+      startTestApp({ database: { url, drop: async () => {} }, env: { DATABASE_URL: url } });
+    const second = await asAppOnly(app.databaseUrl);
+    await second.close();
+    expect(second.logs.some((l) => l.includes("database schema up to date"))).toBe(true);
+    const fresh = await createTestDatabase();
+    const freshUrl = new URL(fresh.url);
+    freshUrl.username = role;
+    freshUrl.password = password;
+    try {
+      await expect(asAppOnly(freshUrl.toString())).rejects.toThrow(/set MIGRATION_DATABASE_URL/);
+    } finally {
+      await fresh.drop();
+    }
+  });
+
+  it("holds SELECT on every table, and only SELECT and INSERT on events", async () => {
+    const rows = await owner<{ table: string; privileges: string[] }[]>`
+      select c.relname as table,
+        array(select p from unnest(array['SELECT','INSERT','UPDATE','DELETE','TRUNCATE','REFERENCES','TRIGGER']) p
+              where has_table_privilege(${role}, c.oid, p)) as privileges
+      from pg_class c join pg_namespace n on n.oid = c.relnamespace
+      where n.nspname = 'public' and c.relkind in ('r', 'p') order by 1`;
+    console.log(`app role privileges: ${rows.map((r) => `${r.table} ${r.privileges.join("+")}`).join("; ")}`);
+    // A table a new migration adds must be added to scripts/app-role.sql; this fails until it is.
+    for (const row of rows) expect([row.table, row.privileges]).toContainEqual(expect.arrayContaining(["SELECT"]));
+    expect(rows.find((r) => r.table === "events")?.privileges).toEqual(["SELECT", "INSERT"]);
+  });
+});

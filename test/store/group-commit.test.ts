@@ -1,0 +1,161 @@
+import { Code, ConnectError } from "@connectrpc/connect";
+import { afterAll, beforeAll, expect, test } from "vitest";
+import { systemClock } from "../../src/clock.js";
+import { reasonOf } from "../../src/errors.js";
+import { createLogger } from "../../src/logger.js";
+import { connectDatabase, type Database } from "../../src/store/database.js";
+import { type AppendResult, EventStore, type NewEvent } from "../../src/store/event-store.js";
+import { GroupCommit } from "../../src/store/group-commit.js";
+import { pgTimestampMicros } from "../../src/store/time.js";
+import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { newEvent } from "../support/events.js";
+
+let testDb: TestDatabase;
+let database: Database;
+let store: EventStore;
+
+beforeAll(async () => {
+  testDb = await createTestDatabase();
+  database = await connectDatabase(testDb.url, {
+    poolSize: 4,
+    statementTimeoutMs: 10_000,
+    logger: createLogger("warn"),
+  });
+  store = new EventStore(database.db);
+});
+afterAll(async () => {
+  await database?.close();
+  await testDb?.drop();
+});
+
+/** Counts the statements the committer sends, so a test can tell one group from several. */
+function countingStore() {
+  const flushes: number[] = [];
+  return {
+    flushes,
+    appendEach: (...args: Parameters<EventStore["appendEach"]>) => {
+      flushes.push(args[0].length);
+      return store.appendEach(...args);
+    },
+  };
+}
+
+async function rowsOf(tenant: string) {
+  return database.sql<{ sequence: string; id: string; action: string; tx: string }[]>`
+    select sequence, id, action, xmin::text as tx from events where tenant = ${tenant} order by sequence`;
+}
+
+function stored(result: AppendResult) {
+  if (!result.ok) throw new Error(`expected a stored event, got a conflict on ${result.id}`);
+  const [event] = result.events;
+  if (!event) throw new Error("expected one event");
+  return event;
+}
+
+test("concurrent appends of several tenants share one transaction, each tenant numbered on its own", async () => {
+  const counting = countingStore();
+  const commit = new GroupCommit(counting, systemClock, { maxBatch: 500, queueLimit: 1000, flushes: 1 });
+  const calls = ["mix-a", "mix-b", "mix-a", "mix-c", "mix-b", "mix-a"].map((tenant, i) =>
+    commit.append(tenant, newEvent({ action: `act.${i}` })),
+  );
+  const results = (await Promise.all(calls)).map(stored);
+  expect(results.map((e) => [e.tenant, e.sequence, e.action])).toEqual([
+    ["mix-a", 1, "act.0"],
+    ["mix-b", 1, "act.1"],
+    ["mix-a", 2, "act.2"],
+    ["mix-c", 1, "act.3"],
+    ["mix-b", 2, "act.4"],
+    ["mix-a", 3, "act.5"],
+  ]);
+  expect(counting.flushes).toEqual([6]);
+  const transactions = new Set(
+    (await Promise.all(["mix-a", "mix-b", "mix-c"].map(rowsOf))).flat().map((row) => row.tx),
+  );
+  expect(transactions.size).toBe(1);
+});
+
+test("a conflict or a bad row fails only its own caller", async () => {
+  await store.append("errors", [newEvent({ id: "taken", action: "original" })], systemClock);
+  const counting = countingStore();
+  const commit = new GroupCommit(counting, systemClock, { maxBatch: 500, queueLimit: 1000, flushes: 1 });
+  // Validation would stop this one at the handler; a row PostgreSQL refuses stands for any such failure.
+  const unparsable: NewEvent = { ...newEvent({ action: "bad" }), occurredAt: "not a time" };
+  const calls = [
+    commit.append("errors", newEvent({ action: "ok.1" })),
+    commit.append("errors", newEvent({ id: "taken", action: "changed" })),
+    commit.append("errors", unparsable),
+    commit.append("errors-other", newEvent({ action: "ok.2" })),
+    commit.append("errors", newEvent({ action: "ok.3" })),
+  ];
+  const [ok1, conflict, bad, ok2, ok3] = await Promise.allSettled(calls);
+  expect(ok1?.status === "fulfilled" && stored(ok1.value).action).toBe("ok.1");
+  expect(conflict?.status === "fulfilled" && conflict.value).toEqual({ ok: false, conflictIndex: 0, id: "taken" });
+  expect(bad?.status).toBe("rejected");
+  expect(bad?.status === "rejected" && (bad.reason as { code?: string }).code).toBe("22007");
+  expect(ok2?.status === "fulfilled" && stored(ok2.value).action).toBe("ok.2");
+  expect(ok3?.status === "fulfilled" && stored(ok3.value).action).toBe("ok.3");
+  // The group failed once as a whole, then was split until the bad row stood alone.
+  expect(counting.flushes[0]).toBe(5);
+  expect(counting.flushes.length).toBeGreaterThan(2);
+  expect((await rowsOf("errors")).map((r) => [Number(r.sequence), r.action])).toEqual([
+    [1, "original"],
+    [2, "ok.1"],
+    [3, "ok.3"],
+  ]);
+});
+
+test("the same id twice in one group: stored once, the same content gets it, other content a conflict", async () => {
+  const commit = new GroupCommit(store, systemClock, { maxBatch: 500, queueLimit: 1000, flushes: 1 });
+  const event = newEvent({ id: "twice", action: "same" });
+  const [first, second, differing, unrelated] = await Promise.all([
+    commit.append("twice", event),
+    commit.append("twice", event),
+    commit.append("twice", newEvent({ id: "twice", action: "different" })),
+    commit.append("twice", newEvent({ action: "unrelated" })),
+  ]);
+  const a = stored(first as AppendResult);
+  const b = stored(second as AppendResult);
+  expect([a.sequence, a.id]).toEqual([1, "twice"]);
+  expect(b.sequence).toBe(1);
+  // The second caller gets the stored event: the first one's arrival time, not its own.
+  expect(pgTimestampMicros(b.receivedAt)).toBe(pgTimestampMicros(a.receivedAt));
+  expect(differing).toEqual({ ok: false, conflictIndex: 0, id: "twice" });
+  expect(stored(unrelated as AppendResult).sequence).toBe(2);
+  expect((await rowsOf("twice")).map((r) => r.id)).toEqual(["twice", expect.any(String)]);
+});
+
+test("a full queue refuses new appends with RESOURCE_EXHAUSTED and INGEST_QUEUE_FULL", async () => {
+  const commit = new GroupCommit(store, systemClock, { maxBatch: 2, queueLimit: 3, flushes: 1 });
+  const results = await Promise.allSettled(
+    Array.from({ length: 8 }, (_, i) => commit.append("queue-full", newEvent({ action: `q.${i}` }))),
+  );
+  expect(results.map((r) => r.status)).toEqual([
+    "fulfilled",
+    "fulfilled",
+    "fulfilled",
+    "rejected",
+    "rejected",
+    "rejected",
+    "rejected",
+    "rejected",
+  ]);
+  const refused = (results[3] as PromiseRejectedResult).reason;
+  expect(refused).toBeInstanceOf(ConnectError);
+  expect((refused as ConnectError).code).toBe(Code.ResourceExhausted);
+  expect(reasonOf(refused as ConnectError)).toBe("INGEST_QUEUE_FULL");
+  // Once the queue has drained, appends are accepted again.
+  await commit.idle();
+  expect(stored(await commit.append("queue-full", newEvent({ action: "later" }))).sequence).toBe(4);
+});
+
+test("100 concurrent appends in one tenant get sequences 1..100, whatever the batch size, with flushes overlapping", async () => {
+  const counting = countingStore();
+  const commit = new GroupCommit(counting, systemClock, { maxBatch: 7, queueLimit: 1000, flushes: 3 });
+  const results = await Promise.all(
+    Array.from({ length: 100 }, (_, i) => commit.append("hundred", newEvent({ action: `h.${i}` }))),
+  );
+  const sequences = results.map((r) => stored(r).sequence);
+  expect([...sequences].sort((x, y) => x - y)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+  expect(Math.max(...counting.flushes)).toBe(7);
+  expect((await rowsOf("hundred")).map((r) => Number(r.sequence))).toEqual(sequences.sort((x, y) => x - y));
+});

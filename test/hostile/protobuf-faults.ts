@@ -101,9 +101,7 @@ export function malformed(desc: DescMessage): fc.Arbitrary<Malformed> {
   // only promises bytes for fields it would read as length-delimited: strings, messages, repeated, and unknown ones.
   const lengthDelimited = fieldNumber.filter((n) => {
     const field = desc.fields.find((f) => f.number === n);
-    return (
-      !field || field.fieldKind !== "scalar" || field.scalar === ScalarType.STRING || field.scalar === ScalarType.BYTES
-    );
+    return field?.fieldKind !== "scalar" || field.scalar === ScalarType.STRING || field.scalar === ScalarType.BYTES;
   });
   const kinds: fc.Arbitrary<Malformed>[] = [
     fc

@@ -209,12 +209,24 @@ test("legacy filters: GET /audit userName and Universal Controller's audit filte
   expect(n).toBe(PAYLOADS.length * 2 + 6);
 });
 
-test("the source builds no SQL from strings: no sql.raw, no unsafe queries", async () => {
+/**
+ * Text sent to PostgreSQL without parameters, each reviewed: neither can carry request data. A new use anywhere fails
+ * here until it is reviewed and listed.
+ */
+const REVIEWED_UNPARAMETERISED = new Map([
+  // The output column list, built from the schema at load time.
+  ["store/event-store.ts", ["EXISTING_COLUMNS"]],
+  // scripts/app-role.sql with the configured role name quoted as an identifier.
+  ["store/database.ts", ["grants"]],
+]);
+
+test("the source builds no SQL from request data: every sql.raw or unsafe query is a reviewed constant", async () => {
   const files = (await readdir("src", { recursive: true })).filter((f) => f.endsWith(".ts"));
   expect(files.length).toBeGreaterThan(20);
   for (const file of files) {
     const text = await readFile(`src/${file}`, "utf8");
-    // drizzle's sql`` and postgres.js's sql`` send interpolations as parameters; these two do not.
-    expect(/\bsql\.raw\(|\.unsafe\(/.test(text), `src/${file} builds SQL from a string`).toBe(false);
+    // drizzle's sql`` and postgres.js's sql`` send interpolations as parameters; these do not.
+    const unparameterised = [...text.matchAll(/(?:\bsql\.raw|\.unsafe)\(([^)]*)\)/g)].map((m) => m[1]);
+    expect(unparameterised, `src/${file}`).toEqual(REVIEWED_UNPARAMETERISED.get(file) ?? []);
   }
 });

@@ -8,6 +8,7 @@ export default defineConfig({
     hookTimeout: 120_000,
     pool: "forks",
     // Two cores: more workers only contend with PostgreSQL for CPU.
-    poolOptions: { forks: { maxForks: 2, minForks: 1 } },
+    // --expose-gc: the hostile-input suite checks that memory returns to its baseline after a forced collection.
+    poolOptions: { forks: { maxForks: 2, minForks: 1, execArgv: ["--expose-gc"] } },
   },
 });

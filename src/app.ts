@@ -7,6 +7,7 @@ import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
 import { ERROR_DOMAIN } from "./errors.js";
 import { authInterceptor } from "./interceptors/auth.js";
+import { clientFaultGate } from "./interceptors/client-faults.js";
 import { errorMappingInterceptor } from "./interceptors/error-mapping.js";
 import { requestLogInterceptor } from "./interceptors/request-log.js";
 import { type LegacyDeps, legacyHandler } from "./legacy/adapter.js";
@@ -73,6 +74,12 @@ export async function startApp(options: AppOptions): Promise<App> {
   const shutdownController = new AbortController();
   // Every call in flight listens on it; the default cap of 10 listeners would warn at the 11th concurrent call.
   setMaxListeners(0, shutdownController.signal);
+  const jsonOptions: ConnectRouterOptions["jsonOptions"] & { textDecoder: { decode(bytes: Uint8Array): string } } = {
+    // An audit log must not silently drop a field a client thought it sent.
+    ignoreUnknownFields: false,
+    // Nor store U+FFFD for bytes that were not UTF-8: connect-es passes this decoder to its JSON parsing.
+    textDecoder: new TextDecoder("utf-8", { fatal: true }),
+  };
   // Shared by the network server and in-process callers (REST, legacy adapters): the same interceptors and limits.
   const routerOptions: ConnectRouterOptions = {
     // Outermost first.
@@ -86,8 +93,8 @@ export async function startApp(options: AppOptions): Promise<App> {
     maxTimeoutMs: 24 * 3600 * 1000,
     acceptCompression: [compressionGzip, compressionBrotli],
     shutdownSignal: shutdownController.signal,
-    // An audit log must not silently drop a field a client thought it sent.
-    jsonOptions: { ignoreUnknownFields: false },
+    requestGate: clientFaultGate,
+    jsonOptions,
   };
   const services = {
     audit: createAuditService({ store, groupCommit, templates, feed, clock, pageTokens }),

@@ -17,6 +17,8 @@ export const Reason = {
   Internal: "INTERNAL",
   Unimplemented: "UNIMPLEMENTED",
   BodyTooLarge: "BODY_TOO_LARGE",
+  /** The request's bytes are not a message of its type: bad protobuf or UTF-8, broken compression, no or extra messages. */
+  MalformedMessage: "MALFORMED_MESSAGE",
   // Backpressure (RESOURCE_EXHAUSTED).
   IngestQueueFull: "INGEST_QUEUE_FULL",
   // Authentication (UNAUTHENTICATED).

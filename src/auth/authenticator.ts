@@ -3,6 +3,7 @@ import { CredentialKind, Role } from "../../gen/audit/v1/admin_service_pb.js";
 import type { Clock } from "../clock.js";
 import { domainError, Reason } from "../errors.js";
 import type { Logger } from "../logger.js";
+import { isStorableText } from "../service/event-input.js";
 import type { CredentialRow, IdentityStore } from "../store/identity-store.js";
 import { microsToIso, pgTimestampMicros } from "../store/time.js";
 import type { Principal } from "./principal.js";
@@ -49,7 +50,11 @@ export class Authenticator {
   async basic(tenant: string, username: string, password: string): Promise<Principal> {
     const key = hashToken(`${tenant}\u0000${username}\u0000${password}`).toString("base64");
     const row = await this.cached(key, async () => {
-      const user = await this.options.store.findUser(tenant, username);
+      // Text PostgreSQL cannot hold (NUL, lone surrogates) names no user; it must not reach a query either.
+      const user =
+        isStorableText(tenant) && isStorableText(username)
+          ? await this.options.store.findUser(tenant, username)
+          : undefined;
       if (!user?.salt) {
         // Spend the same time as a real check so a response's timing does not reveal which user names exist.
         this.dummyHash ??= (await hashPassword("", this.dummySalt)).hash;

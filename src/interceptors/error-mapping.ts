@@ -2,6 +2,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { domainError, Reason } from "../errors.js";
 import type { Logger } from "../logger.js";
+import { asClientFault } from "./client-faults.js";
 import { kRequestId } from "./context.js";
 
 /**
@@ -62,6 +63,9 @@ const unavailableCodes = new Set([
 
 export function toConnectError(error: unknown, requestId: string, procedure: string, logger: Logger): ConnectError {
   if (error instanceof ConnectError) {
+    // A streaming request's messages are decoded inside the interceptors, so its decode errors arrive here.
+    const fault = asClientFault(error);
+    if (fault) return fault;
     if (error.findDetails(ErrorInfoSchema).length > 0) return error;
     // Framework errors (deadline, cancel, limits) get a reason too, so adapters can rely on one being present.
     const mapped = domainError(

@@ -30,6 +30,14 @@ const parser = new XMLParser({
 /** Parses a legacy XML body with one root element, refusing DOCTYPE and ENTITY declarations before any parsing. */
 export function parseXml(text: string): XmlParseResult {
   if (hasDoctype(text)) return { ok: false, problem: "DOCTYPE and ENTITY declarations are not accepted" };
+  // The validator lets control characters through; XML 1.0 forbids them, and our own XML output could not give
+  // them back (it writes U+FFFD), so they are refused rather than stored.
+  for (const ch of text) {
+    const code = ch.codePointAt(0) ?? 0;
+    if (!isXmlChar(code)) {
+      return { ok: false, problem: `U+${code.toString(16).toUpperCase().padStart(4, "0")} is not an XML character` };
+    }
+  }
   const valid = XMLValidator.validate(text);
   if (valid !== true) return { ok: false, problem: `${valid.err.msg} (line ${valid.err.line})` };
   let parsed: XmlElement;

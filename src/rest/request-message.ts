@@ -81,7 +81,7 @@ function setPathValue(root: JsonObject, pathField: PathField, parts: RequestPart
 
 function applyQuery(root: JsonObject, binding: Binding, query: string, fail: MakeRestError): void {
   const seen = new Set<string>();
-  for (const [param, text] of new URLSearchParams(query)) {
+  for (const [param, text] of parseQuery(query, fail)) {
     const unknown = (why: string) =>
       fail(Code.InvalidArgument, RestReason.UnknownQueryParameter, `query parameter "${param}": ${why}`, {
         field: param,
@@ -129,6 +129,27 @@ function applyQuery(root: JsonObject, binding: Binding, query: string, fail: Mak
       target[last.jsonName] = value;
     }
   }
+}
+
+/**
+ * The query's parameters, decoded strictly: `+` is a space, and a malformed escape or one decoding to invalid UTF-8
+ * is a 400 (URLSearchParams would silently keep the text or put U+FFFD in its place).
+ */
+function parseQuery(query: string, fail: MakeRestError): [string, string][] {
+  const decode = (text: string) => {
+    try {
+      return decodeURIComponent(text.replace(/\+/g, " "));
+    } catch {
+      throw fail(Code.InvalidArgument, RestReason.MalformedQuery, `malformed percent-encoding in the query: "${text}"`);
+    }
+  };
+  return query
+    .split("&")
+    .filter((pair) => pair !== "")
+    .map((pair) => {
+      const eq = pair.indexOf("=");
+      return eq === -1 ? [decode(pair), ""] : [decode(pair.slice(0, eq)), decode(pair.slice(eq + 1))];
+    });
 }
 
 /** The fields a dotted parameter name walks through, or why it names none that a string can set. */

@@ -16,6 +16,7 @@ export const RestReason = {
   BodyTooLarge: "BODY_TOO_LARGE",
   MalformedBody: "MALFORMED_BODY",
   MalformedPath: "MALFORMED_PATH",
+  MalformedQuery: "MALFORMED_QUERY",
   UnknownQueryParameter: "UNKNOWN_QUERY_PARAMETER",
   InvalidField: "INVALID_FIELD",
   InvalidHeader: "INVALID_HEADER",

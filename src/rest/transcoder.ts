@@ -21,6 +21,7 @@ import { file_google_rpc_error_details } from "../../gen/google/rpc/error_detail
 import { type Binding, buildRouteTable } from "./bindings.js";
 import { forwardedHeaders, returnedHeaders } from "./forwarded-headers.js";
 import { ClientGoneError, type NodeRequest, type NodeResponse, readBody, send, write } from "./http-io.js";
+import { jsonBodyProblem } from "./json-body.js";
 import { assembleRequest, decodeSegment } from "./request-message.js";
 import { isRpcProtocolRequest, rejectUnknownProcedure } from "./rpc-protocol.js";
 import { RestError, RestReason, restErrors, statusJson } from "./status.js";
@@ -148,8 +149,9 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
         { httpStatus: 415 },
       );
     }
+    let body: JsonValue;
     try {
-      return JSON.parse(utf8.decode(bytes)) as JsonValue;
+      body = JSON.parse(utf8.decode(bytes)) as JsonValue;
     } catch (error) {
       throw fail(
         Code.InvalidArgument,
@@ -157,6 +159,9 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
         `the request body is not valid JSON: ${(error as Error).message}`,
       );
     }
+    const problem = jsonBodyProblem(body);
+    if (problem) throw fail(Code.InvalidArgument, RestReason.MalformedBody, `the request body ${problem}`);
+    return body;
   }
 
   async function sendUnary(res: NodeResponse, binding: Binding, uRes: UniversalServerResponse) {

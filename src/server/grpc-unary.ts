@@ -15,6 +15,8 @@ import {
   invokeUnaryImplementation,
 } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { asClientFault } from "../interceptors/client-faults.js";
+import { envelopeFlagsError } from "./envelope-flags.js";
 
 /** Serves one unary gRPC call; the caller has checked it with `takesGrpcFastPath`. */
 export type GrpcUnaryHandler = (
@@ -104,7 +106,8 @@ export function createGrpcUnaryHandlers(
             setTrailerStatus(
               context.responseTrailer,
               error instanceof ConnectError
-                ? error
+                ? // Parse errors and missing or extra messages are the client's fault, as on Connect's own path.
+                  (asClientFault(error) ?? error)
                 : new ConnectError("internal error", Code.Internal, undefined, undefined, error),
             );
           }
@@ -125,6 +128,7 @@ export function createGrpcUnaryHandlers(
         readEnvelope(req, readMaxBytes)
           .then(async (envelope) => {
             if (timeout.error) throw timeout.error;
+            if (envelope.flags > 1) throw envelopeFlagsError(envelope.flags);
             const message = input.parse((await envelopeDecompress(envelope, null, readMaxBytes)).data);
             const reply = await invokeUnaryImplementation(methodSpec, context, message, interceptors);
             const bytes = output.serialize(reply);

@@ -11,9 +11,35 @@ export type NodeHandler = (
 ) => void;
 
 export interface ListenerOptions {
+  /** Time to receive a request's headers; also a new connection's first bytes and an HTTP/2 session's first stream. */
   headersTimeoutMs: number;
+  /** Time to receive a whole request, body included. */
   requestTimeoutMs: number;
   maxHeaderBytes: number;
+}
+
+/** How often node's HTTP/1 server looks for requests past their timeouts (its default, 30 s, lets them run long). */
+export const TIMEOUT_CHECK_MS = 1000;
+
+/**
+ * Bounds what an HTTP/2 client can hold without sending a request: a session must open its first stream within
+ * the headers timeout, and a stream must deliver its whole request (the client's half of it) within the request
+ * timeout, or it is reset. node's http2 has neither limit, so a client could keep a connection or a stream open
+ * forever by sending nothing (slow-loris). Streams still answering (Tail) are not limited: only their request side.
+ */
+export function limitHttp2Clients(server: http2.Http2Server | http2.Http2SecureServer, options: ListenerOptions): void {
+  server.on("session", (session) => {
+    const timer = setTimeout(() => session.destroy(), options.headersTimeoutMs).unref();
+    session.once("stream", () => clearTimeout(timer));
+    session.once("close", () => clearTimeout(timer));
+  });
+  server.on("stream", (stream: http2.ServerHttp2Stream) => {
+    if (stream.endAfterHeaders) return;
+    const timer = setTimeout(() => {
+      if (!stream.destroyed && !stream.state.remoteClose) stream.close(http2.constants.NGHTTP2_CANCEL);
+    }, options.requestTimeoutMs).unref();
+    stream.once("close", () => clearTimeout(timer));
+  });
 }
 
 /**
@@ -26,18 +52,25 @@ export function createCleartextListener(listener: NodeHandler, options: Listener
     {
       headersTimeout: options.headersTimeoutMs,
       requestTimeout: options.requestTimeoutMs,
+      connectionsCheckingInterval: TIMEOUT_CHECK_MS,
       maxHeaderSize: options.maxHeaderBytes,
       keepAliveTimeout: 5_000,
     },
     listener,
   );
+  // node enforces headersTimeout and requestTimeout only for connections it tracks, and starts tracking when the
+  // server listens. This one never listens (the TCP server below hands it sockets), so start it here; without it a
+  // client sending its headers a byte at a time held the connection forever. close() stops the tracking.
+  h1.emit("listening");
   const h2 = http2.createServer(
     { maxSessionMemory: 32, maxHeaderListPairs: 256, settings: { maxHeaderListSize: options.maxHeaderBytes } },
     listener,
   );
+  limitHttp2Clients(h2, options);
   const tcp = net.createServer((socket) => {
-    // A connection that never sends its first bytes must not be held open (slow-loris).
-    socket.setTimeout(options.headersTimeoutMs, () => socket.destroy());
+    // A connection must send its first bytes in time, however slowly it trickles them (slow-loris).
+    const firstBytes = setTimeout(() => socket.destroy(), options.headersTimeoutMs).unref();
+    socket.once("close", () => clearTimeout(firstBytes));
     let head = Buffer.alloc(0);
     const onData = (chunk: Buffer) => {
       head = Buffer.concat([head, chunk]);
@@ -46,7 +79,7 @@ export function createCleartextListener(listener: NodeHandler, options: Listener
       if (isH2 && head.length < PREFACE.length) return;
       socket.off("data", onData);
       socket.pause();
-      socket.setTimeout(0);
+      clearTimeout(firstBytes);
       socket.unshift(head);
       if (isH2) {
         // The http2 session feeds itself what is buffered on the socket, then reads the handle natively;

@@ -10,8 +10,15 @@ import type { Config } from "../config.js";
 import { kRequestId } from "../interceptors/context.js";
 import type { Logger } from "../logger.js";
 import { createCors } from "./cors.js";
+import { checkEnvelopeFlags, isEnveloped } from "./envelope-flags.js";
 import { type GrpcUnaryHandler, takesGrpcFastPath } from "./grpc-unary.js";
-import { createCleartextListener, type NodeHandler } from "./listener.js";
+import {
+  createCleartextListener,
+  type ListenerOptions,
+  limitHttp2Clients,
+  type NodeHandler,
+  TIMEOUT_CHECK_MS,
+} from "./listener.js";
 
 export type { NodeHandler };
 
@@ -71,6 +78,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return;
     }
     const uReq = universalRequestFromNodeRequest(req, res, undefined, contextValues);
+    if (isEnveloped(req.headers["content-type"]))
+      uReq.body = checkEnvelopeFlags(uReq.body as AsyncIterable<Uint8Array>);
     rpc(uReq)
       .then((uRes) => {
         // Answered before the whole body arrived (it was over readMaxBytes): the client may still be sending it, and
@@ -86,7 +95,20 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       });
   };
 
+  const timeouts: ListenerOptions = {
+    // node requires headersTimeout <= requestTimeout.
+    headersTimeoutMs: Math.min(10_000, config.requestTimeoutMs),
+    requestTimeoutMs: config.requestTimeoutMs,
+    maxHeaderBytes: 32 * 1024,
+  };
+
   const listener: NodeHandler = (req, res) => {
+    // node's HTTP/2 server takes header lists well past the SETTINGS_MAX_HEADER_LIST_SIZE it announces (nghttp2
+    // refuses only past 64 KiB); HTTP/1.1 refuses past the same limit itself.
+    if (req.httpVersionMajor === 2 && headerListSize(req.rawHeaders) > timeouts.maxHeaderBytes) {
+      headersTooLarge(req, res, timeouts.maxHeaderBytes);
+      return;
+    }
     const path = (req.url ?? "/").split("?", 1)[0];
     if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
       plain(res, 200, { status: "ok" });
@@ -117,17 +139,21 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey), allowHTTP1: true },
       listener,
     );
+    // HTTP/1.1 over TLS is served by this server, which tracks its timeouts itself once it listens (node has these
+    // properties when allowHTTP1 is set; its types do not declare them).
+    Object.assign(secure, {
+      headersTimeout: timeouts.headersTimeoutMs,
+      requestTimeout: timeouts.requestTimeoutMs,
+      connectionsCheckingInterval: TIMEOUT_CHECK_MS,
+    });
+    limitHttp2Clients(secure, timeouts);
     secure.on("session", (s) => {
       sessions.add(s);
       s.once("close", () => sessions.delete(s));
     });
     entry = secure;
   } else {
-    const servers = createCleartextListener(listener, {
-      headersTimeoutMs: 10_000,
-      requestTimeoutMs: config.requestTimeoutMs,
-      maxHeaderBytes: 32 * 1024,
-    });
+    const servers = createCleartextListener(listener, timeouts);
     servers.h2.on("session", (s) => {
       sessions.add(s);
       s.once("close", () => sessions.delete(s));
@@ -158,6 +184,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       if (closing) return;
       closing = true;
       const stopped = new Promise<void>((resolve) => entry.close(() => resolve()));
+      // Stops its timeout tracking; it never listened, so its own close callback would only report that.
+      h1?.close(() => {});
       const drained = (async () => {
         while (sockets.size > 0) {
           // Every turn, not once: a connection accepted before the port closed may start its HTTP/2 session (or
@@ -177,6 +205,29 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       await stopped;
     },
   };
+}
+
+/** A header list's size as HTTP/2 counts it (RFC 9113 §6.5.2): name and value octets plus 32 per field. */
+function headerListSize(rawHeaders: string[]): number {
+  let size = 0;
+  for (const field of rawHeaders) size += Buffer.byteLength(field) + 16;
+  return size;
+}
+
+/** 431, or for gRPC (which reads only its own status) RESOURCE_EXHAUSTED as a trailers-only response. */
+function headersTooLarge(req: Parameters<NodeHandler>[0], res: Parameters<NodeHandler>[1], limit: number): void {
+  const message = `the request headers exceed ${limit} bytes`;
+  const contentType = String(req.headers["content-type"] ?? "");
+  if (/^application\/grpc/i.test(contentType)) {
+    (res as http.ServerResponse).writeHead(200, {
+      "content-type": contentType,
+      "grpc-status": String(Code.ResourceExhausted),
+      "grpc-message": encodeURIComponent(message),
+    });
+    res.end();
+    return;
+  }
+  plain(res, 431, { error: message });
 }
 
 /** The answer for a path nothing serves. */

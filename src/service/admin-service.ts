@@ -19,7 +19,7 @@ import type { CredentialRow, IdentityStore, TenantRow } from "../store/identity-
 import { microsToIso, pgToTimestamp, timestampMicros } from "../store/time.js";
 import { uuidv7 } from "../store/uuid.js";
 import { isStorableText } from "./event-input.js";
-import { limits, TENANT_PATTERN } from "./limits.js";
+import { ID_PATTERN, limits, TENANT_PATTERN } from "./limits.js";
 import type { TenantDirectory } from "./tenant-directory.js";
 
 export type IdentityAdmin = Pick<
@@ -172,6 +172,9 @@ export function createIdentityAdmin(deps: IdentityAdminDeps): IdentityAdmin {
     async revokeCredential(req, ctx) {
       if (req.id === "")
         throw invalidArgument([{ field: "id", description: "is required", reason: Reason.MissingField }]);
+      if (!ID_PATTERN.test(req.id)) {
+        throw invalidArgument([{ field: "id", description: "must be a credential id, as ListCredentials shows" }]);
+      }
       const principal = callerOf(ctx);
       const existing = await store.getCredential(req.id);
       // Another tenant's credential is reported as missing, so its existence is not revealed.

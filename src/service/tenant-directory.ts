@@ -1,4 +1,8 @@
 import type { IdentityStore, TenantRow } from "../store/identity-store.js";
+import { TENANT_PATTERN } from "./limits.js";
+
+/** A numeric tenant id, as legacy APIs give it. */
+const NUMERIC_ID = /^\d{1,18}$/;
 
 /**
  * Which tenants exist. Tenants are never deleted, so a tenant once seen is remembered for the life of the process
@@ -16,6 +20,8 @@ export class TenantDirectory {
   async get(id: string): Promise<TenantRow | undefined> {
     const hit = this.known.get(id);
     if (hit) return hit;
+    // A key no tenant can have is not looked up: whatever a caller sends, only a plausible slug reaches SQL.
+    if (!TENANT_PATTERN.test(id)) return undefined;
     const row = await this.store.getTenant(id);
     if (row) this.remember(row);
     return row;
@@ -25,6 +31,7 @@ export class TenantDirectory {
   async find(key: string): Promise<TenantRow | undefined> {
     const hit = this.known.get(key);
     if (hit) return hit;
+    if (!TENANT_PATTERN.test(key) && !NUMERIC_ID.test(key)) return undefined;
     const row = await this.store.findTenant(key);
     if (row) this.remember(row);
     return row;

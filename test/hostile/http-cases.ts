@@ -1,0 +1,436 @@
+import http from "node:http";
+import {
+  create,
+  type DescMessage,
+  type DescMethod,
+  getOption,
+  hasOption,
+  type JsonObject,
+  toJson,
+} from "@bufbuild/protobuf";
+import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
+import fc from "fast-check";
+import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
+import { FieldBehavior, field_behavior } from "../../gen/google/api/field_behavior_pb.js";
+import { restRequest } from "../support/rest-request.js";
+import { type Channel, type HostileCase, hostileCase, type Outcome, type Target } from "./harness.js";
+import { invalidRequests } from "./invalid-requests.js";
+import { jsonFaults } from "./json-faults.js";
+import { allMethods, MAX_BODY_BYTES, tokenFor } from "./rpc-cases.js";
+
+export interface RawRequest {
+  method: string;
+  /** Sent exactly as given: no dot-segment removal or re-encoding, unlike fetch. */
+  path: string;
+  headers?: Record<string, string>;
+  /** One buffer (with Content-Length) or several, sent chunked. */
+  body?: Uint8Array | Uint8Array[];
+}
+
+/** HTTP/1.1 over a keep-alive agent, with the path untouched: what a hostile client can put on the wire. */
+export class RawHttp {
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 24 });
+
+  constructor(private readonly url: string) {}
+
+  send(req: RawRequest, signal: AbortSignal): Promise<Outcome> {
+    const { hostname, port } = new URL(this.url);
+    return new Promise((resolve) => {
+      const chunked = Array.isArray(req.body);
+      const headers: Record<string, string> = { ...req.headers };
+      if (req.body && !chunked && headers["content-length"] === undefined) {
+        headers["content-length"] = String((req.body as Uint8Array).length);
+      }
+      const out = http.request(
+        { hostname, port, method: req.method, path: req.path, headers, agent: this.agent, signal },
+        (res) => {
+          const chunks: Buffer[] = [];
+          res.on("data", (c: Buffer) => chunks.push(c));
+          res.on("end", () => {
+            const body = Buffer.concat(chunks).toString("utf8");
+            resolve({ status: res.statusCode, detail: `${res.headers["content-type"] ?? ""} ${body.slice(0, 300)}` });
+          });
+          res.on("error", (e) => resolve({ status: res.statusCode, cut: e.message, detail: "" }));
+        },
+      );
+      out.on("error", (e) => resolve({ cut: e.message, detail: "" }));
+      if (Array.isArray(req.body)) for (const part of req.body) out.write(part);
+      else if (req.body) out.write(req.body);
+      out.end();
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+}
+
+function raw(
+  channel: Channel,
+  label: string,
+  statuses: number[],
+  req: RawRequest,
+  client: RawHttp,
+  check?: (o: Outcome) => string | undefined,
+): HostileCase {
+  return hostileCase({ channel, label, expect: { statuses, check }, send: (signal) => client.send(req, signal) });
+}
+
+const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
+const jsonType = { "content-type": "application/json" };
+
+/** Tenant path segments that try to escape the caller's tenant or confuse decoding; none names a real tenant. */
+const TRAVERSALS = [
+  "..",
+  ".",
+  "%2e%2e",
+  "%2E%2E",
+  "..%2f..",
+  "..%2Fglobex",
+  "%2e%2e%2fglobex",
+  "acme%2F..%2Fglobex",
+  "acme%2fglobex",
+  "%252e%252e",
+  "acme%252fglobex",
+  "%c0%ae%c0%ae",
+  "%c0%af",
+  "%ef%bc%8e%ef%bc%8e",
+  "%00",
+  "acme%00",
+  "acme%00globex",
+  "%zz",
+  "%",
+  "acme%2",
+  "acme\\..\\globex",
+  "..;",
+  "acme;globex",
+  "%20acme",
+  "acme%20",
+  "ACME",
+  "Acme",
+  "acme%0d%0aX-Injected:%201",
+  "%e2%80%ae",
+  "globex%23",
+  "~acme",
+  "acme..",
+  "*",
+  "a".repeat(64),
+  "%ff%fe",
+  "acme%3Abatch",
+];
+
+/** Paths around a valid route that must not reach it: dot segments, doubled slashes, encoded separators and verbs. */
+const ROUTE_TRICKS = [
+  "/v1/tenants/acme/events/..",
+  "/v1/tenants/acme/./events",
+  "/v1/tenants/acme/events/../../globex/events",
+  "//v1/tenants/acme/events",
+  "/v1//tenants/acme/events",
+  "/v1/tenants/acme/events%2F",
+  "/v1/tenants/acme/events;jsessionid=1",
+  "/v1/tenants/acme/events%3AbatchCreate",
+  "/v1/tenants/acme/events:BATCHCREATE",
+  "/v1/tenants/acme/events:",
+  "/v1/tenants/acme/events::batchCreate",
+  "/v1/tenants/acme/events:batchCreate:publish",
+  "/./v1/tenants/acme/events",
+  "/V1/TENANTS/acme/EVENTS",
+  "/v1/tenants/acme/events%00",
+  "/v1/tenants/acme/events/%2e%2e/%2e%2e/globex/events",
+  `/v1/tenants/acme/events/${"x/".repeat(2000)}`,
+  "/v1/tenants/acme/eventsx",
+  "/v1/tenants/acme%2Fevents",
+  "/v1/tenants",
+];
+
+/** REST requests to hostile paths: a 4xx (no route, bad tenant, method not allowed), never a write or a read. */
+export function restPathCases(client: RawHttp, target: Target): fc.Arbitrary<HostileCase> {
+  const event = Buffer.from(JSON.stringify({ action: "hostile.rest" }));
+  return fc.oneof(
+    fc
+      .record({
+        tenant: fc.constantFrom(...TRAVERSALS),
+        route: fc.constantFrom(
+          { method: "POST", suffix: "/events", body: event, token: target.acme.writer },
+          { method: "GET", suffix: "/events", body: undefined, token: target.acme.reader },
+          {
+            method: "POST",
+            suffix: "/events:batchCreate",
+            body: Buffer.from('{"events":[{"action":"x"}]}'),
+            token: target.acme.writer,
+          },
+          { method: "GET", suffix: "/credentials", body: undefined, token: target.acme.admin },
+          {
+            method: "POST",
+            suffix: "/apiKeys",
+            body: Buffer.from('{"name":"k","roles":["ROLE_ADMIN"]}'),
+            token: target.app.adminToken,
+          },
+        ),
+      })
+      .map(({ tenant, route }) =>
+        raw(
+          "rest",
+          `${route.method} /v1/tenants/${tenant.slice(0, 40)}${route.suffix}`,
+          [400, 403, 404, 405],
+          {
+            method: route.method,
+            path: `/v1/tenants/${tenant}${route.suffix}`,
+            headers: { ...jsonType, ...bearer(route.token) },
+            body: route.body,
+          },
+          client,
+        ),
+      ),
+    fc
+      .record({
+        path: fc.constantFrom(...ROUTE_TRICKS),
+        method: fc.constantFrom("GET", "POST", "PUT", "DELETE", "PATCH"),
+      })
+      .map(({ path, method }) =>
+        raw(
+          "rest",
+          `${method} ${path.slice(0, 60)}`,
+          [400, 403, 404, 405],
+          {
+            method,
+            path,
+            headers: { ...jsonType, ...bearer(target.acme.readerWriter) },
+            body: method === "GET" ? undefined : event,
+          },
+          client,
+        ),
+      ),
+  );
+}
+
+/** Query strings that break the List route's parameters: unknown, repeated, malformed or out of range. */
+export function restQueryCases(client: RawHttp, target: Target): fc.Arbitrary<HostileCase> {
+  const queries = fc.oneof(
+    fc.constantFrom(
+      "pageSize=99999999999999999999",
+      "pageSize=-1",
+      "pageSize=1e3",
+      "pageSize=0x10",
+      "pageSize=1.5",
+      "pageSize=",
+      "pageSize=1&pageSize=2",
+      "page_size=1&pageSize=2",
+      "startTime=garbage",
+      "startTime=2024-13-01T00:00:00Z",
+      "startTime=10000-01-01T00:00:00Z",
+      "outcome=BOGUS",
+      "outcome=99",
+      "order=7",
+      "tenant=globex",
+      "pageToken=garbage",
+      "foo=1",
+      "__proto__=1",
+      "constructor.prototype=1",
+      "actorId.x=1",
+      "event.action=x",
+      "%zz=1",
+      "actorId=%zz",
+      "actorId=%00",
+      "actions=*",
+      "actions=a*b",
+      "includeChildren=maybe",
+      "activeOnly=2",
+      "startTime=1&endTime=0",
+    ),
+    fc.integer({ min: 51, max: 3000 }).map((n) => Array.from({ length: n }, (_, i) => `actions=a${i}`).join("&")),
+    fc.integer({ min: 2000, max: 20_000 }).map((n) => `actorId=${"x".repeat(n)}`),
+  );
+  return queries.map((q) =>
+    raw(
+      "rest",
+      `GET /v1/tenants/acme/events?${q.slice(0, 60)}`,
+      // A query past the server's 32 KiB header limit is refused before routing: 431 (or 414).
+      q.length > 30_000 ? [400, 414, 431] : [400],
+      { method: "GET", path: `/v1/tenants/acme/events?${q}`, headers: bearer(target.acme.reader) },
+      client,
+    ),
+  );
+}
+
+/** The message type a REST route's body carries: the request, or the field its rule's `body` names. */
+function bodyType(method: DescMethod): DescMessage | undefined {
+  if (!hasOption(method, httpRule)) return undefined;
+  const body = getOption(method, httpRule).body;
+  if (body === "") return undefined;
+  if (body === "*") return method.input;
+  const field = method.input.fields.find((f) => f.name === body);
+  return field?.fieldKind === "message" ? field.message : undefined;
+}
+
+/** A valid body per REST route to break. */
+const restBodyBases = new Map<string, JsonObject>([
+  ["audit.v1.AuditEvent", { action: "hostile.rest", actor: { id: "u1" }, attributes: { k: "v" } }],
+  ["audit.v1.BatchCreateRequest", { events: [{ action: "hostile.rest" }] }],
+  ["audit.v1.PublishRequest", { eventName: "hostile.tpl", attributes: [{ name: "count", value: "1" }] }],
+  ["audit.v1.EventTemplate", { name: "t.rest", attributes: [{ name: "a", type: "ATTRIBUTE_TYPE_STRING" }] }],
+]);
+
+/**
+ * REST bodies: malformed JSON for every route that takes one, the wrong media type, a body where none belongs, and
+ * bodies over the limit (declared, or streamed chunked without a length).
+ */
+export function restBodyCases(client: RawHttp, target: Target): fc.Arbitrary<HostileCase> {
+  const withBody = allMethods.filter((m) => bodyType(m) !== undefined);
+  const routeOf = (method: DescMethod) => {
+    const vars: JsonObject = { tenant: "acme", name: "hostile.tpl", id: "no-such-credential" };
+    const req = restRequest(
+      method,
+      Object.fromEntries(Object.entries(vars).filter(([k]) => method.input.fields.some((f) => f.name === k))),
+    );
+    if (!req) throw new Error(`${method.name} has no REST route`);
+    return req;
+  };
+  const headersFor = (method: DescMethod) => ({ ...jsonType, ...bearer(tokenFor(target, method)) });
+  return fc.oneof(
+    fc
+      .constantFrom(...withBody)
+      .chain((method) => {
+        const type = bodyType(method) as DescMessage;
+        return jsonFaults(type, restBodyBases.get(type.typeName) ?? {}).map((f) => ({ method, f }));
+      })
+      .map(({ method, f }) => {
+        const route = routeOf(method);
+        return raw(
+          "rest",
+          `${route.method} ${route.path}: ${f.label}`,
+          [400],
+          { method: route.method, path: route.path, headers: headersFor(method), body: f.bytes },
+          client,
+        );
+      }),
+    fc
+      .record({
+        method: fc.constantFrom(...withBody),
+        type: fc.constantFrom(
+          "text/plain",
+          "application/xml",
+          "application/x-www-form-urlencoded",
+          "application/json; charset=latin1",
+          "application/jsonx",
+          "",
+        ),
+      })
+      .map(({ method, type }) => {
+        const route = routeOf(method);
+        return raw(
+          "rest",
+          `${route.method} ${route.path} as ${JSON.stringify(type)}`,
+          [415],
+          {
+            method: route.method,
+            path: route.path,
+            headers: { ...headersFor(method), "content-type": type },
+            body: Buffer.from("{}"),
+          },
+          client,
+        );
+      }),
+    fc
+      .record({ method: fc.constantFrom(...withBody), encoding: fc.constantFrom("gzip", "br", "deflate") })
+      .map(({ method, encoding }) => {
+        const route = routeOf(method);
+        return raw(
+          "rest",
+          `${route.method} ${route.path} with Content-Encoding ${encoding}`,
+          [415],
+          {
+            method: route.method,
+            path: route.path,
+            headers: { ...headersFor(method), "content-encoding": encoding },
+            body: Buffer.from("{}"),
+          },
+          client,
+        );
+      }),
+    fc.constant(
+      raw(
+        "rest",
+        "GET /v1/tenants/acme/events with a body",
+        [400],
+        {
+          method: "GET",
+          path: "/v1/tenants/acme/events",
+          headers: { ...jsonType, ...bearer(target.acme.reader) },
+          body: Buffer.from('{"pageSize":1}'),
+        },
+        client,
+      ),
+    ),
+    fc
+      .record({
+        method: fc.constantFrom(...withBody),
+        extra: fc.integer({ min: 1, max: 64 * 1024 }),
+        chunked: fc.boolean(),
+      })
+      .map(({ method, extra, chunked }) => {
+        const route = routeOf(method);
+        const size = MAX_BODY_BYTES + extra;
+        // A JSON string filling the body: valid if it were allowed, so only the size refuses it.
+        const bytes = Buffer.concat([Buffer.from('{"x":"'), Buffer.alloc(size - 8, 0x61), Buffer.from('"}')]);
+        const body = chunked ? [bytes.subarray(0, size >> 1), bytes.subarray(size >> 1)] : bytes;
+        return raw(
+          "rest",
+          `${route.method} ${route.path}: ${size} bytes${chunked ? " chunked" : ""}`,
+          [413],
+          { method: route.method, path: route.path, headers: headersFor(method), body },
+          client,
+        );
+      }),
+  );
+}
+
+/** The invalid-request tables over REST: the status of the table's code. */
+export function restInvalidRequestCases(client: RawHttp, target: Target): fc.Arbitrary<HostileCase> {
+  const tables = allMethods.filter((m) => hasOption(m, httpRule)).map((m) => invalidRequests.get(m));
+  return fc
+    .oneof(...tables.filter((t) => t !== undefined))
+    .map((r) => {
+      let message: JsonObject | undefined;
+      try {
+        message = toJson(r.method.input, create(r.method.input, r.message)) as JsonObject;
+      } catch {
+        message = undefined;
+      }
+      return { r, message };
+    })
+    .filter(({ message }) => message !== undefined)
+    .map(({ r, message }) => {
+      const json = message as JsonObject;
+      // The RPC defaults an empty optional tenant to the caller's; REST must name it in the path.
+      const tenant = r.method.input.fields.find((f) => f.name === "tenant");
+      if (tenant && !getOption(tenant, field_behavior).includes(FieldBehavior.REQUIRED)) json.tenant ??= "acme";
+      let req: ReturnType<typeof restRequest>;
+      try {
+        req = restRequest(r.method, json);
+      } catch {
+        // A lone surrogate cannot be percent-encoded into a path: no client could send it.
+        return undefined;
+      }
+      if (!req) throw new Error(`${r.method.name} has no REST route`);
+      const token =
+        r.caller === "none" ? undefined : r.caller === "superadmin" ? target.app.adminToken : target.acme.admin;
+      const statuses = r.codes.map((c) => codeToHttpStatus(c));
+      // An empty path variable leaves an empty segment, which no route matches.
+      if (/\/\/|\/(?:$|\?|:)/.test(req.path)) statuses.push(404);
+      const long = req.path.length > 30_000;
+      return raw(
+        "rest",
+        `${r.method.name}: ${r.label}`,
+        long ? [414, 431] : statuses,
+        {
+          method: req.method,
+          path: req.path,
+          headers: { ...jsonType, ...(token ? bearer(token) : {}) },
+          body: req.body === undefined ? undefined : Buffer.from(req.body),
+        },
+        client,
+      );
+    })
+    .filter((c): c is HostileCase => c !== undefined);
+}

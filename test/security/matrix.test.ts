@@ -1,0 +1,461 @@
+import { create, type DescMethod, type JsonObject, toJson } from "@bufbuild/protobuf";
+import { Code, ConnectError, createClient } from "@connectrpc/connect";
+import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
+import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { AdminService, Role } from "../../gen/audit/v1/admin_service_pb.js";
+import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { grants, type Principal } from "../../src/auth/principal.js";
+import { Reason } from "../../src/errors.js";
+import { requiredRoles } from "../../src/interceptors/auth.js";
+import { clientFor, type Protocol, transportFor } from "../support/clients.js";
+import { changedTables, databaseFingerprint } from "../support/db-fingerprint.js";
+import { restRequest } from "../support/rest-request.js";
+import {
+  type Caller,
+  callers,
+  forbiddenMarkers,
+  identityOf,
+  PASSWORD,
+  startWorld,
+  stopWorld,
+  tokenOf,
+  type World,
+} from "./world.js";
+
+let world: World;
+const tally = { combinations: 0, denials: 0, leaks: 0 };
+
+beforeAll(async () => {
+  world = await startWorld();
+});
+afterAll(async () => {
+  console.log(
+    `security matrix: ${tally.combinations} combinations, ${tally.denials} denials checked, ${tally.leaks} rows leaked`,
+  );
+  await stopWorld(world);
+});
+
+/** Every RPC, from the service descriptors: an RPC added later is in the matrix without a change here. */
+const rpcs: DescMethod[] = [...AuditService.methods, ...AdminService.methods];
+
+let serial = 0;
+const unique = (prefix: string) => `${prefix}${++serial}`;
+
+/**
+ * A request each RPC would carry out for tenant acme, if the caller may. Some need something to act on first
+ * (a credential to revoke, a template to delete), made by the superadmin before the call.
+ */
+const requests = new Map<DescMethod, () => Promise<Record<string, unknown>>>([
+  [AuditService.method.create, async () => ({ tenant: "acme", event: { action: "matrix.create" } })],
+  [AuditService.method.batchCreate, async () => ({ tenant: "acme", events: [{ action: "matrix.batch" }] })],
+  [
+    AuditService.method.publish,
+    async () => ({ tenant: "acme", eventName: world.template, attributes: [{ name: "n", value: "1" }] }),
+  ],
+  [AuditService.method.list, async () => ({ tenant: "acme", pageSize: 10 })],
+  [AuditService.method.tail, async () => ({ tenant: "acme", afterSequence: 0n })],
+  [AdminService.method.createTenant, async () => ({ tenant: { id: unique("matrix-t") } })],
+  [AdminService.method.listTenants, async () => ({})],
+  [
+    AdminService.method.createApiKey,
+    async () => ({ tenant: "acme", name: unique("matrix-key"), roles: [Role.READER] }),
+  ],
+  [
+    AdminService.method.createUser,
+    async () => ({ tenant: "acme", username: unique("matrix-user"), password: PASSWORD, roles: [Role.READER] }),
+  ],
+  [AdminService.method.login, async () => ({ tenant: "acme", username: "reader-user", password: PASSWORD })],
+  [AdminService.method.getCaller, async () => ({})],
+  [
+    AdminService.method.revokeCredential,
+    async () => {
+      const { credential } = await superadmin().createApiKey({
+        tenant: "acme",
+        name: unique("victim"),
+        roles: [Role.READER],
+      });
+      return { tenant: "acme", id: credential?.id };
+    },
+  ],
+  [AdminService.method.listCredentials, async () => ({ tenant: "acme" })],
+  [AdminService.method.createEventTemplate, async () => ({ tenant: "acme", template: { name: unique("matrix.new") } })],
+  [AdminService.method.getEventTemplate, async () => ({ tenant: "acme", name: `${world.marker.acme}.tpl` })],
+  [AdminService.method.listEventTemplates, async () => ({ tenant: "acme" })],
+  [
+    AdminService.method.deleteEventTemplate,
+    async () => {
+      const name = unique("matrix.doomed");
+      await superadmin().createEventTemplate({ tenant: "acme", template: { name } });
+      return { tenant: "acme", name };
+    },
+  ],
+]);
+
+const superadmin = () => clientFor(AdminService, world.app, "connect", world.app.adminToken);
+
+const isPublic = (rpc: DescMethod) => requiredRoles.get(`${rpc.parent.typeName}/${rpc.name}`) === "public";
+
+type Expected = { allow: true } | { allow: false; code: Code; reason: string };
+
+/**
+ * What the auth rules say for this caller on this RPC acting on acme: requiredRoles (src/interceptors/auth.ts) for
+ * the role, grants() for the role hierarchy, and the tenant check for RPCs whose request names a tenant.
+ */
+function expectation(rpc: DescMethod, caller: Caller): Expected {
+  const deny = (code: Code, reason: string): Expected => ({ allow: false, code, reason });
+  const required = requiredRoles.get(`${rpc.parent.typeName}/${rpc.name}`);
+  if (required === undefined) return deny(Code.PermissionDenied, Reason.InsufficientRole);
+  if (required === "public") return { allow: true };
+  if (caller === "no credential") return deny(Code.Unauthenticated, Reason.MissingCredential);
+  if (caller === "wrong token") return deny(Code.Unauthenticated, Reason.InvalidToken);
+  const identity = identityOf(caller);
+  if (!identity) throw new Error(`no identity for ${caller}`);
+  if (required === "authenticated") return { allow: true };
+  const principal: Principal = {
+    credentialId: "",
+    kind: 1,
+    tenant: identity.tenant,
+    roles: new Set(identity.roles),
+    name: "",
+  };
+  if (!grants(principal, required)) return deny(Code.PermissionDenied, Reason.InsufficientRole);
+  const namesTenant = rpc.input.fields.some((f) => f.name === "tenant" && f.fieldKind === "scalar");
+  if (namesTenant && identity.tenant !== "acme" && !identity.roles.includes(Role.SUPERADMIN)) {
+    return deny(Code.PermissionDenied, Reason.TenantMismatch);
+  }
+  return { allow: true };
+}
+
+/** One call's result, as text to search for leaked data, and its code and ErrorInfo reason. */
+interface Result {
+  code: Code | 0;
+  reason?: string;
+  text: string;
+}
+
+async function callRpc(
+  rpc: DescMethod,
+  protocol: Protocol,
+  caller: Caller,
+  request: Record<string, unknown>,
+): Promise<Result> {
+  const client = createClient(
+    rpc.parent,
+    transportFor(world.app, protocol, tokenOf(world, caller)),
+  ) as unknown as Record<string, (req: unknown, options?: { signal?: AbortSignal }) => unknown>;
+  const call = client[rpc.localName] as (req: unknown, options?: { signal?: AbortSignal }) => unknown;
+  try {
+    let response: unknown;
+    if (rpc.methodKind === "server_streaming") {
+      // An allowed Tail replays acme's events from sequence 0: its first message is enough.
+      const abort = new AbortController();
+      const it = (call(request, { signal: abort.signal }) as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+      response = (await it.next()).value;
+      abort.abort();
+    } else {
+      response = await call(request);
+    }
+    return { code: 0, text: JSON.stringify(toJson(rpc.output, response as never)) };
+  } catch (error) {
+    const e = ConnectError.from(error);
+    const reason = e.findDetails(ErrorInfoSchema)[0]?.reason;
+    return { code: e.code, reason, text: `${e.rawMessage} ${JSON.stringify(e.details)}` };
+  }
+}
+
+/**
+ * Runs one combination: the call, its expected allow or deny, nothing written on a deny, no foreign data ever, and
+ * nothing of acme's touched by the other tenant's key (unless the route is public: Login's authority is the password).
+ */
+async function check(
+  label: string,
+  caller: Caller,
+  expected: Expected,
+  run: () => Promise<Result & { httpStatus?: number }>,
+  options: { expectedStatus?: number; public?: boolean } = {},
+) {
+  tally.combinations += 1;
+  const before = expected.allow ? undefined : await databaseFingerprint(world.sql);
+  const guardAcme = identityOf(caller)?.tenant === "globex" && !options.public;
+  const acmeBefore = guardAcme ? await databaseFingerprint(world.sql, "acme") : undefined;
+  const result = await run();
+  if (expected.allow) {
+    expect(result.code, `${label}: expected success, got ${Code[result.code] ?? result.code} ${result.text}`).toBe(0);
+  } else {
+    tally.denials += 1;
+    expect(Code[result.code] ?? result.code, `${label}: ${result.text}`).toBe(Code[expected.code]);
+    expect(result.reason, `${label}: ${result.text}`).toBe(expected.reason);
+    expect(changedTables(before ?? {}, await databaseFingerprint(world.sql)), `${label} wrote`).toEqual([]);
+  }
+  if (options.expectedStatus !== undefined) expect(result.httpStatus, label).toBe(options.expectedStatus);
+  if (acmeBefore)
+    expect(changedTables(acmeBefore, await databaseFingerprint(world.sql, "acme")), `${label} wrote to acme`).toEqual(
+      [],
+    );
+  for (const marker of forbiddenMarkers(world, caller)) {
+    if (result.text.includes(marker)) tally.leaks += 1;
+    expect(
+      result.text.includes(marker),
+      `${label} returned the other tenant's data: ${result.text.slice(0, 300)}`,
+    ).toBe(false);
+  }
+}
+
+describe.each<Protocol>(["connect", "grpc", "grpc-web"])("every RPC over %s", (protocol) => {
+  test.each(rpcs.map((rpc) => [`${rpc.parent.name}.${rpc.name}`, rpc] as const))(
+    "%s × every caller",
+    async (_, rpc) => {
+      const build = requests.get(rpc);
+      if (!build) throw new Error(`no request for ${rpc.parent.typeName}/${rpc.name}: add one to the security matrix`);
+      for (const caller of callers) {
+        const request = await build();
+        await check(
+          `${protocol} ${rpc.name} as ${caller}`,
+          caller,
+          expectation(rpc, caller),
+          () => callRpc(rpc, protocol, caller, request),
+          { public: isPublic(rpc) },
+        );
+      }
+    },
+  );
+});
+
+describe("every REST route", () => {
+  test.each(rpcs.map((rpc) => [`${rpc.parent.name}.${rpc.name}`, rpc] as const))(
+    "%s × every caller",
+    async (_, rpc) => {
+      const build = requests.get(rpc);
+      if (!build) throw new Error(`no request for ${rpc.parent.typeName}/${rpc.name}: add one to the security matrix`);
+      for (const caller of callers) {
+        const message = toJson(rpc.input, create(rpc.input, await build())) as JsonObject;
+        const req = restRequest(rpc, message);
+        if (!req) throw new Error(`${rpc.name} has no REST route`);
+        const expected = expectation(rpc, caller);
+        const token = tokenOf(world, caller);
+        await check(
+          `REST ${req.method} ${req.path} as ${caller}`,
+          caller,
+          expected,
+          async () => {
+            const abort = new AbortController();
+            const res = await fetch(world.app.url + req.path, {
+              method: req.method,
+              headers: { "content-type": "application/json", ...(token ? { authorization: `Bearer ${token}` } : {}) },
+              body: req.body,
+              signal: abort.signal,
+            });
+            // A Tail stream stays open: its first line is enough.
+            const text =
+              rpc.methodKind === "server_streaming" && res.status === 200 ? await firstChunk(res) : await res.text();
+            abort.abort();
+            if (res.status === 200) return { code: 0, text, httpStatus: 200 };
+            const status = JSON.parse(text) as { code: number; details: { reason?: string }[] };
+            return {
+              code: status.code,
+              reason: status.details.find((d) => d.reason)?.reason,
+              text,
+              httpStatus: res.status,
+            };
+          },
+          { expectedStatus: expected.allow ? 200 : codeToHttpStatus(expected.code), public: isPublic(rpc) },
+        );
+      }
+    },
+  );
+});
+
+async function firstChunk(res: Response): Promise<string> {
+  const reader = res.body?.getReader();
+  const chunk = await reader?.read();
+  await reader?.cancel();
+  return Buffer.from(chunk?.value ?? new Uint8Array()).toString("utf8");
+}
+
+/** How a legacy route is called by each caller, and the status its own API gives each. */
+interface LegacyRoute {
+  name: string;
+  call(caller: Caller): Promise<Response>;
+  /** The status per caller; 2xx is an allow. */
+  status: Record<Caller, number>;
+}
+
+const bearerOrNone = (caller: Caller): Record<string, string> => {
+  const token = tokenOf(world, caller);
+  return token ? { authorization: `Bearer ${token}` } : {};
+};
+
+/** Universal Controller authenticates users with HTTP Basic; the superadmin has only a token, which it refuses. */
+function basicOf(caller: Caller): Record<string, string> {
+  switch (caller) {
+    case "no credential":
+      return {};
+    case "wrong token":
+      return { authorization: `Basic ${Buffer.from("acme/admin-user:not-the-password").toString("base64")}` };
+    case "other tenant's key":
+      return { authorization: world.basic.globexAdmin };
+    case "reader":
+    case "writer":
+    case "admin":
+      return { authorization: world.basic[caller] };
+    case "superadmin":
+      return { authorization: `Bearer ${world.app.adminToken}` };
+  }
+}
+
+const post = (path: string, headers: Record<string, string>, body: string, type = "application/json") =>
+  fetch(world.app.url + path, { method: "POST", headers: { "content-type": type, ...headers }, body });
+
+const legacyRoutes: LegacyRoute[] = [
+  {
+    name: "PlanoAuth POST /api/v1/audit_events_fmp/create",
+    call: (caller) => {
+      const token = tokenOf(world, caller);
+      return post(
+        "/api/v1/audit_events_fmp/create",
+        {},
+        JSON.stringify({
+          ...(token ? { token } : {}),
+          unique_id: unique("plano-"),
+          script_name: "s",
+          host_name: "h",
+          file_name: "f",
+          start_time: "2024-01-01 00:00:00",
+        }),
+      );
+    },
+    // A token without the writer role, and the global superadmin token, are "invalid-token" to PlanoAuth.
+    status: {
+      "no credential": 400,
+      "wrong token": 401,
+      "other tenant's key": 200,
+      reader: 401,
+      writer: 200,
+      admin: 200,
+      superadmin: 401,
+    },
+  },
+  {
+    name: "Axonize POST /odata/Audits",
+    call: (caller) => {
+      const token = tokenOf(world, caller);
+      return post(
+        "/odata/Audits",
+        token ? { authorization: token } : {},
+        JSON.stringify({ entityName: "e", entityId: "1", action: "Create", category: "Users" }),
+      );
+    },
+    status: {
+      "no credential": 401,
+      "wrong token": 401,
+      "other tenant's key": 201,
+      reader: 403,
+      writer: 201,
+      admin: 201,
+      superadmin: 403,
+    },
+  },
+  {
+    name: "GET /audit",
+    call: (caller) =>
+      fetch(`${world.app.url}/audit`, { headers: { accept: "application/xml", ...bearerOrNone(caller) } }),
+    status: {
+      "no credential": 401,
+      "wrong token": 401,
+      "other tenant's key": 200,
+      reader: 200,
+      writer: 403,
+      admin: 200,
+      superadmin: 403,
+    },
+  },
+  {
+    name: "Frontier POST /v1beta1/organizations/acme/auditlogs",
+    call: (caller) =>
+      post(
+        "/v1beta1/organizations/acme/auditlogs",
+        bearerOrNone(caller),
+        JSON.stringify({ logs: [{ source: "s", action: "frontier.matrix" }] }),
+      ),
+    status: {
+      "no credential": 401,
+      "wrong token": 401,
+      "other tenant's key": 403,
+      reader: 403,
+      writer: 200,
+      admin: 200,
+      superadmin: 200,
+    },
+  },
+  {
+    name: "Universal Controller POST /uc/resources/universalevent/publish",
+    call: (caller) =>
+      post(
+        "/uc/resources/universalevent/publish",
+        basicOf(caller),
+        `<universalEvent><name>${world.template}</name><attributes><attribute name="n">1</attribute></attributes></universalEvent>`,
+        "application/xml",
+      ),
+    status: {
+      "no credential": 401,
+      "wrong token": 401,
+      "other tenant's key": 200,
+      reader: 403,
+      writer: 200,
+      admin: 200,
+      superadmin: 401,
+    },
+  },
+  {
+    name: "Universal Controller POST /uc/resources/audit/list",
+    call: (caller) =>
+      post(
+        "/uc/resources/audit/list",
+        { accept: "application/json", ...basicOf(caller) },
+        "<audit-filter/>",
+        "application/xml",
+      ),
+    status: {
+      "no credential": 401,
+      "wrong token": 401,
+      "other tenant's key": 200,
+      reader: 200,
+      writer: 403,
+      admin: 200,
+      superadmin: 401,
+    },
+  },
+];
+
+describe("every legacy route", () => {
+  test.each(legacyRoutes.map((r) => [r.name, r] as const))("%s × every caller", async (_, route) => {
+    for (const caller of callers) {
+      const status = route.status[caller];
+      const allow = status < 300;
+      tally.combinations += 1;
+      const before = await databaseFingerprint(world.sql);
+      const acmeBefore =
+        identityOf(caller)?.tenant === "globex" ? await databaseFingerprint(world.sql, "acme") : undefined;
+      const res = await route.call(caller);
+      const text = await res.text();
+      const label = `${route.name} as ${caller}`;
+      expect(res.status, `${label}: ${text.slice(0, 300)}`).toBe(status);
+      if (!allow) {
+        tally.denials += 1;
+        expect(changedTables(before, await databaseFingerprint(world.sql)), `${label} wrote`).toEqual([]);
+      }
+      if (acmeBefore)
+        expect(
+          changedTables(acmeBefore, await databaseFingerprint(world.sql, "acme")),
+          `${label} wrote to acme`,
+        ).toEqual([]);
+      for (const marker of forbiddenMarkers(world, caller)) {
+        if (text.includes(marker)) tally.leaks += 1;
+        expect(text.includes(marker), `${label} returned the other tenant's data: ${text.slice(0, 300)}`).toBe(false);
+      }
+      // An allowed listing by a tenant's own credential does show its own data: the check above is not vacuous.
+      if (allow && route.name.includes("list") && caller === "reader") expect(text).toContain(world.marker.acme);
+    }
+  });
+});

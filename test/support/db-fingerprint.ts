@@ -1,0 +1,34 @@
+import type postgres from "postgres";
+
+/**
+ * A digest of every row of every table in the public schema, by table: equal fingerprints mean nothing was inserted,
+ * updated or deleted in between. Tables added later are covered without a change here. With `tenant`, only the rows
+ * of that tenant (tables with a `tenant` column, and the tenant's own row of `tenants`).
+ */
+export async function databaseFingerprint(sql: postgres.Sql, tenant?: string): Promise<Record<string, string>> {
+  const tables = await sql<{ name: string; tenantColumn: string | null }[]>`
+    select t.table_name as name,
+      (select c.column_name from information_schema.columns c
+        where c.table_schema = 'public' and c.table_name = t.table_name
+          and c.column_name = case when t.table_name = 'tenants' then 'id' else 'tenant' end) as "tenantColumn"
+    from information_schema.tables t
+    where t.table_schema = 'public' and t.table_type = 'BASE TABLE' order by t.table_name`;
+  const out: Record<string, string> = {};
+  for (const { name, tenantColumn } of tables) {
+    if (tenant !== undefined && tenantColumn === null) continue;
+    const where = tenant === undefined ? sql`` : sql`where ${sql(tenantColumn as string)} = ${tenant}`;
+    const [row] = await sql<{ digest: string }[]>`
+      select count(*) || ':' || md5(coalesce(string_agg(t::text, ',' order by t::text), '')) as digest
+      from ${sql(name)} t ${where}`;
+    out[name] = row?.digest ?? "";
+  }
+  return out;
+}
+
+/** The tables whose fingerprints differ, e.g. "events (3:ab12… → 4:cd34…)". */
+export function changedTables(before: Record<string, string>, after: Record<string, string>): string[] {
+  const names = new Set([...Object.keys(before), ...Object.keys(after)]);
+  return [...names]
+    .filter((name) => before[name] !== after[name])
+    .map((name) => `${name} (${before[name]} → ${after[name]})`);
+}

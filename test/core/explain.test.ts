@@ -4,6 +4,7 @@ import { createLogger } from "../../src/logger.js";
 import { connectDatabase, type Database } from "../../src/store/database.js";
 import { EventStore, type ListQuery } from "../../src/store/event-store.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { everyEvent } from "../support/events.js";
 
 /**
  * The plan PostgreSQL picks for each List filter shape, over the SQL EventStore.list really sends. Each shape must use
@@ -52,18 +53,8 @@ const base: ListQuery = {
   tenant: "acme",
   limit: 51,
   newestFirst: true,
-  actions: [],
-  actorId: "",
-  actorName: "",
-  targetId: "",
-  targetType: "",
-  category: "",
-  source: "",
-  outcomeStatus: 0,
-  parentId: "",
+  ...everyEvent,
   includeChildren: false,
-  activeOnly: false,
-  eventName: "",
   nowMicros: 0n,
 };
 

@@ -6,7 +6,7 @@ import { connectDatabase, type Database } from "../../src/store/database.js";
 import { type EventRow, EventStore } from "../../src/store/event-store.js";
 import { GroupCommit } from "../../src/store/group-commit.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { newEvent } from "../support/events.js";
+import { everyEvent, newEvent } from "../support/events.js";
 
 let testDb: TestDatabase;
 let database: Database;
@@ -61,18 +61,7 @@ describe("append (BatchCreate)", () => {
       tenant: "batch-order",
       limit: 10,
       newestFirst: false,
-      actions: [],
-      actorId: "",
-      actorName: "",
-      targetId: "",
-      targetType: "",
-      category: "",
-      source: "",
-      outcomeStatus: 0,
-      parentId: "",
-      includeChildren: true,
-      activeOnly: false,
-      eventName: "",
+      ...everyEvent,
       nowMicros: systemClock.nowMicros(),
     });
     const bySequence = new Map(listed.map((row) => [row.sequence, row]));
@@ -205,18 +194,8 @@ describe("list", () => {
   const base = {
     limit: 100,
     newestFirst: false,
-    actions: [] as string[],
-    actorId: "",
-    actorName: "",
-    targetId: "",
-    targetType: "",
-    category: "",
-    source: "",
-    outcomeStatus: 0,
-    parentId: "",
+    ...everyEvent,
     includeChildren: false,
-    activeOnly: false,
-    eventName: "",
     nowMicros: systemClock.nowMicros(),
   };
   const at = (second: number) => ({ seconds: BigInt(1_780_000_000 + second), nanos: 0 });

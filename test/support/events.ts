@@ -2,6 +2,7 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { AuditEventSchema } from "../../gen/audit/v1/event_pb.js";
 import type { FieldViolation } from "../../src/errors.js";
 import { readEvent } from "../../src/service/event-input.js";
+import type { EventFilter } from "../../src/store/event-filter.js";
 import type { NewEvent } from "../../src/store/event-store.js";
 
 export const NOW_MICROS = 1_790_000_000_000_000n;
@@ -13,3 +14,19 @@ export function newEvent(init: MessageInitShape<typeof AuditEventSchema>): NewEv
   if (!event) throw new Error(`invalid test event: ${JSON.stringify(violations)}`);
   return event;
 }
+
+/** A filter that selects every event, children included: tests spread over it only what they vary. */
+export const everyEvent: EventFilter = {
+  actions: [],
+  actorId: "",
+  actorName: "",
+  targetId: "",
+  targetType: "",
+  category: "",
+  source: "",
+  outcomeStatus: 0,
+  parentId: "",
+  includeChildren: true,
+  activeOnly: false,
+  eventName: "",
+};

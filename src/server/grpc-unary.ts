@@ -16,6 +16,7 @@ import {
 } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { asClientFault } from "../interceptors/client-faults.js";
+import { eventMessageEncoder } from "../service/event-binary.js";
 import { envelopeFlagsError } from "./envelope-flags.js";
 
 /** Serves one unary gRPC call; the caller has checked it with `takesGrpcFastPath`. */
@@ -64,6 +65,21 @@ export function createGrpcUnaryHandlers(
       });
       const input = serialization.getI(true);
       const output = serialization.getO(true);
+      // Responses made of AuditEvents are written by a hand-made encoder (the same bytes, several times faster).
+      const encode =
+        options.binaryOptions?.writeUnknownFields === false ? undefined : eventMessageEncoder(method.output);
+      const serialize = encode
+        ? (reply: Parameters<typeof encode>[0]) => {
+            const bytes = encode(reply);
+            if (bytes.byteLength > writeMaxBytes) {
+              throw new ConnectError(
+                `message size ${bytes.byteLength} is larger than configured writeMaxBytes ${writeMaxBytes}`,
+                Code.ResourceExhausted,
+              );
+            }
+            return bytes;
+          }
+        : output.serialize;
       const url = `/${service.typeName}/${method.name}`;
 
       handlers.set(url, (req, res, contextValues) => {
@@ -131,7 +147,7 @@ export function createGrpcUnaryHandlers(
             if (envelope.flags > 1) throw envelopeFlagsError(envelope.flags);
             const message = input.parse((await envelopeDecompress(envelope, null, readMaxBytes)).data);
             const reply = await invokeUnaryImplementation(methodSpec, context, message, interceptors);
-            const bytes = output.serialize(reply);
+            const bytes = serialize(reply);
             const frame = new Uint8Array(5 + bytes.byteLength);
             new DataView(frame.buffer).setUint32(1, bytes.byteLength);
             frame.set(bytes, 5);

@@ -1,0 +1,126 @@
+import { create, type DescMessage, type JsonObject, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import fc from "fast-check";
+import { expect, test } from "vitest";
+import {
+  AuditService,
+  BatchCreateResponseSchema,
+  CreateResponseSchema,
+  ListRequestSchema,
+  ListResponseSchema,
+  TailRequestSchema,
+} from "../../gen/audit/v1/audit_service_pb.js";
+import { AuditEventSchema } from "../../gen/audit/v1/event_pb.js";
+import { eventMessageEncoder } from "../../src/service/event-binary.js";
+
+type EventInit = MessageInitShape<typeof AuditEventSchema>;
+
+// Short and long (over 127 bytes, so lengths take two bytes), ASCII and not, with lone surrogates toBinary replaces.
+const text = fc.oneof(
+  fc.constant(""),
+  fc.string({ maxLength: 12 }),
+  fc.string({ unit: "binary", maxLength: 60 }),
+  fc.string({ unit: "grapheme", minLength: 40, maxLength: 200 }),
+  fc.string({ unit: fc.constantFrom("a", "\ud800", "é", "😀"), maxLength: 50 }),
+);
+const int64 = fc.oneof(
+  fc.constant(0n),
+  fc.bigInt({ min: 0n, max: 1n << 53n }),
+  fc.bigInt({ min: -(1n << 63n), max: (1n << 63n) - 1n }),
+);
+const timestamp = fc.option(
+  fc.record({ seconds: int64, nanos: fc.oneof(fc.constant(0), fc.integer({ min: -999_999_999, max: 999_999_999 })) }),
+  { nil: undefined },
+);
+const double = fc.oneof(fc.constant(0), fc.constant(-0), fc.double(), fc.integer());
+// Struct values as protobuf-es holds them: JSON objects with finite numbers (a Value cannot hold undefined).
+const attributes: fc.Arbitrary<JsonObject | undefined> = fc.option(
+  fc.dictionary(text, fc.jsonValue({ maxDepth: 4 }), { maxKeys: 8 }) as fc.Arbitrary<JsonObject>,
+  { nil: undefined },
+);
+const optional = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined });
+
+const event: fc.Arbitrary<EventInit> = fc.record({
+  id: text,
+  tenant: text,
+  sequence: int64,
+  occurredAt: timestamp,
+  receivedAt: timestamp,
+  completedAt: timestamp,
+  expiresAt: timestamp,
+  source: text,
+  action: text,
+  category: text,
+  actor: optional(
+    fc.record({ id: text, type: text, name: text, email: text, roles: fc.array(text, { maxLength: 4 }) }),
+  ),
+  target: optional(fc.record({ id: text, type: text, name: text })),
+  outcome: optional(fc.record({ status: fc.oneof(fc.constantFrom(0, 1, 2), fc.integer()), code: text, message: text })),
+  request: optional(
+    fc.record({
+      ip: text,
+      method: text,
+      url: text,
+      userAgent: text,
+      durationMs: double,
+      correlationId: text,
+      sessionId: text,
+    }),
+  ),
+  attributes,
+  parentId: text,
+});
+
+function expectSameBytes<D extends DescMessage>(schema: D, init: MessageInitShape<D>) {
+  const encode = eventMessageEncoder(schema);
+  if (!encode) throw new Error(`no encoder for ${schema.typeName}`);
+  const message = create(schema, init);
+  const ours = Buffer.from(encode(message));
+  const theirs = Buffer.from(toBinary(schema, message));
+  // Hex shows where they part; only small messages are worth printing.
+  if (!ours.equals(theirs))
+    expect(ours.subarray(0, 4096).toString("hex")).toBe(theirs.subarray(0, 4096).toString("hex"));
+  expect(ours.equals(theirs)).toBe(true);
+}
+
+test("writes every generated event byte for byte as toBinary does", () => {
+  fc.assert(
+    fc.property(event, (init) => expectSameBytes(CreateResponseSchema, { event: init })),
+    { numRuns: 2000 },
+  );
+});
+
+test("writes lists of events and their page token as toBinary does, however large", () => {
+  fc.assert(
+    fc.property(fc.array(event, { maxLength: 30 }), text, (events, nextPageToken) => {
+      expectSameBytes(ListResponseSchema, { events, nextPageToken });
+      expectSameBytes(BatchCreateResponseSchema, { events });
+    }),
+    { numRuns: 100 },
+  );
+  // A message over 2 MiB: nested lengths of three and four bytes.
+  const big = {
+    action: "x",
+    attributes: { blob: "y".repeat(3 << 20), list: Array.from({ length: 500 }, (_, i) => i) },
+  };
+  expectSameBytes(ListResponseSchema, { events: [big, big] });
+});
+
+test("leaves messages with unknown fields to toBinary, which writes them back", () => {
+  const unknown = [{ no: 99, wireType: 0, data: new Uint8Array([42]) }];
+  const message = create(ListResponseSchema, {
+    events: [create(AuditEventSchema, { action: "a", actor: { id: "x" } })],
+  });
+  (message.events[0] as { $unknown?: unknown }).$unknown = unknown;
+  const actor = message.events[0]?.actor as { $unknown?: unknown };
+  actor.$unknown = unknown;
+  const encode = eventMessageEncoder(ListResponseSchema);
+  expect(Buffer.from(encode?.(message) ?? [])).toEqual(Buffer.from(toBinary(ListResponseSchema, message)));
+});
+
+test("is offered only for messages made of AuditEvents and strings", () => {
+  const made = AuditService.methods.filter((m) => eventMessageEncoder(m.output)).map((m) => m.name);
+  expect(made).toEqual(["Create", "BatchCreate", "Publish", "List", "Tail"]);
+  for (const schema of [ListRequestSchema, TailRequestSchema, AuditEventSchema]) {
+    expect(eventMessageEncoder(schema), schema.typeName).toBeUndefined();
+  }
+});

@@ -97,11 +97,14 @@ function nest(path: DescField[], leaf: Uint8Array): Uint8Array {
  */
 export function malformed(desc: DescMessage): fc.Arbitrary<Malformed> {
   const prefix = validPrefix(desc);
-  // protobuf-es reads a known numeric field by its declared type whatever the wire type says, so a length prefix
-  // only promises bytes for fields it would read as length-delimited: strings, messages, repeated, and unknown ones.
+  // protobuf-es reads a known numeric or enum field by its declared type whatever the wire type says, so a length
+  // prefix only promises bytes for fields it would read as length-delimited: strings, bytes, messages, repeated and
+  // map fields, and unknown ones. (Singular enums once slipped through: a declared length read as an enum value.)
   const lengthDelimited = fieldNumber.filter((n) => {
     const field = desc.fields.find((f) => f.number === n);
-    return field?.fieldKind !== "scalar" || field.scalar === ScalarType.STRING || field.scalar === ScalarType.BYTES;
+    if (field === undefined || field.fieldKind === "message" || field.fieldKind === "list") return true;
+    if (field.fieldKind === "map") return true;
+    return field.fieldKind === "scalar" && (field.scalar === ScalarType.STRING || field.scalar === ScalarType.BYTES);
   });
   const kinds: fc.Arbitrary<Malformed>[] = [
     fc

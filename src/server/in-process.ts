@@ -53,6 +53,7 @@ const completed = new ConnectError("the call has completed", Code.Canceled);
  * handler context on, this uses Connect's own pieces (createHandlerContext, invokeUnaryImplementation,
  * transformInvokeImplementation), so interceptors and handlers cannot tell the difference; the caller gets what a
  * Connect client would: the response with its headers and trailers, or a ConnectError whose metadata holds them.
+ * The response message is the handler's own, not a copy: handlers build a new one for every call.
  */
 export function createInProcessTransport(services: ServiceRegistration[], options: InProcessOptions): Transport {
   const interceptors = options.interceptors ?? [];

@@ -15,7 +15,7 @@ import { legacyAdapters } from "./legacy/index.js";
 import type { Logger } from "./logger.js";
 import { createRestTranscoder } from "./rest/transcoder.js";
 import { createGrpcUnaryHandlers } from "./server/grpc-unary.js";
-import { createInProcessClients } from "./server/in-process.js";
+import { createInProcessClients, type InProcessClients } from "./server/in-process.js";
 import { registerRoutes, serviceRegistrations } from "./server/routes.js";
 import { type RunningServer, requestContextValues, startServer } from "./server/server.js";
 import { createIdentityAdmin } from "./service/admin-service.js";
@@ -35,6 +35,8 @@ import { TemplateStore } from "./store/template-store.js";
 export interface App {
   server: RunningServer;
   database: Database;
+  /** The typed in-process clients the legacy adapters call (tests call them directly too). */
+  clients: InProcessClients;
   close(): Promise<void>;
 }
 
@@ -104,11 +106,11 @@ export async function startApp(options: AppOptions): Promise<App> {
       ...createTemplateAdmin({ templates, clock }),
     },
   };
-  const routes = registerRoutes(services);
   const router = createConnectRouter(routerOptions);
-  routes(router);
+  registerRoutes(services)(router);
+  const clients = createInProcessClients(serviceRegistrations(services), routerOptions);
   const legacy: LegacyDeps = {
-    clients: createInProcessClients(routes, routerOptions),
+    clients,
     tenants,
     maxBodyBytes: config.maxBodyBytes,
     logger,
@@ -133,6 +135,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   return {
     server,
     database,
+    clients,
     async close() {
       // Tail streams never finish on their own: end them first (they resume by sequence) so the drain is quick.
       await feed.close();

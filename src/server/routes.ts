@@ -9,7 +9,10 @@ export interface Services {
   admin: Partial<ServiceImpl<typeof AdminService>>;
 }
 
-/** Every RPC service the port serves, with its implementation: the router and the direct gRPC path share them. */
+/**
+ * Every RPC service the port serves, with its implementation: the router, the direct gRPC path and the in-process
+ * clients of the legacy adapters share them.
+ */
 export function serviceRegistrations(services: Services): ServiceRegistration[] {
   return [
     { service: AuditService, impl: services.audit },
@@ -17,7 +20,7 @@ export function serviceRegistrations(services: Services): ServiceRegistration[] 
   ] as ServiceRegistration[];
 }
 
-/** REST and legacy routes reach the same implementations through these. */
+/** The Connect router's routes; REST reaches the same implementations through them. */
 export function registerRoutes(services: Services) {
   return (router: ConnectRouter) => {
     for (const { service, impl } of serviceRegistrations(services)) router.service(service, impl);

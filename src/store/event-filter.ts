@@ -38,7 +38,7 @@ type TextColumn = "action" | "actorId" | "actorName" | "targetId" | "targetType"
  * in memory (Tail's live events), so the two cannot drift apart. test/tail/event-filter.test.ts checks them against
  * each other on random rows and filters.
  */
-type Condition =
+export type Condition =
   | { op: "equals"; column: TextColumn; value: string }
   | { op: "prefix"; column: "action"; value: string }
   | { op: "outcome"; value: number }
@@ -104,6 +104,34 @@ export function filterSql(filter: CompiledFilter, nowMicros: bigint): SQL[] {
     }
   };
   return filter.map(render).filter((s) => s !== undefined);
+}
+
+/** The values filterSql's SQL carries as parameters, in the order it writes them. */
+export function conditionParams(filter: CompiledFilter, nowMicros: bigint): unknown[] {
+  const params: unknown[] = [];
+  const collect = (c: Condition) => {
+    switch (c.op) {
+      case "equals":
+      case "outcome":
+        params.push(c.value);
+        break;
+      case "prefix":
+        params.push(`${escapeLike(c.value)}%`);
+        break;
+      case "since":
+      case "before":
+        params.push(microsToIso(c.micros));
+        break;
+      case "active":
+        params.push(microsToIso(nowMicros));
+        break;
+      case "any":
+        c.of.forEach(collect);
+        break;
+    }
+  };
+  filter.forEach(collect);
+  return params;
 }
 
 /** The same filter evaluated on a stored row. */

@@ -1,4 +1,4 @@
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, test, vi } from "vitest";
 import { systemClock } from "../../src/clock.js";
 import { createLogger } from "../../src/logger.js";
 import { rowToEvent } from "../../src/service/event-output.js";
@@ -237,5 +237,35 @@ describe("list", () => {
     expect(newest.map((r) => r.id)).toEqual(["e5", "e4"]);
     const last = newest[1] as EventRow;
     expect(await ids({ newestFirst: true, includeChildren: true, after: last })).toEqual(["e3", "e2", "e1"]);
+  });
+
+  test("drizzle builds each shape of query once; later calls with other values reuse its text and agree with it", async () => {
+    const fresh = new EventStore(database.db);
+    const build = vi.spyOn(fresh, "listQuery");
+    const window = { startTime: "2026-05-28T20:26:42.000000Z", endTime: "2026-05-28T20:26:45.000000Z" };
+    const shapes: Partial<typeof base>[] = [
+      {},
+      { actions: ["project_*", "user.logout"] },
+      { actorId: "ann", includeChildren: true, outcomeStatus: 2, activeOnly: true },
+      { ...window, targetId: "t1", targetType: "device", newestFirst: true },
+      { parentId: "e1", eventName: "x" },
+    ];
+    const other: Partial<typeof base>[] = [
+      { category: "" },
+      { actions: ["user.*", "project.create"] },
+      { actorId: "bob", includeChildren: true, outcomeStatus: 1, activeOnly: true },
+      { ...window, startTime: "2026-05-28T20:26:40.000000Z", targetId: "x", targetType: "device", newestFirst: true },
+      { parentId: "e2", eventName: "y" },
+    ];
+    // drizzle's own run of the statement, its raw int8 sequence made a number as list makes it.
+    const viaDrizzle = async (q: typeof base & { tenant: string }) =>
+      (await store.listQuery(q)).map((row) => ({ ...row, sequence: Number(row.sequence) }));
+    for (const [i, q] of shapes.entries()) {
+      const query = { ...base, tenant: "listing", ...q };
+      expect(await fresh.list(query)).toEqual(await viaDrizzle(query));
+      const second = { ...base, tenant: "listing", ...other[i] };
+      expect(await fresh.list(second)).toEqual(await viaDrizzle(second));
+    }
+    expect(build).toHaveBeenCalledTimes(shapes.length);
   });
 });

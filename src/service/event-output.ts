@@ -1,33 +1,52 @@
 import { create, fromJson, type JsonObject, type JsonValue, type MessageInitShape } from "@bufbuild/protobuf";
-import { type AuditEvent, AuditEventSchema, RequestInfoSchema } from "../../gen/audit/v1/event_pb.js";
+import { type AuditEvent, RequestInfoSchema } from "../../gen/audit/v1/event_pb.js";
 import type { EventRow } from "../store/event-store.js";
 import { pgToTimestamp } from "../store/time.js";
 
-/** A stored row as the AuditEvent message every protocol returns. */
+/**
+ * A stored row as the AuditEvent message every protocol returns. Built as the plain objects create() would make (a
+ * proto3 message is one: `$typeName`, every scalar and list field, message fields only when set), because create()
+ * ran for every message of every row of every page; test/core/event-output.test.ts checks they are equal.
+ */
 export function rowToEvent(row: EventRow): AuditEvent {
-  const hasActor = row.actorId || row.actorType || row.actorName || row.actorEmail || row.actorRoles.length > 0;
-  const hasTarget = row.targetId || row.targetType || row.targetName;
-  const hasOutcome = row.outcomeStatus || row.outcomeCode || row.outcomeMessage;
-  return create(AuditEventSchema, {
+  const event: AuditEvent = {
+    $typeName: "audit.v1.AuditEvent",
     id: row.id,
     tenant: row.tenant,
     sequence: BigInt(row.sequence),
     occurredAt: pgToTimestamp(row.occurredAt),
     receivedAt: pgToTimestamp(row.receivedAt),
-    completedAt: row.completedAt ? pgToTimestamp(row.completedAt) : undefined,
-    expiresAt: row.expiresAt ? pgToTimestamp(row.expiresAt) : undefined,
     source: row.source,
     action: row.action,
     category: row.category,
-    actor: hasActor
-      ? { id: row.actorId, type: row.actorType, name: row.actorName, email: row.actorEmail, roles: row.actorRoles }
-      : undefined,
-    target: hasTarget ? { id: row.targetId, type: row.targetType, name: row.targetName } : undefined,
-    outcome: hasOutcome ? { status: row.outcomeStatus, code: row.outcomeCode, message: row.outcomeMessage } : undefined,
-    request: row.request ? readRequestInfo(row.request) : undefined,
-    attributes: (row.attributes as JsonObject | null) ?? undefined,
     parentId: row.parentId,
-  });
+  };
+  if (row.completedAt) event.completedAt = pgToTimestamp(row.completedAt);
+  if (row.actorId || row.actorType || row.actorName || row.actorEmail || row.actorRoles.length > 0) {
+    event.actor = {
+      $typeName: "audit.v1.Actor",
+      id: row.actorId,
+      type: row.actorType,
+      name: row.actorName,
+      email: row.actorEmail,
+      roles: row.actorRoles,
+    };
+  }
+  if (row.targetId || row.targetType || row.targetName) {
+    event.target = { $typeName: "audit.v1.Target", id: row.targetId, type: row.targetType, name: row.targetName };
+  }
+  if (row.outcomeStatus || row.outcomeCode || row.outcomeMessage) {
+    event.outcome = {
+      $typeName: "audit.v1.Outcome",
+      status: row.outcomeStatus,
+      code: row.outcomeCode,
+      message: row.outcomeMessage,
+    };
+  }
+  if (row.request) event.request = readRequestInfo(row.request);
+  if (row.attributes) event.attributes = row.attributes as JsonObject;
+  if (row.expiresAt) event.expiresAt = pgToTimestamp(row.expiresAt);
+  return event;
 }
 
 /**

@@ -33,6 +33,7 @@ const BATCH = 500;
 /** Every input column, as the json variant's column list types them. */
 const COLUMNS: [keyof InputRow, string][] = [
   ["ord", "int"],
+  ["client_id", "boolean"],
   ["tenant", "text"],
   ["id", "text"],
   ["occurred_at", "timestamptz"],
@@ -104,7 +105,7 @@ const variants: Record<string, (db: Database) => Variant> = {
     let sequence = 0;
     return (db, tenant, batch, received) => {
       const rows = batch.map((event, ord) => {
-        const { ord: _, ...row } = inputRow({ tenant, event }, ord, received);
+        const { ord: _, client_id: __, ...row } = inputRow({ tenant, event }, ord, received);
         return {
           ...row,
           sequence: ++sequence,

@@ -268,6 +268,7 @@ export function appendStatement(sql: postgres.Sql, input: postgres.PendingQuery<
     existing as (
       select i.ord, e.content_hash = i.content_hash as same, e.*
       from input i join events e on e.tenant = i.tenant and e.id = i.id
+      where i.client_id
     ),
     fresh as (
       select i.*, row_number() over (partition by i.tenant order by i.ord) as rank
@@ -310,7 +311,7 @@ export function appendStatement(sql: postgres.Sql, input: postgres.PendingQuery<
 export function jsonInput(sql: postgres.Sql, rows: InputRow[]) {
   return sql`
     select * from json_to_recordset(${JSON.stringify(rows)}::json) as x(
-      ord int, tenant text, id text, occurred_at timestamptz, received_at timestamptz,
+      ord int, client_id boolean, tenant text, id text, occurred_at timestamptz, received_at timestamptz,
       completed_at timestamptz, expires_at timestamptz, source text, action text, category text,
       actor_id text, actor_type text, actor_name text, actor_email text, actor_roles text[],
       target_id text, target_type text, target_name text, outcome_status smallint, outcome_code text,
@@ -323,6 +324,8 @@ export function inputRow({ tenant, event }: GroupItem, ord: number, receivedMicr
   const receivedAt = microsToIso(receivedMicros);
   return {
     ord,
+    // Only an id the client chose can already be stored: a fresh uuidv7 needs no lookup (an index probe per event).
+    client_id: event.id !== "",
     tenant,
     id: event.id || uuidv7(Number(receivedMicros / 1000n)),
     occurred_at: event.occurredAt ?? receivedAt,

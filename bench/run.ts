@@ -211,18 +211,39 @@ async function vacuumAndCheckpoint(db: Database) {
 async function rounds<T extends { value: number; cpuSeconds: number }>(
   pids: Record<string, () => number[]>,
   once: () => Promise<T>,
-): Promise<{ result: T; cpu: CpuShares & { loadgen: number }; values: number[] }> {
-  const runs: { result: T; cpu: CpuShares & { loadgen: number } }[] = [];
+): Promise<Measured<T>> {
+  const [measured] = await interleavedRounds([{ pids, once }]);
+  return measured as Measured<T>;
+}
+
+interface Measured<T> {
+  result: T;
+  cpu: CpuShares & { loadgen: number };
+  values: number[];
+}
+
+/**
+ * Rounds of several measurements taken in turn (A, B, A, B, ...), so each sees the machine as the others did: on a
+ * shared machine, two measurements taken minutes apart differ by more than what they compare.
+ */
+async function interleavedRounds<T extends { value: number; cpuSeconds: number }>(
+  parts: { pids: Record<string, () => number[]>; once: () => Promise<T> }[],
+): Promise<Measured<T>[]> {
+  const runs = parts.map(() => [] as { result: T; cpu: CpuShares & { loadgen: number } }[]);
   for (let i = 0; i < ROUNDS; i++) {
-    await settleDatabase();
-    const stop = measureCpu(pids);
-    const result = await once();
-    const cpu = stop();
-    runs.push({ result, cpu: { ...cpu, loadgen: round((100 * result.cpuSeconds) / (cpu.seconds * CORES)) } });
+    for (const [p, part] of parts.entries()) {
+      await settleDatabase();
+      const stop = measureCpu(part.pids);
+      const result = await part.once();
+      const cpu = stop();
+      runs[p]?.push({ result, cpu: { ...cpu, loadgen: round((100 * result.cpuSeconds) / (cpu.seconds * CORES)) } });
+    }
   }
-  const values = runs.map((r) => r.result.value);
-  const chosen = runs.find((r) => r.result.value === median(values)) as (typeof runs)[number];
-  return { ...chosen, values };
+  return runs.map((partRuns) => {
+    const values = partRuns.map((r) => r.result.value);
+    const chosen = partRuns.find((r) => r.result.value === median(values)) as (typeof partRuns)[number];
+    return { ...chosen, values };
+  });
 }
 
 function serverCpuUs(cpu: CpuShares, requests: number): number | undefined {
@@ -244,7 +265,8 @@ async function count(db: Database, tenantPattern: string): Promise<number> {
 
 // 1. Storage limit ------------------------------------------------------------------------------------------------
 
-async function rawBaseline(server: BenchServer, db: Database) {
+/** One round of raw postgres.js writes (2 connections, 1000 rows a statement), by INSERT or by COPY. */
+function rawWriters(db: Database) {
   const templates = Array.from({ length: 1000 }, (_, i) => sampleNewEvent(i, 0n));
   let run = 0;
   const loop = async (write: (tenant: string, from: number) => Promise<number>) => {
@@ -264,49 +286,53 @@ async function rawBaseline(server: BenchServer, db: Database) {
     return { value: total / ((performance.now() - started) / 1000), cpuSeconds: (cpu.user + cpu.system) / 1e6 };
   };
   const micros = () => BigInt(Date.now()) * 1000n;
+  return {
+    insert: () =>
+      loop(async (tenant, from) => {
+        const now = micros();
+        const batch = templates.map((t, i) => rawRow(tenant, from + i + 1, t, now));
+        await db.sql`insert into events ${db.sql(batch, RAW_COLUMNS)}`;
+        return batch.length;
+      }),
+    copy: () =>
+      loop(async (tenant, from) => {
+        const now = micros();
+        const stream = await db.sql`copy events (${db.sql.unsafe(RAW_COLUMNS.join(", "))}) from stdin`.writable();
+        const lines = templates.map((t, i) => copyLine(rawRow(tenant, from + i + 1, t, now)));
+        await new Promise<void>((resolve, reject) => {
+          stream.on("error", reject);
+          stream.end(lines.join(""), () => resolve());
+        });
+        await new Promise<void>((resolve, reject) => {
+          stream.on("finish", resolve);
+          stream.on("close", resolve);
+          stream.on("error", reject);
+          if (stream.writableFinished) resolve();
+        });
+        return lines.length;
+      }),
+  };
+}
 
-  const insert = await rounds(pgGroup(server), () =>
-    loop(async (tenant, from) => {
-      const now = micros();
-      const batch = templates.map((t, i) => rawRow(tenant, from + i + 1, t, now));
-      await db.sql`insert into events ${db.sql(batch, RAW_COLUMNS)}`;
-      return batch.length;
-    }),
-  );
-  rows.push({
-    name: "raw INSERT, 1000 rows x 2 connections",
-    value: round(insert.result.value, 0),
+function rawRowOf(name: string, measured: Measured<{ value: number }>, note?: string): Row {
+  return {
+    name,
+    value: round(measured.result.value, 0),
     unit: "events/s",
-    cpu: insert.cpu,
-    rounds: insert.values.map((v) => round(v, 0)),
-    note: "the bench process is the load generator",
-  });
+    cpu: measured.cpu,
+    rounds: measured.values.map((v) => round(v, 0)),
+    note,
+  };
+}
 
-  const copy = await rounds(pgGroup(server), () =>
-    loop(async (tenant, from) => {
-      const now = micros();
-      const stream = await db.sql`copy events (${db.sql.unsafe(RAW_COLUMNS.join(", "))}) from stdin`.writable();
-      const lines = templates.map((t, i) => copyLine(rawRow(tenant, from + i + 1, t, now)));
-      await new Promise<void>((resolve, reject) => {
-        stream.on("error", reject);
-        stream.end(lines.join(""), () => resolve());
-      });
-      await new Promise<void>((resolve, reject) => {
-        stream.on("finish", resolve);
-        stream.on("close", resolve);
-        stream.on("error", reject);
-        if (stream.writableFinished) resolve();
-      });
-      return lines.length;
-    }),
-  );
-  rows.push({
-    name: "raw COPY, 1000 rows x 2 connections",
-    value: round(copy.result.value, 0),
-    unit: "events/s",
-    cpu: copy.cpu,
-    rounds: copy.values.map((v) => round(v, 0)),
-  });
+/** The storage limit. With BatchCreate selected, raw INSERT is measured there instead, in turn with it. */
+async function rawBaseline(server: BenchServer, db: Database, withInsert: boolean) {
+  const raw = rawWriters(db);
+  if (withInsert) {
+    const insert = await rounds(pgGroup(server), raw.insert);
+    rows.push(rawRowOf("raw INSERT, 1000 rows x 2 connections", insert, "the bench process is the load generator"));
+  }
+  rows.push(rawRowOf("raw COPY, 1000 rows x 2 connections", await rounds(pgGroup(server), raw.copy)));
 }
 
 // 2, 3, 5. Writes through the service -----------------------------------------------------------------------------
@@ -335,30 +361,39 @@ async function batchCreate(server: BenchServer, service: Service, db: Database) 
   };
   await load(spec, 2);
   await settle();
-  const measured = await rounds({ service: () => [service.pid], ...pgGroup(server) }, async () => {
-    const before = await count(db, "bench-batch-%");
-    const result = await load(spec);
-    await settle();
-    const stored = (await count(db, "bench-batch-%")) - before;
-    if (stored < result.ok * 500 || stored > (result.ok + 4) * 500) {
-      throw new Error(`BatchCreate: ${stored} stored, ${result.ok * 500} acknowledged`);
-    }
-    return { ...result, value: (result.ok * 500) / result.seconds };
-  });
-  const raw = rows.find((r) => r.name.startsWith("raw INSERT"));
-  const value = round(measured.result.value, 0);
+  // Raw INSERT and BatchCreate in turn, so the ratio compares them on the same machine, database and table size.
+  const [raw, measured] = await interleavedRounds<{ value: number; cpuSeconds: number } & Partial<LoadResult>>([
+    { pids: pgGroup(server), once: rawWriters(db).insert },
+    {
+      pids: { service: () => [service.pid], ...pgGroup(server) },
+      once: async () => {
+        const before = await count(db, "bench-batch-%");
+        const result = await load(spec);
+        await settle();
+        const stored = (await count(db, "bench-batch-%")) - before;
+        if (stored < result.ok * 500 || stored > (result.ok + 4) * 500) {
+          throw new Error(`BatchCreate: ${stored} stored, ${result.ok * 500} acknowledged`);
+        }
+        return { ...result, value: (result.ok * 500) / result.seconds };
+      },
+    },
+  ]);
+  if (!raw || !measured) throw new Error("interleaved rounds returned too few results");
+  const rawName = "raw INSERT, 1000 rows x 2 connections";
+  rows.push(rawRowOf(rawName, raw, "in turn with BatchCreate; the bench process is the load generator"));
+  const ratios = measured.values.map((v, i) => v / (raw.values[i] as number));
   rows.push({
     name: "BatchCreate gRPC, 500 events x 4 callers",
-    value,
+    value: round(measured.result.value, 0),
     unit: "events/s",
     p50Ms: measured.result.p50Ms,
     p99Ms: measured.result.p99Ms,
-    ratio: raw?.value ? { to: raw.name, value: round(value / raw.value, 2), target: 0.7 } : undefined,
+    ratio: { to: rawName, value: round(median(ratios), 2), target: 0.7 },
     cpu: measured.cpu,
-    serverCpuUsPerRequest: serverCpuUs(measured.cpu, measured.result.ok),
+    serverCpuUsPerRequest: serverCpuUs(measured.cpu, measured.result.ok ?? 0),
     tool: measured.result.tool,
     rounds: measured.values.map((v) => round(v, 0)),
-    note: "one tenant per caller",
+    note: `one tenant per caller; ratio per round ${ratios.map((r) => round(r, 2)).join(", ")}`,
   });
 }
 
@@ -373,75 +408,82 @@ async function unaryCreate(server: BenchServer, service: Service, db: Database, 
     connections: 4,
     streamsPerConnection: 16,
   });
-  const echoes = [
-    { mode: "connect", name: "bare Connect echo, unary gRPC, 64 streams" },
-    ...(selected("echo-ref")
-      ? ([
-          { mode: "node-http2", name: "reference: node:http2 gRPC-shaped echo" },
-          { mode: "grpc-js", name: "reference: @grpc/grpc-js echo" },
-        ] as const)
-      : []),
-  ] as const;
-  for (const { mode, name } of echoes) {
-    const echo = await startEcho(mode);
+  const echoRow = (name: string, bare: Measured<LoadResult & { value: number }>): Row => ({
+    name,
+    value: bare.result.perSecond,
+    unit: "req/s",
+    p50Ms: bare.result.p50Ms,
+    p99Ms: bare.result.p99Ms,
+    cpu: bare.cpu,
+    serverCpuUsPerRequest: serverCpuUs(bare.cpu, bare.result.ok),
+    tool: bare.result.tool,
+    rounds: bare.values,
+  });
+  const echoRound = (echo: Service) => async () => {
+    const result = await load(spec(echo.url));
+    return { ...result, value: result.perSecond };
+  };
+  const createRound = (target: Service) => async () => {
+    const before = await count(db, "bench-unary");
+    const result = await load(spec(target.url));
+    await settle();
+    const stored = (await count(db, "bench-unary")) - before;
+    // h2load counts HTTP 200 as success, and a gRPC error is a 200 too: check what reached the table. Calls still in
+    // flight when the load generator stops are stored without being counted.
+    if (stored < result.ok || stored > result.ok + 64)
+      throw new Error(`Create: ${stored} stored, ${result.ok} acknowledged`);
+    return { ...result, value: result.perSecond };
+  };
+  /**
+   * Create measured in turn with the bare Connect echo (both processes up, one loaded at a time), so the ratio
+   * compares the two under the same conditions; it is the median of the per-round ratios.
+   */
+  const againstEcho = async (target: Service, name: string) => {
+    const echo = await startEcho("connect");
     try {
       await load(spec(echo.url), 2);
-      const bare = await rounds({ echo: () => [echo.pid] }, async () => {
-        const result = await load(spec(echo.url));
-        return { ...result, value: result.perSecond };
-      });
-      rows.push({
+      await load(spec(target.url), 2);
+      await settle();
+      const [bare, measured] = (await interleavedRounds([
+        { pids: { echo: () => [echo.pid] }, once: echoRound(echo) },
+        { pids: { service: () => [target.pid], ...pgGroup(server) }, once: createRound(target) },
+      ])) as [Measured<LoadResult & { value: number }>, Measured<LoadResult & { value: number }>];
+      const ratios = measured.values.map((v, i) => v / (bare.values[i] as number));
+      rows.push(echoRow("bare Connect echo, 64 streams, in turn with the row below", bare), {
         name,
-        value: bare.result.perSecond,
+        value: measured.result.perSecond,
         unit: "req/s",
-        p50Ms: bare.result.p50Ms,
-        p99Ms: bare.result.p99Ms,
-        cpu: bare.cpu,
-        serverCpuUsPerRequest: serverCpuUs(bare.cpu, bare.result.ok),
-        tool: bare.result.tool,
-        rounds: bare.values,
+        p50Ms: measured.result.p50Ms,
+        p99Ms: measured.result.p99Ms,
+        ratio: { to: "the echo rounds taken in turn", value: round(median(ratios), 2), target: 0.8 },
+        cpu: measured.cpu,
+        serverCpuUsPerRequest: serverCpuUs(measured.cpu, measured.result.ok),
+        tool: measured.result.tool,
+        rounds: measured.values,
+        note: `ratio per round ${ratios.map((r) => round(r, 2)).join(", ")}`,
       });
     } finally {
       await echo.stop();
     }
-  }
-  const echoRow = rows.find((r) => r.name.startsWith("bare Connect echo"));
-  const measure = async (target: Service, name: string) => {
-    await load(spec(target.url), 2);
-    await settle();
-    const measured = await rounds({ service: () => [target.pid], ...pgGroup(server) }, async () => {
-      const before = await count(db, "bench-unary");
-      const result = await load(spec(target.url));
-      await settle();
-      const stored = (await count(db, "bench-unary")) - before;
-      // h2load counts HTTP 200 as success, and a gRPC error is a 200 too: check what reached the table. Calls still
-      // in flight when the load generator stops are stored without being counted.
-      if (stored < result.ok || stored > result.ok + 64) {
-        throw new Error(`Create: ${stored} stored, ${result.ok} acknowledged`);
-      }
-      return { ...result, value: result.perSecond };
-    });
-    rows.push({
-      name,
-      value: measured.result.perSecond,
-      unit: "req/s",
-      p50Ms: measured.result.p50Ms,
-      p99Ms: measured.result.p99Ms,
-      ratio: echoRow?.value
-        ? { to: echoRow.name, value: round(measured.result.perSecond / echoRow.value, 2), target: 0.8 }
-        : undefined,
-      cpu: measured.cpu,
-      serverCpuUsPerRequest: serverCpuUs(measured.cpu, measured.result.ok),
-      tool: measured.result.tool,
-      rounds: measured.values,
-    });
   };
-  await measure(service, "Create gRPC, 64 streams (group commit)");
+  await againstEcho(service, "Create gRPC, 64 streams (group commit)");
   if (selected("echo-ref")) {
+    for (const { mode, name } of [
+      { mode: "node-http2", name: "reference: node:http2 gRPC-shaped echo" },
+      { mode: "grpc-js", name: "reference: @grpc/grpc-js echo" },
+    ] as const) {
+      const echo = await startEcho(mode);
+      try {
+        await load(spec(echo.url), 2);
+        rows.push(echoRow(name, await rounds({ echo: () => [echo.pid] }, echoRound(echo))));
+      } finally {
+        await echo.stop();
+      }
+    }
     // The same service with every call on Connect's own gRPC handler: what the direct path saves.
     const connectPath = await startService(databaseUrl, { GRPC_FAST_PATH: "false" });
     try {
-      await measure(connectPath, "reference: Create, GRPC_FAST_PATH=false");
+      await againstEcho(connectPath, "reference: Create, GRPC_FAST_PATH=false");
     } finally {
       await connectPath.stop();
     }
@@ -673,7 +715,7 @@ async function main() {
     console.log(`bench: ${ROUNDS} rounds of ${SECONDS} s, ${CORES} cores, load average ${loadBefore[0]?.toFixed(2)}`);
     if (selected("raw")) {
       console.log("1. raw postgres.js baseline");
-      await rawBaseline(server, writes);
+      await rawBaseline(server, writes, !selected("batch"));
     }
 
     if (selected("batch") || selected("unary") || selected("http")) {

@@ -265,12 +265,14 @@ async function count(db: Database, tenantPattern: string): Promise<number> {
 
 // 1. Storage limit ------------------------------------------------------------------------------------------------
 
+/** Raw rounds so far: each writes its own tenants, whichever writer runs it. */
+let rawRuns = 0;
+
 /** One round of raw postgres.js writes (2 connections, 1000 rows a statement), by INSERT or by COPY. */
 function rawWriters(db: Database) {
   const templates = Array.from({ length: 1000 }, (_, i) => sampleNewEvent(i, 0n));
-  let run = 0;
   const loop = async (write: (tenant: string, from: number) => Promise<number>) => {
-    const tenant = `raw-${run++}`;
+    const tenant = `raw-${rawRuns++}`;
     const deadline = performance.now() + SECONDS * 1000;
     const started = performance.now();
     const cpu0 = process.cpuUsage();

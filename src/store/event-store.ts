@@ -321,13 +321,13 @@ export function jsonInput(sql: postgres.Sql, rows: InputRow[]) {
 
 /** The statement's input: one JSON object per event, keys as the json_to_recordset column list names them. */
 export function inputRow({ tenant, event }: GroupItem, ord: number, receivedMicros: bigint) {
-  const receivedAt = microsToIso(receivedMicros);
+  const { iso: receivedAt, ms: receivedMs } = received(receivedMicros);
   return {
     ord,
     // Only an id the client chose can already be stored: a fresh uuidv7 needs no lookup (an index probe per event).
     client_id: event.id !== "",
     tenant,
-    id: event.id || uuidv7(Number(receivedMicros / 1000n)),
+    id: event.id || uuidv7(receivedMs),
     occurred_at: event.occurredAt ?? receivedAt,
     received_at: receivedAt,
     completed_at: event.completedAt ?? null,
@@ -356,6 +356,16 @@ export function inputRow({ tenant, event }: GroupItem, ord: number, receivedMicr
 }
 
 export type InputRow = ReturnType<typeof inputRow>;
+
+/** Every event of a write shares its received_at: formatted once, not once per event. */
+let lastReceived = { micros: -1n, iso: "", ms: 0 };
+
+function received(micros: bigint): { iso: string; ms: number } {
+  if (lastReceived.micros !== micros) {
+    lastReceived = { micros, iso: microsToIso(micros), ms: Number(micros / 1000n) };
+  }
+  return lastReceived;
+}
 
 /** A row of the append statement: per input event, the new sequence, or the stored event with the same id. */
 type StatementRow = Omit<EventRow, "sequence"> & {

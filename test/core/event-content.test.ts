@@ -1,16 +1,16 @@
-import { create, type JsonObject, type MessageInitShape, toJson } from "@bufbuild/protobuf";
+import { create, type JsonObject, toJson } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { expect, test } from "vitest";
 import { AuditEventSchema } from "../../gen/audit/v1/event_pb.js";
 import { canonicalContent, canonicalJson, readEvent } from "../../src/service/event-input.js";
-
-type EventInit = MessageInitShape<typeof AuditEventSchema>;
+import { auditEvents } from "../support/arbitrary-event.js";
 
 const text = fc.oneof(fc.constant(""), fc.string({ maxLength: 10 }), fc.string({ unit: "grapheme", maxLength: 30 }));
-const optional = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined });
-// Valid timestamps (what readEvent lets through to the hash), with 0, 3, 6 and 9 significant fractional digits.
-const timestamp = optional(
-  fc.record({
+// Valid values (what readEvent lets through to the hash); timestamps with 0, 3, 6 and 9 significant fractional digits.
+const event = auditEvents({
+  text,
+  int64: fc.bigInt({ min: 0n, max: 1n << 40n }),
+  timestamp: fc.record({
     seconds: fc.bigInt({ min: 0n, max: 253_402_300_799n }),
     nanos: fc.oneof(
       fc.constant(0),
@@ -19,36 +19,10 @@ const timestamp = optional(
       fc.integer({ min: 1, max: 999_999_999 }),
     ),
   }),
-);
-const event: fc.Arbitrary<EventInit> = fc.record({
-  id: text,
-  tenant: text,
-  sequence: fc.bigInt({ min: 0n, max: 1n << 40n }),
-  occurredAt: timestamp,
-  receivedAt: timestamp,
-  completedAt: timestamp,
-  expiresAt: timestamp,
-  source: text,
-  action: text,
-  category: text,
-  actor: optional(
-    fc.record({ id: text, type: text, name: text, email: text, roles: fc.array(text, { maxLength: 3 }) }),
-  ),
-  target: optional(fc.record({ id: text, type: text, name: text })),
-  outcome: optional(fc.record({ status: fc.constantFrom(0, 1, 2), code: text, message: text })),
-  request: optional(
-    fc.record({
-      ip: text,
-      method: text,
-      url: text,
-      userAgent: text,
-      durationMs: fc.oneof(fc.constant(0), fc.constant(-0), fc.double({ noNaN: true, noDefaultInfinity: true })),
-      correlationId: text,
-      sessionId: text,
-    }),
-  ),
-  attributes: optional(fc.dictionary(text, fc.jsonValue({ maxDepth: 3 }), { maxKeys: 6 }) as fc.Arbitrary<JsonObject>),
-  parentId: text,
+  double: fc.oneof(fc.constant(0), fc.constant(-0), fc.double({ noNaN: true, noDefaultInfinity: true })),
+  outcomeStatus: fc.constantFrom(0, 1, 2),
+  rolesMax: 3,
+  attributesDepth: 3,
 });
 
 test("the canonical content is canonicalJson of toJson without the output-only fields", () => {

@@ -22,7 +22,7 @@ import {
   type NewEvent,
 } from "../src/store/event-store.js";
 import { events, tenantSequences } from "../src/store/schema.js";
-import { sampleNewEvent } from "./support/fixtures.js";
+import { rawRow, sampleNewEvent } from "./support/fixtures.js";
 import { dropDatabase, openDatabase, startBenchServer } from "./support/postgres.js";
 import { round } from "./support/system.js";
 
@@ -104,16 +104,7 @@ const variants: Record<string, (db: Database) => Variant> = {
   "raw multi-row INSERT, no checks": () => {
     let sequence = 0;
     return (db, tenant, batch, received) => {
-      const rows = batch.map((event, ord) => {
-        const { ord: _, client_id: __, ...row } = inputRow({ tenant, event }, ord, received);
-        return {
-          ...row,
-          sequence: ++sequence,
-          request: JSON.stringify(row.request),
-          attributes: JSON.stringify(row.attributes),
-          content_hash: event.contentHash,
-        };
-      });
+      const rows = batch.map((event) => rawRow(tenant, ++sequence, event, received));
       return db.sql`insert into events ${db.sql(rows)}`;
     };
   },

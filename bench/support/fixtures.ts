@@ -2,9 +2,7 @@ import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { AuditEventSchema } from "../../gen/audit/v1/event_pb.js";
 import type { FieldViolation } from "../../src/errors.js";
 import { readEvent } from "../../src/service/event-input.js";
-import type { NewEvent } from "../../src/store/event-store.js";
-import { microsToIso } from "../../src/store/time.js";
-import { uuidv7 } from "../../src/store/uuid.js";
+import { inputRow, type NewEvent } from "../../src/store/event-store.js";
 
 export type EventInit = MessageInitShape<typeof AuditEventSchema>;
 
@@ -41,34 +39,18 @@ export function sampleNewEvent(i: number, nowMicros: bigint): NewEvent {
   return event;
 }
 
-/** A complete events row (column name to value) for raw INSERTs, the baseline the service is compared with. */
+/**
+ * A complete events row (column name to value) for raw INSERTs, the baseline the service is compared with: the row
+ * the store's own append statement would insert (its inputRow), with a sequence, and with json and bytea columns in
+ * the forms a plain INSERT or COPY takes.
+ */
 export function rawRow(tenant: string, sequence: number, template: NewEvent, occurredMicros: bigint) {
-  const at = microsToIso(occurredMicros);
+  const { ord: _, client_id: __, ...row } = inputRow({ tenant, event: { ...template, id: "" } }, 0, occurredMicros);
   return {
-    tenant,
+    ...row,
     sequence,
-    id: uuidv7(Number(occurredMicros / 1000n)),
-    occurred_at: at,
-    received_at: at,
-    completed_at: null,
-    expires_at: null,
-    source: template.source ?? "",
-    action: template.action,
-    category: template.category ?? "",
-    actor_id: template.actorId ?? "",
-    actor_type: template.actorType ?? "",
-    actor_name: template.actorName ?? "",
-    actor_email: template.actorEmail ?? "",
-    actor_roles: template.actorRoles ?? [],
-    target_id: template.targetId ?? "",
-    target_type: template.targetType ?? "",
-    target_name: template.targetName ?? "",
-    outcome_status: template.outcomeStatus ?? 0,
-    outcome_code: template.outcomeCode ?? "",
-    outcome_message: template.outcomeMessage ?? "",
-    request: JSON.stringify(template.request ?? null),
-    attributes: JSON.stringify(template.attributes ?? null),
-    parent_id: template.parentId ?? "",
+    request: JSON.stringify(row.request),
+    attributes: JSON.stringify(row.attributes),
     content_hash: template.contentHash,
   };
 }

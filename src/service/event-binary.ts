@@ -1,4 +1,11 @@
-import { type DescMessage, type JsonObject, type JsonValue, type Message, toBinary } from "@bufbuild/protobuf";
+import {
+  type DescMessage,
+  type JsonObject,
+  type JsonValue,
+  type Message,
+  ScalarType,
+  toBinary,
+} from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { type AuditEvent, AuditEventSchema } from "../../gen/audit/v1/event_pb.js";
 
@@ -6,7 +13,7 @@ import { type AuditEvent, AuditEventSchema } from "../../gen/audit/v1/event_pb.j
  * The protobuf binary form of messages made of AuditEvents (CreateResponse, ListResponse, ...), written by hand into
  * one buffer. protobuf-es's toBinary is exact but general: it turns each Struct of attributes into Value messages,
  * forks a chunk list per nested message and encodes every string through a TextEncoder, which made encoding the
- * largest cost of a List page. The output is byte for byte what toBinary writes (test/core/event-binary.test.ts
+ * largest cost of a List page. The output is byte for byte what toBinary writes (test/server/event-binary.test.ts
  * checks it on generated events); anything this writer does not know (unknown fields, other field types) is left to
  * toBinary.
  */
@@ -20,11 +27,19 @@ export function eventMessageEncoder(desc: DescMessage): ((message: Message) => U
         const event = m[localName] as AuditEvent | undefined;
         if (event !== undefined) w.event(number, event);
       });
-    } else if (field.fieldKind === "list" && field.listKind === "message" && field.message === AuditEventSchema) {
+    } else if (
+      field.fieldKind === "list" &&
+      field.listKind === "message" &&
+      field.message.typeName === AuditEventSchema.typeName
+    ) {
       fields.push((w, m) => {
         for (const event of m[localName] as AuditEvent[]) w.event(number, event);
       });
-    } else if (field.fieldKind === "scalar" && field.scalar === 9 /* STRING */ && field.presence === 2 /* IMPLICIT */) {
+    } else if (
+      field.fieldKind === "scalar" &&
+      field.scalar === ScalarType.STRING &&
+      field.presence === IMPLICIT_PRESENCE
+    ) {
       fields.push((w, m) => w.string(number, m[localName] as string));
     } else {
       return undefined;
@@ -37,6 +52,9 @@ export function eventMessageEncoder(desc: DescMessage): ((message: Message) => U
     return w.finish();
   };
 }
+
+/** google.protobuf.FeatureSet.FieldPresence.IMPLICIT: a proto3 scalar, written only when not its zero value. */
+const IMPLICIT_PRESENCE = 2;
 
 const LEN = 2;
 const VARINT = 0;

@@ -34,12 +34,15 @@ export interface ConnectOptions {
   migrationUrl?: string;
 }
 
+/** How long the pool waits for a new connection; EventStore bounds its wait for a reserved one by the same. */
+export const CONNECT_TIMEOUT_SECONDS = 5;
+
 export async function connectDatabase(url: string, options: ConnectOptions): Promise<Database> {
   const { logger } = options;
   const sql = postgres(url, {
     max: options.poolSize,
     onnotice: () => {},
-    connect_timeout: 5,
+    connect_timeout: CONNECT_TIMEOUT_SECONDS,
     // postgres.js waits up to 20 s (exponential, shared by the pool) before reconnecting after a failed attempt, and
     // a call waits with it. A short cap keeps calls failing fast during an outage and the service back within a
     // moment of the database; attempts are still only made when a call needs a connection.

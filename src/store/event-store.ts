@@ -1,7 +1,7 @@
 import { and, asc, desc, eq, getTableColumns, gt, lte, type SQL, sql } from "drizzle-orm";
 import type postgres from "postgres";
 import type { Clock } from "../clock.js";
-import type { Db } from "./database.js";
+import { CONNECT_TIMEOUT_SECONDS, type Db } from "./database.js";
 import {
   type CompiledFilter,
   type Condition,
@@ -125,7 +125,7 @@ export class EventStore {
     if (items.length === 0) return [];
     const tenants = [...new Set(items.map((item) => item.tenant))].sort();
     for (let attempt = 1; ; attempt++) {
-      const tx = await this.sql.reserve();
+      const tx = await reserveConnection(this.sql);
       try {
         await Promise.all([
           tx`begin`,
@@ -422,6 +422,39 @@ function storedRow(sent: InputRow, sequence: number): EventRow {
     attributes: sent.attributes,
     parentId: sent.parent_id,
   };
+}
+
+/**
+ * sql.reserve(), bounded. postgres.js 3.4.9 can leave a reservation queued for good when its connection attempts fail
+ * during an outage (test/reliability/outage.test.ts caught calls waiting past their 15 s deadline after the
+ * database was back). After the pool's connect timeout the write fails as a failed connection would
+ * (CONNECT_TIMEOUT: UNAVAILABLE, retryable, nothing written); a reservation that still arrives is released at once.
+ */
+function reserveConnection(sql: postgres.Sql): Promise<postgres.ReservedSql> {
+  return new Promise((resolve, reject) => {
+    let gaveUp = false;
+    const timer = setTimeout(() => {
+      gaveUp = true;
+      reject(
+        Object.assign(new Error(`no database connection within ${CONNECT_TIMEOUT_SECONDS} s`), {
+          code: "CONNECT_TIMEOUT",
+        }),
+      );
+    }, CONNECT_TIMEOUT_SECONDS * 1000);
+    sql.reserve().then(
+      (tx) => {
+        if (gaveUp) tx.release();
+        else {
+          clearTimeout(timer);
+          resolve(tx);
+        }
+      },
+      (error) => {
+        clearTimeout(timer);
+        reject(error);
+      },
+    );
+  });
 }
 
 /** The SQLSTATE of a database error, if it is one. */

@@ -138,7 +138,7 @@ export class EventStore {
         const receivedMicros = clock.nowMicros();
         const rows = items.map((item, ord) => inputRow(item, ord, receivedMicros));
         const [result] = await Promise.all([appendStatement(tx, jsonInput(tx, rows), atomic), tx`commit`]);
-        return outcomes(rows, result);
+        return outcomes(rows, result, atomic);
       } catch (error) {
         await tx`rollback`.catch(() => {});
         if (attempt >= ATTEMPTS || !RETRYABLE.has(sqlState(error) ?? "")) throw error;
@@ -294,13 +294,12 @@ export function appendStatement(sql: postgres.Sql, input: postgres.PendingQuery<
         f.actor_roles, f.target_id, f.target_type, f.target_name, f.outcome_status, f.outcome_code,
         f.outcome_message, f.request, f.attributes, f.parent_id, f.content_hash
       from fresh f join counts c using (tenant) join sequences s using (tenant)
-      returning tenant, id, sequence
     )
     select
-      i.ord, ins.sequence as "insertedSequence", x.same, ${sql.unsafe(EXISTING_COLUMNS)}
-    from input i
-    left join inserted ins on ins.tenant = i.tenant and ins.id = i.id
-    left join existing x on x.ord = i.ord
+      s.tenant as "freshTenant", s.last_sequence as "lastSequence", c.n as "freshCount", x.ord, x.same,
+      ${sql.unsafe(EXISTING_COLUMNS)}
+    from sequences s join counts c using (tenant)
+    full join existing x on false
   `;
 }
 
@@ -367,29 +366,59 @@ function received(micros: bigint): { iso: string; ms: number } {
   return lastReceived;
 }
 
-/** A row of the append statement: per input event, the new sequence, or the stored event with the same id. */
+/**
+ * A row of the append statement: per tenant that got new events, its last sequence and how many it got (the
+ * fresh* columns); per input event whose id is already stored, that stored event (ord, same and its columns).
+ */
 type StatementRow = Omit<EventRow, "sequence"> & {
-  ord: number;
-  insertedSequence: string | null;
+  freshTenant: string | null;
+  lastSequence: string | null;
+  freshCount: string | null;
+  ord: number | null;
   same: boolean | null;
   sequence: string | null;
 };
 
-function outcomes(input: InputRow[], result: StatementRow[]): ItemOutcome[] {
+/**
+ * Each event's outcome. The statement returns only what Node cannot know: the stored events behind known ids, and
+ * each tenant's new last sequence. The rest follows as in the statement: an event is fresh unless its id is stored,
+ * or another event of an all-or-nothing batch conflicts; a tenant's fresh events take the sequences up to its last,
+ * in input order. Each tenant's count of fresh events is checked against the statement's own.
+ */
+function outcomes(input: InputRow[], result: StatementRow[], atomic: boolean): ItemOutcome[] {
   const out: ItemOutcome[] = new Array(input.length);
+  const next = new Map<string, { sequence: number; left: number }>();
+  let conflicts = false;
   for (const r of result) {
-    const sent = input[r.ord];
-    if (!sent) throw new Error(`append statement returned unknown ord ${r.ord}`);
-    if (r.insertedSequence !== null) {
-      out[r.ord] = { kind: "stored", row: storedRow(sent, Number(r.insertedSequence)) };
-    } else if (r.sequence !== null) {
-      const { ord, insertedSequence, same, ...row } = r;
-      out[r.ord] = same
+    if (r.freshTenant !== null) {
+      const count = Number(r.freshCount);
+      next.set(r.freshTenant, { sequence: Number(r.lastSequence) - count + 1, left: count });
+    } else if (r.ord !== null) {
+      const { freshTenant, lastSequence, freshCount, ord, same, ...row } = r;
+      conflicts ||= !same;
+      out[ord] = same
         ? { kind: "replayed", row: { ...row, sequence: Number(r.sequence) } }
         : { kind: "conflict", id: r.id };
-    } else {
-      out[r.ord] = { kind: "skipped" };
     }
+  }
+  // An all-or-nothing batch with a conflict writes nothing, and the statement advanced no sequence.
+  const skipAll = atomic && conflicts;
+  if (skipAll && next.size > 0) throw new Error("append statement stored events of a batch with a conflict");
+  for (let ord = 0; ord < input.length; ord++) {
+    if (out[ord] !== undefined) continue;
+    const sent = input[ord] as InputRow;
+    const tenant = next.get(sent.tenant);
+    if (skipAll) {
+      out[ord] = { kind: "skipped" };
+    } else if (tenant === undefined || tenant.left === 0) {
+      throw new Error(`append statement stored fewer events of tenant ${sent.tenant} than were fresh`);
+    } else {
+      out[ord] = { kind: "stored", row: storedRow(sent, tenant.sequence++) };
+      tenant.left--;
+    }
+  }
+  for (const [tenant, { left }] of next) {
+    if (left !== 0) throw new Error(`append statement stored more events of tenant ${tenant} than were fresh`);
   }
   return out;
 }

@@ -8,12 +8,13 @@ import {
 } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { type AuditEvent, AuditEventSchema } from "../../gen/audit/v1/event_pb.js";
+import { BIT64, IMPLICIT_PRESENCE, LEN, VARINT } from "./wire-format.js";
 
 /**
  * The protobuf binary form of messages made of AuditEvents (CreateResponse, ListResponse, ...), written by hand into
  * one buffer. protobuf-es's toBinary is exact but general: it turns each Struct of attributes into Value messages,
  * forks a chunk list per nested message and encodes every string through a TextEncoder, which made encoding the
- * largest cost of a List page. The output is byte for byte what toBinary writes (test/server/event-binary.test.ts
+ * largest cost of a List page. The output is byte for byte what toBinary writes (test/server/event-binary-writer.test.ts
  * checks it on generated events); anything this writer does not know (unknown fields, other field types) is left to
  * toBinary.
  */
@@ -52,13 +53,6 @@ export function eventMessageEncoder(desc: DescMessage): ((message: Message) => U
     return w.finish();
   };
 }
-
-/** google.protobuf.FeatureSet.FieldPresence.IMPLICIT: a proto3 scalar, written only when not its zero value. */
-const IMPLICIT_PRESENCE = 2;
-
-const LEN = 2;
-const VARINT = 0;
-const BIT64 = 1;
 
 class Writer {
   private buf = Buffer.allocUnsafe(4096);

@@ -10,7 +10,7 @@ import {
   TailRequestSchema,
 } from "../../gen/audit/v1/audit_service_pb.js";
 import { AuditEventSchema } from "../../gen/audit/v1/event_pb.js";
-import { eventMessageEncoder } from "../../src/service/event-binary.js";
+import { eventMessageEncoder } from "../../src/service/event-binary-writer.js";
 import { auditEvents } from "../support/arbitrary-event.js";
 
 // Short and long (over 127 bytes, so lengths take two bytes), ASCII and not, with lone surrogates toBinary replaces.

@@ -17,13 +17,15 @@ import { BIT64, IMPLICIT_PRESENCE, LEN, VARINT } from "./wire-format.js";
  * returns equals fromBinary's result, on generated messages and on mutations of them.
  */
 export function eventMessageDecoder(desc: DescMessage): ((bytes: Uint8Array) => Message | undefined) | undefined {
-  const fields = new Map<number, (r: Reader, message: Record<string, unknown>, end: number) => void>();
-  const zero: Record<string, unknown> = {};
+  // Every field this reader knows at the top (strings, events) is length-delimited.
+  const readers = new Map<number, (r: Reader, message: Record<string, unknown>) => void>();
+  const strings: string[] = [];
+  const lists: string[] = [];
   for (const field of desc.fields) {
-    const { localName, number } = field;
+    const { localName } = field;
     if (field.oneof) return undefined;
     if (field.fieldKind === "message" && field.message.typeName === AuditEventSchema.typeName) {
-      fields.set(number, (r, m) => {
+      readers.set(field.number, (r, m) => {
         if (m[localName] !== undefined) throw DEFER;
         m[localName] = r.event(r.length(r.end));
       });
@@ -32,8 +34,8 @@ export function eventMessageDecoder(desc: DescMessage): ((bytes: Uint8Array) => 
       field.listKind === "message" &&
       field.message.typeName === AuditEventSchema.typeName
     ) {
-      zero[localName] = null;
-      fields.set(number, (r, m) => {
+      lists.push(localName);
+      readers.set(field.number, (r, m) => {
         (m[localName] as AuditEvent[]).push(r.event(r.length(r.end)));
       });
     } else if (
@@ -41,9 +43,9 @@ export function eventMessageDecoder(desc: DescMessage): ((bytes: Uint8Array) => 
       field.scalar === ScalarType.STRING &&
       field.presence === IMPLICIT_PRESENCE
     ) {
-      zero[localName] = "";
-      fields.set(number, (r, m, end) => {
-        m[localName] = r.string(end);
+      strings.push(localName);
+      readers.set(field.number, (r, m) => {
+        m[localName] = r.string(r.end);
       });
     } else {
       return undefined;
@@ -51,15 +53,15 @@ export function eventMessageDecoder(desc: DescMessage): ((bytes: Uint8Array) => 
   }
   return (bytes) => {
     const message: Record<string, unknown> = { $typeName: desc.typeName };
-    for (const [key, value] of Object.entries(zero)) message[key] = value === null ? [] : value;
+    for (const name of strings) message[name] = "";
+    for (const name of lists) message[name] = [];
     const r = new Reader(bytes);
     try {
       while (r.pos < r.end) {
-        // Every field this reader knows at the top (strings, events) is length-delimited.
         const tag = r.tag(r.end);
-        const read = fields.get(tag >>> 3);
+        const read = readers.get(tag >>> 3);
         if (read === undefined || (tag & 7) !== LEN) throw DEFER;
-        read(r, message, r.end);
+        read(r, message);
       }
       return message as Message;
     } catch (error) {
@@ -72,6 +74,7 @@ export function eventMessageDecoder(desc: DescMessage): ((bytes: Uint8Array) => 
 /** Thrown by the reader for anything it leaves to fromBinary; made once, as it carries no detail. */
 const DEFER = Symbol("left to fromBinary");
 
+/** Strings up to this many bytes are checked for ASCII in a loop, which beats a call to isUtf8 on short ones. */
 const SHORT_STRING = 64;
 
 /** Deep enough for any attributes readEvent accepts; deeper ones are fromBinary's (and its recursion limit's). */
@@ -130,7 +133,6 @@ class Reader {
     const start = this.pos;
     this.pos = stop;
     if (stop - start <= SHORT_STRING) {
-      // Short ASCII strings, nearly all of an event's, are checked here: isUtf8 costs more per call.
       let i = start;
       while (i < stop && (buf[i] as number) < 0x80) i++;
       if (i === stop) return buf.toString("latin1", start, stop);

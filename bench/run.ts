@@ -30,7 +30,7 @@ import { type BenchServer, dropDatabase, openDatabase, startBenchServer } from "
 import { type CpuShares, measureCpu, round, watchRss } from "./support/system.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
 const LIST_EVENTS = Number(process.env.BENCH_LIST_EVENTS ?? 1_000_000);
 const LOAD_SECONDS = Number(process.env.BENCH_LOAD_SECONDS ?? 300);
 const LIST_DATABASE = "audit_bench_list";

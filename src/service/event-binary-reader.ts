@@ -107,9 +107,7 @@ class Reader {
 
   /** A field's tag: field numbers below 2048 (two bytes), which covers every field this reader knows. */
   tag(end: number): number {
-    const tag = this.varint(end);
-    if (tag > 0x3fff) throw DEFER;
-    return tag;
+    return this.varintUpTo(0x3fff, end);
   }
 
   /** A length prefix; returns where the value ends, which must be inside its message. */
@@ -122,8 +120,12 @@ class Reader {
 
   /** An int32 that is not negative (a negative one is ten bytes on the wire, and rare: fromBinary's). */
   int32(end: number): number {
+    return this.varintUpTo(0x7fffffff, end);
+  }
+
+  private varintUpTo(max: number, end: number): number {
     const value = this.varint(end);
-    if (value > 0x7fffffff) throw DEFER;
+    if (value > max) throw DEFER;
     return value;
   }
 

@@ -283,6 +283,7 @@ export function appendStatement(sql: postgres.Sql, input: postgres.PendingQuery<
       on conflict (tenant) do update set last_sequence = s.last_sequence + excluded.last_sequence
       returning s.tenant, s.last_sequence
     ),
+    -- Referenced by nothing: PostgreSQL runs every data-modifying CTE to completion all the same.
     inserted as (
       insert into events (
         tenant, sequence, id, occurred_at, received_at, completed_at, expires_at, source, action, category,

@@ -1,7 +1,14 @@
 import { isUtf8 } from "node:buffer";
 import { type DescMessage, type JsonObject, type JsonValue, type Message, ScalarType } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { type AuditEvent, AuditEventSchema } from "../../gen/audit/v1/event_pb.js";
+import {
+  type Actor,
+  type AuditEvent,
+  AuditEventSchema,
+  type Outcome,
+  type RequestInfo,
+  type Target,
+} from "../../gen/audit/v1/event_pb.js";
 import { BIT64, IMPLICIT_PRESENCE, LEN, VARINT } from "./wire-format.js";
 
 /**
@@ -17,53 +24,40 @@ import { BIT64, IMPLICIT_PRESENCE, LEN, VARINT } from "./wire-format.js";
  * returns equals fromBinary's result, on generated messages and on mutations of them.
  */
 export function eventMessageDecoder(desc: DescMessage): ((bytes: Uint8Array) => Message | undefined) | undefined {
-  // Every field this reader knows at the top (strings, events) is length-delimited.
-  const readers = new Map<number, (r: Reader, message: Record<string, unknown>) => void>();
+  const fields: Record<number, FieldLayout> = {};
   const strings: string[] = [];
   const lists: string[] = [];
   for (const field of desc.fields) {
-    const { localName } = field;
+    const { localName, number } = field;
     if (field.oneof) return undefined;
     if (field.fieldKind === "message" && field.message.typeName === AuditEventSchema.typeName) {
-      readers.set(field.number, (r, m) => {
-        if (m[localName] !== undefined) throw DEFER;
-        m[localName] = r.event(r.length(r.end));
-      });
+      fields[number] = message(localName, EVENT, newEvent);
     } else if (
       field.fieldKind === "list" &&
       field.listKind === "message" &&
       field.message.typeName === AuditEventSchema.typeName
     ) {
       lists.push(localName);
-      readers.set(field.number, (r, m) => {
-        (m[localName] as AuditEvent[]).push(r.event(r.length(r.end)));
-      });
+      fields[number] = events(localName);
     } else if (
       field.fieldKind === "scalar" &&
       field.scalar === ScalarType.STRING &&
       field.presence === IMPLICIT_PRESENCE
     ) {
       strings.push(localName);
-      readers.set(field.number, (r, m) => {
-        m[localName] = r.string(r.end);
-      });
+      fields[number] = string(localName);
     } else {
       return undefined;
     }
   }
+  const top = layout(fields);
   return (bytes) => {
-    const message: Record<string, unknown> = { $typeName: desc.typeName };
-    for (const name of strings) message[name] = "";
-    for (const name of lists) message[name] = [];
+    const made: Record<string, unknown> = { $typeName: desc.typeName };
+    for (const name of strings) made[name] = "";
+    for (const name of lists) made[name] = [];
     const r = new Reader(bytes);
     try {
-      while (r.pos < r.end) {
-        const tag = r.tag(r.end);
-        const read = readers.get(tag >>> 3);
-        if (read === undefined || (tag & 7) !== LEN) throw DEFER;
-        read(r, message);
-      }
-      return message as Message;
+      return r.fields(r.end, made, top) as Message;
     } catch (error) {
       if (error === DEFER) return undefined;
       throw error;
@@ -151,213 +145,27 @@ class Reader {
     return value;
   }
 
-  event(end: number): AuditEvent {
-    const e: AuditEvent = {
-      $typeName: "audit.v1.AuditEvent",
-      id: "",
-      tenant: "",
-      sequence: 0n,
-      source: "",
-      action: "",
-      category: "",
-      parentId: "",
-    };
+  /**
+   * A message's fields into `message` (made with its defaults), by `layout`: a field the layout lacks, or with
+   * another wire type, is fromBinary's. A scalar given twice keeps the last value, as in fromBinary; a message field
+   * given twice is merged there, so it is left to it.
+   */
+  fields<M extends object>(end: number, message: M, layout: Layout): M {
+    const m = message as Record<string, unknown>;
     while (this.pos < end) {
       const tag = this.tag(end);
-      const wireType = tag & 7;
-      const number = tag >>> 3;
-      if (wireType !== (number === 3 ? VARINT : LEN)) throw DEFER;
-      switch (number) {
-        case 1:
-          e.id = this.string(end);
-          break;
-        case 2:
-          e.tenant = this.string(end);
-          break;
-        case 3:
-          e.sequence = BigInt(this.varint(end));
-          break;
-        case 4:
-          if (e.occurredAt) throw DEFER;
-          e.occurredAt = this.timestamp(this.length(end));
-          break;
-        case 5:
-          if (e.receivedAt) throw DEFER;
-          e.receivedAt = this.timestamp(this.length(end));
-          break;
-        case 6:
-          if (e.completedAt) throw DEFER;
-          e.completedAt = this.timestamp(this.length(end));
-          break;
-        case 7:
-          e.source = this.string(end);
-          break;
-        case 8:
-          e.action = this.string(end);
-          break;
-        case 9:
-          e.category = this.string(end);
-          break;
-        case 10:
-          if (e.actor) throw DEFER;
-          e.actor = this.actor(this.length(end));
-          break;
-        case 11:
-          if (e.target) throw DEFER;
-          e.target = this.target(this.length(end));
-          break;
-        case 12:
-          if (e.outcome) throw DEFER;
-          e.outcome = this.outcome(this.length(end));
-          break;
-        case 13:
-          if (e.request) throw DEFER;
-          e.request = this.request(this.length(end));
-          break;
-        case 14:
-          if (e.attributes) throw DEFER;
-          e.attributes = this.struct(this.length(end), 1);
-          break;
-        case 15:
-          e.parentId = this.string(end);
-          break;
-        case 16:
-          if (e.expiresAt) throw DEFER;
-          e.expiresAt = this.timestamp(this.length(end));
-          break;
-        default:
-          throw DEFER;
-      }
+      const field = layout[tag >>> 3];
+      if (field === undefined || (tag & 7) !== field.wireType) throw DEFER;
+      const { name } = field;
+      if (field.repeated) (m[name] as unknown[]).push(field.read(this, end));
+      else if (field.once && m[name] !== undefined) throw DEFER;
+      else m[name] = field.read(this, end);
     }
-    return e;
-  }
-
-  private timestamp(end: number): Timestamp {
-    const ts: Timestamp = { $typeName: "google.protobuf.Timestamp", seconds: 0n, nanos: 0 };
-    while (this.pos < end) {
-      const tag = this.tag(end);
-      if (tag === ((1 << 3) | VARINT)) ts.seconds = BigInt(this.varint(end));
-      else if (tag === ((2 << 3) | VARINT)) ts.nanos = this.int32(end);
-      else throw DEFER;
-    }
-    return ts;
-  }
-
-  private actor(end: number): NonNullable<AuditEvent["actor"]> {
-    const a: NonNullable<AuditEvent["actor"]> = {
-      $typeName: "audit.v1.Actor",
-      id: "",
-      type: "",
-      name: "",
-      email: "",
-      roles: [],
-    };
-    while (this.pos < end) {
-      const tag = this.tag(end);
-      if ((tag & 7) !== LEN) throw DEFER;
-      switch (tag >>> 3) {
-        case 1:
-          a.id = this.string(end);
-          break;
-        case 2:
-          a.type = this.string(end);
-          break;
-        case 3:
-          a.name = this.string(end);
-          break;
-        case 4:
-          a.email = this.string(end);
-          break;
-        case 5:
-          a.roles.push(this.string(end));
-          break;
-        default:
-          throw DEFER;
-      }
-    }
-    return a;
-  }
-
-  private target(end: number): NonNullable<AuditEvent["target"]> {
-    const t: NonNullable<AuditEvent["target"]> = { $typeName: "audit.v1.Target", id: "", type: "", name: "" };
-    while (this.pos < end) {
-      const tag = this.tag(end);
-      if ((tag & 7) !== LEN) throw DEFER;
-      switch (tag >>> 3) {
-        case 1:
-          t.id = this.string(end);
-          break;
-        case 2:
-          t.type = this.string(end);
-          break;
-        case 3:
-          t.name = this.string(end);
-          break;
-        default:
-          throw DEFER;
-      }
-    }
-    return t;
-  }
-
-  private outcome(end: number): NonNullable<AuditEvent["outcome"]> {
-    const o: NonNullable<AuditEvent["outcome"]> = { $typeName: "audit.v1.Outcome", status: 0, code: "", message: "" };
-    while (this.pos < end) {
-      const tag = this.tag(end);
-      if (tag === ((1 << 3) | VARINT)) o.status = this.int32(end);
-      else if (tag === ((2 << 3) | LEN)) o.code = this.string(end);
-      else if (tag === ((3 << 3) | LEN)) o.message = this.string(end);
-      else throw DEFER;
-    }
-    return o;
-  }
-
-  private request(end: number): NonNullable<AuditEvent["request"]> {
-    const r: NonNullable<AuditEvent["request"]> = {
-      $typeName: "audit.v1.RequestInfo",
-      ip: "",
-      method: "",
-      url: "",
-      userAgent: "",
-      durationMs: 0,
-      correlationId: "",
-      sessionId: "",
-    };
-    while (this.pos < end) {
-      const tag = this.tag(end);
-      const number = tag >>> 3;
-      if ((tag & 7) !== (number === 5 ? BIT64 : LEN)) throw DEFER;
-      switch (number) {
-        case 1:
-          r.ip = this.string(end);
-          break;
-        case 2:
-          r.method = this.string(end);
-          break;
-        case 3:
-          r.url = this.string(end);
-          break;
-        case 4:
-          r.userAgent = this.string(end);
-          break;
-        case 5:
-          r.durationMs = this.double(end);
-          break;
-        case 6:
-          r.correlationId = this.string(end);
-          break;
-        case 7:
-          r.sessionId = this.string(end);
-          break;
-        default:
-          throw DEFER;
-      }
-    }
-    return r;
+    return message;
   }
 
   /** google.protobuf.Struct as protobuf-es holds it: a JSON object, entries in the order read. */
-  private struct(end: number, depth: number): JsonObject {
+  struct(end: number, depth: number): JsonObject {
     if (depth > MAX_DEPTH) throw DEFER;
     const object: JsonObject = {};
     while (this.pos < end) {
@@ -425,4 +233,106 @@ class Reader {
     }
     return values;
   }
+}
+
+/** How to read one field: the property it sets, its wire type, and its value from the reader. */
+interface FieldLayout {
+  name: string;
+  wireType: number;
+  read(r: Reader, end: number): unknown;
+  /** Appended to a list. */
+  repeated?: boolean;
+  /** A message: a second occurrence is merged by fromBinary, so it is left to it. */
+  once?: boolean;
+}
+
+/** A message's fields by field number. */
+type Layout = (FieldLayout | undefined)[];
+
+function layout(fields: Record<number, FieldLayout>): Layout {
+  const out: Layout = [];
+  for (const [number, field] of Object.entries(fields)) out[Number(number)] = field;
+  return out;
+}
+
+const string = (name: string): FieldLayout => ({ name, wireType: LEN, read: (r, end) => r.string(end) });
+const strings = (name: string): FieldLayout => ({ ...string(name), repeated: true });
+const int32 = (name: string): FieldLayout => ({ name, wireType: VARINT, read: (r, end) => r.int32(end) });
+const int64 = (name: string): FieldLayout => ({ name, wireType: VARINT, read: (r, end) => BigInt(r.varint(end)) });
+const double = (name: string): FieldLayout => ({ name, wireType: BIT64, read: (r, end) => r.double(end) });
+const message = <M extends object>(name: string, fields: Layout, make: () => M): FieldLayout => ({
+  name,
+  wireType: LEN,
+  once: true,
+  read: (r, end) => r.fields(r.length(end), make(), fields),
+});
+const events = (name: string): FieldLayout => ({ ...message(name, EVENT, newEvent), once: false, repeated: true });
+
+const TIMESTAMP = layout({ 1: int64("seconds"), 2: int32("nanos") });
+const newTimestamp = (): Timestamp => ({ $typeName: "google.protobuf.Timestamp", seconds: 0n, nanos: 0 });
+const timestamp = (name: string) => message(name, TIMESTAMP, newTimestamp);
+
+const EVENT = layout({
+  1: string("id"),
+  2: string("tenant"),
+  3: int64("sequence"),
+  4: timestamp("occurredAt"),
+  5: timestamp("receivedAt"),
+  6: timestamp("completedAt"),
+  7: string("source"),
+  8: string("action"),
+  9: string("category"),
+  10: message(
+    "actor",
+    layout({ 1: string("id"), 2: string("type"), 3: string("name"), 4: string("email"), 5: strings("roles") }),
+    (): Actor => ({ $typeName: "audit.v1.Actor", id: "", type: "", name: "", email: "", roles: [] }),
+  ),
+  11: message(
+    "target",
+    layout({ 1: string("id"), 2: string("type"), 3: string("name") }),
+    (): Target => ({ $typeName: "audit.v1.Target", id: "", type: "", name: "" }),
+  ),
+  12: message(
+    "outcome",
+    layout({ 1: int32("status"), 2: string("code"), 3: string("message") }),
+    (): Outcome => ({ $typeName: "audit.v1.Outcome", status: 0, code: "", message: "" }),
+  ),
+  13: message(
+    "request",
+    layout({
+      1: string("ip"),
+      2: string("method"),
+      3: string("url"),
+      4: string("userAgent"),
+      5: double("durationMs"),
+      6: string("correlationId"),
+      7: string("sessionId"),
+    }),
+    (): RequestInfo => ({
+      $typeName: "audit.v1.RequestInfo",
+      ip: "",
+      method: "",
+      url: "",
+      userAgent: "",
+      durationMs: 0,
+      correlationId: "",
+      sessionId: "",
+    }),
+  ),
+  14: { name: "attributes", wireType: LEN, once: true, read: (r, end) => r.struct(r.length(end), 1) },
+  15: string("parentId"),
+  16: timestamp("expiresAt"),
+});
+
+function newEvent(): AuditEvent {
+  return {
+    $typeName: "audit.v1.AuditEvent",
+    id: "",
+    tenant: "",
+    sequence: 0n,
+    source: "",
+    action: "",
+    category: "",
+    parentId: "",
+  };
 }

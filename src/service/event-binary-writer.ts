@@ -7,7 +7,14 @@ import {
   toBinary,
 } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { type AuditEvent, AuditEventSchema } from "../../gen/audit/v1/event_pb.js";
+import {
+  type Actor,
+  type AuditEvent,
+  AuditEventSchema,
+  type Outcome,
+  type RequestInfo,
+  type Target,
+} from "../../gen/audit/v1/event_pb.js";
 import { BIT64, IMPLICIT_PRESENCE, LEN, VARINT } from "./wire-format.js";
 
 /**
@@ -157,10 +164,19 @@ class Writer {
     this.pos = this.buf.writeDoubleLE(value, this.pos);
   }
 
-  private timestamp(field: number, ts: Timestamp | undefined) {
-    if (ts === undefined) return;
-    if (ts.$unknown?.length) return this.foreign(field, ts);
+  /**
+   * A message field of AuditEvent: nothing when unset, toBinary's bytes when it has unknown fields, else its fields
+   * written by `body` (a method, so no closure is made per call).
+   */
+  private nested<M extends Message>(field: number, message: M | undefined, body: (this: Writer, message: M) => void) {
+    if (message === undefined) return;
+    if (message.$unknown?.length) return this.foreign(field, message);
     const start = this.begin(field);
+    body.call(this, message);
+    this.end(start);
+  }
+
+  private timestamp(ts: Timestamp) {
     if (ts.seconds !== 0n) {
       this.tag(1, VARINT);
       this.signed(ts.seconds >= 0n && ts.seconds <= 0x1fffffffffffffn ? Number(ts.seconds) : ts.seconds);
@@ -169,7 +185,39 @@ class Writer {
       this.tag(2, VARINT);
       this.signed(ts.nanos);
     }
-    this.end(start);
+  }
+
+  private actor(actor: Actor) {
+    this.string(1, actor.id);
+    this.string(2, actor.type);
+    this.string(3, actor.name);
+    this.string(4, actor.email);
+    for (const role of actor.roles) this.stringAlways(5, role);
+  }
+
+  private target(target: Target) {
+    this.string(1, target.id);
+    this.string(2, target.type);
+    this.string(3, target.name);
+  }
+
+  private outcome(outcome: Outcome) {
+    if (outcome.status !== 0) {
+      this.tag(1, VARINT);
+      this.signed(outcome.status);
+    }
+    this.string(2, outcome.code);
+    this.string(3, outcome.message);
+  }
+
+  private request(request: RequestInfo) {
+    this.string(1, request.ip);
+    this.string(2, request.method);
+    this.string(3, request.url);
+    this.string(4, request.userAgent);
+    if (!Object.is(request.durationMs, 0)) this.double(5, request.durationMs);
+    this.string(6, request.correlationId);
+    this.string(7, request.sessionId);
   }
 
   /** A field of AuditEvent holding a message this writer does not take apart (it has unknown fields): toBinary's. */
@@ -195,61 +243,23 @@ class Writer {
       this.tag(3, VARINT);
       this.signed(e.sequence >= 0n && e.sequence <= 0x1fffffffffffffn ? Number(e.sequence) : e.sequence);
     }
-    this.timestamp(4, e.occurredAt);
-    this.timestamp(5, e.receivedAt);
-    this.timestamp(6, e.completedAt);
+    this.nested(4, e.occurredAt, this.timestamp);
+    this.nested(5, e.receivedAt, this.timestamp);
+    this.nested(6, e.completedAt, this.timestamp);
     this.string(7, e.source);
     this.string(8, e.action);
     this.string(9, e.category);
-    const { actor, target, outcome, request } = e;
-    if (actor?.$unknown?.length) this.foreign(10, actor);
-    else if (actor !== undefined) {
-      const at = this.begin(10);
-      this.string(1, actor.id);
-      this.string(2, actor.type);
-      this.string(3, actor.name);
-      this.string(4, actor.email);
-      for (const role of actor.roles) this.stringAlways(5, role);
-      this.end(at);
-    }
-    if (target?.$unknown?.length) this.foreign(11, target);
-    else if (target !== undefined) {
-      const at = this.begin(11);
-      this.string(1, target.id);
-      this.string(2, target.type);
-      this.string(3, target.name);
-      this.end(at);
-    }
-    if (outcome?.$unknown?.length) this.foreign(12, outcome);
-    else if (outcome !== undefined) {
-      const at = this.begin(12);
-      if (outcome.status !== 0) {
-        this.tag(1, VARINT);
-        this.signed(outcome.status);
-      }
-      this.string(2, outcome.code);
-      this.string(3, outcome.message);
-      this.end(at);
-    }
-    if (request?.$unknown?.length) this.foreign(13, request);
-    else if (request !== undefined) {
-      const at = this.begin(13);
-      this.string(1, request.ip);
-      this.string(2, request.method);
-      this.string(3, request.url);
-      this.string(4, request.userAgent);
-      if (!Object.is(request.durationMs, 0)) this.double(5, request.durationMs);
-      this.string(6, request.correlationId);
-      this.string(7, request.sessionId);
-      this.end(at);
-    }
+    this.nested(10, e.actor, this.actor);
+    this.nested(11, e.target, this.target);
+    this.nested(12, e.outcome, this.outcome);
+    this.nested(13, e.request, this.request);
     if (e.attributes !== undefined) {
       const at = this.begin(14);
       this.struct(e.attributes);
       this.end(at);
     }
     this.string(15, e.parentId);
-    this.timestamp(16, e.expiresAt);
+    this.nested(16, e.expiresAt, this.timestamp);
     this.end(start);
   }
 

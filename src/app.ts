@@ -1,6 +1,11 @@
 import { setMaxListeners } from "node:events";
 import { type ConnectRouterOptions, createConnectRouter } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
+import { AdminService } from "../gen/audit/v1/admin_service_pb.js";
+import { AuditService } from "../gen/audit/v1/audit_service_pb.js";
+import { ServerReflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection as ServerReflectionAlpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { Health } from "../gen/health/v1/health_pb.js";
 import { Authenticator } from "./auth/authenticator.js";
 import { bootstrapAdmin } from "./auth/bootstrap.js";
 import { type Clock, systemClock } from "./clock.js";
@@ -20,8 +25,10 @@ import { registerRoutes, serviceRegistrations } from "./server/routes.js";
 import { type RunningServer, requestContextValues, startServer } from "./server/server.js";
 import { createIdentityAdmin } from "./service/admin-service.js";
 import { createAuditService } from "./service/audit-service.js";
+import { createHealthService } from "./service/health-service.js";
 import { limits } from "./service/limits.js";
 import { PageTokens } from "./service/page-token.js";
+import { createReflectionServices } from "./service/reflection-service.js";
 import { createTemplateAdmin } from "./service/template-admin.js";
 import { TenantDirectory } from "./service/tenant-directory.js";
 import { connectDatabase, type Database } from "./store/database.js";
@@ -108,6 +115,19 @@ export async function startApp(options: AppOptions): Promise<App> {
   };
   const router = createConnectRouter(routerOptions);
   registerRoutes(services)(router);
+  // The standard gRPC services ride the same router, so they speak every RPC protocol and pass the interceptors.
+  const draining = new AbortController();
+  router.service(
+    Health,
+    createHealthService({
+      services: [AuditService.typeName, AdminService.typeName],
+      ready: () => database.ping(),
+      draining: draining.signal,
+    }),
+  );
+  const reflection = createReflectionServices(() => router.handlers.map((h) => h.service));
+  router.service(ServerReflection, reflection.v1);
+  router.service(ServerReflectionAlpha, reflection.v1alpha);
   const clients = createInProcessClients(serviceRegistrations(services), routerOptions);
   const legacy: LegacyDeps = {
     clients,
@@ -137,6 +157,8 @@ export async function startApp(options: AppOptions): Promise<App> {
     database,
     clients,
     async close() {
+      // Health turns NOT_SERVING (and Watch streams say so) while the port still accepts: balancers stop routing here.
+      draining.abort();
       // Tail streams never finish on their own: end them first (they resume by sequence) so the drain is quick.
       await feed.close();
       await server.close();

@@ -24,14 +24,18 @@ afterEach(async () => {
 });
 
 function healthClient(url: string) {
-  const client = new HealthClient.health.v1.Health(new URL(url).host, grpc.credentials.createInsecure());
+  const client = new HealthClient.health.v1.Health(
+    new URL(url).host,
+    grpc.credentials.createInsecure(),
+  ) as unknown as grpc.Client & {
+    Check(request: { service: string }, callback: (error: grpc.ServiceError | null, reply: HealthReply) => void): void;
+    Watch(request: { service: string }): grpc.ClientReadableStream<HealthReply>;
+  };
   return {
     client,
     check(service: string): Promise<HealthReply> {
       return new Promise((resolve, reject) =>
-        client.Check({ service }, (error: grpc.ServiceError | null, reply: HealthReply) =>
-          error ? reject(error) : resolve(reply),
-        ),
+        client.Check({ service }, (error, reply) => (error ? reject(error) : resolve(reply))),
       );
     },
     watch(service: string): grpc.ClientReadableStream<HealthReply> {

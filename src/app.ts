@@ -1,6 +1,7 @@
 import { setMaxListeners } from "node:events";
 import { type ConnectRouterOptions, createConnectRouter } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
+import type { SpanExporter } from "@opentelemetry/sdk-trace-base";
 import { AdminService } from "../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../gen/audit/v1/audit_service_pb.js";
 import { ServerReflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
@@ -13,14 +14,19 @@ import type { Config } from "./config.js";
 import { ERROR_DOMAIN } from "./errors.js";
 import { authInterceptor } from "./interceptors/auth.js";
 import { clientFaultGate } from "./interceptors/client-faults.js";
+import { kRoute } from "./interceptors/context.js";
 import { errorMappingInterceptor } from "./interceptors/error-mapping.js";
+import { Metrics } from "./interceptors/metrics.js";
 import { requestLogInterceptor } from "./interceptors/request-log.js";
+import { storeObserver, type Telemetry, telemetryInterceptor } from "./interceptors/telemetry.js";
+import { startTracing } from "./interceptors/tracing.js";
 import { type LegacyDeps, legacyHandler } from "./legacy/adapter.js";
 import { legacyAdapters } from "./legacy/index.js";
 import type { Logger } from "./logger.js";
 import { createRestTranscoder } from "./rest/transcoder.js";
 import { createGrpcUnaryHandlers } from "./server/grpc-unary.js";
 import { createInProcessClients, type InProcessClients } from "./server/in-process.js";
+import { type MetricsServer, metricsHandler, startMetricsServer } from "./server/metrics-endpoint.js";
 import { registerRoutes, serviceRegistrations } from "./server/routes.js";
 import { type RunningServer, requestContextValues, startServer } from "./server/server.js";
 import { createIdentityAdmin } from "./service/admin-service.js";
@@ -44,6 +50,8 @@ export interface App {
   database: Database;
   /** The typed in-process clients the legacy adapters call (tests call them directly too). */
   clients: InProcessClients;
+  /** Where GET /metrics is served: the main port, or METRICS_PORT's. */
+  metricsUrl: string;
   close(): Promise<void>;
 }
 
@@ -53,6 +61,8 @@ export interface AppOptions {
   /** A PostgreSQL URL; main.ts supplies the embedded one when DATABASE_URL is unset. */
   databaseUrl: string;
   clock?: Clock;
+  /** Receives every span as it ends, whatever OTEL_* says (tests keep them in memory). */
+  spanExporter?: SpanExporter;
 }
 
 /** Wires storage, handlers, interceptors and the server. Tests call this with port 0 and their own database. */
@@ -66,11 +76,20 @@ export async function startApp(options: AppOptions): Promise<App> {
     migrationUrl: config.migrationDatabaseUrl,
   });
   const pageTokens = new PageTokens(await sharedSecret(database.db, "page-token-key"));
-  const store = new EventStore(database.db);
+  const telemetry: Telemetry = {
+    metrics: new Metrics(
+      { tenantLabels: config.metricsTenantLabels, poolSize: config.databasePoolSize },
+      { queuedEvents: () => groupCommit.queued, tailStreams: () => feed.streams },
+    ),
+    tracing: config.tracing || options.spanExporter ? startTracing(options.spanExporter) : undefined,
+  };
+  const observer = storeObserver(telemetry);
+  const store = new EventStore(database.db, observer);
   const groupCommit = new GroupCommit(store, clock, {
     maxBatch: config.groupCommitMaxBatch,
     queueLimit: config.ingestQueueLimit,
     flushes: config.groupCommitFlushes,
+    observer,
   });
   const identities = new IdentityStore(database.db);
   await bootstrapAdmin({ store: identities, clock, logger, adminToken: config.adminToken, dataDir: config.dataDir });
@@ -93,6 +112,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   const routerOptions: ConnectRouterOptions = {
     // Outermost first.
     interceptors: [
+      telemetryInterceptor(telemetry),
       requestLogInterceptor(logger),
       errorMappingInterceptor(logger),
       authInterceptor(authenticator, tenants),
@@ -140,22 +160,40 @@ export async function startApp(options: AppOptions): Promise<App> {
     router,
     maxBodyBytes: config.maxBodyBytes,
     errorDomain: ERROR_DOMAIN,
-    contextValues: requestContextValues,
+    contextValues: (req) => requestContextValues(req).set(kRoute, "rest"),
     onInternalError: (err) => logger.error({ err }, "REST transcoding failed"),
   });
+  const scrape = metricsHandler(() => telemetry.metrics.render(), logger);
+  let metricsServer: MetricsServer | undefined;
+  if (config.metricsPort !== undefined) {
+    metricsServer = await startMetricsServer({
+      port: config.metricsPort,
+      host: config.host,
+      handler: scrape,
+      logger,
+    });
+  }
   const server = await startServer({
     config,
     logger,
     router,
     grpcUnary: config.grpcFastPath ? createGrpcUnaryHandlers(serviceRegistrations(services), routerOptions) : undefined,
-    fallback: legacyHandler(legacyAdapters(legacy), logger, rest.handle),
+    fallback: legacyHandler(
+      legacyAdapters(legacy, (api) =>
+        createInProcessClients(serviceRegistrations(services), { ...routerOptions, route: api }),
+      ),
+      logger,
+      rest.handle,
+    ),
     shutdownController,
     ready: () => database.ping(),
+    metrics: metricsServer ? undefined : scrape,
   });
   return {
     server,
     database,
     clients,
+    metricsUrl: metricsServer ? `http://127.0.0.1:${metricsServer.port}/metrics` : `${server.url}/metrics`,
     async close() {
       // Health turns NOT_SERVING (and Watch streams say so) while the port still accepts: balancers stop routing here.
       draining.abort();
@@ -164,6 +202,8 @@ export async function startApp(options: AppOptions): Promise<App> {
       await server.close();
       // Calls cut off by the grace period may have left events queued: commit them before the pool closes.
       await groupCommit.idle();
+      await metricsServer?.close();
+      await telemetry.tracing?.shutdown();
       await database.close();
     },
   };

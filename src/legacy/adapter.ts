@@ -1,4 +1,5 @@
 import type { Clock } from "../clock.js";
+import { withRequestTraceContext } from "../interceptors/telemetry.js";
 import type { Logger } from "../logger.js";
 import type { InProcessClients } from "../server/in-process.js";
 import type { NodeHandler } from "../server/listener.js";
@@ -32,7 +33,7 @@ export function legacyHandler(adapters: LegacyAdapter[], logger: Logger, next: N
       next(req, res);
       return;
     }
-    adapter.handle(req, res, url).catch((error) => {
+    withRequestTraceContext(req.headers, () => adapter.handle(req, res, url)).catch((error) => {
       // Adapters render their own errors; reaching here is a bug in one, so answer plainly and log it.
       logger.error({ err: error, adapter: adapter.name }, "legacy adapter failed");
       if (!res.headersSent) send(res, 500, "text/plain", "internal error");

@@ -109,29 +109,36 @@ function protocolOf(contentType: string | null): string {
   return "connect";
 }
 
-/** The response stream, each step run in the call's context (Tail reads the store as it goes), ended once. */
-async function* observeStream<T>(
+/**
+ * The response stream, each step run in the call's context (Tail reads the store as it goes), ending the call once:
+ * on its last message, its error, or the server giving it up (the client went away: CANCELED), even before the first
+ * step, when an async generator's `finally` would never run.
+ */
+function observeStream<T>(
   source: AsyncIterable<T>,
   active: Context | undefined,
   end: (code: Code | 0) => void,
 ): AsyncIterable<T> {
   const it = source[Symbol.asyncIterator]();
-  let code: Code | 0 = Code.Canceled;
-  try {
-    for (;;) {
-      const step = active ? await context.with(active, () => it.next()) : await it.next();
-      if (step.done) break;
-      yield step.value;
-    }
-    code = 0;
-  } catch (error) {
-    code = ConnectError.from(error).code;
-    throw error;
-  } finally {
-    // A client that goes away ends the stream here without an error: CANCELED.
-    if (code === Code.Canceled) await it.return?.();
-    end(code);
-  }
+  return {
+    [Symbol.asyncIterator]: () => ({
+      async next() {
+        try {
+          const step = active ? await context.with(active, () => it.next()) : await it.next();
+          if (step.done) end(0);
+          return step;
+        } catch (error) {
+          end(ConnectError.from(error).code);
+          throw error;
+        }
+      },
+      async return(value?: unknown) {
+        end(Code.Canceled);
+        await it.return?.(value);
+        return { done: true, value: undefined };
+      },
+    }),
+  };
 }
 
 /**

@@ -101,9 +101,12 @@ export function telemetryInterceptor(telemetry: Telemetry): Interceptor {
   };
 }
 
-/** The RPC protocol a request's content type names (Connect's own handlers have already negotiated it). */
+/**
+ * The RPC protocol a request's content type names (Connect's own handlers have already negotiated it); in-process
+ * calls have none (a legacy route's carry its name in kRoute instead).
+ */
 function protocolOf(contentType: string | null): string {
-  if (contentType === null) return "unknown";
+  if (contentType === null) return "in-process";
   if (contentType.startsWith("application/grpc-web")) return "grpc-web";
   if (contentType.startsWith("application/grpc")) return "grpc";
   return "connect";

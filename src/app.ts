@@ -57,6 +57,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     statementTimeoutMs: config.requestTimeoutMs,
     logger,
     migrationUrl: config.migrationDatabaseUrl,
+    settings: config.databaseUrl ? { url: "DATABASE_URL", migrationUrl: "MIGRATION_DATABASE_URL" } : undefined,
   });
   const pageTokens = new PageTokens(await sharedSecret(database.db, "page-token-key"));
   const store = new EventStore(database.db);

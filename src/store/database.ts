@@ -160,7 +160,7 @@ async function runMigrations(
         throw new ConfigError(
           setting,
           maskSecrets(url),
-          "the database needs migrating, which this role may not do: give a role that may (MIGRATION_DATABASE_URL)",
+          "the database needs migrating, which this role may not do: set MIGRATION_DATABASE_URL to a role that may",
         );
       }
       await migrate(drizzle(sql), { migrationsFolder });

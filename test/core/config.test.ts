@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { chmod, mkdtemp, rm, writeFile } from "node:fs/promises";
+import { chmod, mkdtemp, readFile, rm, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
@@ -135,6 +135,25 @@ describe("loadConfig", () => {
     if (process.getuid?.() !== 0) {
       expect(refusal({ TLS_CERT: tls.cert, TLS_KEY: tls.unreadable }, "TLS_KEY")).toContain("cannot be read (EACCES)");
     }
+  });
+
+  test("the README's configuration table lists every variable loadConfig reads", async () => {
+    const source = await readFile(path.join(repoRoot, "src/config.ts"), "utf8");
+    const body = source.slice(source.indexOf("export function loadConfig"), source.indexOf("export class ConfigError"));
+    // Every variable name the function mentions: quoted (passed to a helper) or read as env.NAME.
+    const read = new Set([...body.matchAll(/"([A-Z][A-Z0-9_]+)"|\benv\.([A-Z][A-Z0-9_]+)/g)].map((m) => m[1] ?? m[2]));
+    const readme = await readFile(path.join(repoRoot, "README.md"), "utf8");
+    const table = readme.slice(
+      readme.indexOf("## Configuration"),
+      readme.indexOf("\n## ", readme.indexOf("## Configuration") + 1),
+    );
+    const listed = new Set(
+      [...table.matchAll(/^\| (`[A-Z0-9_]+`(?:, `[A-Z0-9_]+`)*) \|/gm)].flatMap((m) =>
+        (m[1] ?? "").split(", ").map((v) => v.slice(1, -1)),
+      ),
+    );
+    expect(read.size).toBeGreaterThan(15);
+    expect([...read].filter((v) => !listed.has(v))).toEqual([]);
   });
 
   test("the entropy estimate tells random tokens from patterned ones", () => {

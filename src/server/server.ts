@@ -8,10 +8,12 @@ import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import type { Config } from "../config.js";
 import { kRequestId } from "../interceptors/context.js";
+import { logRefusal } from "../interceptors/request-log.js";
 import type { Logger } from "../logger.js";
 import { createCors } from "./cors.js";
 import { checkEnvelopeFlags, isEnveloped } from "./envelope-flags.js";
 import { type GrpcUnaryHandler, takesGrpcFastPath } from "./grpc-unary.js";
+import { negotiationRefusal, type RpcRefusal, sendRpcRefusal, unknownProcedure } from "./rpc-refusals.js";
 import {
   createCleartextListener,
   type ListenerOptions,
@@ -61,14 +63,23 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const shutdown = options.shutdownController;
   let closing = false;
   const rpcs = new Map<string, UniversalHandler>(options.router.handlers.map((h) => [h.requestPath, h]));
+  // `/audit.v1.AuditService/` → its methods: a path under a served service is an RPC path even when no method matches.
+  const servicesByPrefix = new Map(options.router.handlers.map((h) => [`/${h.service.typeName}/`, h.service.methods]));
   const fallback: NodeHandler = options.fallback ?? notFound;
   const cors = createCors(config.corsOrigins);
+
+  const refuse = (req: Parameters<NodeHandler>[0], res: Parameters<NodeHandler>[1], refusal: RpcRefusal, id: string) => {
+    sendRpcRefusal(req, res, refusal, id);
+    logRefusal(logger, req, refusal.httpStatus, refusal.error, id);
+  };
 
   const connect: NodeHandler = (req, res) => {
     const path = (req.url ?? "").split("?", 1)[0] ?? "";
     const rpc = rpcs.get(path);
     if (!rpc) {
-      fallback(req, res);
+      const methods = servicesByPrefix.get(path.slice(0, path.lastIndexOf("/") + 1));
+      if (methods) refuse(req, res, unknownProcedure(path, methods), requestContextValues(req).get(kRequestId));
+      else fallback(req, res);
       return;
     }
     const contextValues = requestContextValues(req);
@@ -82,6 +93,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       uReq.body = checkEnvelopeFlags(uReq.body as AsyncIterable<Uint8Array>);
     rpc(uReq)
       .then((uRes) => {
+        const refusal = negotiationRefusal(rpc.method, req, uRes);
+        if (refusal) return refuse(req, res, refusal, contextValues.get(kRequestId));
         // Answered before the whole body arrived (it was over readMaxBytes): the client may still be sending it, and
         // some clients stop mid-body yet reuse the connection. Close it, so its next request starts on a fresh one.
         if (req.httpVersionMajor === 1 && !req.complete) res.setHeader("connection", "close");

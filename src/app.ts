@@ -9,7 +9,7 @@ import { ERROR_DOMAIN } from "./errors.js";
 import { authInterceptor } from "./interceptors/auth.js";
 import { clientFaultGate } from "./interceptors/client-faults.js";
 import { errorMappingInterceptor } from "./interceptors/error-mapping.js";
-import { requestLogInterceptor } from "./interceptors/request-log.js";
+import { logRefusal, requestLogInterceptor } from "./interceptors/request-log.js";
 import { type LegacyDeps, legacyHandler } from "./legacy/adapter.js";
 import { legacyAdapters } from "./legacy/index.js";
 import type { Logger } from "./logger.js";
@@ -121,6 +121,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     maxBodyBytes: config.maxBodyBytes,
     errorDomain: ERROR_DOMAIN,
     contextValues: requestContextValues,
+    onRefused: (req, status, error) => logRefusal(logger, req, { status, error }),
     onInternalError: (err) => logger.error({ err }, "REST transcoding failed"),
   });
   const server = await startServer({

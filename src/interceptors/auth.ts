@@ -105,6 +105,15 @@ export async function authenticate(
   const space = header.indexOf(" ");
   const scheme = space === -1 ? "" : header.slice(0, space).toLowerCase();
   const value = space === -1 ? header : header.slice(space + 1).trim();
+  // `Bearer ` with nothing after it arrives as `Bearer` (HTTP drops trailing spaces): a scheme without a credential.
+  const bare = (space === -1 ? header : value === "" ? scheme : "").trim().toLowerCase();
+  if (bare === "bearer" || bare === "basic") {
+    throw domainError(
+      Code.Unauthenticated,
+      Reason.MissingCredential,
+      `the Authorization header names the ${bare === "bearer" ? "Bearer" : "Basic"} scheme but carries no credential; send "${bare === "bearer" ? "Bearer <token>" : "Basic <base64 of tenant/user:password>"}"`,
+    );
+  }
   if (scheme === "bearer") return authenticator.bearer(value);
   if (scheme === "basic") {
     const decoded = Buffer.from(value, "base64").toString("utf8");

@@ -43,7 +43,7 @@ function jsonFault(error: ConnectError): ConnectError | undefined {
     const dot = name.lastIndexOf(".");
     return fault(message, error, Reason.InvalidField, { field: name.slice(dot + 1), message: name.slice(0, dot) });
   }
-  const message = `${error.rawMessage}; send one JSON object, ${name} in proto-JSON`;
+  const message = `${error.rawMessage}; check the JSON against ${name} in the .proto (proto-JSON: RFC 3339 timestamps, 64-bit integers as strings, enums by name)`;
   return fault(message, error, Reason.MalformedMessage, {});
 }
 

@@ -76,20 +76,19 @@ async function* logStream<T>(
 }
 
 /**
- * The request log's line for a request refused before any call ran (an RPC path's protocol errors, a REST route or
- * query parameter that does not exist, a legacy route's wrong method or content type): the same fields as a call's.
+ * The request log's line for a request refused without a call, or by a layer that answers in its own format (an
+ * RPC path's protocol errors, a REST route or query parameter that does not exist, a legacy route's wrong method or
+ * content type): method, path and status, and the code and reason when the refusal has them.
  */
 export function logRefusal(
   logger: Logger,
   req: { method?: string; url?: string },
-  status: number,
-  error: ConnectError,
-  requestId?: string,
+  refusal: { status: number; error?: ConnectError; requestId?: string; adapter?: string },
 ): void {
   if (!logger.isLevelEnabled("info")) return;
+  const { status, error, requestId, adapter } = refusal;
   const path = (req.url ?? "").split("?", 1)[0];
-  logger.info(
-    { requestId, method: req.method, path, status, code: Code[error.code], reason: reasonOf(error) },
-    "request refused",
-  );
+  const code = error ? Code[error.code] : undefined;
+  const reason = error ? reasonOf(error) : undefined;
+  logger.info({ requestId, adapter, method: req.method, path, status, code, reason }, "request refused");
 }

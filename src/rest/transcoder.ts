@@ -21,6 +21,7 @@ import { file_google_rpc_error_details } from "../../gen/google/rpc/error_detail
 import { type Binding, buildRouteTable } from "./bindings.js";
 import { forwardedHeaders, returnedHeaders } from "./forwarded-headers.js";
 import { ClientGoneError, type NodeRequest, type NodeResponse, readBody, send, write } from "./http-io.js";
+import { renameFields, restFieldPath } from "./field-paths.js";
 import { jsonBodyProblem } from "./json-body.js";
 import { assembleRequest, decodeSegment } from "./request-message.js";
 import { isRpcProtocolRequest, rejectUnknownProcedure } from "./rpc-protocol.js";
@@ -39,6 +40,8 @@ export interface RestTranscoderOptions {
   detailTypes?: DescMessage[];
   /** An SSE comment is sent this often so proxies keep an idle stream open; 0 disables. Default 15 s. */
   sseHeartbeatMs?: number;
+  /** Requests the transcoder refuses itself, before or instead of an RPC (unknown route, bad parameter, …). */
+  onRefused?: (req: NodeRequest, httpStatus: number, error: ConnectError) => void;
   /** Failures of the transcoder itself (never a client error); the client gets a 500 Status without details. */
   onInternalError?: (error: unknown) => void;
 }
@@ -94,7 +97,11 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
     }
     const binding = match.value;
     const body = await readJsonBody(req, binding);
-    const message = assembleRequest({ binding, raw: match.raw, decoded: match.decoded, query, body }, fail);
+    const queryNames = new Map<string, string>();
+    const message = assembleRequest({ binding, raw: match.raw, decoded: match.decoded, query, body, queryNames }, fail);
+    // The RPC names fields by their paths in its request message; the caller wrote a body and a query.
+    const callerError = (error: ConnectError) =>
+      renameFields(error, (path) => restFieldPath(binding, queryNames, path));
     if (req.headers.host === undefined && !("authority" in req)) {
       // Only HTTP/1.0 may omit it; the inner call needs an absolute URL.
       throw fail(Code.InvalidArgument, RestReason.InvalidHeader, "a Host header is required", {
@@ -112,8 +119,8 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
       body: createAsyncIterable([streaming ? encodeEnvelope(0, json) : json]),
     };
     const uRes = await binding.handler(inner);
-    if (streaming) await sendStream(req, res, binding, uRes);
-    else await sendUnary(res, binding, uRes);
+    if (streaming) await sendStream(req, res, binding, uRes, callerError);
+    else await sendUnary(res, binding, uRes, callerError);
   }
 
   async function readJsonBody(req: NodeRequest, binding: Binding): Promise<JsonValue | undefined> {
@@ -164,20 +171,28 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
     return body;
   }
 
-  async function sendUnary(res: NodeResponse, binding: Binding, uRes: UniversalServerResponse) {
+  type CallerError = (error: ConnectError) => ConnectError;
+
+  async function sendUnary(res: NodeResponse, binding: Binding, uRes: UniversalServerResponse, named: CallerError) {
     const bytes = uRes.body ? await readAllBytes(uRes.body, Number.MAX_SAFE_INTEGER) : new Uint8Array(0);
     if (uRes.status !== 200) {
-      respondError(res, new RestError(rpcError(uRes.status, bytes), uRes.status), uRes.header);
+      respondError(res, new RestError(named(rpcError(uRes.status, bytes)), uRes.status), uRes.header);
       return;
     }
     const body = binding.response ? responseField(bytes, binding) : bytes;
     send(res, 200, returnedHeaders(uRes.header, JSON_CONTENT_TYPE), body);
   }
 
-  async function sendStream(req: NodeRequest, res: NodeResponse, binding: Binding, uRes: UniversalServerResponse) {
+  async function sendStream(
+    req: NodeRequest,
+    res: NodeResponse,
+    binding: Binding,
+    uRes: UniversalServerResponse,
+    named: CallerError,
+  ) {
     if (uRes.status !== 200 || !uRes.body) {
       const bytes = uRes.body ? await readAllBytes(uRes.body, Number.MAX_SAFE_INTEGER) : new Uint8Array(0);
-      respondError(res, new RestError(rpcError(uRes.status, bytes), uRes.status), uRes.header);
+      respondError(res, new RestError(named(rpcError(uRes.status, bytes)), uRes.status), uRes.header);
       return;
     }
     const sse = (req.headers.accept ?? "").includes("text/event-stream");
@@ -189,7 +204,7 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
       if (!frame.done && frame.value.flags & endStreamFlag) {
         const { error } = endStreamFromJson(frame.value.data);
         if (error) {
-          respondError(res, new RestError(error), uRes.header);
+          respondError(res, new RestError(named(error)), uRes.header);
           return;
         }
       }
@@ -206,7 +221,7 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
         if (flags & endStreamFlag) {
           const { error } = endStreamFromJson(data);
           if (error) {
-            const status = JSON.stringify(statusJson(error, registry));
+            const status = JSON.stringify(statusJson(named(error), registry));
             await write(res, sse ? `event: error\ndata: ${status}\n\n` : `{"error":${status}}\n`);
           }
           break;
@@ -239,7 +254,7 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
     routes: bindings.map((b) => `${b.httpMethod} ${b.template.source} → ${b.rpc.parent.typeName}.${b.rpc.name}`),
     handle(req, res) {
       if (isRpcProtocolRequest(req)) {
-        rejectUnknownProcedure(req, res);
+        options.onRefused?.(req, 404, rejectUnknownProcedure(req, res));
         return;
       }
       serve(req, res).catch((error: unknown) => {
@@ -252,6 +267,7 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
         }
         if (error instanceof RestError) {
           respondError(res, error, undefined);
+          options.onRefused?.(req, error.httpStatus, error.error);
           return;
         }
         options.onInternalError?.(error);

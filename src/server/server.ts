@@ -70,7 +70,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 
   const refuse = (req: Parameters<NodeHandler>[0], res: Parameters<NodeHandler>[1], refusal: RpcRefusal, id: string) => {
     sendRpcRefusal(req, res, refusal, id);
-    logRefusal(logger, req, refusal.httpStatus, refusal.error, id);
+    logRefusal(logger, req, { status: refusal.httpStatus, error: refusal.error, requestId: id });
   };
 
   const connect: NodeHandler = (req, res) => {
@@ -123,6 +123,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return;
     }
     const path = (req.url ?? "/").split("?", 1)[0];
+    const health = path === "/healthz" || path === "/readyz";
     if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
       plain(res, 200, { status: "ok" });
       return;
@@ -133,6 +134,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return;
     }
     if (cors(req, res)) return;
+    if (health) {
+      res.setHeader("allow", "GET, HEAD");
+      plain(res, 405, { error: `${req.method} is not allowed on ${path}; use GET` });
+      logRefusal(logger, req, { status: 405 });
+      return;
+    }
     if (closing) {
       // HTTP/2 streams get GOAWAY from session.close(); connection headers are illegal there.
       if (req.httpVersionMajor === 1) res.setHeader("connection", "close");

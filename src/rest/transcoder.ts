@@ -254,7 +254,8 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
     routes: bindings.map((b) => `${b.httpMethod} ${b.template.source} → ${b.rpc.parent.typeName}.${b.rpc.name}`),
     handle(req, res) {
       if (isRpcProtocolRequest(req)) {
-        options.onRefused?.(req, 404, rejectUnknownProcedure(req, res));
+        const error = rejectUnknownProcedure(req, res);
+        options.onRefused?.(req, 404, error);
         return;
       }
       serve(req, res).catch((error: unknown) => {

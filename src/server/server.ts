@@ -66,7 +66,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   // `/audit.v1.AuditService/` → its methods: a path under a served service is an RPC path even when no method matches.
   const servicesByPrefix = new Map(options.router.handlers.map((h) => [`/${h.service.typeName}/`, h.service.methods]));
   const fallback: NodeHandler = options.fallback ?? notFound;
-  const cors = createCors(config.corsOrigins);
+  const cors = createCors(config.corsOrigins, logger);
 
   const refuse = (req: Parameters<NodeHandler>[0], res: Parameters<NodeHandler>[1], refusal: RpcRefusal, id: string) => {
     sendRpcRefusal(req, res, refusal, id);

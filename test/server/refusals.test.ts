@@ -47,7 +47,7 @@ describe("Connect's own refusals on an RPC path (item 9)", () => {
   const auth = () => ({ authorization: `Bearer ${acme.writer}` });
 
   test("a wrong or missing content type is 415 with a Connect error naming what to send", async () => {
-    for (const headers of [{ "content-type": "text/plain" }, {}]) {
+    for (const headers of [{ "content-type": "text/plain" }, {}] as Record<string, string>[]) {
       const reply = await call(CREATE, { method: "POST", headers: { ...auth(), ...headers }, body: "{}" });
       expect(reply.res.status).toBe(415);
       const error = connectError(reply);
@@ -189,6 +189,21 @@ describe("messages name what the caller sent (item 10)", () => {
       expect([reply.res.status, reply.res.headers.get("allow")]).toEqual([405, "GET, HEAD"]);
     }
   });
+});
+
+test("without CORS_ORIGINS a browser's preflight is refused saying so, and logged once at WARN (item 11)", async () => {
+  const preflight = () =>
+    call(CREATE, {
+      method: "OPTIONS",
+      headers: { origin: "http://localhost:5173", "access-control-request-method": "POST" },
+    });
+  for (const reply of [await preflight(), await preflight()]) {
+    expect(reply.res.status).toBe(403);
+    expect(reply.res.headers.get("access-control-allow-origin")).toBeNull();
+    expect(JSON.parse(reply.text).error).toContain("CORS_ORIGINS is unset; set it to http://localhost:5173");
+  }
+  const warnings = app.logs.map((l) => JSON.parse(l)).filter((l) => l.level === 40 && /CORS_ORIGINS/.test(l.msg));
+  expect(warnings).toHaveLength(1);
 });
 
 describe("the request log (item 13)", () => {

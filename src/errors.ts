@@ -35,6 +35,8 @@ export const Reason = {
   CredentialRevoked: "CREDENTIAL_REVOKED",
   CredentialExpired: "CREDENTIAL_EXPIRED",
   SessionExpired: "SESSION_EXPIRED",
+  InvalidStreamTicket: "INVALID_STREAM_TICKET",
+  StreamTicketLimit: "STREAM_TICKET_LIMIT",
   // Authorisation (PERMISSION_DENIED).
   NoRole: "NO_ROLE",
   InsufficientRole: "INSUFFICIENT_ROLE",

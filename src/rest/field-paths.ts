@@ -19,7 +19,10 @@ export const BODY_PATH = "(body)";
 export function restFieldPath(binding: Binding, queryNames: ReadonlyMap<string, string>, path: string): string {
   const parts = path.split(/\.(?![^[]*\])/).map((part) => /^([A-Za-z_]\w*)(.*)$/.exec(part));
   if (parts.some((p) => p === null)) return path;
-  const segments = (parts as RegExpExecArray[]).map(([, name, suffix]) => ({ name: name as string, suffix: suffix ?? "" }));
+  const segments = (parts as RegExpExecArray[]).map(([, name, suffix]) => ({
+    name: name as string,
+    suffix: suffix ?? "",
+  }));
   let message: DescMessage | undefined = binding.rpc.input;
   if (binding.body.kind === "field" && segments[0]?.name === binding.body.field.name) {
     const [body] = segments.splice(0, 1);
@@ -28,7 +31,8 @@ export function restFieldPath(binding: Binding, queryNames: ReadonlyMap<string, 
   } else {
     for (let n = segments.length; n > 0; n--) {
       const written = queryNames.get(segments.map((s) => s.name).join("."));
-      if (written !== undefined) return [written + (segments[n - 1]?.suffix ?? ""), ...rest(segments.slice(n))].join(".");
+      if (written !== undefined)
+        return [written + (segments[n - 1]?.suffix ?? ""), ...rest(segments.slice(n))].join(".");
     }
   }
   return rest(segments).join(".");

@@ -13,7 +13,6 @@ import type { Logger } from "../logger.js";
 import { createCors } from "./cors.js";
 import { checkEnvelopeFlags, isEnveloped } from "./envelope-flags.js";
 import { type GrpcUnaryHandler, takesGrpcFastPath } from "./grpc-unary.js";
-import { negotiationRefusal, type RpcRefusal, sendRpcRefusal, unknownProcedure } from "./rpc-refusals.js";
 import {
   createCleartextListener,
   type ListenerOptions,
@@ -21,6 +20,7 @@ import {
   type NodeHandler,
   TIMEOUT_CHECK_MS,
 } from "./listener.js";
+import { negotiationRefusal, type RpcRefusal, sendRpcRefusal, unknownProcedure } from "./rpc-refusals.js";
 
 export type { NodeHandler };
 
@@ -68,7 +68,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const fallback: NodeHandler = options.fallback ?? notFound;
   const cors = createCors(config.corsOrigins, logger);
 
-  const refuse = (req: Parameters<NodeHandler>[0], res: Parameters<NodeHandler>[1], refusal: RpcRefusal, id: string) => {
+  const refuse = (
+    req: Parameters<NodeHandler>[0],
+    res: Parameters<NodeHandler>[1],
+    refusal: RpcRefusal,
+    id: string,
+  ) => {
     sendRpcRefusal(req, res, refusal, id);
     logRefusal(logger, req, { status: refusal.httpStatus, error: refusal.error, requestId: id });
   };

@@ -864,7 +864,9 @@ describe("classification: RPC protocols never reach the REST routes", () => {
     expect(reply.status).toBe(404);
     expect(reply.json).toMatchObject({
       code: "unimplemented",
-      message: expect.stringMatching(/^\/resttest.v1.EchoService\/Nope is not a procedure; resttest.v1.EchoService has Search, /),
+      message: expect.stringMatching(
+        /^\/resttest.v1.EchoService\/Nope is not a procedure; resttest.v1.EchoService has Search, /,
+      ),
       details: [expect.objectContaining({ type: "google.rpc.ErrorInfo" })],
     });
   });

@@ -8,7 +8,8 @@ import { ServerReflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionAlpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { Health } from "../gen/health/v1/health_pb.js";
 import { Authenticator } from "./auth/authenticator.js";
-import { bootstrapAdmin } from "./auth/bootstrap.js";
+import { adminTokenFile, bootstrapAdmin } from "./auth/bootstrap.js";
+import { kStreamTicket, StreamTickets } from "./auth/stream-tickets.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
 import { ERROR_DOMAIN } from "./errors.js";
@@ -17,7 +18,7 @@ import { clientFaultGate } from "./interceptors/client-faults.js";
 import { kRoute } from "./interceptors/context.js";
 import { errorMappingInterceptor } from "./interceptors/error-mapping.js";
 import { Metrics } from "./interceptors/metrics.js";
-import { requestLogInterceptor } from "./interceptors/request-log.js";
+import { logRefusal, requestLogInterceptor } from "./interceptors/request-log.js";
 import { storeObserver, type Telemetry, telemetryInterceptor } from "./interceptors/telemetry.js";
 import { startTracing } from "./interceptors/tracing.js";
 import { type LegacyDeps, legacyHandler } from "./legacy/adapter.js";
@@ -74,6 +75,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     statementTimeoutMs: config.requestTimeoutMs,
     logger,
     migrationUrl: config.migrationDatabaseUrl,
+    settings: config.databaseUrl ? { url: "DATABASE_URL", migrationUrl: "MIGRATION_DATABASE_URL" } : undefined,
   });
   const pageTokens = new PageTokens(await sharedSecret(database.db, "page-token-key"));
   const telemetry: Telemetry = {
@@ -92,10 +94,17 @@ export async function startApp(options: AppOptions): Promise<App> {
     observer,
   });
   const identities = new IdentityStore(database.db);
-  await bootstrapAdmin({ store: identities, clock, logger, adminToken: config.adminToken, dataDir: config.dataDir });
+  await bootstrapAdmin({
+    store: identities,
+    clock,
+    logger,
+    adminToken: config.adminToken,
+    tokenFile: await adminTokenFile(config.dataDir, identities, config.databaseUrl === undefined),
+  });
   const tenants = new TenantDirectory(identities);
   const authenticator = new Authenticator({ store: identities, clock, logger, cacheMs: config.credentialCacheMs });
   const templates = new TemplateStore(database.db, limits.templatesPerTenant);
+  const tickets = new StreamTickets(clock);
   const feed = new EventFeed({ sql: database.sql, store, clock, logger, bufferEvents: config.tailBufferEvents });
   await feed.start();
 
@@ -115,7 +124,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       telemetryInterceptor(telemetry),
       requestLogInterceptor(logger),
       errorMappingInterceptor(logger),
-      authInterceptor(authenticator, tenants),
+      authInterceptor(authenticator, tenants, tickets),
     ],
     readMaxBytes: config.maxBodyBytes,
     writeMaxBytes: 64 * 1024 * 1024,
@@ -126,7 +135,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     jsonOptions,
   };
   const services = {
-    audit: createAuditService({ store, groupCommit, templates, feed, clock, pageTokens }),
+    audit: createAuditService({ store, groupCommit, templates, feed, clock, pageTokens, tickets }),
     // The identity RPCs and the template RPCs make up AdminService.
     admin: {
       ...createIdentityAdmin({ store: identities, tenants, authenticator, clock }),
@@ -161,6 +170,9 @@ export async function startApp(options: AppOptions): Promise<App> {
     maxBodyBytes: config.maxBodyBytes,
     errorDomain: ERROR_DOMAIN,
     contextValues: (req) => requestContextValues(req).set(kRoute, "rest"),
+    // Tail over SSE: `id:` is the event's sequence, which Last-Event-ID resumes after; ?ticket= authenticates it.
+    sse: { eventId: "event.sequence", resumeField: "afterSequence", ticketParam: "ticket", ticketKey: kStreamTicket },
+    onRefused: (req, status, error) => logRefusal(logger, req, { status, error }),
     onInternalError: (err) => logger.error({ err }, "REST transcoding failed"),
   });
   const scrape = metricsHandler(() => telemetry.metrics.render(), logger);

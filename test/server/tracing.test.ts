@@ -140,8 +140,10 @@ test("tracing turns on from the standard OTEL_* variables, and bad values stop s
     false,
   );
   expect(loadConfig({ OTEL_SDK_DISABLED: "true", OTEL_TRACES_EXPORTER: "otlp" }).tracing).toBe(false);
-  expect(() => loadConfig({ OTEL_TRACES_EXPORTER: "zipkin" })).toThrow(/OTEL_TRACES_EXPORTER must be otlp or none/);
+  expect(() => loadConfig({ OTEL_TRACES_EXPORTER: "zipkin" })).toThrow(
+    /OTEL_TRACES_EXPORTER="zipkin": must be one of otlp, none/,
+  );
   expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "collector:4318" })).toThrow(/OTEL_EXPORTER_OTLP_ENDPOINT/);
-  expect(() => loadConfig({ OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" })).toThrow(/must be http\/protobuf/);
-  expect(() => loadConfig({ METRICS_PORT: "70000" })).toThrow(/METRICS_PORT must be an integer/);
+  expect(() => loadConfig({ OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" })).toThrow(/must be one of http\/protobuf/);
+  expect(() => loadConfig({ METRICS_PORT: "70000" })).toThrow(/METRICS_PORT="70000": must be a whole number/);
 });

@@ -10,6 +10,8 @@ export interface Config {
    * only what it needs (scripts/app-role.sql), so the application itself cannot rewrite the log.
    */
   migrationDatabaseUrl: string | undefined;
+  /** Refuse to start when DATABASE_URL's role could rewrite events (a superuser, the owner, UPDATE/DELETE grants). */
+  requireLeastPrivilege: boolean;
   dataDir: string;
   databasePoolSize: number;
   /** Most single-event appends (Create, Publish) one group commit writes. */
@@ -40,13 +42,16 @@ export function loadConfig(env: Env = process.env): Config {
   const databaseUrl = env.DATABASE_URL || undefined;
   const migrationDatabaseUrl = env.MIGRATION_DATABASE_URL || undefined;
   if (migrationDatabaseUrl && !databaseUrl) {
-    throw new Error("MIGRATION_DATABASE_URL needs DATABASE_URL: the embedded PostgreSQL has a single role");
+    throw new Error(
+      "MIGRATION_DATABASE_URL needs DATABASE_URL: the embedded PostgreSQL has its own owner and service roles",
+    );
   }
   return {
     port: int(env, "PORT", 8080, 0, 65535),
     host: env.HOST ?? "0.0.0.0",
     databaseUrl,
     migrationDatabaseUrl,
+    requireLeastPrivilege: bool(env, "REQUIRE_LEAST_PRIVILEGE", false),
     dataDir: path.resolve(env.DATA_DIR ?? ".data"),
     databasePoolSize: int(env, "DATABASE_POOL_SIZE", 10, 1, 1000),
     groupCommitMaxBatch: int(env, "GROUP_COMMIT_MAX_BATCH", 500, 1, 1000),

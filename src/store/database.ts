@@ -17,6 +17,8 @@ export interface Database {
   /** True when a trivial query answers within a second. */
   ping(): Promise<boolean>;
   close(timeoutSeconds?: number): Promise<void>;
+  /** What the deployment checks warned of at start (a role that can rewrite events, ...): /readyz shows them. */
+  warnings: readonly string[];
 }
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -32,6 +34,8 @@ export interface ConnectOptions {
   logger: Logger;
   /** A privileged role's URL: migrations run with it, and it grants the application's role what it needs. */
   migrationUrl?: string;
+  /** Refuse to start when the service's role could rewrite events (REQUIRE_LEAST_PRIVILEGE). */
+  requireLeastPrivilege?: boolean;
 }
 
 /** How long the pool waits for a new connection; EventStore bounds its wait for a reserved one by the same. */
@@ -58,10 +62,11 @@ export async function connectDatabase(url: string, options: ConnectOptions): Pro
       plan_cache_mode: "force_custom_plan",
     },
   });
+  let warnings: string[];
   try {
     const appRole = options.migrationUrl ? await currentUser(sql) : undefined;
     await runMigrations(options.migrationUrl ?? url, appRole, logger);
-    await checkDeployment(sql, { separateRoles: appRole !== undefined, logger });
+    warnings = await checkDeployment(sql, { requireLeastPrivilege: options.requireLeastPrivilege ?? false, logger });
   } catch (error) {
     await sql.end({ timeout: 1 });
     throw error;
@@ -82,6 +87,7 @@ export async function connectDatabase(url: string, options: ConnectOptions): Pro
       }
     },
     close: (timeoutSeconds = 5) => sql.end({ timeout: timeoutSeconds }),
+    warnings,
   };
 }
 

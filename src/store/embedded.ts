@@ -5,6 +5,7 @@ import {
   chmod,
   chown,
   cp,
+  link,
   lstat,
   mkdir,
   readFile,
@@ -125,11 +126,14 @@ async function lockDataDir(dataDir: string, log: Logger): Promise<{ release(): P
           `If PID ${pid} is not an audit-trail service, delete ${file}.`,
       );
     }
-    // Move the stale file aside rather than delete it, so two starts taking over at once cannot both succeed.
+    // Move the stale file aside rather than delete it: if another start replaced it meanwhile, what was moved is
+    // that start's claim, which goes back (link fails rather than overwrite), and the next round sees it alive.
     const aside = `${file}.${process.pid}.stale`;
     await rename(file, aside).catch(() => {});
     if ((await readFile(aside, "utf8").catch(() => undefined)) === held) {
       log.warn({ pid: pidText }, "taking over DATA_DIR from a service that is no longer running");
+    } else {
+      await link(aside, file).catch(() => {});
     }
     await rm(aside, { force: true });
   }
@@ -163,14 +167,8 @@ async function postgresUser(): Promise<RunAs | undefined> {
     return ids();
   } catch {
     try {
-      execFileSync("useradd", [
-        "--system",
-        "--user-group",
-        "--no-create-home",
-        "--shell",
-        "/usr/sbin/nologin",
-        "postgres",
-      ]);
+      const group = spawnSync("getent", ["group", "postgres"]).status === 0 ? ["--gid", "postgres"] : ["--user-group"];
+      execFileSync("useradd", ["--system", ...group, "--no-create-home", "--shell", "/usr/sbin/nologin", "postgres"]);
       return ids();
     } catch (error) {
       throw new Error(

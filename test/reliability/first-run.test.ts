@@ -269,8 +269,9 @@ describe(`npm start as ${isRoot ? "root" : "an ordinary user"}, in a checkout un
       const second = npmStart(project);
       const status = await second.exited;
       const refusal = second.logs.find((l) => l.includes("is in use by the audit-trail service"));
-      const startedAt = (await second.line("starting; stop with kill")).time as number;
-      const refusedAt = (JSON.parse(refusal ?? "{}") as { time: number }).time;
+      // Log times are epoch milliseconds or ISO 8601: Date reads both.
+      const startedAt = new Date((await second.line("starting; stop with kill")).time as string).getTime();
+      const refusedAt = new Date((JSON.parse(refusal ?? "{}") as { time: string }).time).getTime();
       console.log(
         `second npm start: exit ${status.code} ${Date.now() - began} ms after npm began, ${refusedAt - startedAt} ms ` +
           `after the service started: ${refusal?.slice(0, 400)}`,

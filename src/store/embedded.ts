@@ -35,7 +35,7 @@ export interface EmbeddedDatabase {
 }
 
 /** The service's own role in the embedded database. */
-export const EMBEDDED_APP_ROLE = "audit_app";
+const EMBEDDED_APP_ROLE = "audit_app";
 /**
  * As root, PostgreSQL runs as the `postgres` user. What that user cannot reach (a checkout in /root, a DATA_DIR under
  * a 0700 directory) moves here: root-owned, 0755, the place for a service's state.
@@ -93,9 +93,6 @@ export async function startEmbeddedPostgres(dataDir: string, logger: Logger): Pr
 
 // --- one service per data directory --------------------------------------------------------------------------------
 
-/** Thrown when another live service owns the data directory. */
-export class DataDirInUseError extends Error {}
-
 /**
  * Claims `dataDir/service.pid` for this process. A file naming a live process (the same process: its start time is
  * recorded too, so a reused PID does not count) means another service runs on this directory: refuse. A file naming
@@ -120,7 +117,7 @@ async function lockDataDir(dataDir: string, log: Logger): Promise<{ release(): P
     const [pidText = "", started = ""] = held.split("\n");
     const pid = Number.parseInt(pidText, 10);
     if (Number.isInteger(pid) && pid > 0 && isAlive(pid) && (started === "" || startTime(pid) === started)) {
-      throw new DataDirInUseError(
+      throw new Error(
         `DATA_DIR ${dataDir} is in use by the audit-trail service with PID ${pid}, which runs its embedded ` +
           `PostgreSQL: stop that service first (kill ${pid}), or give this one another DATA_DIR. ` +
           `If PID ${pid} is not an audit-trail service, delete ${file}.`,

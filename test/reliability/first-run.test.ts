@@ -184,8 +184,8 @@ describe(`npm start as ${isRoot ? "root" : "an ordinary user"}, in a checkout un
     await until("every PostgreSQL this file started is gone", () => ![...postgresPids].some(isAlive), 30_000);
     const linked = dataDir && (await readlink(path.join(dataDir, "pg")).catch(() => undefined));
     if (linked?.startsWith(`${ROOT_STATE_DIR}/`)) await rm(path.dirname(linked), { recursive: true, force: true });
-    if (binariesCopy && !binariesCopyExisted) await rm(binariesCopy, { recursive: true, force: true });
-    if (!stateDirExisted) await rm(ROOT_STATE_DIR, { recursive: true, force: true });
+    if (binariesCopy && binariesCopyExisted === false) await rm(binariesCopy, { recursive: true, force: true });
+    if (stateDirExisted === false) await rm(ROOT_STATE_DIR, { recursive: true, force: true });
     for (const dir of removeAfter) await rm(dir, { recursive: true, force: true });
   }, 60_000);
 

@@ -31,7 +31,7 @@ export interface ServerOptions {
   grpcUnary?: Map<string, GrpcUnaryHandler>;
   /** Whether the service can serve: backs /readyz. */
   ready: () => Promise<boolean>;
-  /** What the deployment checks warned of at start: /readyz lists them while they hold. */
+  /** What the deployment checks warned of at start: /readyz lists them for the life of the process. */
   warnings?: readonly string[];
   /** Requests no RPC path matches (REST and legacy routes); default 404. */
   fallback?: NodeHandler;

@@ -1,14 +1,11 @@
-import { readFile } from "node:fs/promises";
-import { createRequire } from "node:module";
-import path from "node:path";
 import type postgres from "postgres";
+import { ConfigError } from "../config.js";
 import type { Logger } from "../logger.js";
 
 /**
  * What the service can tell at start about guarantees that depend on how it was deployed, logged so that an operator
  * learns it before an incident does: whether the log is append-only by privilege, whether an acknowledgement is
- * durable, whether the database driver is patched. Returns what it warned of, for /readyz; docs/reliability.md
- * explains each remedy.
+ * durable. Returns what it warned of, for /readyz; docs/reliability.md explains each remedy.
  */
 export async function checkDeployment(
   sql: postgres.Sql,
@@ -17,7 +14,6 @@ export async function checkDeployment(
   const warnings = [
     await checkAppendOnly(sql, options.requireLeastPrivilege, options.logger),
     await checkDurability(sql, options.logger),
-    await checkDriverPatched(options.logger),
   ];
   return warnings.filter((w) => w !== undefined);
 }
@@ -49,7 +45,7 @@ async function checkAppendOnly(sql: postgres.Sql, required: boolean, logger: Log
     `the service's database role "${row.role}" ${what}. Fix: set MIGRATION_DATABASE_URL to the owner's URL and ` +
     "DATABASE_URL to a role of its own, which the service then grants only SELECT and INSERT on events " +
     "(scripts/app-role.sql; docs/reliability.md)";
-  if (required) throw new Error(`REQUIRE_LEAST_PRIVILEGE=true refuses to start: ${warning}`);
+  if (required) throw new ConfigError("REQUIRE_LEAST_PRIVILEGE", "true", `refuses to start: ${warning}`);
   logger.warn({ role: row.role, superuser: row.superuser, owner: row.owner }, warning);
   return warning;
 }
@@ -65,22 +61,6 @@ async function checkDurability(sql: postgres.Sql, logger: Logger): Promise<strin
   if (row && (row.synchronousCommit === "off" || row.fsync === "off")) {
     const warning = "PostgreSQL may lose committed transactions in a crash: acknowledged audit events are not durable";
     logger.error({ synchronous_commit: row.synchronousCommit, fsync: row.fsync }, warning);
-    return warning;
-  }
-  return undefined;
-}
-
-/**
- * scripts/patch-postgres.mjs, run by npm's postinstall, fixes a postgres.js defect by which losing the database
- * crashes the process. An install with --ignore-scripts skips it; say so rather than find out in an outage.
- */
-async function checkDriverPatched(logger: Logger): Promise<string | undefined> {
-  const file = path.join(path.dirname(createRequire(import.meta.url).resolve("postgres")), "connection.js");
-  const text = await readFile(file, "utf8").catch(() => "");
-  if (!text.includes("audit-trail: scripts/patch-postgres.mjs")) {
-    const warning =
-      "postgres.js is not patched: a database outage can crash this process; run node scripts/patch-postgres.mjs";
-    logger.error({ file }, warning);
     return warning;
   }
   return undefined;

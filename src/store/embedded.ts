@@ -22,6 +22,7 @@ import net from "node:net";
 import { arch, platform } from "node:os";
 import path from "node:path";
 import postgres from "postgres";
+import { ConfigError } from "../config.js";
 import type { Logger } from "../logger.js";
 
 export interface EmbeddedDatabase {
@@ -117,10 +118,12 @@ async function lockDataDir(dataDir: string, log: Logger): Promise<{ release(): P
     const [pidText = "", started = ""] = held.split("\n");
     const pid = Number.parseInt(pidText, 10);
     if (Number.isInteger(pid) && pid > 0 && isAlive(pid) && (started === "" || startTime(pid) === started)) {
-      throw new Error(
-        `DATA_DIR ${dataDir} is in use by the audit-trail service with PID ${pid}, which runs its embedded ` +
-          `PostgreSQL: stop that service first (kill ${pid}), or give this one another DATA_DIR. ` +
-          `If PID ${pid} is not an audit-trail service, delete ${file}.`,
+      throw new ConfigError(
+        "DATA_DIR",
+        dataDir,
+        `is in use by the audit-trail service with PID ${pid}, which runs its embedded PostgreSQL: stop that ` +
+          `service first (kill ${pid}), or give this one another DATA_DIR. If PID ${pid} is not an audit-trail ` +
+          `service, delete ${file}`,
       );
     }
     // Move the stale file aside rather than delete it: if another start replaced it meanwhile, what was moved is
@@ -255,7 +258,9 @@ async function databaseDirectory(dataDir: string, runAs: RunAs | undefined, log:
   }
   const blocked = firstClosedParent(runAs, dataDir);
   if (existing) {
-    throw new Error(
+    throw new ConfigError(
+      "DATA_DIR",
+      dataDir,
       `PostgreSQL runs as the postgres user, who cannot reach ${linked}: ${blocked} is closed to other users. ` +
         `Move DATA_DIR to a directory the postgres user can reach, or let it through: chmod o+x ${blocked}`,
     );

@@ -203,7 +203,7 @@ describe("a service role that could rewrite the log", () => {
     const refused = await createTestDatabase();
     try {
       await expect(startTestApp({ database: refused, env: { REQUIRE_LEAST_PRIVILEGE: "true" } })).rejects.toThrow(
-        /^REQUIRE_LEAST_PRIVILEGE=true refuses to start: the service's database role "\w+" is a superuser/,
+        /^REQUIRE_LEAST_PRIVILEGE="true": refuses to start: the service's database role "\w+" is a superuser/,
       );
     } finally {
       await refused.drop();

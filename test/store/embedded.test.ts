@@ -70,7 +70,7 @@ describe("starting the embedded PostgreSQL", () => {
       const dataDir = path.join(closed, "data");
       mkdirSync(path.join(dataDir, "pg"), { recursive: true });
       await expect(startEmbeddedPostgres(dataDir, createLogger("silent"))).rejects.toThrow(
-        `PostgreSQL runs as the postgres user, who cannot reach ${dataDir}/pg: ${closed} is closed to other users. ` +
+        `DATA_DIR="${dataDir}": PostgreSQL runs as the postgres user, who cannot reach ${dataDir}/pg: ${closed} is closed to other users. ` +
           `Move DATA_DIR to a directory the postgres user can reach, or let it through: chmod o+x ${closed}`,
       );
       // It stopped before writing anything, and let go of DATA_DIR (no service.pid).

@@ -61,6 +61,8 @@ export interface AppOptions {
   logger: Logger;
   /** A PostgreSQL URL; main.ts supplies the embedded one when DATABASE_URL is unset. */
   databaseUrl: string;
+  /** The migration role's URL: main.ts supplies the embedded owner's; else MIGRATION_DATABASE_URL. */
+  migrationUrl?: string;
   clock?: Clock;
   /** Receives every span as it ends, whatever OTEL_* says (tests keep them in memory). */
   spanExporter?: SpanExporter;
@@ -74,7 +76,8 @@ export async function startApp(options: AppOptions): Promise<App> {
     poolSize: config.databasePoolSize,
     statementTimeoutMs: config.requestTimeoutMs,
     logger,
-    migrationUrl: config.migrationDatabaseUrl,
+    migrationUrl: options.migrationUrl ?? config.migrationDatabaseUrl,
+    requireLeastPrivilege: config.requireLeastPrivilege,
     settings: config.databaseUrl ? { url: "DATABASE_URL", migrationUrl: "MIGRATION_DATABASE_URL" } : undefined,
   });
   const pageTokens = new PageTokens(await sharedSecret(database.db, "page-token-key"));
@@ -200,6 +203,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     shutdownController,
     ready: () => database.ping(),
     metrics: metricsServer ? undefined : scrape,
+    warnings: database.warnings,
   });
   return {
     server,

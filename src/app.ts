@@ -1,6 +1,7 @@
 import { setMaxListeners } from "node:events";
 import { type ConnectRouterOptions, createConnectRouter } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
+import { FrontierService } from "../gen/raystack/frontier/v1beta1/frontier_pb.js";
 import { Authenticator } from "./auth/authenticator.js";
 import { bootstrapAdmin } from "./auth/bootstrap.js";
 import { type Clock, systemClock } from "./clock.js";
@@ -20,6 +21,7 @@ import { registerRoutes, serviceRegistrations } from "./server/routes.js";
 import { type RunningServer, requestContextValues, startServer } from "./server/server.js";
 import { createIdentityAdmin } from "./service/admin-service.js";
 import { createAuditService } from "./service/audit-service.js";
+import { createFrontierService } from "./service/frontier-service.js";
 import { limits } from "./service/limits.js";
 import { PageTokens } from "./service/page-token.js";
 import { createTemplateAdmin } from "./service/template-admin.js";
@@ -98,13 +100,15 @@ export async function startApp(options: AppOptions): Promise<App> {
     requestGate: clientFaultGate,
     jsonOptions,
   };
+  const audit = createAuditService({ store, groupCommit, templates, feed, clock, pageTokens });
   const services = {
-    audit: createAuditService({ store, groupCommit, templates, feed, clock, pageTokens }),
+    audit,
     // The identity RPCs and the template RPCs make up AdminService.
     admin: {
       ...createIdentityAdmin({ store: identities, tenants, authenticator, clock }),
       ...createTemplateAdmin({ templates, clock }),
     },
+    frontier: createFrontierService({ audit, store }),
   };
   const router = createConnectRouter(routerOptions);
   registerRoutes(services)(router);
@@ -121,6 +125,8 @@ export async function startApp(options: AppOptions): Promise<App> {
     maxBodyBytes: config.maxBodyBytes,
     errorDomain: ERROR_DOMAIN,
     contextValues: requestContextValues,
+    // Frontier's gateway writes proto field names (created_at) and every field, as its REST clients expect.
+    responseJson: new Map([[FrontierService.typeName, { useProtoFieldName: true, alwaysEmitImplicit: true }]]),
     onInternalError: (err) => logger.error({ err }, "REST transcoding failed"),
   });
   const server = await startServer({

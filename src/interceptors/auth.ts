@@ -1,7 +1,8 @@
-import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
+import type { DescField, DescMessage, DescMethod } from "@bufbuild/protobuf";
 import { Code, type Interceptor } from "@connectrpc/connect";
 import { AdminService } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
+import { FrontierService } from "../../gen/raystack/frontier/v1beta1/frontier_pb.js";
 import type { Authenticator } from "../auth/authenticator.js";
 import { grants, isSuperadmin, kPrincipal, type Principal, Role } from "../auth/principal.js";
 import { domainError, invalidArgument, Reason } from "../errors.js";
@@ -32,6 +33,9 @@ export const requiredRoles: ReadonlyMap<string, Requirement> = new Map([
   rule(AdminService.method.getEventTemplate, Role.ADMIN),
   rule(AdminService.method.listEventTemplates, Role.ADMIN),
   rule(AdminService.method.deleteEventTemplate, Role.ADMIN),
+  rule(FrontierService.method.createOrganizationAuditLogs, Role.WRITER),
+  rule(FrontierService.method.listOrganizationAuditLogs, Role.READER),
+  rule(FrontierService.method.getOrganizationAuditLog, Role.READER),
 ]);
 
 /**
@@ -56,18 +60,20 @@ export function authInterceptor(authenticator: Authenticator, tenants: TenantDir
         "this call needs a credential (Authorization header)",
       );
     }
-    const tenantField = stringField(req.method.input, "tenant");
+    const tenantField = tenantFieldOf(req.method.input);
+    const requestTenant = (message: Record<string, unknown>) =>
+      tenantField ? String(message[tenantField.localName] ?? "") : "";
     const checkTenant = async (message: Record<string, unknown>, principal: Principal) => {
       if (!tenantField) return;
-      const tenant = await authorizeTenant(String(message.tenant ?? ""), principal, tenants);
-      message.tenant = tenant;
+      const tenant = await authorizeTenant(requestTenant(message), tenantField, principal, tenants);
+      message[tenantField.localName] = tenant;
     };
 
     if (!req.stream) {
       const principal = await authenticate(
         authenticator,
         authorization,
-        String((req.message as { tenant?: unknown }).tenant ?? ""),
+        requestTenant(req.message as Record<string, unknown>),
       );
       authorizeRole(principal, required, procedure);
       await checkTenant(req.message as Record<string, unknown>, principal);
@@ -78,7 +84,7 @@ export function authInterceptor(authenticator: Authenticator, tenants: TenantDir
     const source = req.message[Symbol.asyncIterator]();
     const first = await source.next();
     const firstMessage = first.done ? {} : (first.value as Record<string, unknown>);
-    const principal = await authenticate(authenticator, authorization, String(firstMessage.tenant ?? ""));
+    const principal = await authenticate(authenticator, authorization, requestTenant(firstMessage));
     authorizeRole(principal, required, procedure);
     if (!first.done) await checkTenant(firstMessage, principal);
     req.contextValues.set(kPrincipal, principal);
@@ -141,32 +147,52 @@ export function authorizeRole(principal: Principal, required: Requirement, proce
   }
 }
 
-/** The tenant a call acts on: the request's, which must be the caller's own unless the caller is superadmin. */
-async function authorizeTenant(requested: string, principal: Principal, tenants: TenantDirectory): Promise<string> {
-  const tenant = requested || principal.tenant;
+/**
+ * The tenant a call acts on: the request's, which must be the caller's own unless the caller is superadmin. Frontier's
+ * `org_id` may also be the tenant's numeric id; it is looked up only here, after authentication, and an organization
+ * that is not the caller's is refused alike whether it exists or not, so no caller but a superadmin learns which do.
+ */
+async function authorizeTenant(
+  requested: string,
+  field: DescField,
+  principal: Principal,
+  tenants: TenantDirectory,
+): Promise<string> {
+  let tenant = requested || principal.tenant;
   if (!tenant)
     throw invalidArgument([
-      { field: "tenant", description: "is required for a global credential", reason: Reason.MissingField },
+      { field: field.name, description: "is required for a global credential", reason: Reason.MissingField },
     ]);
-  if (!TENANT_PATTERN.test(tenant)) {
-    throw invalidArgument([{ field: "tenant", description: "must match [a-z0-9][a-z0-9_-]{0,62}" }]);
+  let exists: boolean | undefined;
+  if (field.name === ORG_ID) {
+    const row = await tenants.find(tenant);
+    exists = row !== undefined;
+    if (row) tenant = row.id;
+  } else if (!TENANT_PATTERN.test(tenant)) {
+    throw invalidArgument([{ field: field.name, description: "must match [a-z0-9][a-z0-9_-]{0,62}" }]);
   }
   if (tenant !== principal.tenant && !isSuperadmin(principal)) {
     throw domainError(
       Code.PermissionDenied,
       Reason.TenantMismatch,
-      `the credential is not valid for tenant "${tenant}"`,
+      // The name as given: a numeric id's slug is not told to a caller of another tenant.
+      `the credential is not valid for tenant "${requested}"`,
     );
   }
-  if (!(await tenants.exists(tenant))) {
-    throw domainError(Code.NotFound, Reason.TenantNotFound, `tenant "${tenant}" does not exist`, { tenant });
+  if (!(exists ?? (await tenants.exists(tenant)))) {
+    throw domainError(Code.NotFound, Reason.TenantNotFound, `tenant "${requested}" does not exist`, {
+      tenant: requested,
+    });
   }
   return tenant;
 }
 
-function stringField(desc: DescMessage, name: string): boolean {
-  const field = desc.fields.find((f) => f.name === name);
-  return field?.fieldKind === "scalar";
+/** Frontier's name for the tenant field: a slug or the tenant's numeric id. */
+const ORG_ID = "org_id";
+
+/** The request's tenant field: audit.v1's `tenant`, or Frontier's `org_id`; none for calls on no tenant. */
+function tenantFieldOf(desc: DescMessage): DescField | undefined {
+  return desc.fields.find((f) => (f.name === "tenant" || f.name === ORG_ID) && f.fieldKind === "scalar");
 }
 
 function malformed(message: string) {

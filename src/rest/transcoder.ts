@@ -1,5 +1,13 @@
 import type http from "node:http";
-import { createRegistry, type DescMessage, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import {
+  createRegistry,
+  type DescMessage,
+  fromJsonString,
+  type JsonObject,
+  type JsonValue,
+  type JsonWriteOptions,
+  toJsonString,
+} from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type ContextValues } from "@connectrpc/connect";
 import {
   createAsyncIterable,
@@ -17,11 +25,12 @@ import {
   errorFromJsonBytes,
 } from "@connectrpc/connect/protocol-connect";
 import { universalRequestFromNodeRequest } from "@connectrpc/connect-node";
-import { file_google_rpc_error_details } from "../../gen/google/rpc/error_details_pb.js";
+import { ErrorInfoSchema, file_google_rpc_error_details } from "../../gen/google/rpc/error_details_pb.js";
 import { type Binding, buildRouteTable } from "./bindings.js";
 import { forwardedHeaders, returnedHeaders } from "./forwarded-headers.js";
 import { ClientGoneError, type NodeRequest, type NodeResponse, readBody, send, write } from "./http-io.js";
 import { jsonBodyProblem } from "./json-body.js";
+import { firstJsonFieldFault } from "./json-fields.js";
 import { assembleRequest, decodeSegment } from "./request-message.js";
 import { isRpcProtocolRequest, rejectUnknownProcedure } from "./rpc-protocol.js";
 import { RestError, RestReason, restErrors, statusJson } from "./status.js";
@@ -39,6 +48,11 @@ export interface RestTranscoderOptions {
   detailTypes?: DescMessage[];
   /** An SSE comment is sent this often so proxies keep an idle stream open; 0 disables. Default 15 s. */
   sseHeartbeatMs?: number;
+  /**
+   * Services whose REST responses are written otherwise than Connect writes JSON (JSON names, unpopulated fields
+   * left out), by service type name: a foreign API's clients may expect grpc-gateway's proto names, for example.
+   */
+  responseJson?: ReadonlyMap<string, Partial<JsonWriteOptions>>;
   /** Failures of the transcoder itself (never a client error); the client gets a 500 Status without details. */
   onInternalError?: (error: unknown) => void;
 }
@@ -113,7 +127,7 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
     };
     const uRes = await binding.handler(inner);
     if (streaming) await sendStream(req, res, binding, uRes);
-    else await sendUnary(res, binding, uRes);
+    else await sendUnary(res, binding, uRes, message);
   }
 
   async function readJsonBody(req: NodeRequest, binding: Binding): Promise<JsonValue | undefined> {
@@ -164,11 +178,22 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
     return body;
   }
 
-  async function sendUnary(res: NodeResponse, binding: Binding, uRes: UniversalServerResponse) {
-    const bytes = uRes.body ? await readAllBytes(uRes.body, Number.MAX_SAFE_INTEGER) : new Uint8Array(0);
+  async function sendUnary(res: NodeResponse, binding: Binding, uRes: UniversalServerResponse, message: JsonObject) {
+    let bytes = uRes.body ? await readAllBytes(uRes.body, Number.MAX_SAFE_INTEGER) : new Uint8Array(0);
     if (uRes.status !== 200) {
-      respondError(res, new RestError(rpcError(uRes.status, bytes), uRes.status), uRes.header);
+      const error = rpcError(uRes.status, bytes);
+      const fault = undecodable(error) ? firstJsonFieldFault(binding.rpc.input, message, registry) : undefined;
+      if (fault) {
+        const problem = `${fault.field}: ${fault.description}`;
+        throw fail(Code.InvalidArgument, RestReason.InvalidField, problem, { field: fault.field });
+      }
+      respondError(res, new RestError(error, uRes.status), uRes.header);
       return;
+    }
+    const writeOptions = options.responseJson?.get(binding.rpc.parent.typeName);
+    if (writeOptions) {
+      const output = fromJsonString(binding.rpc.output, Buffer.from(bytes).toString("utf8"), { registry });
+      bytes = Buffer.from(toJsonString(binding.rpc.output, output, { ...writeOptions, registry }));
     }
     const body = binding.response ? responseField(bytes, binding) : bytes;
     send(res, 200, returnedHeaders(uRes.header, JSON_CONTENT_TYPE), body);
@@ -266,6 +291,14 @@ const RESULT = Buffer.from('{"result":');
 const END_RESULT = Buffer.from("}\n");
 const DATA = Buffer.from("data: ");
 const BLANK_LINE = Buffer.from("\n\n");
+
+/**
+ * Whether the RPC refused the request's JSON before any interceptor ran: INVALID_ARGUMENT without the ErrorInfo that
+ * every error passing the interceptors carries. The decoder does not say where the fault is; the transcoder finds it.
+ */
+function undecodable(error: ConnectError): boolean {
+  return error.code === Code.InvalidArgument && error.findDetails(ErrorInfoSchema).length === 0;
+}
 
 /** The Connect error in a non-200 unary response; a bare HTTP status when the body is not one. */
 function rpcError(status: number, bytes: Uint8Array): ConnectError {

@@ -153,6 +153,27 @@ describe("Frontier's REST SDK (@raystack/frontier api-client)", () => {
     expect(await list({ ...window, ignore_system: false })).toHaveLength(5);
   });
 
+  test("one List call returns at most 1000 logs, the newest; end_time reaches the older ones", async () => {
+    const at = (i: number) => new Date(Date.UTC(2022, 0, 1) + i * 1000).toISOString();
+    const writer = sdk(acme.writer);
+    await writer.frontierServiceCreateOrganizationAuditLogs("acme", {
+      logs: Array.from({ length: 1000 }, (_, i) => ({ source: "cap", action: `cap.${i + 1}`, created_at: at(i + 1) })),
+    });
+    await writer.frontierServiceCreateOrganizationAuditLogs("acme", {
+      logs: [{ source: "cap", action: "cap.0", created_at: at(0) }],
+    });
+    const first = (await sdk(acme.reader).frontierServiceListOrganizationAuditLogs("acme", { source: "cap" })).data;
+    const logs = first.logs ?? [];
+    expect(logs).toHaveLength(1000);
+    expect(logs[0]?.action).toBe("cap.1000");
+    expect(logs[999]?.action).toBe("cap.1");
+    const older = await sdk(acme.reader).frontierServiceListOrganizationAuditLogs("acme", {
+      source: "cap",
+      end_time: logs[999]?.created_at,
+    });
+    expect(older.data.logs?.map((l) => l.action)).toEqual(["cap.1", "cap.0"]);
+  });
+
   test("each organization lists and gets only its own logs", async () => {
     const id = `globex-${randomUUID()}`;
     await sdk(globex.writer).frontierServiceCreateOrganizationAuditLogs("globex", { logs: [log("isolation", { id })] });

@@ -621,7 +621,9 @@ const errors: Array<{
     body: { nope: 1 },
     status: 400,
     code: 3,
-    message: /nope/,
+    reason: "INVALID_FIELD",
+    field: "nope",
+    message: /^nope: is not a known field$/,
   },
   {
     name: "a wrongly typed field in the body",
@@ -630,7 +632,10 @@ const errors: Array<{
     body: { count: "many" },
     status: 400,
     code: 3,
-    message: /count/,
+    reason: "INVALID_FIELD",
+    // The route's body is the request's `inner` field: paths are the request message's.
+    field: "inner.count",
+    message: /^inner\.count: expected number/,
   },
   {
     name: "an unparsable deadline",

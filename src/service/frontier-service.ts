@@ -20,7 +20,7 @@ import {
 import { domainError, type FieldViolation, invalidArgument, Reason } from "../errors.js";
 import type { EventStore } from "../store/event-store.js";
 import { rowToEvent } from "./event-output.js";
-import { limits } from "./limits.js";
+import { ID_PATTERN, limits } from "./limits.js";
 
 export interface FrontierServiceDeps {
   /** The AuditService handlers: Frontier's calls are theirs under Frontier's names. */
@@ -29,11 +29,11 @@ export interface FrontierServiceDeps {
 }
 
 /** The actor type that makes a log a "system" log, which ListOrganizationAuditLogs' ignore_system leaves out. */
-export const SYSTEM_ACTOR_TYPE = "system";
+const SYSTEM_ACTOR_TYPE = "system";
 /** Most logs one List call returns (Frontier's List has no paging): the newest ones. */
-export const FRONTIER_LIST_MAX = limits.pageSizeMax;
+const FRONTIER_LIST_MAX = limits.pageSizeMax;
 /** With ignore_system, how many logs a List call reads at most to find FRONTIER_LIST_MAX that are not system logs. */
-export const FRONTIER_LIST_SCAN = 10 * limits.pageSizeMax;
+const FRONTIER_LIST_SCAN = 10 * limits.pageSizeMax;
 
 /**
  * Frontier's audit-log RPCs (proto/raystack/frontier/v1beta1) on top of the AuditService handlers. The auth
@@ -106,12 +106,9 @@ export function createFrontierService(deps: FrontierServiceDeps): ServiceImpl<ty
       if (req.id === "") {
         throw invalidArgument([{ field: "id", description: "is required", reason: Reason.MissingField }]);
       }
-      const row = await store.get(req.orgId, req.id);
-      if (!row) {
-        throw domainError(Code.NotFound, Reason.EventNotFound, `audit log ${JSON.stringify(req.id)} not found`, {
-          id: req.id,
-        });
-      }
+      // No stored id is outside ID_PATTERN (generated ones are UUIDs), so any other is not looked up, nor quoted back.
+      const row = ID_PATTERN.test(req.id) ? await store.get(req.orgId, req.id) : undefined;
+      if (!row) throw domainError(Code.NotFound, Reason.EventNotFound, "no audit log of the organization has this id");
       return { log: eventToLog(rowToEvent(row)) };
     },
   };

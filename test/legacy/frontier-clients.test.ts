@@ -185,6 +185,13 @@ describe("Frontier's REST SDK (@raystack/frontier api-client)", () => {
     const notFound = await sdkError(sdk(acme.reader).frontierServiceGetOrganizationAuditLog("acme", id));
     expect(notFound.status).toBe(404);
     expect(documentedError(notFound.error, Code.NotFound).reason).toBe("EVENT_NOT_FOUND");
+    // An id no log can have is not found either, and not quoted back.
+    const odd = "not an id ".repeat(50);
+    const oddError = await sdkError(
+      sdk(acme.reader).frontierServiceGetOrganizationAuditLog("acme", encodeURIComponent(odd)),
+    );
+    expect(oddError.status).toBe(404);
+    expect(JSON.stringify(oddError.error)).not.toContain("not an id");
     // And asking of the other organization is refused before anything is looked up.
     const other = await sdkError(sdk(acme.reader).frontierServiceGetOrganizationAuditLog("globex", id));
     expect(other.status).toBe(403);

@@ -6,7 +6,7 @@ import { FrontierService } from "../../gen/raystack/frontier/v1beta1/frontier_pb
 import type { Authenticator } from "../auth/authenticator.js";
 import { grants, isSuperadmin, kPrincipal, type Principal, Role } from "../auth/principal.js";
 import { domainError, invalidArgument, Reason } from "../errors.js";
-import { TENANT_PATTERN } from "../service/limits.js";
+import { limits, quoted, TENANT_PATTERN } from "../service/limits.js";
 import type { TenantDirectory } from "../service/tenant-directory.js";
 
 /** "public": no credential; "authenticated": any valid credential, even one without roles. */
@@ -176,12 +176,12 @@ async function authorizeTenant(
       Code.PermissionDenied,
       Reason.TenantMismatch,
       // The name as given: a numeric id's slug is not told to a caller of another tenant.
-      `the credential is not valid for tenant "${requested}"`,
+      `the credential is not valid for tenant ${quoted(requested)}`,
     );
   }
   if (!(exists ?? (await tenants.exists(tenant)))) {
-    throw domainError(Code.NotFound, Reason.TenantNotFound, `tenant "${requested}" does not exist`, {
-      tenant: requested,
+    throw domainError(Code.NotFound, Reason.TenantNotFound, `tenant ${quoted(requested)} does not exist`, {
+      tenant: requested.slice(0, limits.quotedChars),
     });
   }
   return tenant;

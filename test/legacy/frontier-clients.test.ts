@@ -322,6 +322,16 @@ describe.each(protocols)("@raystack/proton's FrontierService stubs over %s", (pr
     expect(logs).toEqual([]);
   });
 
+  test("an organization id of any size is refused as another tenant's, quoted at most 256 characters long", async () => {
+    const orgId = "o".repeat(100_000);
+    const error = await client(acme.reader)
+      .listOrganizationAuditLogs({ orgId })
+      .catch((e: unknown) => ConnectError.from(e));
+    expect((error as ConnectError).code).toBe(Code.PermissionDenied);
+    expect((error as ConnectError).findDetails(ErrorInfoSchema)[0]?.reason).toBe("TENANT_MISMATCH");
+    expect((error as ConnectError).rawMessage.length).toBeLessThan(400);
+  });
+
   test("authentication comes before the organization is looked at", async () => {
     const transport = transportFor(app, protocol);
     const anonymous = createClient(FrontierService, transport);

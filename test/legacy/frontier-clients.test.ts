@@ -322,6 +322,15 @@ describe.each(protocols)("@raystack/proton's FrontierService stubs over %s", (pr
     expect(logs).toEqual([]);
   });
 
+  test("FrontierService's other RPCs are not served: UNIMPLEMENTED", async () => {
+    const proton = client(acme.admin) as unknown as Record<string, (req: object) => Promise<unknown>>;
+    for (const name of ["listUsers", "getOrganization"]) {
+      const call = proton[name] as (req: object) => Promise<unknown>;
+      const error = await call({}).catch((e: unknown) => ConnectError.from(e));
+      expect((error as ConnectError).code, name).toBe(Code.Unimplemented);
+    }
+  });
+
   test("an organization id of any size is refused as another tenant's, quoted at most 256 characters long", async () => {
     const orgId = "o".repeat(100_000);
     const error = await client(acme.reader)

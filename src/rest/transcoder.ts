@@ -8,7 +8,14 @@ import {
   type JsonWriteOptions,
   toJsonString,
 } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter, type ContextValues } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  type ContextKey,
+  type ContextValues,
+  createContextValues,
+} from "@connectrpc/connect";
 import {
   createAsyncIterable,
   encodeEnvelope,
@@ -25,8 +32,13 @@ import {
   errorFromJsonBytes,
 } from "@connectrpc/connect/protocol-connect";
 import { universalRequestFromNodeRequest } from "@connectrpc/connect-node";
-import { ErrorInfoSchema, file_google_rpc_error_details } from "../../gen/google/rpc/error_details_pb.js";
+import {
+  BadRequestSchema,
+  ErrorInfoSchema,
+  file_google_rpc_error_details,
+} from "../../gen/google/rpc/error_details_pb.js";
 import { type Binding, buildRouteTable } from "./bindings.js";
+import { renameFields, restFieldPath } from "./field-paths.js";
 import { forwardedHeaders, returnedHeaders } from "./forwarded-headers.js";
 import { ClientGoneError, type NodeRequest, type NodeResponse, readBody, send, write } from "./http-io.js";
 import { jsonBodyProblem } from "./json-body.js";
@@ -46,13 +58,24 @@ export interface RestTranscoderOptions {
   contextValues?: (req: NodeRequest) => ContextValues;
   /** Error detail types to render beyond google.rpc's and those declared in the services' own files. */
   detailTypes?: DescMessage[];
+  /**
+   * Server-Sent Events on server-streaming routes (`Accept: text/event-stream`), for a browser's EventSource: each
+   * event's `id:` is the response field at `eventId` (dotted JSON names); a reconnect's `Last-Event-ID` sets the
+   * request field `resumeField` (over the query's, since EventSource reconnects to the same URL); and the query
+   * parameter `ticketParam` is taken out of the request into the call's context under `ticketKey`, standing in for
+   * the Authorization header EventSource cannot send.
+   */
+  sse?: { eventId: string; resumeField: string; ticketParam: string; ticketKey: ContextKey<string | undefined> };
   /** An SSE comment is sent this often so proxies keep an idle stream open; 0 disables. Default 15 s. */
   sseHeartbeatMs?: number;
   /**
    * Services whose REST responses are written otherwise than Connect writes JSON (JSON names, unpopulated fields
    * left out), by service type name: a foreign API's clients may expect grpc-gateway's proto names, for example.
+   * With `useProtoFieldName`, the field paths in the service's errors keep their proto names too.
    */
   responseJson?: ReadonlyMap<string, Partial<JsonWriteOptions>>;
+  /** Requests the transcoder refuses itself, before or instead of an RPC (unknown route, bad parameter, …). */
+  onRefused?: (req: NodeRequest, httpStatus: number, error: ConnectError) => void;
   /** Failures of the transcoder itself (never a client error); the client gets a 500 Status without details. */
   onInternalError?: (error: unknown) => void;
 }
@@ -108,15 +131,30 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
     }
     const binding = match.value;
     const body = await readJsonBody(req, binding);
-    const message = assembleRequest({ binding, raw: match.raw, decoded: match.decoded, query, body }, fail);
+    const streaming = binding.rpc.methodKind === "server_streaming";
+    const sse = streaming && options.sse && isEventStream(req) ? options.sse : undefined;
+    const [restQuery, ticket] = sse ? takeParam(query, sse.ticketParam) : [query, undefined];
+    const queryNames = new Map<string, string>();
+    const message = assembleRequest(
+      { binding, raw: match.raw, decoded: match.decoded, query: restQuery, body, queryNames },
+      fail,
+    );
+    if (sse) resumeFromLastEventId(req, binding, sse.resumeField, message);
+    // The RPC names fields by their paths in its request message; the caller wrote a body and a query.
+    const protoNames = options.responseJson?.get(binding.rpc.parent.typeName)?.useProtoFieldName === true;
+    const callerError = (error: ConnectError) => {
+      const found = located(error, binding, message);
+      return protoNames ? found : renameFields(found, (path) => restFieldPath(binding, queryNames, path));
+    };
     if (req.headers.host === undefined && !("authority" in req)) {
       // Only HTTP/1.0 may omit it; the inner call needs an absolute URL.
       throw fail(Code.InvalidArgument, RestReason.InvalidHeader, "a Host header is required", {
         metadata: { header: "host" },
       });
     }
-    const uReq = universalRequestFromNodeRequest(req, res, null, options.contextValues?.(req));
-    const streaming = binding.rpc.methodKind === "server_streaming";
+    const contextValues = options.contextValues?.(req) ?? createContextValues();
+    if (sse && ticket !== undefined) contextValues.set(sse.ticketKey, ticket);
+    const uReq = universalRequestFromNodeRequest(req, res, null, contextValues);
     const json = Buffer.from(JSON.stringify(message));
     const inner: UniversalServerRequest = {
       ...uReq,
@@ -126,8 +164,8 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
       body: createAsyncIterable([streaming ? encodeEnvelope(0, json) : json]),
     };
     const uRes = await binding.handler(inner);
-    if (streaming) await sendStream(req, res, binding, uRes);
-    else await sendUnary(res, binding, uRes, message);
+    if (streaming) await sendStream(req, res, binding, uRes, callerError);
+    else await sendUnary(res, binding, uRes, callerError);
   }
 
   async function readJsonBody(req: NodeRequest, binding: Binding): Promise<JsonValue | undefined> {
@@ -178,16 +216,27 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
     return body;
   }
 
-  async function sendUnary(res: NodeResponse, binding: Binding, uRes: UniversalServerResponse, message: JsonObject) {
+  type CallerError = (error: ConnectError) => ConnectError;
+
+  /**
+   * A refusal of the request's JSON by the decoder, which names the field's type but not where it sits, as the field
+   * at fault by its path in the request message (`logs[2].context.key`). Any other error is returned as it is: only an
+   * INVALID_ARGUMENT without a BadRequest can be the decoder's, and only a request holding a field that does not
+   * decode can have been refused by it.
+   */
+  function located(error: ConnectError, binding: Binding, message: JsonObject): ConnectError {
+    if (error.code !== Code.InvalidArgument || error.findDetails(BadRequestSchema).length > 0) return error;
+    const fault = firstJsonFieldFault(binding.rpc.input, message, registry);
+    if (!fault) return error;
+    const reason = error.findDetails(ErrorInfoSchema)[0]?.reason ?? RestReason.InvalidField;
+    const problem = `${fault.field}: ${fault.description}`;
+    return fail(Code.InvalidArgument, reason, problem, { field: fault.field, metadata: { field: fault.field } }).error;
+  }
+
+  async function sendUnary(res: NodeResponse, binding: Binding, uRes: UniversalServerResponse, named: CallerError) {
     let bytes = uRes.body ? await readAllBytes(uRes.body, Number.MAX_SAFE_INTEGER) : new Uint8Array(0);
     if (uRes.status !== 200) {
-      const error = rpcError(uRes.status, bytes);
-      const fault = undecodable(error) ? firstJsonFieldFault(binding.rpc.input, message, registry) : undefined;
-      if (fault) {
-        const problem = `${fault.field}: ${fault.description}`;
-        throw fail(Code.InvalidArgument, RestReason.InvalidField, problem, { field: fault.field });
-      }
-      respondError(res, new RestError(error, uRes.status), uRes.header);
+      respondError(res, new RestError(named(rpcError(uRes.status, bytes)), uRes.status), uRes.header);
       return;
     }
     const writeOptions = options.responseJson?.get(binding.rpc.parent.typeName);
@@ -199,13 +248,20 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
     send(res, 200, returnedHeaders(uRes.header, JSON_CONTENT_TYPE), body);
   }
 
-  async function sendStream(req: NodeRequest, res: NodeResponse, binding: Binding, uRes: UniversalServerResponse) {
+  async function sendStream(
+    req: NodeRequest,
+    res: NodeResponse,
+    binding: Binding,
+    uRes: UniversalServerResponse,
+    named: CallerError,
+  ) {
     if (uRes.status !== 200 || !uRes.body) {
       const bytes = uRes.body ? await readAllBytes(uRes.body, Number.MAX_SAFE_INTEGER) : new Uint8Array(0);
-      respondError(res, new RestError(rpcError(uRes.status, bytes), uRes.status), uRes.header);
+      respondError(res, new RestError(named(rpcError(uRes.status, bytes)), uRes.status), uRes.header);
       return;
     }
-    const sse = (req.headers.accept ?? "").includes("text/event-stream");
+    const sse = isEventStream(req);
+    const eventId = sse ? options.sse?.eventId.split(".") : undefined;
     const frames = pipe(uRes.body, transformSplitEnvelope(Number.MAX_SAFE_INTEGER))[Symbol.asyncIterator]();
     let heartbeat: NodeJS.Timeout | undefined;
     try {
@@ -214,7 +270,7 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
       if (!frame.done && frame.value.flags & endStreamFlag) {
         const { error } = endStreamFromJson(frame.value.data);
         if (error) {
-          respondError(res, new RestError(error), uRes.header);
+          respondError(res, new RestError(named(error)), uRes.header);
           return;
         }
       }
@@ -231,16 +287,17 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
         if (flags & endStreamFlag) {
           const { error } = endStreamFromJson(data);
           if (error) {
-            const status = JSON.stringify(statusJson(error, registry));
+            const status = JSON.stringify(statusJson(named(error), registry));
             await write(res, sse ? `event: error\ndata: ${status}\n\n` : `{"error":${status}}\n`);
           }
           break;
         }
         // One message per line (NDJSON) or per data field (SSE): a JSON text must not span lines.
         const json = binding.response || data.includes(NEWLINE) ? responseField(data, binding) : data;
+        const id = eventId ? sseId(data, eventId) : undefined;
         const ok = await write(
           res,
-          sse ? Buffer.concat([DATA, json, BLANK_LINE]) : Buffer.concat([RESULT, json, END_RESULT]),
+          sse ? Buffer.concat([id ?? EMPTY, DATA, json, BLANK_LINE]) : Buffer.concat([RESULT, json, END_RESULT]),
         );
         if (!ok) break;
       }
@@ -249,6 +306,23 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
       clearInterval(heartbeat);
       await frames.return?.();
     }
+  }
+
+  /** A reconnecting EventSource's Last-Event-ID (the last `id:` it saw) as the request field the stream resumes after. */
+  function resumeFromLastEventId(req: NodeRequest, binding: Binding, field: string, message: JsonObject) {
+    const last = req.headers["last-event-id"];
+    if (typeof last !== "string" || last === "" || !binding.rpc.input.fields.some((f) => f.jsonName === field)) return;
+    if (!/^\d{1,15}$/.test(last)) {
+      throw fail(
+        Code.InvalidArgument,
+        RestReason.InvalidHeader,
+        `Last-Event-ID must be an event id this stream sent, not "${last}"`,
+        {
+          metadata: { header: "last-event-id" },
+        },
+      );
+    }
+    message[field] = last;
   }
 
   /** The response_body field of a JSON response (its default when the RPC left it unset), as compact JSON. */
@@ -264,7 +338,8 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
     routes: bindings.map((b) => `${b.httpMethod} ${b.template.source} → ${b.rpc.parent.typeName}.${b.rpc.name}`),
     handle(req, res) {
       if (isRpcProtocolRequest(req)) {
-        rejectUnknownProcedure(req, res);
+        const error = rejectUnknownProcedure(req, res);
+        options.onRefused?.(req, 404, error);
         return;
       }
       serve(req, res).catch((error: unknown) => {
@@ -277,6 +352,7 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
         }
         if (error instanceof RestError) {
           respondError(res, error, undefined);
+          options.onRefused?.(req, error.httpStatus, error.error);
           return;
         }
         options.onInternalError?.(error);
@@ -286,19 +362,35 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
   };
 }
 
+function isEventStream(req: NodeRequest): boolean {
+  return (req.headers.accept ?? "").includes("text/event-stream");
+}
+
+/** The query without the parameter `name`, and its value when it was given. */
+function takeParam(query: string, name: string): [string, string | undefined] {
+  let value: string | undefined;
+  const rest = query.split("&").filter((pair) => {
+    const eq = pair.indexOf("=");
+    if ((eq === -1 ? pair : pair.slice(0, eq)) !== name) return true;
+    value = eq === -1 ? "" : pair.slice(eq + 1);
+    return false;
+  });
+  return [rest.join("&"), value];
+}
+
+/** An SSE `id:` line holding the message's field at `path`, when it has one. */
+function sseId(data: Uint8Array, path: string[]): Buffer | undefined {
+  let value: unknown = JSON.parse(Buffer.from(data).toString("utf8"));
+  for (const key of path) value = (value as Record<string, unknown> | undefined)?.[key];
+  return typeof value === "string" || typeof value === "number" ? Buffer.from(`id: ${value}\n`) : undefined;
+}
+
 const NEWLINE = 0x0a;
+const EMPTY = Buffer.alloc(0);
 const RESULT = Buffer.from('{"result":');
 const END_RESULT = Buffer.from("}\n");
 const DATA = Buffer.from("data: ");
 const BLANK_LINE = Buffer.from("\n\n");
-
-/**
- * Whether the RPC refused the request's JSON before any interceptor ran: INVALID_ARGUMENT without the ErrorInfo that
- * every error passing the interceptors carries. The decoder does not say where the fault is; the transcoder finds it.
- */
-function undecodable(error: ConnectError): boolean {
-  return error.code === Code.InvalidArgument && error.findDetails(ErrorInfoSchema).length === 0;
-}
 
 /** The Connect error in a non-200 unary response; a bare HTTP status when the body is not one. */
 function rpcError(status: number, bytes: Uint8Array): ConnectError {

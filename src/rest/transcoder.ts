@@ -142,10 +142,9 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
     if (sse) resumeFromLastEventId(req, binding, sse.resumeField, message);
     // The RPC names fields by their paths in its request message; the caller wrote a body and a query.
     const protoNames = options.responseJson?.get(binding.rpc.parent.typeName)?.useProtoFieldName === true;
-    const callerError = (error: ConnectError) => {
-      const found = located(error, binding, message);
-      return protoNames ? found : renameFields(found, (path) => restFieldPath(binding, queryNames, path));
-    };
+    const callerPath = (path: string) => (protoNames ? path : restFieldPath(binding, queryNames, path));
+    const callerError = (error: ConnectError) =>
+      decodeFault(error, binding, message, callerPath) ?? renameFields(error, callerPath);
     if (req.headers.host === undefined && !("authority" in req)) {
       // Only HTTP/1.0 may omit it; the inner call needs an absolute URL.
       throw fail(Code.InvalidArgument, RestReason.InvalidHeader, "a Host header is required", {
@@ -220,17 +219,22 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
 
   /**
    * A refusal of the request's JSON by the decoder, which names the field's type but not where it sits, as the field
-   * at fault by its path in the request message (`logs[2].context.key`). Any other error is returned as it is: only an
+   * at fault by the path the caller knows it by (`logs[2].context.key`); undefined for any other error: only an
    * INVALID_ARGUMENT without a BadRequest can be the decoder's, and only a request holding a field that does not
    * decode can have been refused by it.
    */
-  function located(error: ConnectError, binding: Binding, message: JsonObject): ConnectError {
-    if (error.code !== Code.InvalidArgument || error.findDetails(BadRequestSchema).length > 0) return error;
+  function decodeFault(
+    error: ConnectError,
+    binding: Binding,
+    message: JsonObject,
+    callerPath: (path: string) => string,
+  ): ConnectError | undefined {
+    if (error.code !== Code.InvalidArgument || error.findDetails(BadRequestSchema).length > 0) return undefined;
     const fault = firstJsonFieldFault(binding.rpc.input, message, registry);
-    if (!fault) return error;
+    if (!fault) return undefined;
+    const field = callerPath(fault.field);
     const reason = error.findDetails(ErrorInfoSchema)[0]?.reason ?? RestReason.InvalidField;
-    const problem = `${fault.field}: ${fault.description}`;
-    return fail(Code.InvalidArgument, reason, problem, { field: fault.field, metadata: { field: fault.field } }).error;
+    return fail(Code.InvalidArgument, reason, `${field}: ${fault.description}`, { field, metadata: { field } }).error;
   }
 
   async function sendUnary(res: NodeResponse, binding: Binding, uRes: UniversalServerResponse, named: CallerError) {

@@ -622,6 +622,7 @@ const errors: Array<{
     status: 400,
     code: 3,
     reason: "INVALID_FIELD",
+    metadata: { field: "nope" },
     field: "nope",
     message: /^nope: is not a known field$/,
   },
@@ -633,9 +634,10 @@ const errors: Array<{
     status: 400,
     code: 3,
     reason: "INVALID_FIELD",
-    // The route's body is the request's `inner` field: paths are the request message's.
-    field: "inner.count",
-    message: /^inner\.count: expected number/,
+    // The route's body is the request's `inner` field: the path is the body's.
+    metadata: { field: "count" },
+    field: "count",
+    message: /^count: expected number/,
   },
   {
     name: "an unparsable deadline",

@@ -7,6 +7,7 @@ import { AuditService } from "../gen/audit/v1/audit_service_pb.js";
 import { ServerReflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionAlpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { Health } from "../gen/health/v1/health_pb.js";
+import { FrontierService } from "../gen/raystack/frontier/v1beta1/frontier_pb.js";
 import { Authenticator } from "./auth/authenticator.js";
 import { adminTokenFile, bootstrapAdmin } from "./auth/bootstrap.js";
 import { kStreamTicket, StreamTickets } from "./auth/stream-tickets.js";
@@ -32,6 +33,7 @@ import { registerRoutes, serviceRegistrations } from "./server/routes.js";
 import { type RunningServer, requestContextValues, startServer } from "./server/server.js";
 import { createIdentityAdmin } from "./service/admin-service.js";
 import { createAuditService } from "./service/audit-service.js";
+import { createFrontierService } from "./service/frontier-service.js";
 import { createHealthService } from "./service/health-service.js";
 import { limits } from "./service/limits.js";
 import { PageTokens } from "./service/page-token.js";
@@ -137,13 +139,15 @@ export async function startApp(options: AppOptions): Promise<App> {
     requestGate: clientFaultGate,
     jsonOptions,
   };
+  const audit = createAuditService({ store, groupCommit, templates, feed, clock, pageTokens, tickets });
   const services = {
-    audit: createAuditService({ store, groupCommit, templates, feed, clock, pageTokens, tickets }),
+    audit,
     // The identity RPCs and the template RPCs make up AdminService.
     admin: {
       ...createIdentityAdmin({ store: identities, tenants, authenticator, clock }),
       ...createTemplateAdmin({ templates, clock }),
     },
+    frontier: createFrontierService({ audit, store }),
   };
   const router = createConnectRouter(routerOptions);
   registerRoutes(services)(router);
@@ -175,6 +179,8 @@ export async function startApp(options: AppOptions): Promise<App> {
     contextValues: (req) => requestContextValues(req).set(kRoute, "rest"),
     // Tail over SSE: `id:` is the event's sequence, which Last-Event-ID resumes after; ?ticket= authenticates it.
     sse: { eventId: "event.sequence", resumeField: "afterSequence", ticketParam: "ticket", ticketKey: kStreamTicket },
+    // Frontier's gateway writes proto field names (created_at) and every field, as its REST clients expect.
+    responseJson: new Map([[FrontierService.typeName, { useProtoFieldName: true, alwaysEmitImplicit: true }]]),
     onRefused: (req, status, error) => logRefusal(logger, req, { status, error }),
     onInternalError: (err) => logger.error({ err }, "REST transcoding failed"),
   });

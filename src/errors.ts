@@ -46,6 +46,8 @@ export const Reason = {
   TenantExists: "TENANT_EXISTS",
   UserExists: "USER_EXISTS",
   CredentialNotFound: "CREDENTIAL_NOT_FOUND",
+  // Reads of one event by id (Frontier's GetOrganizationAuditLog).
+  EventNotFound: "EVENT_NOT_FOUND",
   // Event templates and Publish. Each Publish reason has one message (src/service/publish-messages.ts) that the
   // Universal Controller adapter repeats verbatim.
   TemplateNotFound: "TEMPLATE_NOT_FOUND",

@@ -1,15 +1,16 @@
-import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
+import type { DescField, DescMessage, DescMethod } from "@bufbuild/protobuf";
 import { Code, type Interceptor } from "@connectrpc/connect";
 import { AdminService } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionAlpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { Health } from "../../gen/health/v1/health_pb.js";
+import { FrontierService } from "../../gen/raystack/frontier/v1beta1/frontier_pb.js";
 import type { Authenticator } from "../auth/authenticator.js";
 import { grants, isSuperadmin, kPrincipal, type Principal, Role } from "../auth/principal.js";
 import { kStreamTicket, type StreamTickets } from "../auth/stream-tickets.js";
 import { domainError, invalidArgument, Reason } from "../errors.js";
-import { TENANT_PATTERN } from "../service/limits.js";
+import { limits, quoted, TENANT_PATTERN } from "../service/limits.js";
 import type { TenantDirectory } from "../service/tenant-directory.js";
 
 /** "public": no credential; "authenticated": any valid credential, even one without roles. */
@@ -44,6 +45,9 @@ export const requiredRoles: ReadonlyMap<string, Requirement> = new Map([
   // Reflection describes the contract, which is published with the source; it reads no tenant's data.
   rule(ServerReflection.method.serverReflectionInfo, "public"),
   rule(ServerReflectionAlpha.method.serverReflectionInfo, "public"),
+  rule(FrontierService.method.createOrganizationAuditLogs, Role.WRITER),
+  rule(FrontierService.method.listOrganizationAuditLogs, Role.READER),
+  rule(FrontierService.method.getOrganizationAuditLog, Role.READER),
 ]);
 
 /**
@@ -88,16 +92,19 @@ export function authInterceptor(
         "this call needs a credential (Authorization header)",
       );
     }
-    const tenantField = stringField(req.method.input, "tenant");
+    const tenantField = tenantFieldOf(req.method.input);
+    const requestTenant = (message: Record<string, unknown>) =>
+      tenantField ? String(message[tenantField.localName] ?? "") : "";
     const checkTenant = async (message: Record<string, unknown>, principal: Principal) => {
       if (!tenantField) return;
       const tenant = await authorizeTenant(
-        String(message.tenant ?? ""),
+        requestTenant(message),
+        tenantField,
         principal,
         tenants,
         globalScope.has(procedure),
       );
-      message.tenant = tenant;
+      message[tenantField.localName] = tenant;
     };
 
     if (!req.stream) {
@@ -105,7 +112,7 @@ export function authInterceptor(
         authenticator,
         // Unary calls never carry a ticket, so the check above saw this header.
         authorization as string,
-        String((req.message as { tenant?: unknown }).tenant ?? ""),
+        requestTenant(req.message as Record<string, unknown>),
       );
       authorizeRole(principal, required, procedure);
       await checkTenant(req.message as Record<string, unknown>, principal);
@@ -118,7 +125,7 @@ export function authInterceptor(
     const firstMessage = first.done ? {} : (first.value as Record<string, unknown>);
     const principal =
       ticket === undefined
-        ? await authenticate(authenticator, authorization as string, String(firstMessage.tenant ?? ""))
+        ? await authenticate(authenticator, authorization as string, requestTenant(firstMessage))
         : ticketPrincipal(tickets.redeem(ticket), firstMessage);
     authorizeRole(principal, required, procedure);
     if (!first.done) await checkTenant(firstMessage, principal);
@@ -207,39 +214,53 @@ export function authorizeRole(principal: Principal, required: Requirement, proce
 
 /**
  * The tenant a call acts on: the request's, which must be the caller's own unless the caller is superadmin; "" for
- * the global scope, which only a global superadmin reaches, and only where `allowGlobal`.
+ * the global scope, which only a global superadmin reaches, and only where `allowGlobal`. Frontier's `org_id` may also
+ * be the tenant's numeric id; it is looked up only here, after authentication, and an organization that is not the
+ * caller's is refused alike whether it exists or not, so no caller but a superadmin learns which do.
  */
 async function authorizeTenant(
   requested: string,
+  field: DescField,
   principal: Principal,
   tenants: TenantDirectory,
   allowGlobal: boolean,
 ): Promise<string> {
-  const tenant = requested || principal.tenant;
+  let tenant = requested || principal.tenant;
   if (!tenant && allowGlobal && isSuperadmin(principal)) return "";
   if (!tenant)
     throw invalidArgument([
-      { field: "tenant", description: "is required for a global credential", reason: Reason.MissingField },
+      { field: field.name, description: "is required for a global credential", reason: Reason.MissingField },
     ]);
-  if (!TENANT_PATTERN.test(tenant)) {
-    throw invalidArgument([{ field: "tenant", description: "must match [a-z0-9][a-z0-9_-]{0,62}" }]);
+  let exists: boolean | undefined;
+  if (field.name === ORG_ID) {
+    const row = await tenants.find(tenant);
+    exists = row !== undefined;
+    if (row) tenant = row.id;
+  } else if (!TENANT_PATTERN.test(tenant)) {
+    throw invalidArgument([{ field: field.name, description: "must match [a-z0-9][a-z0-9_-]{0,62}" }]);
   }
   if (tenant !== principal.tenant && !isSuperadmin(principal)) {
     throw domainError(
       Code.PermissionDenied,
       Reason.TenantMismatch,
-      `the credential is not valid for tenant "${tenant}"`,
+      // The name as given: a numeric id's slug is not told to a caller of another tenant.
+      `the credential is not valid for tenant ${quoted(requested)}`,
     );
   }
-  if (!(await tenants.exists(tenant))) {
-    throw domainError(Code.NotFound, Reason.TenantNotFound, `tenant "${tenant}" does not exist`, { tenant });
+  if (!(exists ?? (await tenants.exists(tenant)))) {
+    throw domainError(Code.NotFound, Reason.TenantNotFound, `tenant ${quoted(requested)} does not exist`, {
+      tenant: requested.slice(0, limits.quotedChars),
+    });
   }
   return tenant;
 }
 
-function stringField(desc: DescMessage, name: string): boolean {
-  const field = desc.fields.find((f) => f.name === name);
-  return field?.fieldKind === "scalar";
+/** Frontier's name for the tenant field: a slug or the tenant's numeric id. */
+const ORG_ID = "org_id";
+
+/** The request's tenant field: audit.v1's `tenant`, or Frontier's `org_id`; none for calls on no tenant. */
+function tenantFieldOf(desc: DescMessage): DescField | undefined {
+  return desc.fields.find((f) => (f.name === "tenant" || f.name === ORG_ID) && f.fieldKind === "scalar");
 }
 
 function malformed(message: string) {

@@ -1,7 +1,6 @@
 import type { LegacyAdapter, LegacyDeps } from "./adapter.js";
 import { auditResourceAdapter } from "./audit-resource/audit-resource-adapter.js";
 import { axonizeAdapter } from "./axonize/axonize-adapter.js";
-import { frontierAdapter } from "./frontier/index.js";
 import { planoAuthAdapter } from "./planoauth/planoauth-adapter.js";
 import { universalControllerAdapter } from "./universal-controller/index.js";
 
@@ -17,7 +16,6 @@ export function legacyAdapters(
   return [
     auditResourceAdapter(as("audit-resource")),
     axonizeAdapter(as("axonize")),
-    frontierAdapter(as("frontier")),
     planoAuthAdapter(as("planoauth")),
     universalControllerAdapter(as("universal-controller")),
   ];

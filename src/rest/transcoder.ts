@@ -1,5 +1,13 @@
 import type http from "node:http";
-import { createRegistry, type DescMessage, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import {
+  createRegistry,
+  type DescMessage,
+  fromJsonString,
+  type JsonObject,
+  type JsonValue,
+  type JsonWriteOptions,
+  toJsonString,
+} from "@bufbuild/protobuf";
 import {
   Code,
   ConnectError,
@@ -24,12 +32,17 @@ import {
   errorFromJsonBytes,
 } from "@connectrpc/connect/protocol-connect";
 import { universalRequestFromNodeRequest } from "@connectrpc/connect-node";
-import { file_google_rpc_error_details } from "../../gen/google/rpc/error_details_pb.js";
+import {
+  BadRequestSchema,
+  ErrorInfoSchema,
+  file_google_rpc_error_details,
+} from "../../gen/google/rpc/error_details_pb.js";
 import { type Binding, buildRouteTable } from "./bindings.js";
 import { renameFields, restFieldPath } from "./field-paths.js";
 import { forwardedHeaders, returnedHeaders } from "./forwarded-headers.js";
 import { ClientGoneError, type NodeRequest, type NodeResponse, readBody, send, write } from "./http-io.js";
 import { jsonBodyProblem } from "./json-body.js";
+import { firstJsonFieldFault } from "./json-fields.js";
 import { assembleRequest, decodeSegment } from "./request-message.js";
 import { isRpcProtocolRequest, rejectUnknownProcedure } from "./rpc-protocol.js";
 import { RestError, RestReason, restErrors, statusJson } from "./status.js";
@@ -55,6 +68,12 @@ export interface RestTranscoderOptions {
   sse?: { eventId: string; resumeField: string; ticketParam: string; ticketKey: ContextKey<string | undefined> };
   /** An SSE comment is sent this often so proxies keep an idle stream open; 0 disables. Default 15 s. */
   sseHeartbeatMs?: number;
+  /**
+   * Services whose REST responses are written otherwise than Connect writes JSON (JSON names, unpopulated fields
+   * left out), by service type name: a foreign API's clients may expect grpc-gateway's proto names, for example.
+   * With `useProtoFieldName`, the field paths in the service's errors keep their proto names too.
+   */
+  responseJson?: ReadonlyMap<string, Partial<JsonWriteOptions>>;
   /** Requests the transcoder refuses itself, before or instead of an RPC (unknown route, bad parameter, …). */
   onRefused?: (req: NodeRequest, httpStatus: number, error: ConnectError) => void;
   /** Failures of the transcoder itself (never a client error); the client gets a 500 Status without details. */
@@ -122,8 +141,10 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
     );
     if (sse) resumeFromLastEventId(req, binding, sse.resumeField, message);
     // The RPC names fields by their paths in its request message; the caller wrote a body and a query.
+    const protoNames = options.responseJson?.get(binding.rpc.parent.typeName)?.useProtoFieldName === true;
+    const callerPath = (path: string) => (protoNames ? path : restFieldPath(binding, queryNames, path));
     const callerError = (error: ConnectError) =>
-      renameFields(error, (path) => restFieldPath(binding, queryNames, path));
+      decodeFault(error, binding, message, callerPath) ?? renameFields(error, callerPath);
     if (req.headers.host === undefined && !("authority" in req)) {
       // Only HTTP/1.0 may omit it; the inner call needs an absolute URL.
       throw fail(Code.InvalidArgument, RestReason.InvalidHeader, "a Host header is required", {
@@ -196,11 +217,36 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
 
   type CallerError = (error: ConnectError) => ConnectError;
 
+  /**
+   * A refusal of the request's JSON by the decoder, which names the field's type but not where it sits, as the field
+   * at fault by the path the caller knows it by (`logs[2].context.key`); undefined for any other error: only an
+   * INVALID_ARGUMENT without a BadRequest can be the decoder's, and only a request holding a field that does not
+   * decode can have been refused by it.
+   */
+  function decodeFault(
+    error: ConnectError,
+    binding: Binding,
+    message: JsonObject,
+    callerPath: (path: string) => string,
+  ): ConnectError | undefined {
+    if (error.code !== Code.InvalidArgument || error.findDetails(BadRequestSchema).length > 0) return undefined;
+    const fault = firstJsonFieldFault(binding.rpc.input, message, registry);
+    if (!fault) return undefined;
+    const field = callerPath(fault.field);
+    const reason = error.findDetails(ErrorInfoSchema)[0]?.reason ?? RestReason.InvalidField;
+    return fail(Code.InvalidArgument, reason, `${field}: ${fault.description}`, { field, metadata: { field } }).error;
+  }
+
   async function sendUnary(res: NodeResponse, binding: Binding, uRes: UniversalServerResponse, named: CallerError) {
-    const bytes = uRes.body ? await readAllBytes(uRes.body, Number.MAX_SAFE_INTEGER) : new Uint8Array(0);
+    let bytes = uRes.body ? await readAllBytes(uRes.body, Number.MAX_SAFE_INTEGER) : new Uint8Array(0);
     if (uRes.status !== 200) {
       respondError(res, new RestError(named(rpcError(uRes.status, bytes)), uRes.status), uRes.header);
       return;
+    }
+    const writeOptions = options.responseJson?.get(binding.rpc.parent.typeName);
+    if (writeOptions) {
+      const output = fromJsonString(binding.rpc.output, Buffer.from(bytes).toString("utf8"), { registry });
+      bytes = Buffer.from(toJsonString(binding.rpc.output, output, { ...writeOptions, registry }));
     }
     const body = binding.response ? responseField(bytes, binding) : bytes;
     send(res, 200, returnedHeaders(uRes.header, JSON_CONTENT_TYPE), body);

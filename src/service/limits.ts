@@ -26,6 +26,11 @@ export const limits = {
   maxMicros: 253402300799999999n,
 } as const;
 
+/** A caller's value as a message quotes it: in double quotes, cut to `limits.quotedChars` characters. */
+export function quoted(value: string): string {
+  return `"${value.length > limits.quotedChars ? `${value.slice(0, limits.quotedChars)}…` : value}"`;
+}
+
 export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Event template and attribute names: a path segment in REST URLs, so no "/" and no leading ".". */
 export const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$/;

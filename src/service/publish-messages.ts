@@ -1,4 +1,4 @@
-import { limits } from "./limits.js";
+import { limits, quoted } from "./limits.js";
 
 /**
  * The Universal Event messages, worded as the legacy Universal Controller API words them
@@ -26,7 +26,4 @@ export const publishMessages = {
 
 export type AttributeTypeWord = "integer" | "float" | "boolean" | "timestamp";
 
-function q(value: string): string {
-  const shown = value.length > limits.quotedChars ? `${value.slice(0, limits.quotedChars)}…` : value;
-  return `"${shown}"`;
-}
+const q = quoted;

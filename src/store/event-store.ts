@@ -231,6 +231,15 @@ export class EventStore {
       .limit(q.limit);
   }
 
+  /** One of a tenant's events by its id (unique per tenant: events_tenant_id_key), or undefined. */
+  async get(tenant: string, id: string): Promise<EventRow | undefined> {
+    const [row] = await this.db
+      .select(OUTPUT_FIELDS)
+      .from(events)
+      .where(and(eq(events.tenant, tenant), eq(events.id, id)));
+    return row;
+  }
+
   /** The highest committed sequence of a tenant, 0 before its first event. */
   async lastSequence(tenant: string): Promise<number> {
     const [row] = await this.db

@@ -621,7 +621,10 @@ const errors: Array<{
     body: { nope: 1 },
     status: 400,
     code: 3,
-    message: /nope/,
+    reason: "INVALID_FIELD",
+    metadata: { field: "nope" },
+    field: "nope",
+    message: /^nope: is not a known field$/,
   },
   {
     name: "a wrongly typed field in the body",
@@ -630,7 +633,11 @@ const errors: Array<{
     body: { count: "many" },
     status: 400,
     code: 3,
-    message: /count/,
+    reason: "INVALID_FIELD",
+    // The route's body is the request's `inner` field: the path is the body's.
+    metadata: { field: "count" },
+    field: "count",
+    message: /^count: expected number/,
   },
   {
     name: "an unparsable deadline",

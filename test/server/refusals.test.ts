@@ -125,8 +125,10 @@ describe("Connect's own refusals on an RPC path (item 9)", () => {
       body: '{"action": "a", "colour": 1}',
     });
     expect(reply.res.status).toBe(400);
+    // The ErrorInfo, and a BadRequest naming the field's path in the request (the transcoder locates decode faults).
     expect(JSON.parse(reply.text).details).toEqual([
       expect.objectContaining({ reason: "UNKNOWN_FIELD", metadata: expect.objectContaining({ field: "colour" }) }),
+      expect.objectContaining({ fieldViolations: [expect.objectContaining({ field: "colour" })] }),
     ]);
   });
 });

@@ -2,7 +2,7 @@ import { setMaxListeners } from "node:events";
 import { type ConnectRouterOptions, createConnectRouter } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { Authenticator } from "./auth/authenticator.js";
-import { bootstrapAdmin } from "./auth/bootstrap.js";
+import { adminTokenFile, bootstrapAdmin } from "./auth/bootstrap.js";
 import { kStreamTicket, StreamTickets } from "./auth/stream-tickets.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
@@ -58,6 +58,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     statementTimeoutMs: config.requestTimeoutMs,
     logger,
     migrationUrl: config.migrationDatabaseUrl,
+    settings: config.databaseUrl ? { url: "DATABASE_URL", migrationUrl: "MIGRATION_DATABASE_URL" } : undefined,
   });
   const pageTokens = new PageTokens(await sharedSecret(database.db, "page-token-key"));
   const store = new EventStore(database.db);
@@ -67,7 +68,13 @@ export async function startApp(options: AppOptions): Promise<App> {
     flushes: config.groupCommitFlushes,
   });
   const identities = new IdentityStore(database.db);
-  await bootstrapAdmin({ store: identities, clock, logger, adminToken: config.adminToken, dataDir: config.dataDir });
+  await bootstrapAdmin({
+    store: identities,
+    clock,
+    logger,
+    adminToken: config.adminToken,
+    tokenFile: await adminTokenFile(config.dataDir, identities, config.databaseUrl === undefined),
+  });
   const tenants = new TenantDirectory(identities);
   const authenticator = new Authenticator({ store: identities, clock, logger, cacheMs: config.credentialCacheMs });
   const templates = new TemplateStore(database.db, limits.templatesPerTenant);

@@ -37,6 +37,16 @@ export const requiredRoles: ReadonlyMap<string, Requirement> = new Map([
 ]);
 
 /**
+ * RPCs on credentials, where a global superadmin that leaves `tenant` empty acts on the global credentials (the
+ * bootstrap token) rather than on a tenant's: the caller's own scope, as an empty tenant is for everyone else.
+ */
+const globalScope: ReadonlySet<string> = new Set(
+  [AdminService.method.revokeCredential, AdminService.method.listCredentials].map(
+    (method) => `${method.parent.typeName}/${method.name}`,
+  ),
+);
+
+/**
  * Authenticates every call (gRPC, gRPC-web, Connect, and the REST and legacy routes that reach the same handlers),
  * then authorises it: the RPC's role, and the tenant named in the request against the caller's. An empty tenant
  * field is filled with the caller's tenant, so handlers always see the tenant they act on.
@@ -71,7 +81,12 @@ export function authInterceptor(
     const tenantField = stringField(req.method.input, "tenant");
     const checkTenant = async (message: Record<string, unknown>, principal: Principal) => {
       if (!tenantField) return;
-      const tenant = await authorizeTenant(String(message.tenant ?? ""), principal, tenants);
+      const tenant = await authorizeTenant(
+        String(message.tenant ?? ""),
+        principal,
+        tenants,
+        globalScope.has(procedure),
+      );
       message.tenant = tenant;
     };
 
@@ -180,9 +195,18 @@ export function authorizeRole(principal: Principal, required: Requirement, proce
   }
 }
 
-/** The tenant a call acts on: the request's, which must be the caller's own unless the caller is superadmin. */
-async function authorizeTenant(requested: string, principal: Principal, tenants: TenantDirectory): Promise<string> {
+/**
+ * The tenant a call acts on: the request's, which must be the caller's own unless the caller is superadmin; "" for
+ * the global scope, which only a global superadmin reaches, and only where `allowGlobal`.
+ */
+async function authorizeTenant(
+  requested: string,
+  principal: Principal,
+  tenants: TenantDirectory,
+  allowGlobal: boolean,
+): Promise<string> {
   const tenant = requested || principal.tenant;
+  if (!tenant && allowGlobal && isSuperadmin(principal)) return "";
   if (!tenant)
     throw invalidArgument([
       { field: "tenant", description: "is required for a global credential", reason: Reason.MissingField },

@@ -6,7 +6,7 @@ import type net from "node:net";
 import { Code, ConnectError, type ConnectRouter, type ContextValues, createContextValues } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
-import type { Config } from "../config.js";
+import { type Config, ConfigError } from "../config.js";
 import { kRequestId } from "../interceptors/context.js";
 import { logRefusal } from "../interceptors/request-log.js";
 import type { Logger } from "../logger.js";
@@ -192,7 +192,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
 
   await new Promise<void>((resolve, reject) => {
-    entry.once("error", reject);
+    entry.once("error", (error) => reject(listenFailure(error, config)));
     entry.listen(config.port, config.host, () => {
       entry.off("error", reject);
       resolve();
@@ -265,4 +265,33 @@ function plain(res: http.ServerResponse | http2.Http2ServerResponse, status: num
     "content-length": Buffer.byteLength(text),
   });
   res.end(text);
+}
+
+/** An address the settings name that cannot be listened on is a ConfigError naming PORT or HOST; else the error. */
+function listenFailure(error: NodeJS.ErrnoException, config: Pick<Config, "port" | "host">): Error {
+  const address = `${config.host}:${config.port}`;
+  switch (error.code) {
+    case "EADDRINUSE":
+      return new ConfigError(
+        "PORT",
+        String(config.port),
+        `${address} is in use: stop what listens there, or choose another PORT`,
+      );
+    case "EACCES":
+      return new ConfigError(
+        "PORT",
+        String(config.port),
+        `this user may not listen on ${address}: choose a PORT above 1023`,
+      );
+    case "EADDRNOTAVAIL":
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return new ConfigError(
+        "HOST",
+        config.host,
+        `is not an address of this machine (${error.code}): use 0.0.0.0, 127.0.0.1 or one of its addresses`,
+      );
+    default:
+      return error;
+  }
 }

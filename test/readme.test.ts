@@ -9,7 +9,8 @@ import { startTestApp, type TestApp } from "./support/app.js";
 // The README's shell examples, run as written against a real server (issue 14, item 8), so they cannot drift from
 // what the service does. The substitutions, also stated in the README:
 // - `http://127.0.0.1:8080` becomes the test server's URL, and AUDIT_URL (the admin CLI's server) is set to it;
-// - `.data/` becomes the test server's DATA_DIR, where its first start wrote `admin-token`;
+// - `.data/admin-token` becomes the file the test server logged as holding its generated token (its database is a
+//   DATABASE_URL one, so the file is named after the database; see the README);
 // - the placeholder line `export KEY=at_...` takes the token that `create-key` printed;
 // - `curl` fails on an HTTP error status (a shell function adding --fail-with-body);
 // - a block after `<!-- readme-test: skip … -->` is not run; one after `<!-- readme-test: stream … -->` is stopped
@@ -41,11 +42,15 @@ const blocks = shellBlocks(readme);
 
 let app: TestApp;
 let dataDir: string;
+let tokenFile: string;
 let key: string | undefined;
 beforeAll(async () => {
   dataDir = await mkdtemp(path.join(tmpdir(), "audit-readme-"));
   // No AUDIT_ADMIN_TOKEN: the first start generates one into DATA_DIR/admin-token, as for a new user.
   app = await startTestApp({ env: { DATA_DIR: dataDir, AUDIT_ADMIN_TOKEN: "" } });
+  const logged = app.logs.map((l) => JSON.parse(l)).find((l) => /superadmin token/.test(l.msg) && l.file);
+  tokenFile = logged?.file;
+  expect(tokenFile, "the first start logs where the token is").toMatch(/admin-token/);
 });
 afterAll(async () => {
   await app?.close();
@@ -55,7 +60,7 @@ afterAll(async () => {
 function script(code: string): string {
   const body = code
     .replaceAll(README_URL, app.url)
-    .replaceAll(".data/", `${dataDir}/`)
+    .replaceAll(".data/admin-token", tokenFile)
     .split("\n")
     .filter((line) => line.trim() !== "export KEY=at_...")
     .join("\n");

@@ -320,6 +320,15 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
     ),
   ],
   [
+    A.createStreamTicket,
+    fc.oneof(
+      fc
+        .constantFrom("Acme", "../globex", long(64), "ac\u0000me")
+        .map((t) => inv(A.createStreamTicket, `tenant ${JSON.stringify(t.slice(0, 20))}`, { tenant: t }, "tenant")),
+      fc.constant(inv(A.createStreamTicket, "tenant globex", { tenant: "globex" }, undefined, Code.PermissionDenied)),
+    ),
+  ],
+  [
     A.publish,
     fc.oneof(
       fc.constant(inv(A.publish, "no event_name", {}, "event_name")),

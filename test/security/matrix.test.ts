@@ -56,6 +56,7 @@ const requests = new Map<DescMethod, () => Promise<Record<string, unknown>>>([
   ],
   [AuditService.method.list, async () => ({ tenant: "acme", pageSize: 10 })],
   [AuditService.method.tail, async () => ({ tenant: "acme", afterSequence: 0n })],
+  [AuditService.method.createStreamTicket, async () => ({ tenant: "acme" })],
   [AdminService.method.createTenant, async () => ({ tenant: { id: unique("matrix-t") } })],
   [AdminService.method.listTenants, async () => ({})],
   [

@@ -2,6 +2,7 @@ import { EventSource } from "eventsource";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { provisionTenant, type TenantTokens } from "../support/clients.js";
+import { ManualClock } from "../support/clock.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 
 // Tail as Server-Sent Events for a browser's EventSource (issue 14, item 12): every event carries its sequence as
@@ -197,6 +198,42 @@ describe("stream tickets", () => {
     // A writer-only key cannot get a ticket: it needs Tail's reader role.
     expect((await ticket("acme", acme.writer)).status).toBe(403);
   });
+});
+
+test("a ticket expires 60 s after it was issued", async () => {
+  const clock = new ManualClock();
+  const timed = await startTestApp({ clock });
+  try {
+    const { reader, writer } = await provisionTenant(timed, "acme");
+    await fetch(`${timed.url}/v1/tenants/acme/events`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${writer}`, "content-type": "application/json" },
+      body: JSON.stringify({ action: "sse.expiry" }),
+    });
+    const issue = async () => {
+      const res = await fetch(`${timed.url}/v1/tenants/acme/streamTickets`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${reader}` },
+      });
+      return ((await res.json()) as { ticket: string }).ticket;
+    };
+    const open = (t: string) =>
+      fetch(`${timed.url}${tailPath(`ticket=${t}&afterSequence=0`)}`, { headers: { accept: "text/event-stream" } });
+    const late = await issue();
+    clock.advanceHours(61 / 3600);
+    const refused = await open(late);
+    expect(refused.status).toBe(401);
+    expect(((await refused.json()) as { details: { reason: string }[] }).details[0]?.reason).toBe(
+      "INVALID_STREAM_TICKET",
+    );
+    const fresh = await issue();
+    clock.advanceHours(59 / 3600);
+    const opened = await open(fresh);
+    expect(opened.status).toBe(200);
+    await opened.body?.cancel();
+  } finally {
+    await timed.close();
+  }
 });
 
 test("a Tail stream's start and end are in the request log, with the events it sent and why it ended", async () => {

@@ -22,6 +22,7 @@ import { createIdentityAdmin } from "./service/admin-service.js";
 import { createAuditService } from "./service/audit-service.js";
 import { limits } from "./service/limits.js";
 import { PageTokens } from "./service/page-token.js";
+import { SelfAudit } from "./service/self-audit.js";
 import { createTemplateAdmin } from "./service/template-admin.js";
 import { TenantDirectory } from "./service/tenant-directory.js";
 import { connectDatabase, type Database } from "./store/database.js";
@@ -71,6 +72,8 @@ export async function startApp(options: AppOptions): Promise<App> {
   const authenticator = new Authenticator({ store: identities, clock, logger, cacheMs: config.credentialCacheMs });
   const templates = new TemplateStore(database.db, limits.templatesPerTenant);
   const feed = new EventFeed({ sql: database.sql, store, clock, logger, bufferEvents: config.tailBufferEvents });
+  // At most 20 refusals a minute per tenant recorded one by one; the rest are counted into a summary.
+  const selfAudit = new SelfAudit({ groupCommit, tenants, clock, logger, refusalsPerWindow: 20, windowMs: 60_000 });
   await feed.start();
 
   const shutdownController = new AbortController();
@@ -88,7 +91,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     interceptors: [
       requestLogInterceptor(logger),
       errorMappingInterceptor(logger),
-      authInterceptor(authenticator, tenants),
+      authInterceptor(authenticator, tenants, selfAudit),
     ],
     readMaxBytes: config.maxBodyBytes,
     writeMaxBytes: 64 * 1024 * 1024,
@@ -102,8 +105,8 @@ export async function startApp(options: AppOptions): Promise<App> {
     audit: createAuditService({ store, groupCommit, templates, feed, clock, pageTokens }),
     // The identity RPCs and the template RPCs make up AdminService.
     admin: {
-      ...createIdentityAdmin({ store: identities, tenants, authenticator, clock }),
-      ...createTemplateAdmin({ templates, clock }),
+      ...createIdentityAdmin({ store: identities, tenants, authenticator, clock, selfAudit }),
+      ...createTemplateAdmin({ templates, clock, selfAudit }),
     },
   };
   const router = createConnectRouter(routerOptions);
@@ -140,6 +143,8 @@ export async function startApp(options: AppOptions): Promise<App> {
       // Tail streams never finish on their own: end them first (they resume by sequence) so the drain is quick.
       await feed.close();
       await server.close();
+      // The refusals counted since the last summary, then whatever is still queued.
+      await selfAudit.close();
       // Calls cut off by the grace period may have left events queued: commit them before the pool closes.
       await groupCommit.idle();
       await database.close();

@@ -1,11 +1,12 @@
 import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
-import { Code, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { AdminService } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
-import type { Authenticator } from "../auth/authenticator.js";
+import { type Authenticator, refusedCredentialOf } from "../auth/authenticator.js";
 import { grants, isSuperadmin, kPrincipal, type Principal, Role } from "../auth/principal.js";
-import { domainError, invalidArgument, Reason } from "../errors.js";
-import { TENANT_PATTERN } from "../service/limits.js";
+import { domainError, invalidArgument, Reason, reasonOf } from "../errors.js";
+import { SYSTEM_TENANT, TENANT_PATTERN } from "../service/limits.js";
+import { type RefusalRecorder, SelfAuditAction } from "../service/self-audit.js";
 import type { TenantDirectory } from "../service/tenant-directory.js";
 
 /** "public": no credential; "authenticated": any valid credential, even one without roles. */
@@ -39,7 +40,11 @@ export const requiredRoles: ReadonlyMap<string, Requirement> = new Map([
  * then authorises it: the RPC's role, and the tenant named in the request against the caller's. An empty tenant
  * field is filled with the caller's tenant, so handlers always see the tenant they act on.
  */
-export function authInterceptor(authenticator: Authenticator, tenants: TenantDirectory): Interceptor {
+export function authInterceptor(
+  authenticator: Authenticator,
+  tenants: TenantDirectory,
+  refusals: RefusalRecorder,
+): Interceptor {
   return (next) => async (req) => {
     const procedure = `${req.service.typeName}/${req.method.name}`;
     const required = requiredRoles.get(procedure);
@@ -57,18 +62,33 @@ export function authInterceptor(authenticator: Authenticator, tenants: TenantDir
       );
     }
     const tenantField = stringField(req.method.input, "tenant");
+    // A refused credential is recorded (bounded per tenant) before its error goes back.
+    const principalFor = async (requestTenant: string) => {
+      try {
+        return await authenticate(authenticator, authorization, requestTenant);
+      } catch (error) {
+        // Only a refusal: a database that cannot be reached is not the caller's failure.
+        if (!(error instanceof ConnectError) || error.code !== Code.Unauthenticated) throw error;
+        const claim = claimOf(authorization, requestTenant);
+        await refusals.refused({
+          action: SelfAuditAction.CredentialRefused,
+          reason: reasonOf(error) ?? Code[error.code],
+          procedure,
+          claimedTenant: claim.tenant,
+          username: claim.username,
+          credential: refusedCredentialOf(error),
+        });
+        throw error;
+      }
+    };
     const checkTenant = async (message: Record<string, unknown>, principal: Principal) => {
       if (!tenantField) return;
-      const tenant = await authorizeTenant(String(message.tenant ?? ""), principal, tenants);
+      const tenant = await authorizeTenant(String(message.tenant ?? ""), principal, tenants, required);
       message.tenant = tenant;
     };
 
     if (!req.stream) {
-      const principal = await authenticate(
-        authenticator,
-        authorization,
-        String((req.message as { tenant?: unknown }).tenant ?? ""),
-      );
+      const principal = await principalFor(String((req.message as { tenant?: unknown }).tenant ?? ""));
       authorizeRole(principal, required, procedure);
       await checkTenant(req.message as Record<string, unknown>, principal);
       req.contextValues.set(kPrincipal, principal);
@@ -78,7 +98,7 @@ export function authInterceptor(authenticator: Authenticator, tenants: TenantDir
     const source = req.message[Symbol.asyncIterator]();
     const first = await source.next();
     const firstMessage = first.done ? {} : (first.value as Record<string, unknown>);
-    const principal = await authenticate(authenticator, authorization, String(firstMessage.tenant ?? ""));
+    const principal = await principalFor(String(firstMessage.tenant ?? ""));
     authorizeRole(principal, required, procedure);
     if (!first.done) await checkTenant(firstMessage, principal);
     req.contextValues.set(kPrincipal, principal);
@@ -107,21 +127,36 @@ export async function authenticate(
   const value = space === -1 ? header : header.slice(space + 1).trim();
   if (scheme === "bearer") return authenticator.bearer(value);
   if (scheme === "basic") {
-    const decoded = Buffer.from(value, "base64").toString("utf8");
-    const colon = decoded.indexOf(":");
-    if (colon < 1) throw malformed("Basic credentials must be base64 of user:password");
-    let user = decoded.slice(0, colon);
-    let tenant = requestTenant;
-    const slash = user.indexOf("/");
-    if (slash !== -1) {
-      tenant = user.slice(0, slash);
-      user = user.slice(slash + 1);
-    }
-    if (!tenant) throw malformed("give the user name as tenant/username, or name the tenant in the request");
-    return authenticator.basic(tenant, user, decoded.slice(colon + 1));
+    const basic = basicCredentials(value, requestTenant);
+    if (!basic) throw malformed("Basic credentials must be base64 of user:password");
+    if (!basic.tenant) throw malformed("give the user name as tenant/username, or name the tenant in the request");
+    return authenticator.basic(basic.tenant, basic.user, basic.password);
   }
   if (scheme === "" && value.length > 0) return authenticator.bearer(value);
   throw malformed(`unsupported authorization scheme "${scheme}"`);
+}
+
+/** `tenant/user:password` (or `user:password` with the request's tenant), base64 as Basic sends it. */
+function basicCredentials(value: string, requestTenant: string) {
+  const decoded = Buffer.from(value, "base64").toString("utf8");
+  const colon = decoded.indexOf(":");
+  if (colon < 1) return undefined;
+  let user = decoded.slice(0, colon);
+  let tenant = requestTenant;
+  const slash = user.indexOf("/");
+  if (slash !== -1) {
+    tenant = user.slice(0, slash);
+    user = user.slice(slash + 1);
+  }
+  return { tenant, user, password: decoded.slice(colon + 1) };
+}
+
+/** Whom a refused Authorization header claimed to be: the tenant it named, and the user name for Basic. */
+function claimOf(header: string, requestTenant: string): { tenant: string; username?: string } {
+  const space = header.indexOf(" ");
+  if (space === -1 || header.slice(0, space).toLowerCase() !== "basic") return { tenant: requestTenant };
+  const basic = basicCredentials(header.slice(space + 1).trim(), requestTenant);
+  return basic ? { tenant: basic.tenant, username: basic.user } : { tenant: requestTenant };
 }
 
 export function authorizeRole(principal: Principal, required: Requirement, procedure: string): void {
@@ -141,13 +176,29 @@ export function authorizeRole(principal: Principal, required: Requirement, proce
   }
 }
 
-/** The tenant a call acts on: the request's, which must be the caller's own unless the caller is superadmin. */
-async function authorizeTenant(requested: string, principal: Principal, tenants: TenantDirectory): Promise<string> {
+/**
+ * The tenant a call acts on: the request's, which must be the caller's own unless the caller is superadmin. The
+ * system tenant is only read (List, Tail), by superadmins: the service alone writes its records there.
+ */
+async function authorizeTenant(
+  requested: string,
+  principal: Principal,
+  tenants: TenantDirectory,
+  required: Requirement,
+): Promise<string> {
   const tenant = requested || principal.tenant;
   if (!tenant)
     throw invalidArgument([
       { field: "tenant", description: "is required for a global credential", reason: Reason.MissingField },
     ]);
+  if (tenant === SYSTEM_TENANT) {
+    if (isSuperadmin(principal) && required === Role.READER) return tenant;
+    throw domainError(
+      Code.PermissionDenied,
+      Reason.InsufficientRole,
+      `tenant "${SYSTEM_TENANT}" holds the service's own records: superadmins may read it, nobody writes to it`,
+    );
+  }
   if (!TENANT_PATTERN.test(tenant)) {
     throw invalidArgument([{ field: "tenant", description: "must match [a-z0-9][a-z0-9_-]{0,62}" }]);
   }

@@ -6,6 +6,7 @@ import type { Principal } from "../auth/principal.js";
 import type { Clock } from "../clock.js";
 import type { FieldViolation } from "../errors.js";
 import type { Logger } from "../logger.js";
+import { SERVICE_CATEGORY_PREFIX } from "../store/event-filter.js";
 import type { GroupCommit } from "../store/group-commit.js";
 import { microsToIso } from "../store/time.js";
 import { isStorableText, readEvent } from "./event-input.js";
@@ -14,8 +15,8 @@ import type { TenantDirectory } from "./tenant-directory.js";
 
 /** The service's own records: `source` of every one, and their two categories (docs/auth.md, "Self-audit"). */
 export const SELF_AUDIT_SOURCE = "audit-trail";
-export const AdminCategory = "audit-trail.admin";
-export const SecurityCategory = "audit-trail.security";
+export const AdminCategory = `${SERVICE_CATEGORY_PREFIX}admin`;
+export const SecurityCategory = `${SERVICE_CATEGORY_PREFIX}security`;
 
 /** The actions the service records about itself. */
 export const SelfAuditAction = {

@@ -92,6 +92,23 @@ describe("admin changes", () => {
   });
 });
 
+describe("the tenant's own listing", () => {
+  test("leaves the service's records out unless the filter names their category; clients cannot write them", async () => {
+    const writer = clientFor(AuditService, app, "connect", acme.writer);
+    const { event } = await writer.create({ event: { action: "invoice.pay", category: "billing" } });
+    expect((await list(acme.reader, "acme")).map((e) => e.id)).toEqual([event?.id]);
+    expect((await list(acme.reader, "acme", { category: "audit-trail.admin" })).length).toBeGreaterThan(0);
+    await expectError(writer.create({ event: { action: "credential.create", category: "audit-trail.admin" } }), {
+      code: Code.InvalidArgument,
+      fields: ["event.category"],
+    });
+    await expectError(
+      writer.batchCreate({ events: [{ action: "a" }, { action: "login.fail", category: "audit-trail.security" }] }),
+      { code: Code.InvalidArgument, fields: ["events[1].category"] },
+    );
+  });
+});
+
 describe("refused credentials", () => {
   test("a failed login is recorded in the tenant named, with the user tried and never the password", async () => {
     const admin = clientFor(AdminService, app, "connect");
@@ -100,7 +117,7 @@ describe("refused credentials", () => {
       reason: "INVALID_PASSWORD",
     });
     secrets.push("wrong password 1");
-    const [fail] = await list(acme.reader, "acme", { actions: ["login.fail"] });
+    const [fail] = await list(acme.reader, "acme", { category: "audit-trail.security", actions: ["login.fail"] });
     expect(fail).toMatchObject({
       category: "audit-trail.security",
       actor: { type: "anonymous" },
@@ -127,6 +144,7 @@ describe("refused credentials", () => {
     });
     expect(axonize.status).toBe(401);
     const refused = await list(acme.reader, "acme", {
+      category: "audit-trail.security",
       actions: ["credential.refused"],
       targetId: credential?.id ?? "",
     });
@@ -146,7 +164,10 @@ describe("refused credentials", () => {
         code: Code.Unauthenticated,
         reason: "INVALID_TOKEN",
       });
-      const records = await list(app.adminToken, "_system", { actions: ["credential.refused"] });
+      const records = await list(app.adminToken, "_system", {
+        category: "audit-trail.security",
+        actions: ["credential.refused"],
+      });
       expect(records.at(-1)).toMatchObject({
         tenant: "_system",
         category: "audit-trail.security",
@@ -158,13 +179,18 @@ describe("refused credentials", () => {
   );
 
   test("Basic credentials refused over REST are recorded in the tenant of tenant/user", async () => {
-    const before = (await list(acme.reader, "acme", { actions: ["credential.refused"] })).length;
+    const before = (
+      await list(acme.reader, "acme", { category: "audit-trail.security", actions: ["credential.refused"] })
+    ).length;
     const response = await fetch(`${app.url}/v1/tenants/acme/events`, {
       headers: { authorization: `Basic ${Buffer.from("acme/ann:wrong password 2").toString("base64")}` },
     });
     secrets.push("wrong password 2");
     expect(response.status).toBe(401);
-    const refused = await list(acme.reader, "acme", { actions: ["credential.refused"] });
+    const refused = await list(acme.reader, "acme", {
+      category: "audit-trail.security",
+      actions: ["credential.refused"],
+    });
     expect(refused.length).toBe(before + 1);
     expect(refused.at(-1)?.target).toMatchObject({ type: "credential", name: "ann" });
     expect(refused.at(-1)?.outcome?.code).toBe("INVALID_PASSWORD");
@@ -216,11 +242,13 @@ describe("the system tenant", () => {
   });
 
   test("no record holds a secret: no token or password handed out or tried", async () => {
-    const all = json([
-      ...(await list(app.adminToken, "acme")),
-      ...(await list(app.adminToken, "_system")),
-      ...(await list(app.adminToken, "flooded")),
-    ]);
+    const records: AuditEvent[] = [];
+    for (const tenant of ["acme", "_system", "flooded"]) {
+      for (const category of ["audit-trail.admin", "audit-trail.security"]) {
+        records.push(...(await list(app.adminToken, tenant, { category })));
+      }
+    }
+    const all = json(records);
     expect(all.length).toBeGreaterThan(0);
     for (const secret of secrets) expect(all).not.toContain(secret);
   });

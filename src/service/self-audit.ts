@@ -97,7 +97,11 @@ export class SelfAudit implements RefusalRecorder {
     this.sweeper.unref();
   }
 
-  /** Records an AdminService change made by `actor`. `tenant` null: a global change, kept in the system tenant. */
+  /**
+   * Records an AdminService change made by `actor` to `tenant` (null: a global credential). A tenant's own admins'
+   * changes go to that tenant; a global credential's (the operator's) are global operations, kept in the system
+   * tenant with the tenant they concern in `attributes.tenant`.
+   */
   async change(
     actor: Principal,
     tenant: string | null,
@@ -105,7 +109,8 @@ export class SelfAudit implements RefusalRecorder {
     target: Target,
     attributes?: JsonObject,
   ): Promise<void> {
-    await this.write(tenant ?? SYSTEM_TENANT, {
+    const global = actor.tenant === "" || tenant === null;
+    await this.write(global ? SYSTEM_TENANT : tenant, {
       action,
       category: AdminCategory,
       actor: {
@@ -116,7 +121,7 @@ export class SelfAudit implements RefusalRecorder {
       },
       target: { type: target.type, id: target.id, name: target.name ?? "" },
       outcome: { status: OutcomeStatus.SUCCESS },
-      attributes,
+      attributes: global && tenant !== null ? { tenant, ...(attributes ?? {}) } : attributes,
     });
   }
 

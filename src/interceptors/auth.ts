@@ -4,6 +4,7 @@ import { AdminService } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { type Authenticator, refusedCredentialOf } from "../auth/authenticator.js";
 import { grants, isSuperadmin, kPrincipal, type Principal, Role } from "../auth/principal.js";
+import { kStreamTicket, type StreamTickets } from "../auth/stream-tickets.js";
 import { domainError, invalidArgument, Reason, reasonOf } from "../errors.js";
 import { SYSTEM_TENANT, TENANT_PATTERN } from "../service/limits.js";
 import { type RefusalRecorder, SelfAuditAction } from "../service/self-audit.js";
@@ -21,6 +22,7 @@ export const requiredRoles: ReadonlyMap<string, Requirement> = new Map([
   rule(AuditService.method.publish, Role.WRITER),
   rule(AuditService.method.list, Role.READER),
   rule(AuditService.method.tail, Role.READER),
+  rule(AuditService.method.createStreamTicket, Role.READER),
   rule(AdminService.method.createTenant, Role.SUPERADMIN),
   rule(AdminService.method.listTenants, Role.ADMIN),
   rule(AdminService.method.createApiKey, Role.ADMIN),
@@ -36,6 +38,16 @@ export const requiredRoles: ReadonlyMap<string, Requirement> = new Map([
 ]);
 
 /**
+ * RPCs on credentials, where a global superadmin that leaves `tenant` empty acts on the global credentials (the
+ * bootstrap token) rather than on a tenant's: the caller's own scope, as an empty tenant is for everyone else.
+ */
+const globalScope: ReadonlySet<string> = new Set(
+  [AdminService.method.revokeCredential, AdminService.method.listCredentials].map(
+    (method) => `${method.parent.typeName}/${method.name}`,
+  ),
+);
+
+/**
  * Authenticates every call (gRPC, gRPC-web, Connect, and the REST and legacy routes that reach the same handlers),
  * then authorises it: the RPC's role, and the tenant named in the request against the caller's. An empty tenant
  * field is filled with the caller's tenant, so handlers always see the tenant they act on.
@@ -43,6 +55,7 @@ export const requiredRoles: ReadonlyMap<string, Requirement> = new Map([
 export function authInterceptor(
   authenticator: Authenticator,
   tenants: TenantDirectory,
+  tickets: StreamTickets,
   refusals: RefusalRecorder,
 ): Interceptor {
   return (next) => async (req) => {
@@ -54,7 +67,13 @@ export function authInterceptor(
     if (required === "public") return next(req);
 
     const authorization = req.header.get("authorization");
-    if (!authorization) {
+    // Only the SSE Tail route puts a stream ticket in the context; it stands in for the Authorization header.
+    const ticket =
+      req.stream && req.method === AuditService.method.tail ? req.contextValues.get(kStreamTicket) : undefined;
+    if (ticket !== undefined && authorization) {
+      throw malformed("send either an Authorization header or a stream ticket, not both");
+    }
+    if (!authorization && ticket === undefined) {
       throw domainError(
         Code.Unauthenticated,
         Reason.MissingCredential,
@@ -65,11 +84,11 @@ export function authInterceptor(
     // A refused credential is recorded (bounded per tenant) before its error goes back.
     const principalFor = async (requestTenant: string) => {
       try {
-        return await authenticate(authenticator, authorization, requestTenant);
+        return await authenticate(authenticator, authorization as string, requestTenant);
       } catch (error) {
         // Only a refusal: a database that cannot be reached is not the caller's failure.
         if (!(error instanceof ConnectError) || error.code !== Code.Unauthenticated) throw error;
-        const claim = claimOf(authorization, requestTenant);
+        const claim = claimOf(authorization as string, requestTenant);
         await refusals.refused({
           action: SelfAuditAction.CredentialRefused,
           reason: reasonOf(error) ?? Code[error.code],
@@ -83,11 +102,18 @@ export function authInterceptor(
     };
     const checkTenant = async (message: Record<string, unknown>, principal: Principal) => {
       if (!tenantField) return;
-      const tenant = await authorizeTenant(String(message.tenant ?? ""), principal, tenants, required);
+      const tenant = await authorizeTenant(
+        String(message.tenant ?? ""),
+        principal,
+        tenants,
+        globalScope.has(procedure),
+        required,
+      );
       message.tenant = tenant;
     };
 
     if (!req.stream) {
+      // Unary calls never carry a ticket, so the check above saw the Authorization header.
       const principal = await principalFor(String((req.message as { tenant?: unknown }).tenant ?? ""));
       authorizeRole(principal, required, procedure);
       await checkTenant(req.message as Record<string, unknown>, principal);
@@ -98,7 +124,10 @@ export function authInterceptor(
     const source = req.message[Symbol.asyncIterator]();
     const first = await source.next();
     const firstMessage = first.done ? {} : (first.value as Record<string, unknown>);
-    const principal = await principalFor(String(firstMessage.tenant ?? ""));
+    const principal =
+      ticket === undefined
+        ? await principalFor(String(firstMessage.tenant ?? ""))
+        : ticketPrincipal(tickets.redeem(ticket), firstMessage);
     authorizeRole(principal, required, procedure);
     if (!first.done) await checkTenant(firstMessage, principal);
     req.contextValues.set(kPrincipal, principal);
@@ -116,6 +145,20 @@ export function authInterceptor(
   };
 }
 
+/** A stream ticket's principal, for the tenant it was issued for only: the request's tenant is set to it. */
+function ticketPrincipal(issued: { principal: Principal; tenant: string }, message: Record<string, unknown>) {
+  const requested = String(message.tenant ?? "");
+  if (requested !== "" && requested !== issued.tenant) {
+    throw domainError(
+      Code.PermissionDenied,
+      Reason.TenantMismatch,
+      `the stream ticket is for tenant "${issued.tenant}", not "${requested}"`,
+    );
+  }
+  message.tenant = issued.tenant;
+  return issued.principal;
+}
+
 /** Bearer, then Basic, then a bare token (the Axonize style). */
 export async function authenticate(
   authenticator: Authenticator,
@@ -125,6 +168,15 @@ export async function authenticate(
   const space = header.indexOf(" ");
   const scheme = space === -1 ? "" : header.slice(0, space).toLowerCase();
   const value = space === -1 ? header : header.slice(space + 1).trim();
+  // `Bearer ` with nothing after it arrives as `Bearer` (HTTP drops trailing spaces): a scheme without a credential.
+  const bare = (space === -1 ? header : value === "" ? scheme : "").trim().toLowerCase();
+  if (bare === "bearer" || bare === "basic") {
+    throw domainError(
+      Code.Unauthenticated,
+      Reason.MissingCredential,
+      `the Authorization header names the ${bare === "bearer" ? "Bearer" : "Basic"} scheme but carries no credential; send "${bare === "bearer" ? "Bearer <token>" : "Basic <base64 of tenant/user:password>"}"`,
+    );
+  }
   if (scheme === "bearer") return authenticator.bearer(value);
   if (scheme === "basic") {
     const basic = basicCredentials(value, requestTenant);
@@ -177,16 +229,19 @@ export function authorizeRole(principal: Principal, required: Requirement, proce
 }
 
 /**
- * The tenant a call acts on: the request's, which must be the caller's own unless the caller is superadmin. The
- * system tenant is only read (List, Tail), by superadmins: the service alone writes its records there.
+ * The tenant a call acts on: the request's, which must be the caller's own unless the caller is superadmin; "" for
+ * the global scope, which only a global superadmin reaches, and only where `allowGlobal`. The system tenant is only
+ * read (List, Tail), by superadmins: the service alone writes its records there.
  */
 async function authorizeTenant(
   requested: string,
   principal: Principal,
   tenants: TenantDirectory,
+  allowGlobal: boolean,
   required: Requirement,
 ): Promise<string> {
   const tenant = requested || principal.tenant;
+  if (!tenant && allowGlobal && isSuperadmin(principal)) return "";
   if (!tenant)
     throw invalidArgument([
       { field: "tenant", description: "is required for a global credential", reason: Reason.MissingField },

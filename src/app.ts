@@ -38,6 +38,7 @@ import { createHealthService } from "./service/health-service.js";
 import { limits } from "./service/limits.js";
 import { PageTokens } from "./service/page-token.js";
 import { createReflectionServices } from "./service/reflection-service.js";
+import { SelfAudit } from "./service/self-audit.js";
 import { createTemplateAdmin } from "./service/template-admin.js";
 import { TenantDirectory } from "./service/tenant-directory.js";
 import { connectDatabase, type Database } from "./store/database.js";
@@ -111,6 +112,8 @@ export async function startApp(options: AppOptions): Promise<App> {
   const templates = new TemplateStore(database.db, limits.templatesPerTenant);
   const tickets = new StreamTickets(clock);
   const feed = new EventFeed({ sql: database.sql, store, clock, logger, bufferEvents: config.tailBufferEvents });
+  // At most 20 refusals a minute per tenant recorded one by one; the rest are counted into a summary.
+  const selfAudit = new SelfAudit({ groupCommit, tenants, clock, logger, refusalsPerWindow: 20, windowMs: 60_000 });
   await feed.start();
 
   const shutdownController = new AbortController();
@@ -129,7 +132,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       telemetryInterceptor(telemetry),
       requestLogInterceptor(logger),
       errorMappingInterceptor(logger),
-      authInterceptor(authenticator, tenants, tickets),
+      authInterceptor(authenticator, tenants, tickets, selfAudit),
     ],
     readMaxBytes: config.maxBodyBytes,
     writeMaxBytes: 64 * 1024 * 1024,
@@ -144,8 +147,8 @@ export async function startApp(options: AppOptions): Promise<App> {
     audit,
     // The identity RPCs and the template RPCs make up AdminService.
     admin: {
-      ...createIdentityAdmin({ store: identities, tenants, authenticator, clock }),
-      ...createTemplateAdmin({ templates, clock }),
+      ...createIdentityAdmin({ store: identities, tenants, authenticator, clock, selfAudit }),
+      ...createTemplateAdmin({ templates, clock, selfAudit }),
     },
     frontier: createFrontierService({ audit, store }),
   };
@@ -222,6 +225,8 @@ export async function startApp(options: AppOptions): Promise<App> {
       // Tail streams never finish on their own: end them first (they resume by sequence) so the drain is quick.
       await feed.close();
       await server.close();
+      // The refusals counted since the last summary, then whatever is still queued.
+      await selfAudit.close();
       // Calls cut off by the grace period may have left events queued: commit them before the pool closes.
       await groupCommit.idle();
       await metricsServer?.close();

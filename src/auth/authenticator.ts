@@ -89,12 +89,12 @@ export class Authenticator {
 
   private async principal(row: CredentialRow): Promise<Principal> {
     const now = this.options.clock.nowMicros();
-    if (row.revokedAt) throw this.fail(Reason.CredentialRevoked, "the credential has been revoked");
+    if (row.revokedAt) throw this.fail(Reason.CredentialRevoked, "the credential has been revoked", row);
     if (row.kind === CredentialKind.SESSION) {
       const created = pgTimestampMicros(row.createdAt);
       const lastUsed = row.lastUsedAt ? pgTimestampMicros(row.lastUsedAt) : created;
       if (!row.rememberMe && (now > created + SESSION_MAX_AGE || now > lastUsed + SESSION_IDLE)) {
-        throw this.fail(Reason.SessionExpired, "the session has expired; log in again");
+        throw this.fail(Reason.SessionExpired, "the session has expired; log in again", row);
       }
       if (now - lastUsed >= TOUCH_EVERY) {
         const at = microsToIso(now);
@@ -102,7 +102,7 @@ export class Authenticator {
         row.lastUsedAt = at;
       }
     } else if (row.expiresAt && now >= pgTimestampMicros(row.expiresAt)) {
-      throw this.fail(Reason.CredentialExpired, "the credential has expired");
+      throw this.fail(Reason.CredentialExpired, "the credential has expired", row);
     }
     const session =
       row.kind === CredentialKind.SESSION
@@ -123,10 +123,28 @@ export class Authenticator {
     };
   }
 
-  private fail(reason: string, message: string) {
+  /** `row`: the credential found and refused, which the self-audit names (never sent to the caller). */
+  private fail(reason: string, message: string, row?: CredentialRow) {
     this.options.logger.info({ reason }, "authentication failed");
-    return domainError(Code.Unauthenticated, reason, message);
+    const error = domainError(Code.Unauthenticated, reason, message);
+    if (row) refused.set(error, { id: row.id, tenant: row.tenant, kind: row.kind, name: row.name });
+    return error;
   }
+}
+
+/** A credential the authenticator found and then refused (revoked, expired): never its secret or hash. */
+export interface RefusedCredential {
+  id: string;
+  tenant: string | null;
+  kind: number;
+  name: string;
+}
+
+const refused = new WeakMap<object, RefusedCredential>();
+
+/** The credential an UNAUTHENTICATED error from the Authenticator refused, when one was found (revoked, expired). */
+export function refusedCredentialOf(error: unknown): RefusedCredential | undefined {
+  return typeof error === "object" && error !== null ? refused.get(error) : undefined;
 }
 
 /** The earlier of 7 days after login and 72 hours after last use. */

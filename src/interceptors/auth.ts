@@ -1,16 +1,17 @@
 import type { DescField, DescMessage, DescMethod } from "@bufbuild/protobuf";
-import { Code, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { AdminService } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb.js";
 import { ServerReflection as ServerReflectionAlpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
 import { Health } from "../../gen/health/v1/health_pb.js";
 import { FrontierService } from "../../gen/raystack/frontier/v1beta1/frontier_pb.js";
-import type { Authenticator } from "../auth/authenticator.js";
+import { type Authenticator, refusedCredentialOf } from "../auth/authenticator.js";
 import { grants, isSuperadmin, kPrincipal, type Principal, Role } from "../auth/principal.js";
 import { kStreamTicket, type StreamTickets } from "../auth/stream-tickets.js";
-import { domainError, invalidArgument, Reason } from "../errors.js";
-import { limits, quoted, TENANT_PATTERN } from "../service/limits.js";
+import { domainError, invalidArgument, Reason, reasonOf } from "../errors.js";
+import { limits, quoted, SYSTEM_TENANT, TENANT_PATTERN } from "../service/limits.js";
+import { type RefusalRecorder, SelfAuditAction } from "../service/self-audit.js";
 import type { TenantDirectory } from "../service/tenant-directory.js";
 
 /** "public": no credential; "authenticated": any valid credential, even one without roles. */
@@ -69,6 +70,7 @@ export function authInterceptor(
   authenticator: Authenticator,
   tenants: TenantDirectory,
   tickets: StreamTickets,
+  refusals: RefusalRecorder,
 ): Interceptor {
   return (next) => async (req) => {
     const procedure = `${req.service.typeName}/${req.method.name}`;
@@ -95,6 +97,25 @@ export function authInterceptor(
     const tenantField = tenantFieldOf(req.method.input);
     const requestTenant = (message: Record<string, unknown>) =>
       tenantField ? String(message[tenantField.localName] ?? "") : "";
+    // A refused credential is recorded (bounded per tenant) before its error goes back.
+    const principalFor = async (claimed: string) => {
+      try {
+        return await authenticate(authenticator, authorization as string, claimed);
+      } catch (error) {
+        // Only a refusal: a database that cannot be reached is not the caller's failure.
+        if (!(error instanceof ConnectError) || error.code !== Code.Unauthenticated) throw error;
+        const claim = claimOf(authorization as string, claimed);
+        await refusals.refused({
+          action: SelfAuditAction.CredentialRefused,
+          reason: reasonOf(error) ?? Code[error.code],
+          procedure,
+          claimedTenant: claim.tenant,
+          username: claim.username,
+          credential: refusedCredentialOf(error),
+        });
+        throw error;
+      }
+    };
     const checkTenant = async (message: Record<string, unknown>, principal: Principal) => {
       if (!tenantField) return;
       const tenant = await authorizeTenant(
@@ -103,17 +124,14 @@ export function authInterceptor(
         principal,
         tenants,
         globalScope.has(procedure),
+        required,
       );
       message[tenantField.localName] = tenant;
     };
 
     if (!req.stream) {
-      const principal = await authenticate(
-        authenticator,
-        // Unary calls never carry a ticket, so the check above saw this header.
-        authorization as string,
-        requestTenant(req.message as Record<string, unknown>),
-      );
+      // Unary calls never carry a ticket, so the check above saw the Authorization header.
+      const principal = await principalFor(requestTenant(req.message as Record<string, unknown>));
       authorizeRole(principal, required, procedure);
       await checkTenant(req.message as Record<string, unknown>, principal);
       req.contextValues.set(kPrincipal, principal);
@@ -125,7 +143,7 @@ export function authInterceptor(
     const firstMessage = first.done ? {} : (first.value as Record<string, unknown>);
     const principal =
       ticket === undefined
-        ? await authenticate(authenticator, authorization as string, requestTenant(firstMessage))
+        ? await principalFor(requestTenant(firstMessage))
         : ticketPrincipal(tickets.redeem(ticket), firstMessage);
     authorizeRole(principal, required, procedure);
     if (!first.done) await checkTenant(firstMessage, principal);
@@ -178,21 +196,36 @@ export async function authenticate(
   }
   if (scheme === "bearer") return authenticator.bearer(value);
   if (scheme === "basic") {
-    const decoded = Buffer.from(value, "base64").toString("utf8");
-    const colon = decoded.indexOf(":");
-    if (colon < 1) throw malformed("Basic credentials must be base64 of user:password");
-    let user = decoded.slice(0, colon);
-    let tenant = requestTenant;
-    const slash = user.indexOf("/");
-    if (slash !== -1) {
-      tenant = user.slice(0, slash);
-      user = user.slice(slash + 1);
-    }
-    if (!tenant) throw malformed("give the user name as tenant/username, or name the tenant in the request");
-    return authenticator.basic(tenant, user, decoded.slice(colon + 1));
+    const basic = basicCredentials(value, requestTenant);
+    if (!basic) throw malformed("Basic credentials must be base64 of user:password");
+    if (!basic.tenant) throw malformed("give the user name as tenant/username, or name the tenant in the request");
+    return authenticator.basic(basic.tenant, basic.user, basic.password);
   }
   if (scheme === "" && value.length > 0) return authenticator.bearer(value);
   throw malformed(`unsupported authorization scheme "${scheme}"`);
+}
+
+/** `tenant/user:password` (or `user:password` with the request's tenant), base64 as Basic sends it. */
+function basicCredentials(value: string, requestTenant: string) {
+  const decoded = Buffer.from(value, "base64").toString("utf8");
+  const colon = decoded.indexOf(":");
+  if (colon < 1) return undefined;
+  let user = decoded.slice(0, colon);
+  let tenant = requestTenant;
+  const slash = user.indexOf("/");
+  if (slash !== -1) {
+    tenant = user.slice(0, slash);
+    user = user.slice(slash + 1);
+  }
+  return { tenant, user, password: decoded.slice(colon + 1) };
+}
+
+/** Whom a refused Authorization header claimed to be: the tenant it named, and the user name for Basic. */
+function claimOf(header: string, requestTenant: string): { tenant: string; username?: string } {
+  const space = header.indexOf(" ");
+  if (space === -1 || header.slice(0, space).toLowerCase() !== "basic") return { tenant: requestTenant };
+  const basic = basicCredentials(header.slice(space + 1).trim(), requestTenant);
+  return basic ? { tenant: basic.tenant, username: basic.user } : { tenant: requestTenant };
 }
 
 export function authorizeRole(principal: Principal, required: Requirement, procedure: string): void {
@@ -216,7 +249,8 @@ export function authorizeRole(principal: Principal, required: Requirement, proce
  * The tenant a call acts on: the request's, which must be the caller's own unless the caller is superadmin; "" for
  * the global scope, which only a global superadmin reaches, and only where `allowGlobal`. Frontier's `org_id` may also
  * be the tenant's numeric id; it is looked up only here, after authentication, and an organization that is not the
- * caller's is refused alike whether it exists or not, so no caller but a superadmin learns which do.
+ * caller's is refused alike whether it exists or not, so no caller but a superadmin learns which do. The system tenant is only read
+ * (List, Tail), by superadmins: the service alone writes its records there.
  */
 async function authorizeTenant(
   requested: string,
@@ -224,6 +258,7 @@ async function authorizeTenant(
   principal: Principal,
   tenants: TenantDirectory,
   allowGlobal: boolean,
+  required: Requirement,
 ): Promise<string> {
   let tenant = requested || principal.tenant;
   if (!tenant && allowGlobal && isSuperadmin(principal)) return "";
@@ -231,6 +266,14 @@ async function authorizeTenant(
     throw invalidArgument([
       { field: field.name, description: "is required for a global credential", reason: Reason.MissingField },
     ]);
+  if (tenant === SYSTEM_TENANT) {
+    if (isSuperadmin(principal) && required === Role.READER) return tenant;
+    throw domainError(
+      Code.PermissionDenied,
+      Reason.InsufficientRole,
+      `tenant "${SYSTEM_TENANT}" holds the service's own records: superadmins may read it, nobody writes to it`,
+    );
+  }
   let exists: boolean | undefined;
   if (field.name === ORG_ID) {
     const row = await tenants.find(tenant);

@@ -1,7 +1,7 @@
 import { create } from "@bufbuild/protobuf";
-import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
-  type AdminService,
+  AdminService,
   type Credential,
   CredentialKind,
   CredentialSchema,
@@ -10,16 +10,17 @@ import {
   TenantSchema,
 } from "../../gen/audit/v1/admin_service_pb.js";
 import type { Authenticator } from "../auth/authenticator.js";
-import { sessionExpiry } from "../auth/authenticator.js";
+import { refusedCredentialOf, sessionExpiry } from "../auth/authenticator.js";
 import { grants, isSuperadmin, kPrincipal, type Principal } from "../auth/principal.js";
 import { generateToken, hashPassword, hashToken } from "../auth/secrets.js";
 import type { Clock } from "../clock.js";
-import { domainError, type FieldViolation, invalidArgument, Reason } from "../errors.js";
+import { domainError, type FieldViolation, invalidArgument, Reason, reasonOf } from "../errors.js";
 import type { CredentialRow, IdentityStore, TenantRow } from "../store/identity-store.js";
-import { microsToIso, pgToTimestamp, timestampMicros } from "../store/time.js";
+import { microsToIso, pgTimestampMicros, pgToTimestamp, timestampMicros } from "../store/time.js";
 import { uuidv7 } from "../store/uuid.js";
 import { isStorableText } from "./event-input.js";
 import { ID_PATTERN, limits, TENANT_PATTERN } from "./limits.js";
+import { type SelfAudit, SelfAuditAction, type Target } from "./self-audit.js";
 import type { TenantDirectory } from "./tenant-directory.js";
 
 export type IdentityAdmin = Pick<
@@ -39,6 +40,7 @@ export interface IdentityAdminDeps {
   tenants: TenantDirectory;
   authenticator: Authenticator;
   clock: Clock;
+  selfAudit: SelfAudit;
 }
 
 const USERNAME = /^[A-Za-z0-9._@+-]{1,128}$/;
@@ -46,11 +48,18 @@ const MIN_PASSWORD = 8;
 
 /** Tenants, API keys, users and sessions. Roles and the tenant were checked by the auth interceptor. */
 export function createIdentityAdmin(deps: IdentityAdminDeps): IdentityAdmin {
-  const { store, tenants, authenticator, clock } = deps;
+  const { store, tenants, authenticator, clock, selfAudit } = deps;
   const now = () => microsToIso(clock.nowMicros());
 
+  /** A new key or user: its roles and expiry are part of the record. */
+  const recordCreated = (ctx: HandlerContext, row: CredentialRow, action: string) =>
+    selfAudit.change(callerOf(ctx), row.tenant, action, credentialTarget(row), {
+      roles: row.roles.map((r) => Role[r]?.toLowerCase() ?? String(r)),
+      ...(row.expiresAt ? { expire_time: microsToIso(pgTimestampMicros(row.expiresAt)) } : {}),
+    });
+
   return {
-    async createTenant(req) {
+    async createTenant(req, ctx) {
       const violations: FieldViolation[] = [];
       const id = req.tenant?.id ?? "";
       if (!req.tenant) violations.push({ field: "tenant", description: "is required", reason: Reason.MissingField });
@@ -65,6 +74,11 @@ export function createIdentityAdmin(deps: IdentityAdminDeps): IdentityAdmin {
       if (!row)
         throw domainError(Code.AlreadyExists, Reason.TenantExists, `tenant "${id}" already exists`, { tenant: id });
       tenants.remember(row);
+      await selfAudit.change(callerOf(ctx), row.id, SelfAuditAction.TenantCreate, {
+        type: "tenant",
+        id: row.id,
+        name: row.displayName,
+      });
       return { tenant: tenantMessage(row) };
     },
 
@@ -96,6 +110,7 @@ export function createIdentityAdmin(deps: IdentityAdminDeps): IdentityAdmin {
         expiresAt: req.expireTime ? microsToIso(timestampMicros(req.expireTime)) : null,
       });
       if (!row) throw new Error("API key id or token collided");
+      await recordCreated(ctx, row, SelfAuditAction.CredentialCreate);
       return { credential: credentialMessage(row), token };
     },
 
@@ -129,6 +144,7 @@ export function createIdentityAdmin(deps: IdentityAdminDeps): IdentityAdmin {
           username: req.username,
         });
       }
+      await recordCreated(ctx, row, SelfAuditAction.UserCreate);
       return { credential: credentialMessage(row) };
     },
 
@@ -141,7 +157,20 @@ export function createIdentityAdmin(deps: IdentityAdminDeps): IdentityAdmin {
       if (req.password === "")
         violations.push({ field: "password", description: "is required", reason: Reason.MissingField });
       if (violations.length > 0) throw invalidArgument(violations);
-      const user = await authenticator.basic(req.tenant, req.username, req.password);
+      const user = await authenticator.basic(req.tenant, req.username, req.password).catch(async (error) => {
+        // Only a refusal is a failed login; throttling or an unreachable database is not the caller's doing.
+        if (error instanceof ConnectError && error.code === Code.Unauthenticated) {
+          await selfAudit.refused({
+            action: SelfAuditAction.LoginFail,
+            reason: reasonOf(error) ?? Code[error.code],
+            procedure: `${AdminService.typeName}/${AdminService.method.login.name}`,
+            claimedTenant: req.tenant,
+            username: req.username,
+            credential: refusedCredentialOf(error),
+          });
+        }
+        throw error;
+      });
       const token = generateToken("ats_");
       const at = now();
       const row = await store.insertCredential({
@@ -192,6 +221,7 @@ export function createIdentityAdmin(deps: IdentityAdminDeps): IdentityAdmin {
       authenticator.invalidate();
       if (!row)
         throw domainError(Code.NotFound, Reason.CredentialNotFound, `credential "${req.id}" not found`, { id: req.id });
+      await selfAudit.change(principal, row.tenant, SelfAuditAction.CredentialRevoke, credentialTarget(row));
       return { credential: credentialMessage(row) };
     },
 
@@ -203,7 +233,12 @@ export function createIdentityAdmin(deps: IdentityAdminDeps): IdentityAdmin {
   };
 }
 
-function callerOf(ctx: HandlerContext): Principal {
+/** What a credential change names as its target: the credential's id, kind and name; never a secret. */
+function credentialTarget(row: CredentialRow): Target {
+  return { type: CredentialKind[row.kind]?.toLowerCase() ?? "credential", id: row.id, name: row.name };
+}
+
+export function callerOf(ctx: HandlerContext): Principal {
   const principal = ctx.values.get(kPrincipal);
   if (!principal) throw new Error("admin RPC reached without a principal: the auth interceptor is missing");
   return principal;

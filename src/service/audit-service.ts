@@ -17,6 +17,7 @@ import type { StreamTickets } from "../auth/stream-tickets.js";
 import type { Clock } from "../clock.js";
 import { domainError, type FieldViolation, invalidArgument, Reason } from "../errors.js";
 import type { EventFeed } from "../store/event-feed.js";
+import { SERVICE_CATEGORY_PREFIX } from "../store/event-filter.js";
 import type { AppendResult, EventStore, ListQuery, NewEvent } from "../store/event-store.js";
 import type { GroupCommit } from "../store/group-commit.js";
 import type { TemplateStore } from "../store/template-store.js";
@@ -64,7 +65,10 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
       const tenant = req.tenant;
       let event: NewEvent | undefined;
       if (!req.event) violations.push({ field: "event", description: "is required", reason: Reason.MissingField });
-      else event = readEvent(req.event, "event.", clock.nowMicros(), violations);
+      else {
+        event = readEvent(req.event, "event.", clock.nowMicros(), violations);
+        checkCategory(req.event.category, "event.category", violations);
+      }
       if (violations.length > 0 || !event) throw invalidArgument(violations);
       const traceId = ctx.values.get(kTraceId);
       const [created] = await stored(groupCommit.append(tenant, withCorrelation(event, traceId)), () => "event.id");
@@ -88,6 +92,7 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
       const traceId = ctx.values.get(kTraceId);
       req.events.slice(0, limits.batchEvents).forEach((e, i) => {
         const event = readEvent(e, `events[${i}].`, now, violations);
+        checkCategory(e.category, `events[${i}].category`, violations);
         if (event) batch.push(withCorrelation(event, traceId));
         if (e.id === "") return;
         const first = firstIndexOfId.get(e.id);
@@ -175,4 +180,11 @@ function readListQuery(req: ListRequest, tenant: string, nowMicros: bigint, viol
 /** Everything that selects rows, so a page token cannot be replayed against another listing. */
 function listFilters(req: ListRequest): string {
   return canonicalJson(toJson(ListRequestSchema, { ...req, pageSize: 0, pageToken: "" }));
+}
+
+/** The service's own categories are its alone: a client can neither forge a self-audit record nor hide among them. */
+function checkCategory(category: string, field: string, violations: FieldViolation[]) {
+  if (category.startsWith(SERVICE_CATEGORY_PREFIX)) {
+    violations.push({ field, description: `categories "${SERVICE_CATEGORY_PREFIX}*" are the service's own records` });
+  }
 }

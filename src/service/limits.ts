@@ -35,3 +35,8 @@ export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Event template and attribute names: a path segment in REST URLs, so no "/" and no leading ".". */
 export const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$/;
 export const TENANT_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/**
+ * The reserved tenant of the service's own global records (self-audit). Outside TENANT_PATTERN, so no tenant created
+ * through CreateTenant can ever have it; superadmins read it, and only the service writes to it.
+ */
+export const SYSTEM_TENANT = "_system";

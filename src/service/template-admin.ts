@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { Code, type ServiceImpl } from "@connectrpc/connect";
+import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
   type AdminService,
   AttributeType,
@@ -15,9 +15,11 @@ import { domainError, type FieldViolation, invalidArgument, Reason } from "../er
 import type { StoredTemplateAttribute } from "../store/schema.js";
 import type { NewTemplate, TemplateRow, TemplateStore } from "../store/template-store.js";
 import { microsToIso, pgToTimestamp } from "../store/time.js";
+import { callerOf } from "./admin-service.js";
 import { isStorableText } from "./event-input.js";
 import { limits, NAME_PATTERN } from "./limits.js";
 import { templateNotFound } from "./publish.js";
+import { type SelfAudit, SelfAuditAction } from "./self-audit.js";
 
 export type TemplateAdmin = Pick<
   ServiceImpl<typeof AdminService>,
@@ -27,6 +29,7 @@ export type TemplateAdmin = Pick<
 export interface TemplateAdminDeps {
   templates: TemplateStore;
   clock: Clock;
+  selfAudit: SelfAudit;
 }
 
 const NAME_RULE = "must be 1-128 characters of A-Z a-z 0-9 _ . : -, starting with a letter or _";
@@ -36,7 +39,7 @@ const NAME_RULE = "must be 1-128 characters of A-Z a-z 0-9 _ . : -, starting wit
  * the admin role and filled in the tenant.
  */
 export function createTemplateAdmin(deps: TemplateAdminDeps): TemplateAdmin {
-  const { templates, clock } = deps;
+  const { templates, clock, selfAudit } = deps;
 
   /** The name of a Get or Delete; a name no template could have is simply not found. */
   function checkName(name: string) {
@@ -46,7 +49,7 @@ export function createTemplateAdmin(deps: TemplateAdminDeps): TemplateAdmin {
   }
 
   return {
-    async createEventTemplate(req: CreateEventTemplateRequest) {
+    async createEventTemplate(req: CreateEventTemplateRequest, ctx: HandlerContext) {
       if (!req.template) {
         throw invalidArgument([{ field: "template", description: "is required", reason: Reason.MissingField }]);
       }
@@ -69,6 +72,10 @@ export function createTemplateAdmin(deps: TemplateAdminDeps): TemplateAdmin {
           `a tenant may have at most ${limits.templatesPerTenant} event templates; delete one first`,
         );
       }
+      await selfAudit.change(callerOf(ctx), req.tenant, SelfAuditAction.TemplateCreate, {
+        type: "event_template",
+        id: result.template.name,
+      });
       return { template: templateMessage(result.template) };
     },
 
@@ -83,9 +90,13 @@ export function createTemplateAdmin(deps: TemplateAdminDeps): TemplateAdmin {
       return { templates: (await templates.list(req.tenant)).map(templateMessage) };
     },
 
-    async deleteEventTemplate(req: DeleteEventTemplateRequest) {
+    async deleteEventTemplate(req: DeleteEventTemplateRequest, ctx: HandlerContext) {
       checkName(req.name);
       if (!(await templates.delete(req.tenant, req.name))) throw templateNotFound(req.name);
+      await selfAudit.change(callerOf(ctx), req.tenant, SelfAuditAction.TemplateDelete, {
+        type: "event_template",
+        id: req.name,
+      });
       return {};
     },
   };

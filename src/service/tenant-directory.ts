@@ -1,5 +1,16 @@
 import type { IdentityStore, TenantRow } from "../store/identity-store.js";
-import { TENANT_PATTERN } from "./limits.js";
+import { SYSTEM_TENANT, TENANT_PATTERN } from "./limits.js";
+
+/**
+ * The system tenant has no row in `tenants`: nothing refers to it but its events, it is not listed by ListTenants,
+ * and legacy APIs (which address tenants by slug or number through find()) cannot reach it.
+ */
+const systemTenant: TenantRow = {
+  id: SYSTEM_TENANT,
+  numericId: 0,
+  displayName: "audit-trail's own records",
+  createdAt: "1970-01-01 00:00:00+00",
+};
 
 /** A numeric tenant id, as legacy APIs give it. */
 const NUMERIC_ID = /^\d{1,18}$/;
@@ -18,6 +29,7 @@ export class TenantDirectory {
   }
 
   async get(id: string): Promise<TenantRow | undefined> {
+    if (id === SYSTEM_TENANT) return systemTenant;
     const hit = this.known.get(id);
     if (hit) return hit;
     // A key no tenant can have is not looked up: whatever a caller sends, only a plausible slug reaches SQL.

@@ -1,10 +1,16 @@
-import { eq, gt, gte, isNull, like, lt, or, type SQL } from "drizzle-orm";
+import { eq, gt, gte, isNull, like, lt, notLike, or, type SQL } from "drizzle-orm";
 import type { EventRow } from "./event-store.js";
 import { events } from "./schema.js";
 import { microsToIso, pgTimestampMicros } from "./time.js";
 
 /** The category Publish stores; with the action (the template name) it marks an event published from a template. */
 export const UNIVERSAL_EVENT_CATEGORY = "universal_event";
+
+/**
+ * The categories of the service's own records (self-audit). A filter with no category leaves them out, as it leaves
+ * out child events: a tenant's listing shows its applications' events; the records are one `category` away.
+ */
+export const SERVICE_CATEGORY_PREFIX = "audit-trail.";
 
 /** The selection List and Tail share. Empty strings and 0 mean "any". */
 export interface EventFilter {
@@ -41,6 +47,7 @@ type TextColumn = "action" | "actorId" | "actorName" | "targetId" | "targetType"
 export type Condition =
   | { op: "equals"; column: TextColumn; value: string }
   | { op: "prefix"; column: "action"; value: string }
+  | { op: "notPrefix"; column: "category"; value: string }
   | { op: "outcome"; value: number }
   | { op: "since" | "before"; micros: bigint }
   | { op: "active" }
@@ -70,7 +77,8 @@ export function compileFilter(f: EventFilter): CompiledFilter {
   equals("actorName", f.actorName);
   equals("targetId", f.targetId);
   equals("targetType", f.targetType);
-  equals("category", f.category);
+  if (f.category) equals("category", f.category);
+  else if (!f.eventName) conditions.push({ op: "notPrefix", column: "category", value: SERVICE_CATEGORY_PREFIX });
   equals("source", f.source);
   if (f.outcomeStatus) conditions.push({ op: "outcome", value: f.outcomeStatus });
   if (f.parentId) equals("parentId", f.parentId);
@@ -91,6 +99,8 @@ export function filterSql(filter: CompiledFilter, nowMicros: bigint): SQL[] {
         return eq(events[c.column], c.value);
       case "prefix":
         return like(events[c.column], `${escapeLike(c.value)}%`);
+      case "notPrefix":
+        return notLike(events[c.column], `${escapeLike(c.value)}%`);
       case "outcome":
         return eq(events.outcomeStatus, c.value);
       case "since":
@@ -116,6 +126,7 @@ export function conditionParams(filter: CompiledFilter, nowMicros: bigint): unkn
         params.push(c.value);
         break;
       case "prefix":
+      case "notPrefix":
         params.push(`${escapeLike(c.value)}%`);
         break;
       case "since":
@@ -142,6 +153,8 @@ export function filterMatches(filter: CompiledFilter, row: EventRow, nowMicros: 
         return row[c.column] === c.value;
       case "prefix":
         return row[c.column].startsWith(c.value);
+      case "notPrefix":
+        return !row[c.column].startsWith(c.value);
       case "outcome":
         return row.outcomeStatus === c.value;
       case "since":

@@ -589,6 +589,10 @@ describe("when the database fails in an unexpected way", () => {
     broken = await startTestApp();
     tokens = await provisionTenant(broken, "acme");
     await createUsers(broken, "acme");
+    // Made before the table breaks: creating it also stores its self-audit record in events.
+    await clientFor(AdminService, broken, "connect", tokens.admin).createEventTemplate({
+      template: { name: "heartbeat" },
+    });
     // Break the events table under the running service, so reading or writing an event fails unexpectedly.
     const sql = postgres(broken.databaseUrl, { max: 1, onnotice: () => {} });
     await sql`alter table events rename column source to source_renamed`;
@@ -603,9 +607,6 @@ describe("when the database fails in an unexpected way", () => {
   });
 
   test("publish answers the document's 500", async () => {
-    await clientFor(AdminService, broken, "connect", tokens.admin).createEventTemplate({
-      template: { name: "heartbeat" },
-    });
     const publish = await call(PUBLISH, '{"name": "heartbeat"}', {
       base: broken,
       auth: basic("acme", "ops.publisher"),

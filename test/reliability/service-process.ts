@@ -33,6 +33,8 @@ export interface ServiceProcessOptions {
   adminToken?: string;
   env?: Record<string, string>;
   startTimeoutMs?: number;
+  /** Node's arguments; by default the TypeScript entry through tsx (`npm start`). */
+  nodeArgs?: string[];
 }
 
 const children = new Set<ChildProcess>();
@@ -46,7 +48,7 @@ process.once("exit", () => {
 export async function startServiceProcess(options: ServiceProcessOptions): Promise<ServiceProcess> {
   const adminToken = options.adminToken ?? `at_rel_${randomBytes(24).toString("base64url")}`;
   const dataDir = mkdtempSync(path.join(tmpdir(), "audit-trail-rel-"));
-  const child = spawn(process.execPath, ["--import", "tsx", "src/main.ts"], {
+  const child = spawn(process.execPath, options.nodeArgs ?? ["--import", "tsx", "src/main.ts"], {
     cwd: repoRoot,
     env: {
       ...process.env,

@@ -5,7 +5,11 @@ import type postgres from "postgres";
  * updated or deleted in between. Tables added later are covered without a change here. With `tenant`, only the rows
  * of that tenant (tables with a `tenant` column, and the tenant's own row of `tenants`).
  */
-export async function databaseFingerprint(sql: postgres.Sql, tenant?: string): Promise<Record<string, string>> {
+export async function databaseFingerprint(
+  sql: postgres.Sql,
+  tenant?: string,
+  options: { exceptServiceRecords?: boolean } = {},
+): Promise<Record<string, string>> {
   const tables = await sql<{ name: string; tenantColumn: string | null }[]>`
     select t.table_name as name,
       (select c.column_name from information_schema.columns c
@@ -16,10 +20,21 @@ export async function databaseFingerprint(sql: postgres.Sql, tenant?: string): P
   const out: Record<string, string> = {};
   for (const { name, tenantColumn } of tables) {
     if (tenant !== undefined && tenantColumn === null) continue;
-    const where = tenant === undefined ? sql`` : sql`where ${sql(tenantColumn as string)} = ${tenant}`;
+    const conditions = [
+      ...(tenant === undefined ? [] : [sql`${sql(tenantColumn as string)} = ${tenant}`]),
+      // The service's own records (self-audit, category audit-trail.*), which clients cannot write, and the sequence
+      // numbers they took: a refused call leaves one, and is otherwise expected to write nothing.
+      ...(options.exceptServiceRecords && name === "events" ? [sql`category not like 'audit-trail.%'`] : []),
+    ];
+    const where = conditions.length === 0 ? sql`` : sql`where ${conditions.reduce((a, c) => sql`${a} and ${c}`)}`;
+    const rows =
+      options.exceptServiceRecords && name === "tenant_sequences"
+        ? sql`(select s.tenant, s.last_sequence - (select count(*) from events e
+            where e.tenant = s.tenant and e.category like 'audit-trail.%') as own from tenant_sequences s)`
+        : sql(name);
     const [row] = await sql<{ digest: string }[]>`
       select count(*) || ':' || md5(coalesce(string_agg(t::text, ',' order by t::text), '')) as digest
-      from ${sql(name)} t ${where}`;
+      from ${rows} t ${where}`;
     out[name] = row?.digest ?? "";
   }
   return out;

@@ -1,0 +1,18 @@
+// npm run build: compiles src/ and gen/ to JavaScript in dist/ (tsc, tsconfig.build.json), then copies beside them
+// the files the service reads at run time, at the same relative paths as in the repository (src/store/database.ts
+// finds drizzle/ and scripts/app-role.sql two directories above itself). `node dist/src/main.js` then needs only
+// the production dependencies.
+import { execFileSync } from "node:child_process";
+import { cpSync, rmSync } from "node:fs";
+import path from "node:path";
+import { fileURLToPath } from "node:url";
+
+const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
+const dist = path.join(root, "dist");
+rmSync(dist, { recursive: true, force: true });
+execFileSync(process.execPath, [path.join(root, "node_modules/typescript/bin/tsc"), "-p", "tsconfig.build.json"], {
+  cwd: root,
+  stdio: "inherit",
+});
+cpSync(path.join(root, "drizzle"), path.join(dist, "drizzle"), { recursive: true });
+cpSync(path.join(root, "scripts/app-role.sql"), path.join(dist, "scripts/app-role.sql"));

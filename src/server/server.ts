@@ -13,6 +13,7 @@ import { createCors } from "./cors.js";
 import { checkEnvelopeFlags, isEnveloped } from "./envelope-flags.js";
 import { type GrpcUnaryHandler, takesGrpcFastPath } from "./grpc-unary.js";
 import {
+  closeUnreadBodies,
   createCleartextListener,
   type ListenerOptions,
   limitHttp2Clients,
@@ -103,6 +104,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   };
 
   const listener: NodeHandler = (req, res) => {
+    closeUnreadBodies(req, res);
     // node's HTTP/2 server takes header lists well past the SETTINGS_MAX_HEADER_LIST_SIZE it announces (nghttp2
     // refuses only past 64 KiB); HTTP/1.1 refuses past the same limit itself.
     if (req.httpVersionMajor === 2 && headerListSize(req.rawHeaders) > timeouts.maxHeaderBytes) {

@@ -10,6 +10,7 @@ import { authInterceptor } from "./interceptors/auth.js";
 import { clientFaultGate } from "./interceptors/client-faults.js";
 import { errorMappingInterceptor } from "./interceptors/error-mapping.js";
 import { requestLogInterceptor } from "./interceptors/request-log.js";
+import { streamLimitInterceptor } from "./interceptors/stream-limits.js";
 import { type LegacyDeps, legacyHandler } from "./legacy/adapter.js";
 import { legacyAdapters } from "./legacy/index.js";
 import type { Logger } from "./logger.js";
@@ -89,6 +90,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       requestLogInterceptor(logger),
       errorMappingInterceptor(logger),
       authInterceptor(authenticator, tenants),
+      streamLimitInterceptor({ perCredential: config.tailStreamsPerCredential, total: config.tailStreamsTotal }),
     ],
     readMaxBytes: config.maxBodyBytes,
     writeMaxBytes: 64 * 1024 * 1024,
@@ -115,6 +117,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     maxBodyBytes: config.maxBodyBytes,
     logger,
     clock,
+    listMaxBytes: config.legacyListMaxBytes,
   };
   const rest = createRestTranscoder({
     router,

@@ -32,6 +32,14 @@ export interface Config {
   corsOrigins: string[];
   /** Matching events a Tail stream may have waiting before it is ended as too slow. */
   tailBufferEvents: number;
+  /** Tail streams one credential may have open at once (per process). */
+  tailStreamsPerCredential: number;
+  /** Tail streams this process serves at once, all callers together. */
+  tailStreamsTotal: number;
+  /** Streams a client may have open at once on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  http2MaxConcurrentStreams: number;
+  /** Most bytes of audits (children included) one Universal Controller audit list holds and answers. */
+  legacyListMaxBytes: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -63,6 +71,10 @@ export function loadConfig(env: Env = process.env): Config {
     credentialCacheMs: int(env, "CREDENTIAL_CACHE_MS", 5_000, 0, 3_600_000),
     corsOrigins: origins(env, "CORS_ORIGINS"),
     tailBufferEvents: int(env, "TAIL_BUFFER_EVENTS", 5_000, 1, 1_000_000),
+    tailStreamsPerCredential: int(env, "TAIL_STREAMS_PER_CREDENTIAL", 16, 1, 100_000),
+    tailStreamsTotal: int(env, "TAIL_STREAMS_TOTAL", 1_000, 1, 1_000_000),
+    http2MaxConcurrentStreams: int(env, "HTTP2_MAX_CONCURRENT_STREAMS", 256, 1, 1_000_000),
+    legacyListMaxBytes: int(env, "LEGACY_LIST_MAX_BYTES", 16 * 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
   };
 }
 

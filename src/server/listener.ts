@@ -16,6 +16,8 @@ export interface ListenerOptions {
   /** Time to receive a whole request, body included. */
   requestTimeoutMs: number;
   maxHeaderBytes: number;
+  /** Streams a client may have open at once on one HTTP/2 connection. */
+  maxConcurrentStreams: number;
 }
 
 /** How often node's HTTP/1 server looks for requests past their timeouts (its default, 30 s, lets them run long). */
@@ -58,8 +60,17 @@ export function closeUnreadBodies(req: Parameters<NodeHandler>[0], res: Paramete
     });
     return;
   }
+  // An answer that starts before the request's body has arrived in full does not depend on the rest (every handler
+  // here reads its whole request first): it says `connection: close`, so the client does not send another request
+  // on this connection, and node closes it after the answer.
+  const response = res as http.ServerResponse;
+  const writeHead = response.writeHead;
+  response.writeHead = function (this: http.ServerResponse, ...args: Parameters<typeof writeHead>) {
+    if (!req.complete) this.shouldKeepAlive = false;
+    return writeHead.apply(this, args);
+  } as typeof writeHead;
   // Taken now: node detaches the socket from the request once the response is done. node closes a connection with
-  // socket.destroySoon() (after a `connection: close` answer); this connection lingers instead.
+  // socket.destroySoon(); this connection lingers instead.
   const socket = req.socket;
   socket.destroySoon = lingeringClose;
   res.once("prefinish", () => {
@@ -107,7 +118,11 @@ export function createCleartextListener(listener: NodeHandler, options: Listener
   // client sending its headers a byte at a time held the connection forever. close() stops the tracking.
   h1.emit("listening");
   const h2 = http2.createServer(
-    { maxSessionMemory: 32, maxHeaderListPairs: 256, settings: { maxHeaderListSize: options.maxHeaderBytes } },
+    {
+      maxSessionMemory: 32,
+      maxHeaderListPairs: 256,
+      settings: { maxHeaderListSize: options.maxHeaderBytes, maxConcurrentStreams: options.maxConcurrentStreams },
+    },
     listener,
   );
   limitHttp2Clients(h2, options);

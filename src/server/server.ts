@@ -24,7 +24,17 @@ import {
 export type { NodeHandler };
 
 export interface ServerOptions {
-  config: Pick<Config, "port" | "host" | "tlsCert" | "tlsKey" | "requestTimeoutMs" | "shutdownGraceMs" | "corsOrigins">;
+  config: Pick<
+    Config,
+    | "port"
+    | "host"
+    | "tlsCert"
+    | "tlsKey"
+    | "requestTimeoutMs"
+    | "shutdownGraceMs"
+    | "corsOrigins"
+    | "http2MaxConcurrentStreams"
+  >;
   logger: Logger;
   /** Serves gRPC, gRPC-web and Connect at `/<package.Service>/<Method>`. */
   router: ConnectRouter;
@@ -82,12 +92,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     if (isEnveloped(req.headers["content-type"]))
       uReq.body = checkEnvelopeFlags(uReq.body as AsyncIterable<Uint8Array>);
     rpc(uReq)
-      .then((uRes) => {
-        // Answered before the whole body arrived (it was over readMaxBytes): the client may still be sending it, and
-        // some clients stop mid-body yet reuse the connection. Close it, so its next request starts on a fresh one.
-        if (req.httpVersionMajor === 1 && !req.complete) res.setHeader("connection", "close");
-        return universalResponseToNodeResponse(uRes, res);
-      })
+      // Answered before the whole body arrived (it was over readMaxBytes): closeUnreadBodies closes the connection.
+      .then((uRes) => universalResponseToNodeResponse(uRes, res))
       .catch((error) => {
         // The client went away mid-response; nothing is left to tell it.
         if (ConnectError.from(error).code !== Code.Aborted) {
@@ -101,6 +107,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     headersTimeoutMs: Math.min(10_000, config.requestTimeoutMs),
     requestTimeoutMs: config.requestTimeoutMs,
     maxHeaderBytes: 32 * 1024,
+    maxConcurrentStreams: config.http2MaxConcurrentStreams,
   };
 
   const listener: NodeHandler = (req, res) => {
@@ -138,7 +145,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (config.tlsCert && config.tlsKey) {
     // TLS: ALPN picks h2 or http/1.1, so browsers and gRPC clients share the port without sniffing.
     const secure = http2.createSecureServer(
-      { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey), allowHTTP1: true },
+      {
+        cert: readFileSync(config.tlsCert),
+        key: readFileSync(config.tlsKey),
+        allowHTTP1: true,
+        settings: { maxConcurrentStreams: timeouts.maxConcurrentStreams },
+      },
       listener,
     );
     // HTTP/1.1 over TLS is served by this server, which tracks its timeouts itself once it listens (node has these

@@ -27,6 +27,7 @@ test("an HTTP/1.1 body nobody reads yet is not buffered, and can still be read i
     headersTimeoutMs: 10_000,
     requestTimeoutMs: 60_000,
     maxHeaderBytes: 32 * 1024,
+    maxConcurrentStreams: 100,
   });
   tcp.listen(0, "127.0.0.1");
   await once(tcp, "listening");

@@ -221,14 +221,10 @@ export interface MemoryPeak {
 }
 
 /**
- * Samples the process's memory every few milliseconds while `work` runs, against a baseline taken after forced
- * garbage collection (needs --expose-gc): the peak, not what is left after the fact.
+ * Samples the process's memory every 2 ms while `work` runs, against a baseline taken just before: the peak, not
+ * what is left after the fact. Call it after a warm-up, so heap spaces a first call grows are not counted.
  */
 export async function peakGrowth<T>(work: () => Promise<T>): Promise<{ result: T; peak: MemoryPeak }> {
-  const gc = (globalThis as { gc?: () => void }).gc;
-  if (!gc) throw new Error("run with --expose-gc to measure memory");
-  gc();
-  gc();
   const base = process.memoryUsage();
   const peak: MemoryPeak = { rss: 0, arrayBuffers: 0 };
   const sample = () => {

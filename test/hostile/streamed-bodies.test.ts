@@ -8,6 +8,8 @@ import { envelope } from "./wire.js";
 // A small limit, so that "less than twice the limit" says something about a 64 MiB body.
 const LIMIT = 1024 * 1024;
 const FAR_PAST = 64 * 1024 * 1024;
+/** Resident-set growth unrelated to the body's size (heap spaces, compiled code): see the assertion. */
+const RSS_ALLOWANCE = 8 * 1024 * 1024;
 const MiB = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MiB`;
 
 /** What a case must get back: a gRPC status (in headers or trailers), or an HTTP status. */
@@ -169,6 +171,13 @@ function httpCases(): StreamCase[] {
   ];
 }
 
+/** A full garbage collection (vitest runs the forks with --expose-gc). */
+function settle(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error("run with --expose-gc to measure memory");
+  gc();
+}
+
 function statusOf(r: StreamedResponse): string {
   return `HTTP ${r.status ?? "-"} grpc-status ${r.headers["grpc-status"] ?? "-"} ${r.cut ?? ""} ${r.body.subarray(0, 160).toString("latin1")}`;
 }
@@ -186,6 +195,16 @@ describe.each([true, false])("bodies streamed far past MAX_BODY_BYTES, GRPC_FAST
   let target: Target;
   beforeAll(async () => {
     target = await startTarget({ MAX_BODY_BYTES: String(LIMIT), GRPC_FAST_PATH: String(fastPath) });
+    // The process's first stalled uploads grow its resident set once (by about 7 MiB, with no ArrayBuffer growth):
+    // one over each HTTP version, unmeasured, before the cases.
+    for (const http2 of [false, true]) {
+      await sendStreamed(target.app.url, {
+        http2,
+        path: "/v1/tenants/acme/events",
+        headers: { "content-type": "application/json", ...bearer(target.acme.writer) },
+        total: FAR_PAST,
+      });
+    }
   });
   afterAll(async () => {
     await stopTarget(target);
@@ -193,15 +212,21 @@ describe.each([true, false])("bodies streamed far past MAX_BODY_BYTES, GRPC_FAST
 
   test.each([...rpcCases(), ...httpCases()].map((c) => [c.label, c] as const))("%s", async (_label, c) => {
     const request = c.request(target);
-    // A warm-up with a body just past the limit first, so code compiled and heap spaces grown on a first call do
-    // not count: what is measured is what a body 32 times larger adds.
+    // Garbage collected first, then a warm-up with a body just past the limit, so that neither earlier garbage nor
+    // code compiled and heap spaces grown on a first call count: what is measured is what a body 32 times larger
+    // adds on top.
+    settle();
     await sendStreamed(target.app.url, { ...request, total: Math.min(request.total, 2 * LIMIT) });
     const { result, peak } = await peakGrowth(() => sendStreamed(target.app.url, request));
     console.log(
       `${c.label} (fast path ${fastPath}): sent ${MiB(result.sent)}; peak growth rss ${MiB(peak.rss)}, arrayBuffers ${MiB(peak.arrayBuffers)}; ${statusOf(result)}`,
     );
     expect(matches(result, c.expected), statusOf(result)).toBe(true);
-    expect(peak.rss, "resident set growth while the body streamed").toBeLessThan(2 * LIMIT);
+    // Request bodies live in ArrayBuffers: held to twice the limit exactly. The resident set also moves with the JS
+    // heap and compiled code, once per process and call path and whatever the body's size (up to 7.1 MiB measured,
+    // on the first gRPC-web error, with ArrayBuffers flat), so it gets that allowance on top; a body buffered whole
+    // (64 MiB) fails both.
     expect(peak.arrayBuffers, "ArrayBuffer growth while the body streamed").toBeLessThan(2 * LIMIT);
+    expect(peak.rss, "resident set growth while the body streamed").toBeLessThan(2 * LIMIT + RSS_ALLOWANCE);
   });
 });

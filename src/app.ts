@@ -2,14 +2,15 @@ import { setMaxListeners } from "node:events";
 import { type ConnectRouterOptions, createConnectRouter } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { Authenticator } from "./auth/authenticator.js";
-import { bootstrapAdmin } from "./auth/bootstrap.js";
+import { adminTokenFile, bootstrapAdmin } from "./auth/bootstrap.js";
+import { kStreamTicket, StreamTickets } from "./auth/stream-tickets.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
 import { ERROR_DOMAIN } from "./errors.js";
 import { authInterceptor } from "./interceptors/auth.js";
 import { clientFaultGate } from "./interceptors/client-faults.js";
 import { errorMappingInterceptor } from "./interceptors/error-mapping.js";
-import { requestLogInterceptor } from "./interceptors/request-log.js";
+import { logRefusal, requestLogInterceptor } from "./interceptors/request-log.js";
 import { streamLimitInterceptor } from "./interceptors/stream-limits.js";
 import { type LegacyDeps, legacyHandler } from "./legacy/adapter.js";
 import { legacyAdapters } from "./legacy/index.js";
@@ -58,6 +59,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     statementTimeoutMs: config.requestTimeoutMs,
     logger,
     migrationUrl: config.migrationDatabaseUrl,
+    settings: config.databaseUrl ? { url: "DATABASE_URL", migrationUrl: "MIGRATION_DATABASE_URL" } : undefined,
   });
   const pageTokens = new PageTokens(await sharedSecret(database.db, "page-token-key"));
   const store = new EventStore(database.db);
@@ -67,10 +69,17 @@ export async function startApp(options: AppOptions): Promise<App> {
     flushes: config.groupCommitFlushes,
   });
   const identities = new IdentityStore(database.db);
-  await bootstrapAdmin({ store: identities, clock, logger, adminToken: config.adminToken, dataDir: config.dataDir });
+  await bootstrapAdmin({
+    store: identities,
+    clock,
+    logger,
+    adminToken: config.adminToken,
+    tokenFile: await adminTokenFile(config.dataDir, identities, config.databaseUrl === undefined),
+  });
   const tenants = new TenantDirectory(identities);
   const authenticator = new Authenticator({ store: identities, clock, logger, cacheMs: config.credentialCacheMs });
   const templates = new TemplateStore(database.db, limits.templatesPerTenant);
+  const tickets = new StreamTickets(clock);
   const feed = new EventFeed({ sql: database.sql, store, clock, logger, bufferEvents: config.tailBufferEvents });
   await feed.start();
 
@@ -89,7 +98,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     interceptors: [
       requestLogInterceptor(logger),
       errorMappingInterceptor(logger),
-      authInterceptor(authenticator, tenants),
+      authInterceptor(authenticator, tenants, tickets),
       streamLimitInterceptor({ perCredential: config.tailStreamsPerCredential, total: config.tailStreamsTotal }),
     ],
     readMaxBytes: config.maxBodyBytes,
@@ -101,7 +110,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     jsonOptions,
   };
   const services = {
-    audit: createAuditService({ store, groupCommit, templates, feed, clock, pageTokens }),
+    audit: createAuditService({ store, groupCommit, templates, feed, clock, pageTokens, tickets }),
     // The identity RPCs and the template RPCs make up AdminService.
     admin: {
       ...createIdentityAdmin({ store: identities, tenants, authenticator, clock }),
@@ -124,6 +133,9 @@ export async function startApp(options: AppOptions): Promise<App> {
     maxBodyBytes: config.maxBodyBytes,
     errorDomain: ERROR_DOMAIN,
     contextValues: requestContextValues,
+    // Tail over SSE: `id:` is the event's sequence, which Last-Event-ID resumes after; ?ticket= authenticates it.
+    sse: { eventId: "event.sequence", resumeField: "afterSequence", ticketParam: "ticket", ticketKey: kStreamTicket },
+    onRefused: (req, status, error) => logRefusal(logger, req, { status, error }),
     onInternalError: (err) => logger.error({ err }, "REST transcoding failed"),
   });
   const server = await startServer({

@@ -20,6 +20,7 @@ import { kRoute } from "./interceptors/context.js";
 import { errorMappingInterceptor } from "./interceptors/error-mapping.js";
 import { Metrics } from "./interceptors/metrics.js";
 import { logRefusal, requestLogInterceptor } from "./interceptors/request-log.js";
+import { streamLimitInterceptor } from "./interceptors/stream-limits.js";
 import { storeObserver, type Telemetry, telemetryInterceptor } from "./interceptors/telemetry.js";
 import { startTracing } from "./interceptors/tracing.js";
 import { type LegacyDeps, legacyHandler } from "./legacy/adapter.js";
@@ -133,6 +134,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       requestLogInterceptor(logger),
       errorMappingInterceptor(logger),
       authInterceptor(authenticator, tenants, tickets, selfAudit),
+      streamLimitInterceptor({ perCredential: config.tailStreamsPerCredential, total: config.tailStreamsTotal }),
     ],
     readMaxBytes: config.maxBodyBytes,
     writeMaxBytes: 64 * 1024 * 1024,
@@ -174,6 +176,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     maxBodyBytes: config.maxBodyBytes,
     logger,
     clock,
+    listMaxBytes: config.legacyListMaxBytes,
   };
   const rest = createRestTranscoder({
     router,

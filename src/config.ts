@@ -43,6 +43,14 @@ export interface Config {
   metricsTenantLabels: boolean;
   /** Export spans over OTLP/HTTP (protobuf), as the standard OTEL_* variables ask; off costs nothing. */
   tracing: boolean;
+  /** Tail streams one credential may have open at once (per process). */
+  tailStreamsPerCredential: number;
+  /** Tail streams this process serves at once, all callers together. */
+  tailStreamsTotal: number;
+  /** Streams a client may have open at once on one HTTP/2 connection (SETTINGS_MAX_CONCURRENT_STREAMS). */
+  http2MaxConcurrentStreams: number;
+  /** Most bytes of audits (children included) one Universal Controller audit list holds and answers. */
+  legacyListMaxBytes: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -83,6 +91,10 @@ export function loadConfig(env: Env = process.env): Config {
     metricsPort: env.METRICS_PORT ? int(env, "METRICS_PORT", 0, 0, 65535) : undefined,
     metricsTenantLabels: bool(env, "METRICS_TENANT_LABELS", false),
     tracing: tracing(env),
+    tailStreamsPerCredential: int(env, "TAIL_STREAMS_PER_CREDENTIAL", 16, 1, 100_000),
+    tailStreamsTotal: int(env, "TAIL_STREAMS_TOTAL", 1_000, 1, 1_000_000),
+    http2MaxConcurrentStreams: int(env, "HTTP2_MAX_CONCURRENT_STREAMS", 256, 1, 1_000_000),
+    legacyListMaxBytes: int(env, "LEGACY_LIST_MAX_BYTES", 16 * 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
   };
 }
 

@@ -63,6 +63,8 @@ export const Reason = {
   // Tail streams that end early; ErrorInfo metadata `lastSequence` is the after_sequence to resume with.
   TailTooSlow: "TAIL_TOO_SLOW",
   TailInterrupted: "TAIL_INTERRUPTED",
+  /** A Tail stream over TAIL_STREAMS_PER_CREDENTIAL or TAIL_STREAMS_TOTAL (RESOURCE_EXHAUSTED); metadata `scope`, `limit`. */
+  TailStreamLimit: "TAIL_STREAM_LIMIT",
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 

@@ -15,6 +15,8 @@ export interface LegacyDeps {
   logger: Logger;
   /** "Now" for filters relative to the present (e.g. the last 10 days), injected so tests can move time. */
   clock: Clock;
+  /** Most bytes of events one listing (Universal Controller's audit list) holds: LEGACY_LIST_MAX_BYTES. */
+  listMaxBytes: number;
 }
 
 /** One older API, served on its own routes in its own wire format. */

@@ -7,13 +7,15 @@ export type LegacyResponse = http.ServerResponse | http2.Http2ServerResponse;
 /** Why a body could not be read; adapters render each in their own API's format. */
 export type BodyProblem = "too-large" | "aborted";
 
-/** The whole request body, refusing more than `limit` bytes without buffering them. */
+/**
+ * The whole request body, refusing more than `limit` bytes without buffering them: reading stops there (the server
+ * closes the stream or connection once the answer is out, see closeUnreadBodies).
+ */
 export function readBody(req: LegacyRequest, limit: number): Promise<Buffer | BodyProblem> {
   return new Promise((resolve) => {
     const declared = Number(req.headers["content-length"] ?? "0");
     if (declared > limit) {
       resolve("too-large");
-      req.resume();
       return;
     }
     const chunks: Buffer[] = [];
@@ -28,7 +30,7 @@ export function readBody(req: LegacyRequest, limit: number): Promise<Buffer | Bo
       size += chunk.length;
       if (size > limit) {
         finish("too-large");
-        req.resume();
+        req.pause();
         return;
       }
       if (!done) chunks.push(chunk);

@@ -182,8 +182,10 @@ export function takesGrpcFastPath(req: {
 }
 
 /**
- * The request's one enveloped message. The declared length is checked against readMaxBytes before the message is
- * buffered; no message, or bytes beyond the first, are refused with Connect's own codes and messages.
+ * The request's one enveloped message. Reading stops, and the call is answered, as soon as the declared length is
+ * over readMaxBytes or more bytes than declared arrive: nothing past one message (at most readMaxBytes) is ever
+ * buffered, and the unread rest stays with the client (the server resets the stream once it has answered).
+ * No message, or bytes beyond the first, are refused with Connect's own codes and messages.
  */
 function readEnvelope(
   req: http2.Http2ServerRequest,
@@ -193,9 +195,11 @@ function readEnvelope(
     const chunks: Buffer[] = [];
     let received = 0;
     let declared = -1;
+    let failed = false;
     const fail = (error: ConnectError) => {
+      failed = true;
       req.off("data", onData);
-      req.resume();
+      req.pause();
       reject(error);
     };
     const onData = (chunk: Buffer) => {
@@ -211,7 +215,11 @@ function readEnvelope(
               Code.ResourceExhausted,
             ),
           );
+          return;
         }
+      }
+      if (declared !== -1 && received > 5 + declared) {
+        fail(new ConnectError("protocol error: received extra input message for unary method", Code.Unimplemented));
       }
     };
     req.on("data", onData);
@@ -223,14 +231,12 @@ function readEnvelope(
     });
     req.once("end", () => {
       ended = true;
-      if (declared > readMaxBytes) return;
+      if (failed) return;
       const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);
       if (body.byteLength === 0) {
         reject(new ConnectError("protocol error: missing input message for unary method", Code.Unimplemented));
       } else if (body.byteLength < 5 || body.byteLength < 5 + declared) {
         reject(new ConnectError("protocol error: incomplete envelope", Code.InvalidArgument));
-      } else if (body.byteLength > 5 + declared) {
-        reject(new ConnectError("protocol error: received extra input message for unary method", Code.Unimplemented));
       } else {
         resolve({ flags: body[0] as number, data: body.subarray(5) });
       }

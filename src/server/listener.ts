@@ -16,6 +16,8 @@ export interface ListenerOptions {
   /** Time to receive a whole request, body included. */
   requestTimeoutMs: number;
   maxHeaderBytes: number;
+  /** Streams a client may have open at once on one HTTP/2 connection. */
+  maxConcurrentStreams: number;
 }
 
 /** How often node's HTTP/1 server looks for requests past their timeouts (its default, 30 s, lets them run long). */
@@ -43,6 +45,59 @@ export function limitHttp2Clients(server: http2.Http2Server | http2.Http2SecureS
 }
 
 /**
+ * A request answered before its body was read to the end (refused for its size, or answered without needing the
+ * body) must not make the server read the rest: a client could stream gigabytes into a request the server has
+ * already answered. Once the answer is out, an HTTP/2 stream is reset with NO_ERROR, which tells the client to stop
+ * sending (RFC 9113 §8.1), and an HTTP/1.1 connection is closed (node would otherwise read and discard the rest to
+ * reach the next request). Readers that stop early pause the request, so nothing more is read meanwhile.
+ */
+export function closeUnreadBodies(req: Parameters<NodeHandler>[0], res: Parameters<NodeHandler>[1]): void {
+  if (req.httpVersionMajor === 2) {
+    res.once("finish", () => {
+      // The stream's own state: the request object is not "complete" until someone reads its end.
+      const stream = (req as http2.Http2ServerRequest).stream;
+      if (!stream.destroyed && !stream.state.remoteClose) stream.close(http2.constants.NGHTTP2_NO_ERROR);
+    });
+    return;
+  }
+  // An answer that starts before the request's body has arrived in full does not depend on the rest (every handler
+  // here reads its whole request first): it says `connection: close`, so the client does not send another request
+  // on this connection, and node closes it after the answer.
+  const response = res as http.ServerResponse;
+  const writeHead = response.writeHead;
+  response.writeHead = function (this: http.ServerResponse, ...args: Parameters<typeof writeHead>) {
+    if (!req.complete) this.shouldKeepAlive = false;
+    return writeHead.apply(this, args);
+  } as typeof writeHead;
+  // Taken now: node detaches the socket from the request once the response is done. node closes a connection with
+  // socket.destroySoon(); this connection lingers instead.
+  const socket = req.socket;
+  socket.destroySoon = lingeringClose;
+  res.once("prefinish", () => {
+    if (req.complete) return;
+    // node "dumps" a request nobody has started reading once its answer is done: it reads the rest of the body at
+    // full speed and throws it away. One read() (of what is buffered, at most the stream's high-water mark) marks it
+    // as being read, so node leaves it alone, and the socket stops again once the request's buffer is full.
+    req.read();
+    socket.destroySoon();
+  });
+}
+
+/** How long a closing HTTP/1.1 connection whose client is still sending stays open for the client to read the answer. */
+export const LINGER_MS = 2000;
+
+/**
+ * Half-closes the connection once the answer is written, and destroys it LINGER_MS later unless the client closes
+ * first. Destroying it at once while the client is still sending makes TCP reset the connection, and a reset can
+ * discard the answer before the client reads it. Nothing is read meanwhile: the unread body stays in the kernel's
+ * buffers and the client's.
+ */
+function lingeringClose(this: net.Socket): void {
+  if (this.writable) this.end();
+  setTimeout(() => this.destroy(), LINGER_MS).unref();
+}
+
+/**
  * One cleartext port for HTTP/1.1 and HTTP/2 with prior knowledge (h2c). Node's http2 has no cleartext fallback,
  * so each connection's first bytes are compared with the HTTP/2 preface and the socket is handed to the matching
  * server. Browsers speak HTTP/1.1 (or h2 over TLS); gRPC clients send the preface.
@@ -63,7 +118,11 @@ export function createCleartextListener(listener: NodeHandler, options: Listener
   // client sending its headers a byte at a time held the connection forever. close() stops the tracking.
   h1.emit("listening");
   const h2 = http2.createServer(
-    { maxSessionMemory: 32, maxHeaderListPairs: 256, settings: { maxHeaderListSize: options.maxHeaderBytes } },
+    {
+      maxSessionMemory: 32,
+      maxHeaderListPairs: 256,
+      settings: { maxHeaderListSize: options.maxHeaderBytes, maxConcurrentStreams: options.maxConcurrentStreams },
+    },
     listener,
   );
   limitHttp2Clients(h2, options);
@@ -87,7 +146,10 @@ export function createCleartextListener(listener: NodeHandler, options: Listener
         h2.emit("connection", socket);
       } else {
         h1.emit("connection", socket);
-        socket.resume();
+        // On the next tick, not now: resumed synchronously, the socket's handle kept reading while node's HTTP/1
+        // parser had it paused for a request body nobody was reading yet (say, during authentication), so that body
+        // was buffered without bound (a 64 MiB upload sat in memory whole).
+        process.nextTick(() => socket.resume());
       }
     };
     socket.on("data", onData);

@@ -14,6 +14,7 @@ import { createCors } from "./cors.js";
 import { checkEnvelopeFlags, isEnveloped } from "./envelope-flags.js";
 import { type GrpcUnaryHandler, takesGrpcFastPath } from "./grpc-unary.js";
 import {
+  closeUnreadBodies,
   createCleartextListener,
   type ListenerOptions,
   limitHttp2Clients,
@@ -25,7 +26,17 @@ import { negotiationRefusal, type RpcRefusal, sendRpcRefusal, unknownProcedure }
 export type { NodeHandler };
 
 export interface ServerOptions {
-  config: Pick<Config, "port" | "host" | "tlsCert" | "tlsKey" | "requestTimeoutMs" | "shutdownGraceMs" | "corsOrigins">;
+  config: Pick<
+    Config,
+    | "port"
+    | "host"
+    | "tlsCert"
+    | "tlsKey"
+    | "requestTimeoutMs"
+    | "shutdownGraceMs"
+    | "corsOrigins"
+    | "http2MaxConcurrentStreams"
+  >;
   logger: Logger;
   /** Serves gRPC, gRPC-web and Connect at `/<package.Service>/<Method>`. */
   router: ConnectRouter;
@@ -104,9 +115,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       .then((uRes) => {
         const refusal = negotiationRefusal(rpc.method, req, uRes);
         if (refusal) return refuse(req, res, refusal, contextValues.get(kRequestId));
-        // Answered before the whole body arrived (it was over readMaxBytes): the client may still be sending it, and
-        // some clients stop mid-body yet reuse the connection. Close it, so its next request starts on a fresh one.
-        if (req.httpVersionMajor === 1 && !req.complete) res.setHeader("connection", "close");
+        // Answered before the whole body arrived (it was over readMaxBytes): closeUnreadBodies closes the connection.
         return universalResponseToNodeResponse(uRes, res);
       })
       .catch((error) => {
@@ -122,9 +131,11 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     headersTimeoutMs: Math.min(10_000, config.requestTimeoutMs),
     requestTimeoutMs: config.requestTimeoutMs,
     maxHeaderBytes: 32 * 1024,
+    maxConcurrentStreams: config.http2MaxConcurrentStreams,
   };
 
   const listener: NodeHandler = (req, res) => {
+    closeUnreadBodies(req, res);
     // node's HTTP/2 server takes header lists well past the SETTINGS_MAX_HEADER_LIST_SIZE it announces (nghttp2
     // refuses only past 64 KiB); HTTP/1.1 refuses past the same limit itself.
     if (req.httpVersionMajor === 2 && headerListSize(req.rawHeaders) > timeouts.maxHeaderBytes) {
@@ -174,7 +185,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (config.tlsCert && config.tlsKey) {
     // TLS: ALPN picks h2 or http/1.1, so browsers and gRPC clients share the port without sniffing.
     const secure = http2.createSecureServer(
-      { cert: readFileSync(config.tlsCert), key: readFileSync(config.tlsKey), allowHTTP1: true },
+      {
+        cert: readFileSync(config.tlsCert),
+        key: readFileSync(config.tlsKey),
+        allowHTTP1: true,
+        settings: { maxConcurrentStreams: timeouts.maxConcurrentStreams },
+      },
       listener,
     );
     // HTTP/1.1 over TLS is served by this server, which tracks its timeouts itself once it listens (node has these

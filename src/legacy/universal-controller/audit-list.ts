@@ -1,13 +1,13 @@
-import type { JsonValue } from "@bufbuild/protobuf";
+import { type JsonValue, toBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import type { CallOptions } from "@connectrpc/connect";
 import { Order } from "../../../gen/audit/v1/audit_service_pb.js";
-import { type AuditEvent, OutcomeStatus } from "../../../gen/audit/v1/event_pb.js";
+import { type AuditEvent, AuditEventSchema, OutcomeStatus } from "../../../gen/audit/v1/event_pb.js";
 import type { InProcessClients } from "../../server/in-process.js";
 import { renderXml, type XmlNode } from "../xml.js";
 import type { AuditFilter } from "./audit-filter.js";
 
-/** How much one listing returns and reads. docs/legacy.md states the same numbers. */
+/** How much one listing returns and reads (and LEGACY_LIST_MAX_BYTES). docs/legacy.md states the same numbers. */
 export const listLimits = {
   /** Audits in one answer, newest first. */
   audits: 1000,
@@ -24,13 +24,22 @@ interface Audit {
   children: AuditEvent[];
 }
 
-/** The audits matching a filter, through List with the caller's credential. */
+/**
+ * The audits matching a filter, through List with the caller's credential: the newest first, as many as fit in
+ * `maxBytes` (each audit's protobuf size plus its children's). The listing ends before the first audit that would
+ * pass it, children included, so what is answered is a complete prefix of the full answer; child listings stop
+ * being started once the audits read so far pass it, so at most `concurrency` child listings more are held.
+ */
 export async function listAudits(
   clients: InProcessClients,
   filter: AuditFilter,
   options: CallOptions,
+  maxBytes: number,
 ): Promise<Audit[]> {
   const matches: AuditEvent[] = [];
+  const sizes: number[] = [];
+  let bytes = 0;
+  let full = false;
   let scanned = 0;
   let pageToken = "";
   do {
@@ -41,25 +50,49 @@ export async function listAudits(
     scanned += page.events.length;
     for (const event of page.events) {
       if (filter.tableRecordName !== undefined && event.target?.name !== filter.tableRecordName) continue;
+      const size = eventBytes(event);
+      full = bytes + size > maxBytes;
+      if (full) break;
+      bytes += size;
+      sizes.push(size);
       if (matches.push(event) === listLimits.audits) break;
     }
     pageToken = page.nextPageToken;
-  } while (pageToken !== "" && matches.length < listLimits.audits && scanned < listLimits.scanned);
+  } while (pageToken !== "" && !full && matches.length < listLimits.audits && scanned < listLimits.scanned);
 
-  if (!filter.includeChildAudits) return matches.map((event) => ({ event, children: [] }));
   const audits: Audit[] = matches.map((event) => ({ event, children: [] }));
+  if (!filter.includeChildAudits) return audits;
+  const fetched: boolean[] = [];
   let next = 0;
   const worker = async () => {
-    for (let audit = audits[next++]; audit; audit = audits[next++]) {
+    while (bytes <= maxBytes) {
+      const i = next++;
+      const audit = audits[i];
+      if (!audit) return;
       const page = await clients.audit.list(
         { parentId: audit.event.id, pageSize: listLimits.children, order: Order.OLDEST_FIRST },
         options,
       );
       audit.children = page.events;
+      const childBytes = page.events.reduce((sum, child) => sum + eventBytes(child), 0);
+      sizes[i] = (sizes[i] ?? 0) + childBytes;
+      bytes += childBytes;
+      fetched[i] = true;
     }
   };
   await Promise.all(Array.from({ length: listLimits.concurrency }, worker));
-  return audits;
+  let used = 0;
+  let kept = 0;
+  while (kept < audits.length && fetched[kept] && used + (sizes[kept] ?? 0) <= maxBytes) {
+    used += sizes[kept] ?? 0;
+    kept += 1;
+  }
+  return audits.slice(0, kept);
+}
+
+/** An event's size as protobuf: what the listing's byte limit counts. */
+function eventBytes(event: AuditEvent): number {
+  return toBinary(AuditEventSchema, event).byteLength;
 }
 
 /** One audit in Universal Controller's field names; absent values are null. */

@@ -21,7 +21,7 @@ type Body = { json: JsonValue } | { xml: { root: string; value: XmlValue } };
  * (shared/seeds/003_e34216a8e7d58334.txt): HTTP Basic, JSON or XML in, plain-text messages out (JSON or XML listings).
  */
 export function universalControllerAdapter(deps: LegacyDeps): LegacyAdapter {
-  const { clients, maxBodyBytes, logger, clock } = deps;
+  const { clients, maxBodyBytes, logger, clock, listMaxBytes } = deps;
 
   /** Method, credential scheme, content type, size and syntax: everything both routes check before their RPC. */
   async function readRequest(req: LegacyRequest): Promise<Body | UcReply> {
@@ -92,7 +92,7 @@ export function universalControllerAdapter(deps: LegacyDeps): LegacyAdapter {
     if (fields instanceof UcReply) return sendReply(res, fields);
     const filter = readAuditFilter(fields, clock.nowMicros());
     if (filter instanceof UcReply) return sendReply(res, filter);
-    const audits = await listAudits(clients, filter, callOptions(req));
+    const audits = await listAudits(clients, filter, callOptions(req), listMaxBytes);
     if (format === "json") send(res, 200, "application/json", auditsJson(audits));
     else send(res, 200, "application/xml", auditsXml(audits));
   }

@@ -3,13 +3,14 @@ import { type ConnectRouterOptions, createConnectRouter } from "@connectrpc/conn
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { Authenticator } from "./auth/authenticator.js";
 import { adminTokenFile, bootstrapAdmin } from "./auth/bootstrap.js";
+import { kStreamTicket, StreamTickets } from "./auth/stream-tickets.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
 import { ERROR_DOMAIN } from "./errors.js";
 import { authInterceptor } from "./interceptors/auth.js";
 import { clientFaultGate } from "./interceptors/client-faults.js";
 import { errorMappingInterceptor } from "./interceptors/error-mapping.js";
-import { requestLogInterceptor } from "./interceptors/request-log.js";
+import { logRefusal, requestLogInterceptor } from "./interceptors/request-log.js";
 import { type LegacyDeps, legacyHandler } from "./legacy/adapter.js";
 import { legacyAdapters } from "./legacy/index.js";
 import type { Logger } from "./logger.js";
@@ -77,6 +78,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   const tenants = new TenantDirectory(identities);
   const authenticator = new Authenticator({ store: identities, clock, logger, cacheMs: config.credentialCacheMs });
   const templates = new TemplateStore(database.db, limits.templatesPerTenant);
+  const tickets = new StreamTickets(clock);
   const feed = new EventFeed({ sql: database.sql, store, clock, logger, bufferEvents: config.tailBufferEvents });
   await feed.start();
 
@@ -95,7 +97,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     interceptors: [
       requestLogInterceptor(logger),
       errorMappingInterceptor(logger),
-      authInterceptor(authenticator, tenants),
+      authInterceptor(authenticator, tenants, tickets),
     ],
     readMaxBytes: config.maxBodyBytes,
     writeMaxBytes: 64 * 1024 * 1024,
@@ -106,7 +108,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     jsonOptions,
   };
   const services = {
-    audit: createAuditService({ store, groupCommit, templates, feed, clock, pageTokens }),
+    audit: createAuditService({ store, groupCommit, templates, feed, clock, pageTokens, tickets }),
     // The identity RPCs and the template RPCs make up AdminService.
     admin: {
       ...createIdentityAdmin({ store: identities, tenants, authenticator, clock }),
@@ -128,6 +130,9 @@ export async function startApp(options: AppOptions): Promise<App> {
     maxBodyBytes: config.maxBodyBytes,
     errorDomain: ERROR_DOMAIN,
     contextValues: requestContextValues,
+    // Tail over SSE: `id:` is the event's sequence, which Last-Event-ID resumes after; ?ticket= authenticates it.
+    sse: { eventId: "event.sequence", resumeField: "afterSequence", ticketParam: "ticket", ticketKey: kStreamTicket },
+    onRefused: (req, status, error) => logRefusal(logger, req, { status, error }),
     onInternalError: (err) => logger.error({ err }, "REST transcoding failed"),
   });
   const server = await startServer({

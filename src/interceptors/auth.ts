@@ -4,6 +4,7 @@ import { AdminService } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import type { Authenticator } from "../auth/authenticator.js";
 import { grants, isSuperadmin, kPrincipal, type Principal, Role } from "../auth/principal.js";
+import { kStreamTicket, type StreamTickets } from "../auth/stream-tickets.js";
 import { domainError, invalidArgument, Reason } from "../errors.js";
 import { TENANT_PATTERN } from "../service/limits.js";
 import type { TenantDirectory } from "../service/tenant-directory.js";
@@ -20,6 +21,7 @@ export const requiredRoles: ReadonlyMap<string, Requirement> = new Map([
   rule(AuditService.method.publish, Role.WRITER),
   rule(AuditService.method.list, Role.READER),
   rule(AuditService.method.tail, Role.READER),
+  rule(AuditService.method.createStreamTicket, Role.READER),
   rule(AdminService.method.createTenant, Role.SUPERADMIN),
   rule(AdminService.method.listTenants, Role.ADMIN),
   rule(AdminService.method.createApiKey, Role.ADMIN),
@@ -49,7 +51,11 @@ const globalScope: ReadonlySet<string> = new Set(
  * then authorises it: the RPC's role, and the tenant named in the request against the caller's. An empty tenant
  * field is filled with the caller's tenant, so handlers always see the tenant they act on.
  */
-export function authInterceptor(authenticator: Authenticator, tenants: TenantDirectory): Interceptor {
+export function authInterceptor(
+  authenticator: Authenticator,
+  tenants: TenantDirectory,
+  tickets: StreamTickets,
+): Interceptor {
   return (next) => async (req) => {
     const procedure = `${req.service.typeName}/${req.method.name}`;
     const required = requiredRoles.get(procedure);
@@ -59,7 +65,13 @@ export function authInterceptor(authenticator: Authenticator, tenants: TenantDir
     if (required === "public") return next(req);
 
     const authorization = req.header.get("authorization");
-    if (!authorization) {
+    // Only the SSE Tail route puts a stream ticket in the context; it stands in for the Authorization header.
+    const ticket =
+      req.stream && req.method === AuditService.method.tail ? req.contextValues.get(kStreamTicket) : undefined;
+    if (ticket !== undefined && authorization) {
+      throw malformed("send either an Authorization header or a stream ticket, not both");
+    }
+    if (!authorization && ticket === undefined) {
       throw domainError(
         Code.Unauthenticated,
         Reason.MissingCredential,
@@ -81,7 +93,8 @@ export function authInterceptor(authenticator: Authenticator, tenants: TenantDir
     if (!req.stream) {
       const principal = await authenticate(
         authenticator,
-        authorization,
+        // Unary calls never carry a ticket, so the check above saw this header.
+        authorization as string,
         String((req.message as { tenant?: unknown }).tenant ?? ""),
       );
       authorizeRole(principal, required, procedure);
@@ -93,7 +106,10 @@ export function authInterceptor(authenticator: Authenticator, tenants: TenantDir
     const source = req.message[Symbol.asyncIterator]();
     const first = await source.next();
     const firstMessage = first.done ? {} : (first.value as Record<string, unknown>);
-    const principal = await authenticate(authenticator, authorization, String(firstMessage.tenant ?? ""));
+    const principal =
+      ticket === undefined
+        ? await authenticate(authenticator, authorization as string, String(firstMessage.tenant ?? ""))
+        : ticketPrincipal(tickets.redeem(ticket), firstMessage);
     authorizeRole(principal, required, procedure);
     if (!first.done) await checkTenant(firstMessage, principal);
     req.contextValues.set(kPrincipal, principal);
@@ -111,6 +127,20 @@ export function authInterceptor(authenticator: Authenticator, tenants: TenantDir
   };
 }
 
+/** A stream ticket's principal, for the tenant it was issued for only: the request's tenant is set to it. */
+function ticketPrincipal(issued: { principal: Principal; tenant: string }, message: Record<string, unknown>) {
+  const requested = String(message.tenant ?? "");
+  if (requested !== "" && requested !== issued.tenant) {
+    throw domainError(
+      Code.PermissionDenied,
+      Reason.TenantMismatch,
+      `the stream ticket is for tenant "${issued.tenant}", not "${requested}"`,
+    );
+  }
+  message.tenant = issued.tenant;
+  return issued.principal;
+}
+
 /** Bearer, then Basic, then a bare token (the Axonize style). */
 export async function authenticate(
   authenticator: Authenticator,
@@ -120,6 +150,15 @@ export async function authenticate(
   const space = header.indexOf(" ");
   const scheme = space === -1 ? "" : header.slice(0, space).toLowerCase();
   const value = space === -1 ? header : header.slice(space + 1).trim();
+  // `Bearer ` with nothing after it arrives as `Bearer` (HTTP drops trailing spaces): a scheme without a credential.
+  const bare = (space === -1 ? header : value === "" ? scheme : "").trim().toLowerCase();
+  if (bare === "bearer" || bare === "basic") {
+    throw domainError(
+      Code.Unauthenticated,
+      Reason.MissingCredential,
+      `the Authorization header names the ${bare === "bearer" ? "Bearer" : "Basic"} scheme but carries no credential; send "${bare === "bearer" ? "Bearer <token>" : "Basic <base64 of tenant/user:password>"}"`,
+    );
+  }
   if (scheme === "bearer") return authenticator.bearer(value);
   if (scheme === "basic") {
     const decoded = Buffer.from(value, "base64").toString("utf8");

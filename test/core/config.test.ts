@@ -144,7 +144,9 @@ describe("loadConfig", () => {
     const source = await readFile(path.join(repoRoot, "src/config.ts"), "utf8");
     const body = source.slice(source.indexOf("export function loadConfig"), source.indexOf("export class ConfigError"));
     // Every variable name the function mentions: quoted (passed to a helper) or read as env.NAME.
-    const read = new Set([...body.matchAll(/"([A-Z][A-Z0-9_]+)"|\benv\.([A-Z][A-Z0-9_]+)/g)].map((m) => m[1] ?? m[2]));
+    const read = new Set(
+      [...body.matchAll(/"([A-Z][A-Z0-9_]+)"|\benv\.([A-Z][A-Z0-9_]+)/g)].map((m) => m[1] ?? m[2] ?? ""),
+    );
     const readme = await readFile(path.join(repoRoot, "README.md"), "utf8");
     const table = readme.slice(
       readme.indexOf("## Configuration"),

@@ -46,6 +46,8 @@ export interface AppOptions {
   logger: Logger;
   /** A PostgreSQL URL; main.ts supplies the embedded one when DATABASE_URL is unset. */
   databaseUrl: string;
+  /** The migration role's URL: main.ts supplies the embedded owner's; else MIGRATION_DATABASE_URL. */
+  migrationUrl?: string;
   clock?: Clock;
 }
 
@@ -57,7 +59,8 @@ export async function startApp(options: AppOptions): Promise<App> {
     poolSize: config.databasePoolSize,
     statementTimeoutMs: config.requestTimeoutMs,
     logger,
-    migrationUrl: config.migrationDatabaseUrl,
+    migrationUrl: options.migrationUrl ?? config.migrationDatabaseUrl,
+    requireLeastPrivilege: config.requireLeastPrivilege,
     settings: config.databaseUrl ? { url: "DATABASE_URL", migrationUrl: "MIGRATION_DATABASE_URL" } : undefined,
   });
   const pageTokens = new PageTokens(await sharedSecret(database.db, "page-token-key"));
@@ -143,6 +146,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     fallback: legacyHandler(legacyAdapters(legacy), logger, rest.handle),
     shutdownController,
     ready: () => database.ping(),
+    warnings: database.warnings,
   });
   return {
     server,

@@ -13,6 +13,8 @@ export interface Config {
    * only what it needs (scripts/app-role.sql), so the application itself cannot rewrite the log.
    */
   migrationDatabaseUrl: string | undefined;
+  /** Refuse to start when DATABASE_URL's role could rewrite events (a superuser, the owner, UPDATE/DELETE grants). */
+  requireLeastPrivilege: boolean;
   dataDir: string;
   databasePoolSize: number;
   /** Most single-event appends (Create, Publish) one group commit writes. */
@@ -46,7 +48,7 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError(
       "MIGRATION_DATABASE_URL",
       maskSecrets(migrationDatabaseUrl),
-      "needs DATABASE_URL as well (the embedded PostgreSQL has a single role): set DATABASE_URL, or unset this",
+      "needs DATABASE_URL as well (the embedded PostgreSQL has its own owner and service roles): set DATABASE_URL, or unset this",
     );
   }
   const tls = tlsFiles(env, "TLS_CERT", "TLS_KEY");
@@ -55,6 +57,7 @@ export function loadConfig(env: Env = process.env): Config {
     host: host(env, "HOST", "0.0.0.0"),
     databaseUrl,
     migrationDatabaseUrl,
+    requireLeastPrivilege: bool(env, "REQUIRE_LEAST_PRIVILEGE", false),
     dataDir: directory(env, "DATA_DIR", ".data"),
     databasePoolSize: int(env, "DATABASE_POOL_SIZE", 10, 1, 1000),
     groupCommitMaxBatch: int(env, "GROUP_COMMIT_MAX_BATCH", 500, 1, 1000),

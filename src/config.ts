@@ -37,6 +37,12 @@ export interface Config {
   corsOrigins: string[];
   /** Matching events a Tail stream may have waiting before it is ended as too slow. */
   tailBufferEvents: number;
+  /** A port of its own for GET /metrics; undefined serves it on the main port. */
+  metricsPort: number | undefined;
+  /** Label events-stored counts with the tenant id (one series per tenant: off by default). */
+  metricsTenantLabels: boolean;
+  /** Export spans over OTLP/HTTP (protobuf), as the standard OTEL_* variables ask; off costs nothing. */
+  tracing: boolean;
 }
 
 type Env = Record<string, string | undefined>;
@@ -74,6 +80,9 @@ export function loadConfig(env: Env = process.env): Config {
     credentialCacheMs: int(env, "CREDENTIAL_CACHE_MS", 5_000, 0, 3_600_000),
     corsOrigins: origins(env, "CORS_ORIGINS"),
     tailBufferEvents: int(env, "TAIL_BUFFER_EVENTS", 5_000, 1, 1_000_000),
+    metricsPort: env.METRICS_PORT ? int(env, "METRICS_PORT", 0, 0, 65535) : undefined,
+    metricsTenantLabels: bool(env, "METRICS_TENANT_LABELS", false),
+    tracing: tracing(env),
   };
 }
 
@@ -286,4 +295,29 @@ export function entropyBits(text: string): number {
   let perCharacter = 0;
   for (const n of counts.values()) perCharacter -= (n / text.length) * Math.log2(n / text.length);
   return perCharacter * text.length;
+}
+
+/**
+ * Whether to export traces, from the OpenTelemetry SDK's standard variables: OTEL_SDK_DISABLED, OTEL_TRACES_EXPORTER
+ * (`otlp` or `none`; unset means otlp once an endpoint is given), OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT and
+ * OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL (only `http/protobuf` is built in). The exporter reads the rest itself.
+ */
+function tracing(env: Env): boolean {
+  const disabled = bool(env, "OTEL_SDK_DISABLED", false);
+  for (const name of ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]) {
+    const value = env[name];
+    if (value && !(URL.canParse(value) && /^https?:$/.test(new URL(value).protocol))) {
+      throw new ConfigError(
+        name,
+        value,
+        "must be the http:// or https:// URL of an OTLP collector, e.g. http://collector:4318",
+      );
+    }
+  }
+  for (const name of ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"]) {
+    oneOf(env, name, "http/protobuf", ["http/protobuf"]);
+  }
+  const exporter = oneOf(env, "OTEL_TRACES_EXPORTER", "", ["otlp", "none"]);
+  if (disabled || exporter === "none") return false;
+  return exporter === "otlp" || Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
 }

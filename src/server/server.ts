@@ -39,6 +39,8 @@ export interface ServerOptions {
   fallback?: NodeHandler;
   /** Aborted when the grace period ends, cancelling calls still running. */
   shutdownController: AbortController;
+  /** Serves GET /metrics on this port, open like /readyz; unset when METRICS_PORT gives it a port of its own. */
+  metrics?: NodeHandler;
 }
 
 export interface RunningServer {
@@ -143,6 +145,10 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
           .ready()
           .then((ok) => plain(res, ok ? 200 : 503, { status: ok ? "ready" : "database unavailable", ...warnings }));
       }
+      return;
+    }
+    if (path === "/metrics" && options.metrics) {
+      options.metrics(req, res);
       return;
     }
     if (cors(req, res)) return;

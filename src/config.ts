@@ -127,9 +127,12 @@ function quoted(value: string): string {
   return json.length > 200 ? `${json.slice(0, 199)}…"` : json;
 }
 
-/** A URL with its password, in the authority or as a `password` parameter, replaced by ****. Works on text that does not parse, too. */
+/**
+ * A URL with its password, in the authority or as a `password` parameter, replaced by ****; on text that does not
+ * parse too, so everything up to the last @ is taken for the password (an unencoded @ or / in it stays hidden).
+ */
 export function maskSecrets(url: string): string {
-  return url.replace(/(\/\/[^/@?#]*?:)[^/@?#]*@/, "$1****@").replace(/([?&]password=)[^&#]*/gi, "$1****");
+  return url.replace(/(\/\/[^:/?#@]*:)[\s\S]*@/, "$1****@").replace(/([?&]password=)[^&#]*/gi, "$1****");
 }
 
 // One helper per kind of value. Each returns the fallback for an unset or empty variable and throws a ConfigError

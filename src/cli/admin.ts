@@ -109,8 +109,9 @@ async function readPassword(): Promise<string> {
 /** Reads a line from the terminal with echo off (raw mode: the characters typed are never written back). */
 function promptHidden(question: string): Promise<string> {
   const stdin = process.stdin;
-  process.stderr.write(question);
+  // Echo off before asking, so nothing typed as soon as the question shows is echoed.
   stdin.setRawMode(true);
+  process.stderr.write(question);
   stdin.setEncoding("utf8");
   stdin.resume();
   let typed = "";

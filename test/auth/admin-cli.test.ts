@@ -69,7 +69,7 @@ test("the admin CLI creates a tenant, a key and a user, lists and revokes", asyn
   expect(JSON.stringify(credentials)).not.toContain(key.token);
   const revoked = await cli("revoke", "--tenant", "cli-co", key.credential.id);
   expect(revoked.credential.revokeTime).toBeTruthy();
-}, 60_000);
+}, 240_000);
 
 test("create-user reads the password from standard input, and has no --password option", async () => {
   await cli("create-tenant", "stdin-co");
@@ -86,7 +86,7 @@ test("create-user reads the password from standard input, and has no --password 
   const refused = await cliWithInput("", { AUDIT_ADMIN_TOKEN: app.adminToken }, "create-user", "--password", "pw");
   expect(refused.code).toBe(2);
   expect(refused.stderr).toContain("Unknown option '--password'");
-}, 60_000);
+}, 240_000);
 
 test("create-user asks for the password on a terminal without echoing it", async () => {
   await cli("create-tenant", "tty-co");
@@ -122,14 +122,14 @@ test("create-user asks for the password on a terminal without echoing it", async
   expect(code, screen).toBe(0);
   expect(screen).not.toContain(password);
   expect(await canLogIn("tty-co", "erin", password)).toBe(true);
-}, 60_000);
+}, 240_000);
 
 test("without a token, the CLI says to set AUDIT_ADMIN_TOKEN or pass --token", async () => {
   const result = await cliWithInput("", { AUDIT_ADMIN_TOKEN: undefined, AUDIT_TOKEN: undefined }, "list-tenants");
   expect(result.code).toBe(2);
   expect(result.stderr).toContain("AUDIT_ADMIN_TOKEN");
   expect(result.stderr).toContain("--token");
-}, 60_000);
+}, 240_000);
 
 test("a superadmin lists and revokes global credentials by leaving out --tenant", async () => {
   const { credentials } = await cli("list-keys");
@@ -138,4 +138,4 @@ test("a superadmin lists and revokes global credentials by leaving out --tenant"
   expect(revoked.credential.revokeTime).toBeTruthy();
   const after = await cliWithInput("", { AUDIT_ADMIN_TOKEN: app.adminToken }, "list-tenants");
   expect(after.stderr).toContain("Unauthenticated: the credential has been revoked");
-}, 60_000);
+}, 240_000);

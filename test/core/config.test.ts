@@ -111,6 +111,9 @@ describe("loadConfig", () => {
   });
 
   test("never shows a password or the admin token", () => {
+    expect(refusal({ DATABASE_URL: "postgres://u:hun/ter@2@h:1:2/db" }, "DATABASE_URL")).toContain(
+      '"postgres://u:****@h:1:2/db"',
+    );
     expect(refusal({ DATABASE_URL: "mysql://user:hunter2@db/audit" }, "DATABASE_URL")).not.toContain("hunter2");
     expect(refusal({ DATABASE_URL: "mysql://db/audit?password=hunter2&x=1" }, "DATABASE_URL")).toContain(
       '"mysql://db/audit?password=****&x=1"',

@@ -58,6 +58,11 @@ export function createIdentityAdmin(deps: IdentityAdminDeps): IdentityAdmin {
         violations.push({ field: "tenant.id", description: "is required", reason: Reason.MissingField });
       else if (!TENANT_PATTERN.test(id)) {
         violations.push({ field: "tenant.id", description: "must match [a-z0-9][a-z0-9_-]{0,62}" });
+      } else if (/^\d+$/.test(id)) {
+        violations.push({
+          field: "tenant.id",
+          description: "must not be all digits: an all-digit key names a tenant by its numeric id",
+        });
       }
       checkText(violations, "tenant.display_name", req.tenant?.displayName ?? "");
       if (violations.length > 0) throw invalidArgument(violations);

@@ -30,3 +30,5 @@ export const ID_PATTERN = /^[A-Za-z0-9._:-]{1,128}$/;
 /** Event template and attribute names: a path segment in REST URLs, so no "/" and no leading ".". */
 export const NAME_PATTERN = /^[A-Za-z_][A-Za-z0-9_.:-]{0,127}$/;
 export const TENANT_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+/** An all-digit tenant key is a numeric tenant id (legacy APIs address tenants by number), never a slug. */
+export const NUMERIC_TENANT_ID = /^\d{1,18}$/;

@@ -1,8 +1,5 @@
 import type { IdentityStore, TenantRow } from "../store/identity-store.js";
-import { TENANT_PATTERN } from "./limits.js";
-
-/** A numeric tenant id, as legacy APIs give it. */
-const NUMERIC_ID = /^\d{1,18}$/;
+import { NUMERIC_TENANT_ID, TENANT_PATTERN } from "./limits.js";
 
 /**
  * Which tenants exist. Tenants are never deleted, so a tenant once seen is remembered for the life of the process
@@ -10,6 +7,7 @@ const NUMERIC_ID = /^\d{1,18}$/;
  */
 export class TenantDirectory {
   private readonly known = new Map<string, TenantRow>();
+  private readonly byNumber = new Map<number, TenantRow>();
 
   constructor(private readonly store: IdentityStore) {}
 
@@ -27,17 +25,25 @@ export class TenantDirectory {
     return row;
   }
 
-  /** By slug or by numeric id (legacy APIs address tenants by number). */
+  /**
+   * By numeric id when `key` is all digits (legacy APIs address tenants by number), else by slug. An all-digit key
+   * is never a slug, so creating a tenant cannot change which tenant an existing key names (docs/auth.md).
+   */
   async find(key: string): Promise<TenantRow | undefined> {
-    const hit = this.known.get(key);
-    if (hit) return hit;
-    if (!TENANT_PATTERN.test(key) && !NUMERIC_ID.test(key)) return undefined;
-    const row = await this.store.findTenant(key);
-    if (row) this.remember(row);
-    return row;
+    if (NUMERIC_TENANT_ID.test(key)) {
+      const number = Number(key);
+      const hit = this.byNumber.get(number);
+      if (hit) return hit;
+      const row = await this.store.getTenantByNumber(number);
+      if (row) this.remember(row);
+      return row;
+    }
+    return this.get(key);
   }
 
   remember(row: TenantRow): void {
-    if (this.known.size < 100_000) this.known.set(row.id, row);
+    if (this.known.size >= 100_000) return;
+    this.known.set(row.id, row);
+    this.byNumber.set(row.numericId, row);
   }
 }

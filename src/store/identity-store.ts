@@ -1,4 +1,4 @@
-import { and, asc, eq, isNull, or, sql } from "drizzle-orm";
+import { and, asc, eq, isNull, sql } from "drizzle-orm";
 import type { Db } from "./database.js";
 import { credentials, tenants } from "./schema.js";
 
@@ -25,13 +25,8 @@ export class IdentityStore {
     return row;
   }
 
-  /** A tenant by slug, or by its numeric id when `key` is all digits. */
-  async findTenant(key: string): Promise<TenantRow | undefined> {
-    if (!/^\d{1,18}$/.test(key)) return this.getTenant(key);
-    const [row] = await this.db
-      .select()
-      .from(tenants)
-      .where(or(eq(tenants.id, key), eq(tenants.numericId, Number(key))));
+  async getTenantByNumber(numericId: number): Promise<TenantRow | undefined> {
+    const [row] = await this.db.select().from(tenants).where(eq(tenants.numericId, numericId));
     return row;
   }
 

@@ -6,7 +6,7 @@ import { bootstrapAdmin } from "./auth/bootstrap.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
 import { ERROR_DOMAIN } from "./errors.js";
-import { authInterceptor } from "./interceptors/auth.js";
+import { authInterceptor, preauthenticator } from "./interceptors/auth.js";
 import { clientFaultGate } from "./interceptors/client-faults.js";
 import { errorMappingInterceptor } from "./interceptors/error-mapping.js";
 import { requestLogInterceptor } from "./interceptors/request-log.js";
@@ -37,6 +37,8 @@ export interface App {
   database: Database;
   /** The typed in-process clients the legacy adapters call (tests call them directly too). */
   clients: InProcessClients;
+  /** The REST routes compiled from the google.api.http annotations, as "POST /v1/… → pkg.Service.Method". */
+  restRoutes: string[];
   close(): Promise<void>;
 }
 
@@ -109,9 +111,11 @@ export async function startApp(options: AppOptions): Promise<App> {
   const router = createConnectRouter(routerOptions);
   registerRoutes(services)(router);
   const clients = createInProcessClients(serviceRegistrations(services), routerOptions);
+  const authenticate = preauthenticator(authenticator, logger);
   const legacy: LegacyDeps = {
     clients,
     tenants,
+    authenticate,
     maxBodyBytes: config.maxBodyBytes,
     logger,
     clock,
@@ -121,6 +125,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     maxBodyBytes: config.maxBodyBytes,
     errorDomain: ERROR_DOMAIN,
     contextValues: requestContextValues,
+    authenticate: (req, rpc, pathValue) => authenticate(req, rpc, pathValue("tenant") ?? ""),
     onInternalError: (err) => logger.error({ err }, "REST transcoding failed"),
   });
   const server = await startServer({
@@ -136,6 +141,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     server,
     database,
     clients,
+    restRoutes: rest.routes,
     async close() {
       // Tail streams never finish on their own: end them first (they resume by sequence) so the drain is quick.
       await feed.close();

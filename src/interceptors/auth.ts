@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
 import { Code, type Interceptor } from "@connectrpc/connect";
 import { AdminService } from "../../gen/audit/v1/admin_service_pb.js";
@@ -5,8 +6,10 @@ import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import type { Authenticator } from "../auth/authenticator.js";
 import { grants, isSuperadmin, kPrincipal, type Principal, Role } from "../auth/principal.js";
 import { domainError, invalidArgument, Reason } from "../errors.js";
+import type { Logger } from "../logger.js";
 import { TENANT_PATTERN } from "../service/limits.js";
 import type { TenantDirectory } from "../service/tenant-directory.js";
+import { toConnectError } from "./error-mapping.js";
 
 /** "public": no credential; "authenticated": any valid credential, even one without roles. */
 type Requirement = Role | "public" | "authenticated";
@@ -42,20 +45,9 @@ export const requiredRoles: ReadonlyMap<string, Requirement> = new Map([
 export function authInterceptor(authenticator: Authenticator, tenants: TenantDirectory): Interceptor {
   return (next) => async (req) => {
     const procedure = `${req.service.typeName}/${req.method.name}`;
-    const required = requiredRoles.get(procedure);
-    if (required === undefined) {
-      throw domainError(Code.PermissionDenied, Reason.InsufficientRole, `${procedure} is not open to any role`);
-    }
+    const required = requirementOf(procedure);
     if (required === "public") return next(req);
-
-    const authorization = req.header.get("authorization");
-    if (!authorization) {
-      throw domainError(
-        Code.Unauthenticated,
-        Reason.MissingCredential,
-        "this call needs a credential (Authorization header)",
-      );
-    }
+    const authorization = presented(req.header.get("authorization"));
     const tenantField = stringField(req.method.input, "tenant");
     const checkTenant = async (message: Record<string, unknown>, principal: Principal) => {
       if (!tenantField) return;
@@ -93,6 +85,50 @@ export function authInterceptor(authenticator: Authenticator, tenants: TenantDir
         }
       })(),
     });
+  };
+}
+
+/** The role an RPC needs; an RPC missing from `requiredRoles` is refused to everyone. */
+function requirementOf(procedure: string): Requirement {
+  const required = requiredRoles.get(procedure);
+  if (required === undefined) {
+    throw domainError(Code.PermissionDenied, Reason.InsufficientRole, `${procedure} is not open to any role`);
+  }
+  return required;
+}
+
+function presented(authorization: string | null | undefined): string {
+  if (!authorization) {
+    throw domainError(
+      Code.Unauthenticated,
+      Reason.MissingCredential,
+      "this call needs a credential (Authorization header)",
+    );
+  }
+  return authorization;
+}
+
+/**
+ * Authenticates the credential a request presents for `method`, as the interceptor will. Routes that read a request
+ * themselves (REST, legacy) call it before they look at its tenant, content type or body, so an anonymous caller gets
+ * the same answer whatever it names or sends. `tenant` is the request's, for Basic credentials without `tenant/`.
+ */
+export type Preauthenticate = (req: HttpRequest, method: DescMethod, tenant: string) => Promise<void>;
+
+/** What pre-authentication reads of an HTTP request (node's HTTP/1.1 and HTTP/2 requests both have it). */
+export interface HttpRequest {
+  headers: { authorization?: string };
+}
+
+export function preauthenticator(authenticator: Authenticator, logger: Logger): Preauthenticate {
+  return async (req, method, tenant) => {
+    const procedure = `${method.parent.typeName}/${method.name}`;
+    try {
+      if (requirementOf(procedure) === "public") return;
+      await authenticate(authenticator, presented(req.headers.authorization), tenant);
+    } catch (error) {
+      throw toConnectError(error, randomUUID(), procedure, logger);
+    }
   };
 }
 

@@ -1,5 +1,5 @@
 import type http from "node:http";
-import { createRegistry, type DescMessage, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import { createRegistry, type DescMessage, type DescMethod, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ConnectRouter, type ContextValues } from "@connectrpc/connect";
 import {
   createAsyncIterable,
@@ -39,6 +39,12 @@ export interface RestTranscoderOptions {
   detailTypes?: DescMessage[];
   /** An SSE comment is sent this often so proxies keep an idle stream open; 0 disables. Default 15 s. */
   sseHeartbeatMs?: number;
+  /**
+   * Runs once a route matched, before the query or body is read: throw a ConnectError to refuse the request (the
+   * service authenticates here, so an anonymous caller learns nothing from a route's tenant or body checks).
+   * `pathValue` gives a single-segment path variable by its field path, e.g. "tenant".
+   */
+  authenticate?: (req: NodeRequest, rpc: DescMethod, pathValue: (field: string) => string | undefined) => Promise<void>;
   /** Failures of the transcoder itself (never a client error); the client gets a 500 Status without details. */
   onInternalError?: (error: unknown) => void;
 }
@@ -93,6 +99,17 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
       });
     }
     const binding = match.value;
+    if (options.authenticate) {
+      const pathValue = (field: string) => {
+        const variable = binding.pathFields.find((p) => p.name === field && !p.variable.multiSegment)?.variable;
+        return variable ? match.decoded[variable.start] : undefined;
+      };
+      try {
+        await options.authenticate(req, binding.rpc, pathValue);
+      } catch (error) {
+        throw error instanceof ConnectError ? new RestError(error) : error;
+      }
+    }
     const body = await readJsonBody(req, binding);
     const message = assembleRequest({ binding, raw: match.raw, decoded: match.decoded, query, body }, fail);
     if (req.headers.host === undefined && !("authority" in req)) {

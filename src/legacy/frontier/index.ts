@@ -3,6 +3,7 @@ import type { JsonValue } from "@bufbuild/protobuf";
 import { createRegistry } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
+import { AuditService } from "../../../gen/audit/v1/audit_service_pb.js";
 import { file_google_rpc_error_details } from "../../../gen/google/rpc/error_details_pb.js";
 import { domainError, type FieldViolation, invalidArgument } from "../../errors.js";
 import { toConnectError } from "../../interceptors/error-mapping.js";
@@ -22,7 +23,7 @@ const ROUTE = /^\/v1beta1\/organizations\/([^/]+)\/auditlogs$/;
  * atomically through BatchCreate. Every answer is grpc-gateway shaped: `{}` or a google.rpc.Status.
  */
 export function frontierAdapter(deps: LegacyDeps): LegacyAdapter {
-  const { clients, tenants, maxBodyBytes, logger } = deps;
+  const { clients, tenants, maxBodyBytes, logger, authenticate } = deps;
 
   async function handle(req: LegacyRequest, res: LegacyResponse, url: URL): Promise<void> {
     const orgId = organizationOf(url);
@@ -34,9 +35,10 @@ export function frontierAdapter(deps: LegacyDeps): LegacyAdapter {
     const callOptions = { headers: authorization ? { authorization } : {} };
 
     const org = await tenants.find(orgId);
+    // Authentication comes before any answer about the organization, the media type or the body, so an anonymous
+    // caller cannot probe which organizations exist. The organization names the tenant of a Basic `username`.
+    await authenticate(req, AuditService.method.batchCreate, org?.id ?? orgId);
     if (!org) {
-      // Authentication comes first, so an anonymous caller cannot probe which organizations exist.
-      await clients.admin.getCaller({}, callOptions);
       const error = domainError(Code.NotFound, FrontierReason.OrganizationNotFound, `organization ${orgId} not found`);
       return reply(res, error);
     }

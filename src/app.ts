@@ -101,7 +101,15 @@ export async function startApp(options: AppOptions): Promise<App> {
     jsonOptions,
   };
   const services = {
-    audit: createAuditService({ store, groupCommit, templates, feed, clock, pageTokens }),
+    audit: createAuditService({
+      store,
+      groupCommit,
+      templates,
+      feed,
+      clock,
+      pageTokens,
+      tailMaxLifetimeMs: config.tailMaxLifetimeMs,
+    }),
     // The identity RPCs and the template RPCs make up AdminService.
     admin: {
       ...createIdentityAdmin({ store: identities, tenants, authenticator, clock }),

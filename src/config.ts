@@ -32,6 +32,8 @@ export interface Config {
   corsOrigins: string[];
   /** Matching events a Tail stream may have waiting before it is ended as too slow. */
   tailBufferEvents: number;
+  /** The longest a Tail stream lives; then it ends with UNAVAILABLE/TAIL_LIFETIME_REACHED and resumes by sequence. */
+  tailMaxLifetimeMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -63,6 +65,7 @@ export function loadConfig(env: Env = process.env): Config {
     credentialCacheMs: int(env, "CREDENTIAL_CACHE_MS", 5_000, 0, 3_600_000),
     corsOrigins: origins(env, "CORS_ORIGINS"),
     tailBufferEvents: int(env, "TAIL_BUFFER_EVENTS", 5_000, 1, 1_000_000),
+    tailMaxLifetimeMs: int(env, "TAIL_MAX_LIFETIME_MS", 3_600_000, 1_000, 7 * 24 * 3_600_000),
   };
 }
 

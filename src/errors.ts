@@ -53,6 +53,8 @@ export const Reason = {
   // Tail streams that end early; ErrorInfo metadata `lastSequence` is the after_sequence to resume with.
   TailTooSlow: "TAIL_TOO_SLOW",
   TailInterrupted: "TAIL_INTERRUPTED",
+  /** The stream reached TAIL_MAX_LIFETIME_MS (UNAVAILABLE): reconnect, which authenticates afresh, and resume. */
+  TailLifetimeReached: "TAIL_LIFETIME_REACHED",
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 

@@ -34,11 +34,17 @@ interface CacheEntry {
  * are cached briefly, keyed by the secret's hash, so a call costs no database read and Basic auth no scrypt.
  */
 export class Authenticator {
+  /** How often an open stream's credential is read again: every CREDENTIAL_CACHE_MS, or every second when it is 0. */
+  readonly recheckMs: number;
   private readonly cache = new Map<string, CacheEntry>();
+  /** The stored secret hash each principal was verified against, so a recheck notices a rotated secret. */
+  private readonly verifiedHashes = new WeakMap<Principal, Buffer>();
   private readonly dummySalt = Buffer.alloc(16);
   private dummyHash: Buffer | undefined;
 
-  constructor(private readonly options: AuthenticatorOptions) {}
+  constructor(private readonly options: AuthenticatorOptions) {
+    this.recheckMs = Math.max(options.cacheMs || 1000, 100);
+  }
 
   async bearer(token: string): Promise<Principal> {
     const hash = hashToken(token);
@@ -67,6 +73,22 @@ export class Authenticator {
     return this.principal(row);
   }
 
+  /**
+   * Reads an authenticated principal's credential again from the database (never from the cache), for calls that
+   * outlive a single request (Tail): revoked, expired, a secret rotated, or roles changed since. Not a use of the
+   * credential, so a session's last-used time is left alone.
+   */
+  async recheck(principal: Principal): Promise<Principal> {
+    const verified = this.verifiedHashes.get(principal);
+    const row = await this.options.store.getCredential(principal.credentialId);
+    if (!row || !verified || !secretsEqual(row.secretHash, verified)) {
+      throw row?.kind === CredentialKind.USER
+        ? this.fail(Reason.InvalidPassword, "the user's password has changed")
+        : this.fail(Reason.InvalidToken, "the token is no longer valid");
+    }
+    return this.principal(row, false);
+  }
+
   /** Forget cached credentials, e.g. after a revocation on this instance. */
   invalidate(): void {
     this.cache.clear();
@@ -87,7 +109,7 @@ export class Authenticator {
     return row;
   }
 
-  private async principal(row: CredentialRow): Promise<Principal> {
+  private async principal(row: CredentialRow, use = true): Promise<Principal> {
     const now = this.options.clock.nowMicros();
     if (row.revokedAt) throw this.fail(Reason.CredentialRevoked, "the credential has been revoked");
     if (row.kind === CredentialKind.SESSION) {
@@ -96,7 +118,7 @@ export class Authenticator {
       if (!row.rememberMe && (now > created + SESSION_MAX_AGE || now > lastUsed + SESSION_IDLE)) {
         throw this.fail(Reason.SessionExpired, "the session has expired; log in again");
       }
-      if (now - lastUsed >= TOUCH_EVERY) {
+      if (use && now - lastUsed >= TOUCH_EVERY) {
         const at = microsToIso(now);
         await this.options.store.touch(row.id, at);
         row.lastUsedAt = at;
@@ -113,7 +135,7 @@ export class Authenticator {
             rememberMe: row.rememberMe,
           }
         : undefined;
-    return {
+    const principal: Principal = {
       credentialId: row.id,
       kind: row.kind,
       tenant: row.tenant ?? "",
@@ -121,6 +143,8 @@ export class Authenticator {
       name: row.name,
       session,
     };
+    this.verifiedHashes.set(principal, row.secretHash);
+    return principal;
   }
 
   private fail(reason: string, message: string) {

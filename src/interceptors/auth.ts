@@ -1,6 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
-import { Code, type Interceptor } from "@connectrpc/connect";
+import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { AdminService } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import type { Authenticator } from "../auth/authenticator.js";
@@ -74,18 +74,83 @@ export function authInterceptor(authenticator: Authenticator, tenants: TenantDir
     authorizeRole(principal, required, procedure);
     if (!first.done) await checkTenant(firstMessage, principal);
     req.contextValues.set(kPrincipal, principal);
-    return next({
-      ...req,
-      message: (async function* () {
-        if (first.done) return;
-        yield first.value;
-        for (let r = await source.next(); !r.done; r = await source.next()) {
-          await checkTenant(r.value as Record<string, unknown>, principal);
-          yield r.value;
-        }
-      })(),
-    });
+    const watch = new CredentialWatch(authenticator, principal, (p) => authorizeRole(p, required, procedure));
+    try {
+      const res = await next({
+        ...req,
+        signal: AbortSignal.any([req.signal, watch.signal]),
+        message: (async function* () {
+          if (first.done) return;
+          yield first.value;
+          for (let r = await source.next(); !r.done; r = await source.next()) {
+            await checkTenant(r.value as Record<string, unknown>, principal);
+            yield r.value;
+          }
+        })(),
+      });
+      if (res.stream) return { ...res, message: watch.guard(res.message) };
+      watch.stop();
+      return res;
+    } catch (error) {
+      watch.stop();
+      throw error;
+    }
   };
+}
+
+/**
+ * Keeps a streaming call's credential under watch: read again every `recheckMs`, the call's signal is aborted with
+ * the error a new call would get (UNAUTHENTICATED when revoked, expired or rotated; PERMISSION_DENIED when its role is
+ * gone), which ends the stream with it. Handlers that wait (Tail) listen on that signal.
+ */
+class CredentialWatch {
+  private readonly controller = new AbortController();
+  private readonly timer: NodeJS.Timeout;
+  private checking = false;
+
+  constructor(
+    private readonly authenticator: Authenticator,
+    private readonly principal: Principal,
+    private readonly authorize: (principal: Principal) => void,
+  ) {
+    this.timer = setInterval(() => void this.check(), authenticator.recheckMs);
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** The response messages, ending with the watch's error once it fired; the watch stops with the stream. */
+  async *guard<T>(messages: AsyncIterable<T>): AsyncIterable<T> {
+    try {
+      for await (const message of messages) {
+        if (this.signal.aborted) throw this.signal.reason;
+        yield message;
+      }
+    } finally {
+      this.stop();
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private async check(): Promise<void> {
+    if (this.checking) return;
+    this.checking = true;
+    try {
+      this.authorize(await this.authenticator.recheck(this.principal));
+    } catch (error) {
+      // A database read that failed proves nothing either way: the next tick tries again (and Tail ends on its own
+      // when the database is gone, since it cannot read events either).
+      if (!(error instanceof ConnectError)) return;
+      this.stop();
+      this.controller.abort(error);
+    } finally {
+      this.checking = false;
+    }
+  }
 }
 
 /** The role an RPC needs; an RPC missing from `requiredRoles` is refused to everyone. */

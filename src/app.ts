@@ -3,6 +3,7 @@ import { type ConnectRouterOptions, createConnectRouter } from "@connectrpc/conn
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { Authenticator } from "./auth/authenticator.js";
 import { bootstrapAdmin } from "./auth/bootstrap.js";
+import { PasswordGuard } from "./auth/password-guard.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
 import { ERROR_DOMAIN } from "./errors.js";
@@ -70,7 +71,20 @@ export async function startApp(options: AppOptions): Promise<App> {
   const identities = new IdentityStore(database.db);
   await bootstrapAdmin({ store: identities, clock, logger, adminToken: config.adminToken, dataDir: config.dataDir });
   const tenants = new TenantDirectory(identities);
-  const authenticator = new Authenticator({ store: identities, clock, logger, cacheMs: config.credentialCacheMs });
+  const passwords = new PasswordGuard({
+    failuresPerUser: config.passwordFailuresPerUser,
+    failuresPerAddress: config.passwordFailuresPerAddress,
+    maxDelayMs: config.passwordDelayMaxMs,
+    concurrency: config.passwordHashConcurrency,
+    queue: config.passwordHashQueue,
+  });
+  const authenticator = new Authenticator({
+    store: identities,
+    clock,
+    logger,
+    cacheMs: config.credentialCacheMs,
+    passwords,
+  });
   const templates = new TemplateStore(database.db, limits.templatesPerTenant);
   const feed = new EventFeed({ sql: database.sql, store, clock, logger, bufferEvents: config.tailBufferEvents });
   await feed.start();
@@ -112,7 +126,13 @@ export async function startApp(options: AppOptions): Promise<App> {
     }),
     // The identity RPCs and the template RPCs make up AdminService.
     admin: {
-      ...createIdentityAdmin({ store: identities, tenants, authenticator, clock }),
+      ...createIdentityAdmin({
+        store: identities,
+        tenants,
+        authenticator,
+        clock,
+        sessionsPerUser: config.sessionsPerUser,
+      }),
       ...createTemplateAdmin({ templates, clock }),
     },
   };

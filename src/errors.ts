@@ -21,6 +21,10 @@ export const Reason = {
   MalformedMessage: "MALFORMED_MESSAGE",
   // Backpressure (RESOURCE_EXHAUSTED).
   IngestQueueFull: "INGEST_QUEUE_FULL",
+  /** Too many failed password checks for the user or from the address (metadata `retryAfterMs`, RetryInfo). */
+  PasswordAttemptsThrottled: "PASSWORD_ATTEMPTS_THROTTLED",
+  /** More password checks at once than PASSWORD_HASH_CONCURRENCY plus PASSWORD_HASH_QUEUE (RetryInfo). */
+  PasswordChecksBusy: "PASSWORD_CHECKS_BUSY",
   // Authentication (UNAUTHENTICATED).
   MissingCredential: "MISSING_CREDENTIAL",
   MalformedAuthorization: "MALFORMED_AUTHORIZATION",

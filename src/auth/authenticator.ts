@@ -6,6 +6,7 @@ import type { Logger } from "../logger.js";
 import { isStorableText } from "../service/event-input.js";
 import type { CredentialRow, IdentityStore } from "../store/identity-store.js";
 import { microsToIso, pgTimestampMicros } from "../store/time.js";
+import type { PasswordGuard } from "./password-guard.js";
 import type { Principal } from "./principal.js";
 import { hashPassword, hashToken, secretsEqual, verifyPassword } from "./secrets.js";
 
@@ -22,6 +23,8 @@ export interface AuthenticatorOptions {
   logger: Logger;
   /** How long a verified credential is trusted before it is read again (revocation delay across instances). */
   cacheMs: number;
+  /** Throttles password guesses and bounds the hashing running at once. */
+  passwords: PasswordGuard;
 }
 
 interface CacheEntry {
@@ -53,24 +56,44 @@ export class Authenticator {
     return this.principal(row);
   }
 
-  async basic(tenant: string, username: string, password: string): Promise<Principal> {
+  /**
+   * A user's password check. `address` is the client's network address when known. A password verified within the
+   * cache period is accepted without scrypt, even while guesses at the same user are being throttled.
+   */
+  async basic(tenant: string, username: string, password: string, address?: string): Promise<Principal> {
     const key = hashToken(`${tenant}\u0000${username}\u0000${password}`).toString("base64");
+    const { passwords } = this.options;
+    const userKey = `${tenant}\u0000${username}`;
+    let checked = false;
     const row = await this.cached(key, async () => {
+      passwords.admit(userKey, address);
+      checked = true;
       // Text PostgreSQL cannot hold (NUL, lone surrogates) names no user; it must not reach a query either.
       const user =
         isStorableText(tenant) && isStorableText(username)
           ? await this.options.store.findUser(tenant, username)
           : undefined;
-      if (!user?.salt) {
-        // Spend the same time as a real check so a response's timing does not reveal which user names exist.
-        this.dummyHash ??= (await hashPassword("", this.dummySalt)).hash;
-        await verifyPassword(password, this.dummySalt, this.dummyHash);
-        return undefined;
-      }
-      return (await verifyPassword(password, user.salt, user.secretHash)) ? user : undefined;
+      return passwords.hashing(async () => {
+        if (!user?.salt) {
+          // Spend the same time as a real check so a response's timing does not reveal which user names exist.
+          this.dummyHash ??= (await hashPassword("", this.dummySalt)).hash;
+          await verifyPassword(password, this.dummySalt, this.dummyHash);
+          return undefined;
+        }
+        return (await verifyPassword(password, user.salt, user.secretHash)) ? user : undefined;
+      });
     });
-    if (!row) throw this.fail(Reason.InvalidPassword, "the user name or password is wrong");
+    if (!row) {
+      passwords.failed(userKey, address);
+      throw this.fail(Reason.InvalidPassword, "the user name or password is wrong");
+    }
+    if (checked) passwords.succeeded(userKey);
     return this.principal(row);
+  }
+
+  /** A new user's password hash, within the same bound on concurrent hashing as the checks. */
+  hashPassword(password: string): Promise<{ hash: Buffer; salt: Buffer }> {
+    return this.options.passwords.hashing(() => hashPassword(password));
   }
 
   /**

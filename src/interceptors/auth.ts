@@ -4,7 +4,7 @@ import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { AdminService } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import type { Authenticator } from "../auth/authenticator.js";
-import { grants, isSuperadmin, kPrincipal, type Principal, Role } from "../auth/principal.js";
+import { grants, isSuperadmin, kClientAddress, kPrincipal, type Principal, Role } from "../auth/principal.js";
 import { domainError, invalidArgument, Reason } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { TENANT_PATTERN } from "../service/limits.js";
@@ -48,6 +48,7 @@ export function authInterceptor(authenticator: Authenticator, tenants: TenantDir
     const required = requirementOf(procedure);
     if (required === "public") return next(req);
     const authorization = presented(req.header.get("authorization"));
+    const address = req.contextValues.get(kClientAddress);
     const tenantField = stringField(req.method.input, "tenant");
     const checkTenant = async (message: Record<string, unknown>, principal: Principal) => {
       if (!tenantField) return;
@@ -60,6 +61,7 @@ export function authInterceptor(authenticator: Authenticator, tenants: TenantDir
         authenticator,
         authorization,
         String((req.message as { tenant?: unknown }).tenant ?? ""),
+        address,
       );
       authorizeRole(principal, required, procedure);
       await checkTenant(req.message as Record<string, unknown>, principal);
@@ -70,7 +72,7 @@ export function authInterceptor(authenticator: Authenticator, tenants: TenantDir
     const source = req.message[Symbol.asyncIterator]();
     const first = await source.next();
     const firstMessage = first.done ? {} : (first.value as Record<string, unknown>);
-    const principal = await authenticate(authenticator, authorization, String(firstMessage.tenant ?? ""));
+    const principal = await authenticate(authenticator, authorization, String(firstMessage.tenant ?? ""), address);
     authorizeRole(principal, required, procedure);
     if (!first.done) await checkTenant(firstMessage, principal);
     req.contextValues.set(kPrincipal, principal);
@@ -183,6 +185,7 @@ export type Preauthenticate = (req: HttpRequest, method: DescMethod, tenant: str
 /** What pre-authentication reads of an HTTP request (node's HTTP/1.1 and HTTP/2 requests both have it). */
 export interface HttpRequest {
   headers: { authorization?: string };
+  socket?: { remoteAddress?: string } | null;
 }
 
 export function preauthenticator(authenticator: Authenticator, logger: Logger): Preauthenticate {
@@ -190,7 +193,7 @@ export function preauthenticator(authenticator: Authenticator, logger: Logger): 
     const procedure = `${method.parent.typeName}/${method.name}`;
     try {
       if (requirementOf(procedure) === "public") return;
-      await authenticate(authenticator, presented(req.headers.authorization), tenant);
+      await authenticate(authenticator, presented(req.headers.authorization), tenant, req.socket?.remoteAddress);
     } catch (error) {
       throw toConnectError(error, randomUUID(), procedure, logger);
     }
@@ -202,6 +205,7 @@ export async function authenticate(
   authenticator: Authenticator,
   header: string,
   requestTenant: string,
+  address: string | undefined,
 ): Promise<Principal> {
   const space = header.indexOf(" ");
   const scheme = space === -1 ? "" : header.slice(0, space).toLowerCase();
@@ -219,7 +223,7 @@ export async function authenticate(
       user = user.slice(slash + 1);
     }
     if (!tenant) throw malformed("give the user name as tenant/username, or name the tenant in the request");
-    return authenticator.basic(tenant, user, decoded.slice(colon + 1));
+    return authenticator.basic(tenant, user, decoded.slice(colon + 1), address);
   }
   if (scheme === "" && value.length > 0) return authenticator.bearer(value);
   throw malformed(`unsupported authorization scheme "${scheme}"`);

@@ -11,8 +11,8 @@ import {
 } from "../../gen/audit/v1/admin_service_pb.js";
 import type { Authenticator } from "../auth/authenticator.js";
 import { sessionExpiry } from "../auth/authenticator.js";
-import { grants, isSuperadmin, kPrincipal, type Principal } from "../auth/principal.js";
-import { generateToken, hashPassword, hashToken } from "../auth/secrets.js";
+import { grants, isSuperadmin, kClientAddress, kPrincipal, type Principal } from "../auth/principal.js";
+import { generateToken, hashToken } from "../auth/secrets.js";
 import type { Clock } from "../clock.js";
 import { domainError, type FieldViolation, invalidArgument, Reason } from "../errors.js";
 import type { CredentialRow, IdentityStore, TenantRow } from "../store/identity-store.js";
@@ -39,6 +39,8 @@ export interface IdentityAdminDeps {
   tenants: TenantDirectory;
   authenticator: Authenticator;
   clock: Clock;
+  /** Live sessions a user may hold; a Login beyond it revokes the oldest. */
+  sessionsPerUser: number;
 }
 
 const USERNAME = /^[A-Za-z0-9._@+-]{1,128}$/;
@@ -118,7 +120,7 @@ export function createIdentityAdmin(deps: IdentityAdminDeps): IdentityAdmin {
       }
       checkRoles(violations, req.roles, callerOf(ctx));
       if (violations.length > 0) throw invalidArgument(violations);
-      const { hash, salt } = await hashPassword(req.password);
+      const { hash, salt } = await authenticator.hashPassword(req.password);
       const row = await store.insertCredential({
         id: uuidv7(),
         tenant: req.tenant,
@@ -137,7 +139,7 @@ export function createIdentityAdmin(deps: IdentityAdminDeps): IdentityAdmin {
       return { credential: credentialMessage(row) };
     },
 
-    async login(req) {
+    async login(req, ctx) {
       const violations: FieldViolation[] = [];
       if (req.tenant === "")
         violations.push({ field: "tenant", description: "is required", reason: Reason.MissingField });
@@ -146,7 +148,7 @@ export function createIdentityAdmin(deps: IdentityAdminDeps): IdentityAdmin {
       if (req.password === "")
         violations.push({ field: "password", description: "is required", reason: Reason.MissingField });
       if (violations.length > 0) throw invalidArgument(violations);
-      const user = await authenticator.basic(req.tenant, req.username, req.password);
+      const user = await authenticator.basic(req.tenant, req.username, req.password, ctx.values.get(kClientAddress));
       const token = generateToken("ats_");
       const at = now();
       const row = await store.insertCredential({
@@ -163,6 +165,10 @@ export function createIdentityAdmin(deps: IdentityAdminDeps): IdentityAdmin {
         lastUsedAt: at,
       });
       if (!row) throw new Error("session id or token collided");
+      // Logins cannot pile up sessions: beyond the cap, the oldest are revoked (and forgotten by this instance's cache).
+      if ((await store.revokeOldSessions(user.tenant, user.credentialId, deps.sessionsPerUser, at)) > 0) {
+        authenticator.invalidate();
+      }
       return { token, session: credentialMessage(row) };
     },
 

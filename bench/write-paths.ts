@@ -111,7 +111,7 @@ const variants: Record<string, (db: Database) => Variant> = {
   "unnest(text[] per column)": () => (db, tenant, batch, received) => {
     const rows = batch.map((event, ord) => asText(inputRow({ tenant, event }, ord, received)));
     const arrays = COLUMNS.map((_, i) => rows.map((r) => r[i] ?? null));
-    const params = arrays.map((a) => db.sql`${db.sql.array(a as string[], 25)}::text[]`);
+    const params = arrays.map((a) => db.sql`${a as string[]}::text[]`);
     const list = params.flatMap((p, i) => (i === 0 ? [p] : [db.sql`,`, p]));
     return appendStatement(db.sql, typed(db.sql, db.sql`select * from unnest(${list})`), true);
   },

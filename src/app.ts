@@ -2,15 +2,16 @@ import { setMaxListeners } from "node:events";
 import { type ConnectRouterOptions, createConnectRouter } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import { Authenticator } from "./auth/authenticator.js";
-import { bootstrapAdmin } from "./auth/bootstrap.js";
+import { adminTokenFile, bootstrapAdmin } from "./auth/bootstrap.js";
 import { PasswordGuard } from "./auth/password-guard.js";
+import { kStreamTicket, StreamTickets } from "./auth/stream-tickets.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
 import { ERROR_DOMAIN } from "./errors.js";
 import { authInterceptor, preauthenticator } from "./interceptors/auth.js";
 import { clientFaultGate } from "./interceptors/client-faults.js";
 import { errorMappingInterceptor } from "./interceptors/error-mapping.js";
-import { requestLogInterceptor } from "./interceptors/request-log.js";
+import { logRefusal, requestLogInterceptor } from "./interceptors/request-log.js";
 import { type LegacyDeps, legacyHandler } from "./legacy/adapter.js";
 import { legacyAdapters } from "./legacy/index.js";
 import type { Logger } from "./logger.js";
@@ -60,6 +61,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     statementTimeoutMs: config.requestTimeoutMs,
     logger,
     migrationUrl: config.migrationDatabaseUrl,
+    settings: config.databaseUrl ? { url: "DATABASE_URL", migrationUrl: "MIGRATION_DATABASE_URL" } : undefined,
   });
   const pageTokens = new PageTokens(await sharedSecret(database.db, "page-token-key"));
   const store = new EventStore(database.db);
@@ -69,7 +71,13 @@ export async function startApp(options: AppOptions): Promise<App> {
     flushes: config.groupCommitFlushes,
   });
   const identities = new IdentityStore(database.db);
-  await bootstrapAdmin({ store: identities, clock, logger, adminToken: config.adminToken, dataDir: config.dataDir });
+  await bootstrapAdmin({
+    store: identities,
+    clock,
+    logger,
+    adminToken: config.adminToken,
+    tokenFile: await adminTokenFile(config.dataDir, identities, config.databaseUrl === undefined),
+  });
   const tenants = new TenantDirectory(identities);
   const passwords = new PasswordGuard({
     failuresPerUser: config.passwordFailuresPerUser,
@@ -86,6 +94,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     passwords,
   });
   const templates = new TemplateStore(database.db, limits.templatesPerTenant);
+  const tickets = new StreamTickets(clock);
   const feed = new EventFeed({ sql: database.sql, store, clock, logger, bufferEvents: config.tailBufferEvents });
   await feed.start();
 
@@ -104,7 +113,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     interceptors: [
       requestLogInterceptor(logger),
       errorMappingInterceptor(logger),
-      authInterceptor(authenticator, tenants),
+      authInterceptor(authenticator, tenants, tickets),
     ],
     readMaxBytes: config.maxBodyBytes,
     writeMaxBytes: 64 * 1024 * 1024,
@@ -122,6 +131,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       feed,
       clock,
       pageTokens,
+      tickets,
       tailMaxLifetimeMs: config.tailMaxLifetimeMs,
     }),
     // The identity RPCs and the template RPCs make up AdminService.
@@ -154,6 +164,9 @@ export async function startApp(options: AppOptions): Promise<App> {
     errorDomain: ERROR_DOMAIN,
     contextValues: requestContextValues,
     authenticate: (req, rpc, pathValue) => authenticate(req, rpc, pathValue("tenant") ?? ""),
+    // Tail over SSE: `id:` is the event's sequence, which Last-Event-ID resumes after; ?ticket= authenticates it.
+    sse: { eventId: "event.sequence", resumeField: "afterSequence", ticketParam: "ticket", ticketKey: kStreamTicket },
+    onRefused: (req, status, error) => logRefusal(logger, req, { status, error }),
     onInternalError: (err) => logger.error({ err }, "REST transcoding failed"),
   });
   const server = await startServer({

@@ -19,6 +19,12 @@ export const Reason = {
   BodyTooLarge: "BODY_TOO_LARGE",
   /** The request's bytes are not a message of its type: bad protobuf or UTF-8, broken compression, no or extra messages. */
   MalformedMessage: "MALFORMED_MESSAGE",
+  /** A JSON request names a field its message does not have (metadata `field`). */
+  UnknownField: "UNKNOWN_FIELD",
+  // Requests on an RPC path refused before any call: the protocol's own errors.
+  UnsupportedMediaType: "UNSUPPORTED_MEDIA_TYPE",
+  MethodNotAllowed: "METHOD_NOT_ALLOWED",
+  UnknownProcedure: "UNKNOWN_PROCEDURE",
   // Backpressure (RESOURCE_EXHAUSTED).
   IngestQueueFull: "INGEST_QUEUE_FULL",
   /** Too many failed password checks for the user or from the address (metadata `retryAfterMs`, RetryInfo). */
@@ -33,6 +39,8 @@ export const Reason = {
   CredentialRevoked: "CREDENTIAL_REVOKED",
   CredentialExpired: "CREDENTIAL_EXPIRED",
   SessionExpired: "SESSION_EXPIRED",
+  InvalidStreamTicket: "INVALID_STREAM_TICKET",
+  StreamTicketLimit: "STREAM_TICKET_LIMIT",
   // Authorisation (PERMISSION_DENIED).
   NoRole: "NO_ROLE",
   InsufficientRole: "INSUFFICIENT_ROLE",

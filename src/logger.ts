@@ -8,6 +8,8 @@ export function createLogger(level: string, destination?: NodeJS.WritableStream)
     {
       level,
       base: { service: "audit-trail" },
+      // ISO 8601 (UTC), readable without converting epoch milliseconds.
+      timestamp: pino.stdTimeFunctions.isoTime,
       redact: {
         paths: ["authorization", "*.authorization", "token", "*.token", "password", "*.password"],
         censor: "[redacted]",

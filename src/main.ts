@@ -1,9 +1,27 @@
 import { type App, startApp } from "./app.js";
-import { loadConfig } from "./config.js";
+import { ConfigError, loadConfig } from "./config.js";
 import { createLogger } from "./logger.js";
 import { type EmbeddedDatabase, startEmbeddedPostgres } from "./store/embedded.js";
 
-const config = loadConfig();
+/**
+ * What an operator can fix — a setting, or a database or address a setting names — ends start-up with one line on
+ * stderr that names the variable (ConfigError's message) and exit status 1. Anything else is a bug, logged with its
+ * stack.
+ */
+function exitIfConfigError(error: unknown): void {
+  if (!(error instanceof ConfigError)) return;
+  process.stderr.write(`audit-trail cannot start: ${error.message}\n`);
+  process.exit(1);
+}
+
+const config = (() => {
+  try {
+    return loadConfig();
+  } catch (error) {
+    exitIfConfigError(error);
+    throw error;
+  }
+})();
 const logger = createLogger(config.logLevel);
 
 let embedded: EmbeddedDatabase | undefined;
@@ -43,7 +61,8 @@ for (const signal of ["SIGTERM", "SIGINT"] as const) {
 }
 
 main().catch(async (error) => {
-  logger.fatal({ err: error }, "failed to start");
   await embedded?.stop().catch(() => {});
+  exitIfConfigError(error);
+  logger.fatal({ err: error }, "failed to start");
   process.exit(1);
 });

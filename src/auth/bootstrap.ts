@@ -1,48 +1,92 @@
-import { mkdir, writeFile } from "node:fs/promises";
+import { chmod, mkdir, readFile, writeFile } from "node:fs/promises";
 import path from "node:path";
 import { Role } from "../../gen/audit/v1/admin_service_pb.js";
 import type { Clock } from "../clock.js";
 import type { Logger } from "../logger.js";
 import type { IdentityStore } from "../store/identity-store.js";
 import { microsToIso } from "../store/time.js";
-import { generateToken, hashToken } from "./secrets.js";
+import { generateToken, hashToken, secretsEqual } from "./secrets.js";
 
-const BOOTSTRAP_ID = "bootstrap-admin";
+/** The one bootstrap credential: AUDIT_ADMIN_TOKEN's, or the generated one in the token file. */
+export const BOOTSTRAP_ID = "bootstrap-admin";
 
 /**
- * Makes sure someone can administer a new installation. AUDIT_ADMIN_TOKEN, when set, is the superadmin token
- * (stored hashed; a new value rotates it). Otherwise, the first start with no global credential generates one and
- * writes it to DATA_DIR/admin-token (mode 0600), logging only the path.
+ * Makes sure someone can administer the installation, with at most one bootstrap superadmin credential per database.
+ * - AUDIT_ADMIN_TOKEN set: that token is the credential (stored hashed; a new value rotates it and replaces a
+ *   generated one; a value revoked through the API stays refused until the variable changes).
+ * - AUDIT_ADMIN_TOKEN unset: a credential an earlier AUDIT_ADMIN_TOKEN installed is revoked (removing the variable
+ *   retires its token). Then, with no live global credential left, a token is generated and written to `tokenFile`
+ *   (mode 0600). Either way the log names the file that holds this database's token, never the token.
  */
 export async function bootstrapAdmin(options: {
   store: IdentityStore;
   clock: Clock;
   logger: Logger;
   adminToken: string | undefined;
-  dataDir: string;
+  /** Where this database's generated token is written (adminTokenFile). */
+  tokenFile: string;
 }): Promise<void> {
-  const { store, clock, logger } = options;
+  const { store, clock, logger, tokenFile } = options;
   const now = microsToIso(clock.nowMicros());
   if (options.adminToken) {
-    await store.upsertBootstrap(BOOTSTRAP_ID, hashToken(options.adminToken), [Role.SUPERADMIN], now);
+    const row = await store.upsertBootstrap(
+      BOOTSTRAP_ID,
+      "AUDIT_ADMIN_TOKEN",
+      hashToken(options.adminToken),
+      [Role.SUPERADMIN],
+      now,
+    );
+    if (row?.revokedAt) {
+      logger.warn(
+        { credential: BOOTSTRAP_ID },
+        "AUDIT_ADMIN_TOKEN was revoked through the API and is refused: give the variable a new value to rotate it",
+      );
+    }
     return;
   }
-  if (await store.hasGlobalCredential()) return;
+  if (await store.retireBootstrap(BOOTSTRAP_ID, now)) {
+    logger.warn({ credential: BOOTSTRAP_ID }, "AUDIT_ADMIN_TOKEN is no longer set: its token is revoked");
+  }
+  if (await store.hasGlobalCredential()) {
+    const saved = await readFile(tokenFile, "utf8").catch(() => "");
+    const live = await store.getCredential(BOOTSTRAP_ID);
+    if (saved && live && !live.revokedAt && secretsEqual(hashToken(saved.trim()), live.secretHash)) {
+      logger.info({ file: tokenFile }, "the superadmin token for this database is in this file");
+    } else {
+      logger.info(
+        { file: tokenFile },
+        "no token file holds this database's superadmin token; to get a new one, set AUDIT_ADMIN_TOKEN",
+      );
+    }
+    return;
+  }
   const token = generateToken("at_");
-  const row = await store.insertCredential({
+  const row = await store.replaceRevoked({
     id: BOOTSTRAP_ID,
     tenant: null,
     kind: 1,
-    name: "bootstrap",
+    name: "generated",
     roles: [Role.SUPERADMIN],
     secretHash: hashToken(token),
     tokenPrefix: token.slice(0, 10),
     createdAt: now,
+    revokedAt: null,
   });
   // Another instance won the race and wrote its own token file.
   if (!row) return;
-  await mkdir(options.dataDir, { recursive: true });
-  const file = path.join(options.dataDir, "admin-token");
-  await writeFile(file, `${token}\n`, { mode: 0o600 });
-  logger.warn({ file }, "generated a superadmin token; read it from this file and keep it safe");
+  await mkdir(path.dirname(tokenFile), { recursive: true });
+  await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
+  await chmod(tokenFile, 0o600); // writeFile's mode applies only to a new file
+  logger.warn({ file: tokenFile }, "generated a superadmin token for this database; read it from this file");
+}
+
+/**
+ * The file for a database's generated token. The embedded database lives in DATA_DIR, so its file is plain
+ * `admin-token`; a DATABASE_URL database's is named by the database's identity (cluster system identifier and name),
+ * so switching between databases never overwrites another database's token.
+ */
+export async function adminTokenFile(dataDir: string, store: IdentityStore, embedded: boolean): Promise<string> {
+  if (embedded) return path.join(dataDir, "admin-token");
+  const { systemIdentifier, database } = await store.databaseIdentity();
+  return path.join(dataDir, `admin-token-${systemIdentifier}-${database.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
 }

@@ -1,7 +1,7 @@
 import { createHash, randomBytes, scrypt, timingSafeEqual } from "node:crypto";
 
 /** API keys and session tokens: a recognisable prefix and 256 random bits. */
-export function generateToken(prefix: "at_" | "ats_"): string {
+export function generateToken(prefix: "at_" | "ats_" | "st_"): string {
   return prefix + randomBytes(32).toString("base64url");
 }
 

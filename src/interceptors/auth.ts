@@ -5,6 +5,7 @@ import { AdminService } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import type { Authenticator } from "../auth/authenticator.js";
 import { grants, isSuperadmin, kClientAddress, kPrincipal, type Principal, Role } from "../auth/principal.js";
+import { kStreamTicket, type StreamTickets } from "../auth/stream-tickets.js";
 import { domainError, invalidArgument, Reason } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { TENANT_PATTERN } from "../service/limits.js";
@@ -23,6 +24,7 @@ export const requiredRoles: ReadonlyMap<string, Requirement> = new Map([
   rule(AuditService.method.publish, Role.WRITER),
   rule(AuditService.method.list, Role.READER),
   rule(AuditService.method.tail, Role.READER),
+  rule(AuditService.method.createStreamTicket, Role.READER),
   rule(AdminService.method.createTenant, Role.SUPERADMIN),
   rule(AdminService.method.listTenants, Role.ADMIN),
   rule(AdminService.method.createApiKey, Role.ADMIN),
@@ -38,28 +40,55 @@ export const requiredRoles: ReadonlyMap<string, Requirement> = new Map([
 ]);
 
 /**
+ * RPCs on credentials, where a global superadmin that leaves `tenant` empty acts on the global credentials (the
+ * bootstrap token) rather than on a tenant's: the caller's own scope, as an empty tenant is for everyone else.
+ */
+const globalScope: ReadonlySet<string> = new Set(
+  [AdminService.method.revokeCredential, AdminService.method.listCredentials].map(
+    (method) => `${method.parent.typeName}/${method.name}`,
+  ),
+);
+
+/**
  * Authenticates every call (gRPC, gRPC-web, Connect, and the REST and legacy routes that reach the same handlers),
  * then authorises it: the RPC's role, and the tenant named in the request against the caller's. An empty tenant
  * field is filled with the caller's tenant, so handlers always see the tenant they act on.
  */
-export function authInterceptor(authenticator: Authenticator, tenants: TenantDirectory): Interceptor {
+export function authInterceptor(
+  authenticator: Authenticator,
+  tenants: TenantDirectory,
+  tickets: StreamTickets,
+): Interceptor {
   return (next) => async (req) => {
     const procedure = `${req.service.typeName}/${req.method.name}`;
     const required = requirementOf(procedure);
     if (required === "public") return next(req);
-    const authorization = presented(req.header.get("authorization"));
+    const authorization = req.header.get("authorization");
     const address = req.contextValues.get(kClientAddress);
+    // Only the SSE Tail route puts a stream ticket in the context; it stands in for the Authorization header.
+    const ticket =
+      req.stream && req.method === AuditService.method.tail ? req.contextValues.get(kStreamTicket) : undefined;
+    if (ticket !== undefined && authorization) {
+      throw malformed("send either an Authorization header or a stream ticket, not both");
+    }
+    if (ticket === undefined) presented(authorization);
     const tenantField = stringField(req.method.input, "tenant");
     const checkTenant = async (message: Record<string, unknown>, principal: Principal) => {
       if (!tenantField) return;
-      const tenant = await authorizeTenant(String(message.tenant ?? ""), principal, tenants);
+      const tenant = await authorizeTenant(
+        String(message.tenant ?? ""),
+        principal,
+        tenants,
+        globalScope.has(procedure),
+      );
       message.tenant = tenant;
     };
 
     if (!req.stream) {
       const principal = await authenticate(
         authenticator,
-        authorization,
+        // Unary calls never carry a ticket, so the check above saw this header.
+        authorization as string,
         String((req.message as { tenant?: unknown }).tenant ?? ""),
         address,
       );
@@ -72,7 +101,10 @@ export function authInterceptor(authenticator: Authenticator, tenants: TenantDir
     const source = req.message[Symbol.asyncIterator]();
     const first = await source.next();
     const firstMessage = first.done ? {} : (first.value as Record<string, unknown>);
-    const principal = await authenticate(authenticator, authorization, String(firstMessage.tenant ?? ""), address);
+    const principal =
+      ticket === undefined
+        ? await authenticate(authenticator, authorization as string, String(firstMessage.tenant ?? ""), address)
+        : ticketPrincipal(tickets.redeem(ticket), firstMessage);
     authorizeRole(principal, required, procedure);
     if (!first.done) await checkTenant(firstMessage, principal);
     req.contextValues.set(kPrincipal, principal);
@@ -200,6 +232,20 @@ export function preauthenticator(authenticator: Authenticator, logger: Logger): 
   };
 }
 
+/** A stream ticket's principal, for the tenant it was issued for only: the request's tenant is set to it. */
+function ticketPrincipal(issued: { principal: Principal; tenant: string }, message: Record<string, unknown>) {
+  const requested = String(message.tenant ?? "");
+  if (requested !== "" && requested !== issued.tenant) {
+    throw domainError(
+      Code.PermissionDenied,
+      Reason.TenantMismatch,
+      `the stream ticket is for tenant "${issued.tenant}", not "${requested}"`,
+    );
+  }
+  message.tenant = issued.tenant;
+  return issued.principal;
+}
+
 /** Bearer, then Basic, then a bare token (the Axonize style). */
 export async function authenticate(
   authenticator: Authenticator,
@@ -210,6 +256,15 @@ export async function authenticate(
   const space = header.indexOf(" ");
   const scheme = space === -1 ? "" : header.slice(0, space).toLowerCase();
   const value = space === -1 ? header : header.slice(space + 1).trim();
+  // `Bearer ` with nothing after it arrives as `Bearer` (HTTP drops trailing spaces): a scheme without a credential.
+  const bare = (space === -1 ? header : value === "" ? scheme : "").trim().toLowerCase();
+  if (bare === "bearer" || bare === "basic") {
+    throw domainError(
+      Code.Unauthenticated,
+      Reason.MissingCredential,
+      `the Authorization header names the ${bare === "bearer" ? "Bearer" : "Basic"} scheme but carries no credential; send "${bare === "bearer" ? "Bearer <token>" : "Basic <base64 of tenant/user:password>"}"`,
+    );
+  }
   if (scheme === "bearer") return authenticator.bearer(value);
   if (scheme === "basic") {
     const decoded = Buffer.from(value, "base64").toString("utf8");
@@ -246,9 +301,18 @@ export function authorizeRole(principal: Principal, required: Requirement, proce
   }
 }
 
-/** The tenant a call acts on: the request's, which must be the caller's own unless the caller is superadmin. */
-async function authorizeTenant(requested: string, principal: Principal, tenants: TenantDirectory): Promise<string> {
+/**
+ * The tenant a call acts on: the request's, which must be the caller's own unless the caller is superadmin; "" for
+ * the global scope, which only a global superadmin reaches, and only where `allowGlobal`.
+ */
+async function authorizeTenant(
+  requested: string,
+  principal: Principal,
+  tenants: TenantDirectory,
+  allowGlobal: boolean,
+): Promise<string> {
   const tenant = requested || principal.tenant;
+  if (!tenant && allowGlobal && isSuperadmin(principal)) return "";
   if (!tenant)
     throw invalidArgument([
       { field: "tenant", description: "is required for a global credential", reason: Reason.MissingField },

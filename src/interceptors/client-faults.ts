@@ -14,12 +14,42 @@ const CLIENT_FAULTS = [
   /^protocol error: (missing input message|received extra input message)/,
 ];
 
-/** The INVALID_ARGUMENT a misreported client fault should have been, or undefined for any other error. */
+/** connect-es's INVALID_ARGUMENT for a JSON request it cannot read; it carries no ErrorInfo. */
+const JSON_FAULT = /^cannot decode (message|field) ([\w.]+) from JSON: /;
+const UNKNOWN_KEY = /key "(.*)" is unknown$/;
+
+/**
+ * The INVALID_ARGUMENT a misreported client fault should have been, or the reason and a hint added to a JSON
+ * request connect-es could not read; undefined for any other error.
+ */
 export function asClientFault(error: ConnectError): ConnectError | undefined {
+  if (error.code === Code.InvalidArgument) return jsonFault(error);
   if (error.code !== Code.Internal && error.code !== Code.Unimplemented) return undefined;
   if (!CLIENT_FAULTS.some((pattern) => pattern.test(error.rawMessage))) return undefined;
-  return new ConnectError(error.rawMessage, Code.InvalidArgument, error.metadata, [
-    { desc: ErrorInfoSchema, value: { reason: Reason.MalformedMessage, domain: ERROR_DOMAIN, metadata: {} } },
+  return fault(error.rawMessage, error, Reason.MalformedMessage, {});
+}
+
+function jsonFault(error: ConnectError): ConnectError | undefined {
+  const json = JSON_FAULT.exec(error.rawMessage);
+  if (!json || error.findDetails(ErrorInfoSchema).length > 0) return undefined;
+  const [, kind, name] = json as unknown as [string, string, string];
+  const key = UNKNOWN_KEY.exec(error.rawMessage)?.[1];
+  if (key !== undefined) {
+    const message = `${error.rawMessage}; remove "${key}" or correct its name (a field name from the .proto, or its lowerCamelCase JSON name)`;
+    return fault(message, error, Reason.UnknownField, { field: key, message: name });
+  }
+  if (kind === "field") {
+    const message = `${error.rawMessage}; give ${name} a value of its type in proto-JSON (64-bit integers as strings, timestamps as RFC 3339, enums by name)`;
+    const dot = name.lastIndexOf(".");
+    return fault(message, error, Reason.InvalidField, { field: name.slice(dot + 1), message: name.slice(0, dot) });
+  }
+  const message = `${error.rawMessage}; check the JSON against ${name} in the .proto (proto-JSON: RFC 3339 timestamps, 64-bit integers as strings, enums by name)`;
+  return fault(message, error, Reason.MalformedMessage, {});
+}
+
+function fault(message: string, error: ConnectError, reason: Reason, metadata: Record<string, string>) {
+  return new ConnectError(message, Code.InvalidArgument, error.metadata, [
+    { desc: ErrorInfoSchema, value: { reason, domain: ERROR_DOMAIN, metadata } },
   ]);
 }
 
@@ -35,7 +65,14 @@ export function clientFaultGate(context: HandlerContext): void {
     () => {
       const error = signal.reason;
       const fault = error instanceof ConnectError ? asClientFault(error) : undefined;
-      if (fault) Object.assign(error, { code: fault.code, message: fault.message, details: fault.details });
+      if (fault) {
+        Object.assign(error, {
+          code: fault.code,
+          message: fault.message,
+          rawMessage: fault.rawMessage,
+          details: fault.details,
+        });
+      }
     },
     { once: true },
   );

@@ -1,5 +1,6 @@
 import type { Clock } from "../clock.js";
 import type { Preauthenticate } from "../interceptors/auth.js";
+import { logRefusal } from "../interceptors/request-log.js";
 import type { Logger } from "../logger.js";
 import type { InProcessClients } from "../server/in-process.js";
 import type { NodeHandler } from "../server/listener.js";
@@ -35,6 +36,11 @@ export function legacyHandler(adapters: LegacyAdapter[], logger: Logger, next: N
       next(req, res);
       return;
     }
+    // Each adapter answers in its own format; refusals it makes without a call (wrong method, content type, route)
+    // would otherwise leave no line in the request log.
+    res.once("finish", () => {
+      if (res.statusCode >= 400) logRefusal(logger, req, { status: res.statusCode, adapter: adapter.name });
+    });
     adapter.handle(req, res, url).catch((error) => {
       // Adapters render their own errors; reaching here is a bug in one, so answer plainly and log it.
       logger.error({ err: error, adapter: adapter.name }, "legacy adapter failed");

@@ -13,6 +13,8 @@ export interface RequestParts {
   query: string;
   /** The parsed body; undefined when the request had none. */
   body: JsonValue | undefined;
+  /** Filled with each query parameter as the caller spelled it, by its fields' dotted proto names. */
+  queryNames?: Map<string, string>;
 }
 
 /**
@@ -32,7 +34,7 @@ export function assembleRequest(parts: RequestParts, fail: MakeRestError): JsonO
     if (binding.body.kind === "field" && parts.body !== undefined) root[binding.body.field.jsonName] = parts.body;
   }
   for (const pathField of binding.pathFields) setPathValue(root, pathField, parts, fail);
-  if (parts.query !== "") applyQuery(root, binding, parts.query, fail);
+  if (parts.query !== "") applyQuery(root, binding, parts.query, fail, parts.queryNames);
   return root;
 }
 
@@ -79,7 +81,13 @@ function setPathValue(root: JsonObject, pathField: PathField, parts: RequestPart
   target[key] = value;
 }
 
-function applyQuery(root: JsonObject, binding: Binding, query: string, fail: MakeRestError): void {
+function applyQuery(
+  root: JsonObject,
+  binding: Binding,
+  query: string,
+  fail: MakeRestError,
+  names?: Map<string, string>,
+): void {
   const seen = new Set<string>();
   for (const [param, text] of parseQuery(query, fail)) {
     const unknown = (why: string) =>
@@ -91,6 +99,7 @@ function applyQuery(root: JsonObject, binding: Binding, query: string, fail: Mak
     if (typeof fields === "string") throw unknown(fields);
     const canonical = fields.map((f) => f.name).join(".");
     if (binding.pathBound.has(canonical)) throw unknown("the path already sets this field");
+    names?.set(canonical, param);
     if (binding.body.kind === "field" && fields[0] === binding.body.field) {
       throw unknown("the body already sets this field");
     }

@@ -1,4 +1,5 @@
 import type http from "node:http";
+import { Code, ConnectError } from "@connectrpc/connect";
 import type { NodeRequest, NodeResponse } from "./http-io.js";
 
 const RPC_CONTENT_TYPE = /^application\/(?:grpc|connect\+)/i;
@@ -17,10 +18,11 @@ export function isRpcProtocolRequest(req: NodeRequest): boolean {
   return q !== -1 && CONNECT_GET.test(url.slice(q + 1));
 }
 
-/** UNIMPLEMENTED in the caller's own protocol: gRPC status headers, or a Connect error with HTTP 404. */
-export function rejectUnknownProcedure(req: NodeRequest, res: NodeResponse): void {
+/** UNIMPLEMENTED in the caller's own protocol: gRPC status headers, or a Connect error with HTTP 404. Returns it. */
+export function rejectUnknownProcedure(req: NodeRequest, res: NodeResponse): ConnectError {
   const path = (req.url ?? "").split("?", 1)[0] ?? "";
   const message = `no procedure ${path}`;
+  const error = new ConnectError(message, Code.Unimplemented);
   const contentType = req.headers["content-type"] ?? "";
   const out = res as http.ServerResponse;
   if (/^application\/grpc/i.test(contentType)) {
@@ -31,10 +33,11 @@ export function rejectUnknownProcedure(req: NodeRequest, res: NodeResponse): voi
       "grpc-message": encodeURIComponent(message),
     });
     out.end();
-    return;
+    return error;
   }
   // Connect clients read HTTP 404 as UNIMPLEMENTED, unary and streaming alike.
   const body = JSON.stringify({ code: "unimplemented", message });
   out.writeHead(404, { "content-type": "application/json", "content-length": Buffer.byteLength(body) });
   out.end(body);
+  return error;
 }

@@ -1,6 +1,13 @@
 import type http from "node:http";
 import { createRegistry, type DescMessage, type DescMethod, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
-import { Code, ConnectError, type ConnectRouter, type ContextValues } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  type ConnectRouter,
+  type ContextKey,
+  type ContextValues,
+  createContextValues,
+} from "@connectrpc/connect";
 import {
   createAsyncIterable,
   encodeEnvelope,
@@ -19,6 +26,7 @@ import {
 import { universalRequestFromNodeRequest } from "@connectrpc/connect-node";
 import { file_google_rpc_error_details } from "../../gen/google/rpc/error_details_pb.js";
 import { type Binding, buildRouteTable } from "./bindings.js";
+import { renameFields, restFieldPath } from "./field-paths.js";
 import { forwardedHeaders, returnedHeaders } from "./forwarded-headers.js";
 import { ClientGoneError, type NodeRequest, type NodeResponse, readBody, send, write } from "./http-io.js";
 import { jsonBodyProblem } from "./json-body.js";
@@ -37,14 +45,25 @@ export interface RestTranscoderOptions {
   contextValues?: (req: NodeRequest) => ContextValues;
   /** Error detail types to render beyond google.rpc's and those declared in the services' own files. */
   detailTypes?: DescMessage[];
+  /**
+   * Server-Sent Events on server-streaming routes (`Accept: text/event-stream`), for a browser's EventSource: each
+   * event's `id:` is the response field at `eventId` (dotted JSON names); a reconnect's `Last-Event-ID` sets the
+   * request field `resumeField` (over the query's, since EventSource reconnects to the same URL); and the query
+   * parameter `ticketParam` is taken out of the request into the call's context under `ticketKey`, standing in for
+   * the Authorization header EventSource cannot send.
+   */
+  sse?: { eventId: string; resumeField: string; ticketParam: string; ticketKey: ContextKey<string | undefined> };
   /** An SSE comment is sent this often so proxies keep an idle stream open; 0 disables. Default 15 s. */
   sseHeartbeatMs?: number;
   /**
    * Runs once a route matched, before the query or body is read: throw a ConnectError to refuse the request (the
-   * service authenticates here, so an anonymous caller learns nothing from a route's tenant or body checks).
-   * `pathValue` gives a single-segment path variable by its field path, e.g. "tenant".
+   * service authenticates here, so an anonymous caller learns nothing from a route's tenant or body checks). Not run
+   * for an SSE request carrying a stream ticket: the call itself redeems it (once). `pathValue` gives a
+   * single-segment path variable by its field path, e.g. "tenant".
    */
   authenticate?: (req: NodeRequest, rpc: DescMethod, pathValue: (field: string) => string | undefined) => Promise<void>;
+  /** Requests the transcoder refuses itself, before or instead of an RPC (unknown route, bad parameter, …). */
+  onRefused?: (req: NodeRequest, httpStatus: number, error: ConnectError) => void;
   /** Failures of the transcoder itself (never a client error); the client gets a 500 Status without details. */
   onInternalError?: (error: unknown) => void;
 }
@@ -99,7 +118,10 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
       });
     }
     const binding = match.value;
-    if (options.authenticate) {
+    const streaming = binding.rpc.methodKind === "server_streaming";
+    const sse = streaming && options.sse && isEventStream(req) ? options.sse : undefined;
+    const [restQuery, ticket] = sse ? takeParam(query, sse.ticketParam) : [query, undefined];
+    if (options.authenticate && ticket === undefined) {
       const pathValue = (field: string) => {
         const variable = binding.pathFields.find((p) => p.name === field && !p.variable.multiSegment)?.variable;
         return variable ? match.decoded[variable.start] : undefined;
@@ -111,15 +133,24 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
       }
     }
     const body = await readJsonBody(req, binding);
-    const message = assembleRequest({ binding, raw: match.raw, decoded: match.decoded, query, body }, fail);
+    const queryNames = new Map<string, string>();
+    const message = assembleRequest(
+      { binding, raw: match.raw, decoded: match.decoded, query: restQuery, body, queryNames },
+      fail,
+    );
+    if (sse) resumeFromLastEventId(req, binding, sse.resumeField, message);
+    // The RPC names fields by their paths in its request message; the caller wrote a body and a query.
+    const callerError = (error: ConnectError) =>
+      renameFields(error, (path) => restFieldPath(binding, queryNames, path));
     if (req.headers.host === undefined && !("authority" in req)) {
       // Only HTTP/1.0 may omit it; the inner call needs an absolute URL.
       throw fail(Code.InvalidArgument, RestReason.InvalidHeader, "a Host header is required", {
         metadata: { header: "host" },
       });
     }
-    const uReq = universalRequestFromNodeRequest(req, res, null, options.contextValues?.(req));
-    const streaming = binding.rpc.methodKind === "server_streaming";
+    const contextValues = options.contextValues?.(req) ?? createContextValues();
+    if (sse && ticket !== undefined) contextValues.set(sse.ticketKey, ticket);
+    const uReq = universalRequestFromNodeRequest(req, res, null, contextValues);
     const json = Buffer.from(JSON.stringify(message));
     const inner: UniversalServerRequest = {
       ...uReq,
@@ -129,8 +160,8 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
       body: createAsyncIterable([streaming ? encodeEnvelope(0, json) : json]),
     };
     const uRes = await binding.handler(inner);
-    if (streaming) await sendStream(req, res, binding, uRes);
-    else await sendUnary(res, binding, uRes);
+    if (streaming) await sendStream(req, res, binding, uRes, callerError);
+    else await sendUnary(res, binding, uRes, callerError);
   }
 
   async function readJsonBody(req: NodeRequest, binding: Binding): Promise<JsonValue | undefined> {
@@ -181,23 +212,32 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
     return body;
   }
 
-  async function sendUnary(res: NodeResponse, binding: Binding, uRes: UniversalServerResponse) {
+  type CallerError = (error: ConnectError) => ConnectError;
+
+  async function sendUnary(res: NodeResponse, binding: Binding, uRes: UniversalServerResponse, named: CallerError) {
     const bytes = uRes.body ? await readAllBytes(uRes.body, Number.MAX_SAFE_INTEGER) : new Uint8Array(0);
     if (uRes.status !== 200) {
-      respondError(res, new RestError(rpcError(uRes.status, bytes), uRes.status), uRes.header);
+      respondError(res, new RestError(named(rpcError(uRes.status, bytes)), uRes.status), uRes.header);
       return;
     }
     const body = binding.response ? responseField(bytes, binding) : bytes;
     send(res, 200, returnedHeaders(uRes.header, JSON_CONTENT_TYPE), body);
   }
 
-  async function sendStream(req: NodeRequest, res: NodeResponse, binding: Binding, uRes: UniversalServerResponse) {
+  async function sendStream(
+    req: NodeRequest,
+    res: NodeResponse,
+    binding: Binding,
+    uRes: UniversalServerResponse,
+    named: CallerError,
+  ) {
     if (uRes.status !== 200 || !uRes.body) {
       const bytes = uRes.body ? await readAllBytes(uRes.body, Number.MAX_SAFE_INTEGER) : new Uint8Array(0);
-      respondError(res, new RestError(rpcError(uRes.status, bytes), uRes.status), uRes.header);
+      respondError(res, new RestError(named(rpcError(uRes.status, bytes)), uRes.status), uRes.header);
       return;
     }
-    const sse = (req.headers.accept ?? "").includes("text/event-stream");
+    const sse = isEventStream(req);
+    const eventId = sse ? options.sse?.eventId.split(".") : undefined;
     const frames = pipe(uRes.body, transformSplitEnvelope(Number.MAX_SAFE_INTEGER))[Symbol.asyncIterator]();
     let heartbeat: NodeJS.Timeout | undefined;
     try {
@@ -206,7 +246,7 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
       if (!frame.done && frame.value.flags & endStreamFlag) {
         const { error } = endStreamFromJson(frame.value.data);
         if (error) {
-          respondError(res, new RestError(error), uRes.header);
+          respondError(res, new RestError(named(error)), uRes.header);
           return;
         }
       }
@@ -223,16 +263,17 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
         if (flags & endStreamFlag) {
           const { error } = endStreamFromJson(data);
           if (error) {
-            const status = JSON.stringify(statusJson(error, registry));
+            const status = JSON.stringify(statusJson(named(error), registry));
             await write(res, sse ? `event: error\ndata: ${status}\n\n` : `{"error":${status}}\n`);
           }
           break;
         }
         // One message per line (NDJSON) or per data field (SSE): a JSON text must not span lines.
         const json = binding.response || data.includes(NEWLINE) ? responseField(data, binding) : data;
+        const id = eventId ? sseId(data, eventId) : undefined;
         const ok = await write(
           res,
-          sse ? Buffer.concat([DATA, json, BLANK_LINE]) : Buffer.concat([RESULT, json, END_RESULT]),
+          sse ? Buffer.concat([id ?? EMPTY, DATA, json, BLANK_LINE]) : Buffer.concat([RESULT, json, END_RESULT]),
         );
         if (!ok) break;
       }
@@ -241,6 +282,23 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
       clearInterval(heartbeat);
       await frames.return?.();
     }
+  }
+
+  /** A reconnecting EventSource's Last-Event-ID (the last `id:` it saw) as the request field the stream resumes after. */
+  function resumeFromLastEventId(req: NodeRequest, binding: Binding, field: string, message: JsonObject) {
+    const last = req.headers["last-event-id"];
+    if (typeof last !== "string" || last === "" || !binding.rpc.input.fields.some((f) => f.jsonName === field)) return;
+    if (!/^\d{1,15}$/.test(last)) {
+      throw fail(
+        Code.InvalidArgument,
+        RestReason.InvalidHeader,
+        `Last-Event-ID must be an event id this stream sent, not "${last}"`,
+        {
+          metadata: { header: "last-event-id" },
+        },
+      );
+    }
+    message[field] = last;
   }
 
   /** The response_body field of a JSON response (its default when the RPC left it unset), as compact JSON. */
@@ -256,7 +314,8 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
     routes: bindings.map((b) => `${b.httpMethod} ${b.template.source} → ${b.rpc.parent.typeName}.${b.rpc.name}`),
     handle(req, res) {
       if (isRpcProtocolRequest(req)) {
-        rejectUnknownProcedure(req, res);
+        const error = rejectUnknownProcedure(req, res);
+        options.onRefused?.(req, 404, error);
         return;
       }
       serve(req, res).catch((error: unknown) => {
@@ -269,6 +328,7 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
         }
         if (error instanceof RestError) {
           respondError(res, error, undefined);
+          options.onRefused?.(req, error.httpStatus, error.error);
           return;
         }
         options.onInternalError?.(error);
@@ -278,7 +338,31 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
   };
 }
 
+function isEventStream(req: NodeRequest): boolean {
+  return (req.headers.accept ?? "").includes("text/event-stream");
+}
+
+/** The query without the parameter `name`, and its value when it was given. */
+function takeParam(query: string, name: string): [string, string | undefined] {
+  let value: string | undefined;
+  const rest = query.split("&").filter((pair) => {
+    const eq = pair.indexOf("=");
+    if ((eq === -1 ? pair : pair.slice(0, eq)) !== name) return true;
+    value = eq === -1 ? "" : pair.slice(eq + 1);
+    return false;
+  });
+  return [rest.join("&"), value];
+}
+
+/** An SSE `id:` line holding the message's field at `path`, when it has one. */
+function sseId(data: Uint8Array, path: string[]): Buffer | undefined {
+  let value: unknown = JSON.parse(Buffer.from(data).toString("utf8"));
+  for (const key of path) value = (value as Record<string, unknown> | undefined)?.[key];
+  return typeof value === "string" || typeof value === "number" ? Buffer.from(`id: ${value}\n`) : undefined;
+}
+
 const NEWLINE = 0x0a;
+const EMPTY = Buffer.alloc(0);
 const RESULT = Buffer.from('{"result":');
 const END_RESULT = Buffer.from("}\n");
 const DATA = Buffer.from("data: ");

@@ -7,8 +7,9 @@ import { Code, ConnectError, type ConnectRouter, type ContextValues, createConte
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { kClientAddress } from "../auth/principal.js";
-import type { Config } from "../config.js";
+import { type Config, ConfigError } from "../config.js";
 import { kRequestId } from "../interceptors/context.js";
+import { logRefusal } from "../interceptors/request-log.js";
 import type { Logger } from "../logger.js";
 import { createCors } from "./cors.js";
 import { checkEnvelopeFlags, isEnveloped } from "./envelope-flags.js";
@@ -20,6 +21,7 @@ import {
   type NodeHandler,
   TIMEOUT_CHECK_MS,
 } from "./listener.js";
+import { negotiationRefusal, type RpcRefusal, sendRpcRefusal, unknownProcedure } from "./rpc-refusals.js";
 
 export type { NodeHandler };
 
@@ -61,14 +63,28 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const shutdown = options.shutdownController;
   let closing = false;
   const rpcs = new Map<string, UniversalHandler>(options.router.handlers.map((h) => [h.requestPath, h]));
+  // `/audit.v1.AuditService/` → its methods: a path under a served service is an RPC path even when no method matches.
+  const servicesByPrefix = new Map(options.router.handlers.map((h) => [`/${h.service.typeName}/`, h.service.methods]));
   const fallback: NodeHandler = options.fallback ?? notFound;
-  const cors = createCors(config.corsOrigins);
+  const cors = createCors(config.corsOrigins, logger);
+
+  const refuse = (
+    req: Parameters<NodeHandler>[0],
+    res: Parameters<NodeHandler>[1],
+    refusal: RpcRefusal,
+    id: string,
+  ) => {
+    sendRpcRefusal(req, res, refusal, id);
+    logRefusal(logger, req, { status: refusal.httpStatus, error: refusal.error, requestId: id });
+  };
 
   const connect: NodeHandler = (req, res) => {
     const path = (req.url ?? "").split("?", 1)[0] ?? "";
     const rpc = rpcs.get(path);
     if (!rpc) {
-      fallback(req, res);
+      const methods = servicesByPrefix.get(path.slice(0, path.lastIndexOf("/") + 1));
+      if (methods) refuse(req, res, unknownProcedure(path, methods), requestContextValues(req).get(kRequestId));
+      else fallback(req, res);
       return;
     }
     const contextValues = requestContextValues(req);
@@ -82,6 +98,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       uReq.body = checkEnvelopeFlags(uReq.body as AsyncIterable<Uint8Array>);
     rpc(uReq)
       .then((uRes) => {
+        const refusal = negotiationRefusal(rpc.method, req, uRes);
+        if (refusal) return refuse(req, res, refusal, contextValues.get(kRequestId));
         // Answered before the whole body arrived (it was over readMaxBytes): the client may still be sending it, and
         // some clients stop mid-body yet reuse the connection. Close it, so its next request starts on a fresh one.
         if (req.httpVersionMajor === 1 && !req.complete) res.setHeader("connection", "close");
@@ -110,6 +128,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return;
     }
     const path = (req.url ?? "/").split("?", 1)[0];
+    const health = path === "/healthz" || path === "/readyz";
     if (path === "/healthz" && (req.method === "GET" || req.method === "HEAD")) {
       plain(res, 200, { status: "ok" });
       return;
@@ -120,6 +139,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return;
     }
     if (cors(req, res)) return;
+    if (health) {
+      res.setHeader("allow", "GET, HEAD");
+      plain(res, 405, { error: `${req.method} is not allowed on ${path}; use GET` });
+      logRefusal(logger, req, { status: 405 });
+      return;
+    }
     if (closing) {
       // HTTP/2 streams get GOAWAY from session.close(); connection headers are illegal there.
       if (req.httpVersionMajor === 1) res.setHeader("connection", "close");
@@ -167,7 +192,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   });
 
   await new Promise<void>((resolve, reject) => {
-    entry.once("error", reject);
+    entry.once("error", (error) => reject(listenFailure(error, config)));
     entry.listen(config.port, config.host, () => {
       entry.off("error", reject);
       resolve();
@@ -240,4 +265,33 @@ function plain(res: http.ServerResponse | http2.Http2ServerResponse, status: num
     "content-length": Buffer.byteLength(text),
   });
   res.end(text);
+}
+
+/** An address the settings name that cannot be listened on is a ConfigError naming PORT or HOST; else the error. */
+function listenFailure(error: NodeJS.ErrnoException, config: Pick<Config, "port" | "host">): Error {
+  const address = `${config.host}:${config.port}`;
+  switch (error.code) {
+    case "EADDRINUSE":
+      return new ConfigError(
+        "PORT",
+        String(config.port),
+        `${address} is in use: stop what listens there, or choose another PORT`,
+      );
+    case "EACCES":
+      return new ConfigError(
+        "PORT",
+        String(config.port),
+        `this user may not listen on ${address}: choose a PORT above 1023`,
+      );
+    case "EADDRNOTAVAIL":
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return new ConfigError(
+        "HOST",
+        config.host,
+        `is not an address of this machine (${error.code}): use 0.0.0.0, 127.0.0.1 or one of its addresses`,
+      );
+    default:
+      return error;
+  }
 }

@@ -207,7 +207,8 @@ export function createIdentityAdmin(deps: IdentityAdminDeps): IdentityAdmin {
     },
 
     async listCredentials(req) {
-      const rows = await store.listCredentials(req.tenant);
+      // An empty tenant reaches here only from a global superadmin: the global credentials.
+      const rows = await store.listCredentials(req.tenant || null);
       return { credentials: rows.map(credentialMessage) };
     },
   };

@@ -4,6 +4,7 @@ import {
   type AuditService,
   type BatchCreateRequest,
   type CreateRequest,
+  type CreateStreamTicketRequest,
   EventFilterSchema,
   type ListRequest,
   ListRequestSchema,
@@ -11,12 +12,15 @@ import {
   type PublishRequest,
   type TailRequest,
 } from "../../gen/audit/v1/audit_service_pb.js";
+import { kPrincipal } from "../auth/principal.js";
+import type { StreamTickets } from "../auth/stream-tickets.js";
 import type { Clock } from "../clock.js";
 import { domainError, type FieldViolation, invalidArgument, Reason } from "../errors.js";
 import type { EventFeed } from "../store/event-feed.js";
 import type { AppendResult, EventStore, ListQuery, NewEvent } from "../store/event-store.js";
 import type { GroupCommit } from "../store/group-commit.js";
 import type { TemplateStore } from "../store/template-store.js";
+import { microsToTimestamp } from "../store/time.js";
 import { canonicalJson, readEvent } from "./event-input.js";
 import { rowToEvent } from "./event-output.js";
 import { readFilter } from "./filter-input.js";
@@ -32,13 +36,14 @@ export interface AuditServiceDeps {
   feed: EventFeed;
   clock: Clock;
   pageTokens: PageTokens;
+  tickets: StreamTickets;
   /** The longest a Tail stream lives before it is ended with UNAVAILABLE (resume by sequence). */
   tailMaxLifetimeMs: number;
 }
 
 /** The AuditService handlers: every protocol and route reaches the log through these. */
 export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof AuditService> {
-  const { store, groupCommit, templates, feed, clock, pageTokens } = deps;
+  const { store, groupCommit, templates, feed, clock, pageTokens, tickets } = deps;
 
   /** The stored events, or ALREADY_EXISTS naming the request field of the id that is taken. */
   async function stored(appending: Promise<AppendResult>, fieldOf: (index: number) => string) {
@@ -127,6 +132,13 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
       } finally {
         clearTimeout(timer);
       }
+    },
+
+    async createStreamTicket(req: CreateStreamTicketRequest, ctx: HandlerContext) {
+      const principal = ctx.values.get(kPrincipal);
+      if (!principal) throw domainError(Code.Unauthenticated, Reason.MissingCredential, "this call needs a credential");
+      const { ticket, expiresAtMicros } = tickets.issue(principal, req.tenant);
+      return { ticket, expireTime: microsToTimestamp(expiresAtMicros) };
     },
 
     async list(req: ListRequest) {

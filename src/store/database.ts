@@ -5,6 +5,7 @@ import { readMigrationFiles } from "drizzle-orm/migrator";
 import { drizzle, type PostgresJsDatabase } from "drizzle-orm/postgres-js";
 import { migrate } from "drizzle-orm/postgres-js/migrator";
 import postgres from "postgres";
+import { ConfigError, maskSecrets } from "../config.js";
 import type { Logger } from "../logger.js";
 import { checkDeployment } from "./deployment-checks.js";
 import * as schema from "./schema.js";
@@ -32,6 +33,11 @@ export interface ConnectOptions {
   logger: Logger;
   /** A privileged role's URL: migrations run with it, and it grants the application's role what it needs. */
   migrationUrl?: string;
+  /**
+   * The settings the URLs came from (DATABASE_URL, MIGRATION_DATABASE_URL): a database that cannot be reached at
+   * start is then a ConfigError naming the setting. Unset for a URL no setting gave (the embedded PostgreSQL).
+   */
+  settings?: { url: string; migrationUrl: string };
 }
 
 /** How long the pool waits for a new connection; EventStore bounds its wait for a reserved one by the same. */
@@ -58,9 +64,13 @@ export async function connectDatabase(url: string, options: ConnectOptions): Pro
       plan_cache_mode: "force_custom_plan",
     },
   });
+  const names = options.settings;
   try {
-    const appRole = options.migrationUrl ? await currentUser(sql) : undefined;
-    await runMigrations(options.migrationUrl ?? url, appRole, logger);
+    const appRole = options.migrationUrl ? await currentUser(sql).catch(unreachable(names?.url, url)) : undefined;
+    const migrationSetting = options.migrationUrl ? names?.migrationUrl : names?.url;
+    await runMigrations(options.migrationUrl ?? url, appRole, logger, migrationSetting).catch(
+      unreachable(migrationSetting, options.migrationUrl ?? url),
+    );
     await checkDeployment(sql, { separateRoles: appRole !== undefined, logger });
   } catch (error) {
     await sql.end({ timeout: 1 });
@@ -85,8 +95,59 @@ export async function connectDatabase(url: string, options: ConnectOptions): Pro
   };
 }
 
+/**
+ * Rethrows a failure to reach or log in to the database as a ConfigError naming the setting, with what to check;
+ * anything else (a failing migration) as it is.
+ */
+function unreachable(setting: string | undefined, url: string) {
+  return (error: unknown): never => {
+    const advice = setting === undefined ? undefined : connectionAdvice(error);
+    if (advice === undefined) throw error;
+    throw new ConfigError(setting as string, maskSecrets(url), advice);
+  };
+}
+
+/** What went wrong connecting and what to do about it, for the failures a setting can cause; else undefined. */
+function connectionAdvice(error: unknown): string | undefined {
+  const e = error as { code?: string; message?: string; address?: string; port?: number; hostname?: string };
+  const where = e.address ? ` (${e.address}${e.port ? `:${e.port}` : ""})` : "";
+  switch (e.code) {
+    case "ECONNREFUSED":
+      return `nothing accepts connections there${where}: start PostgreSQL, or correct the host and port`;
+    case "ENOTFOUND":
+    case "EAI_AGAIN":
+      return `the host ${e.hostname ?? ""} cannot be resolved: correct the host name`;
+    case "CONNECT_TIMEOUT":
+    case "ETIMEDOUT":
+    case "EHOSTUNREACH":
+    case "ENETUNREACH":
+      return `no answer from the server${where} (${e.code}): check the host, port and firewall`;
+    case "ECONNRESET":
+    case "CONNECTION_CLOSED":
+    case "CONNECTION_ENDED":
+    case "CONNECTION_DESTROYED":
+      return `the server closed the connection (${e.code}): check that the URL names PostgreSQL, and its sslmode`;
+    case "28P01":
+    case "28000":
+    case "SASL_SIGNATURE_MISMATCH":
+      return `PostgreSQL refused the login (${e.message}): correct the user and password, or pg_hba.conf`;
+    case "3D000":
+      return `${e.message}: create it (createdb) or correct the database name`;
+    case "57P03":
+    case "53300":
+      return `PostgreSQL cannot take the connection now (${e.message}): retry once it is ready`;
+    default:
+      return undefined;
+  }
+}
+
 /** Applies the migrations and, when the application runs as another role, that role's grants. */
-async function runMigrations(url: string, appRole: string | undefined, logger: Logger): Promise<void> {
+async function runMigrations(
+  url: string,
+  appRole: string | undefined,
+  logger: Logger,
+  setting = "DATABASE_URL",
+): Promise<void> {
   const sql = postgres(url, { max: 1, onnotice: () => {}, connect_timeout: 10 });
   try {
     await sql`select pg_advisory_lock(${MIGRATION_LOCK})`;
@@ -96,7 +157,11 @@ async function runMigrations(url: string, appRole: string | undefined, logger: L
       const [may] = await sql<{ create: boolean }[]>`
         select has_database_privilege(current_database(), 'CREATE') as create`;
       if (!may?.create) {
-        throw new Error("the database needs migrating, which its role may not do: set MIGRATION_DATABASE_URL");
+        throw new ConfigError(
+          setting,
+          maskSecrets(url),
+          "the database needs migrating, which this role may not do: set MIGRATION_DATABASE_URL to a role that may",
+        );
       }
       await migrate(drizzle(sql), { migrationsFolder });
       logger.info("database migrations applied");

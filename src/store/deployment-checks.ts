@@ -1,13 +1,10 @@
-import { readFile } from "node:fs/promises";
-import { createRequire } from "node:module";
-import path from "node:path";
 import type postgres from "postgres";
 import type { Logger } from "../logger.js";
 
 /**
  * What the service can tell at start about guarantees that depend on how it was deployed, logged so that an operator
  * learns it before an incident does: whether the log is append-only by privilege, whether an acknowledgement is
- * durable, whether the database driver is patched. docs/reliability.md explains each remedy.
+ * durable. docs/reliability.md explains each remedy.
  */
 export async function checkDeployment(
   sql: postgres.Sql,
@@ -15,7 +12,6 @@ export async function checkDeployment(
 ): Promise<void> {
   await reportAppendOnly(sql, options.separateRoles, options.logger);
   await checkDurability(sql, options.logger);
-  await checkDriverPatched(options.logger);
 }
 
 /**
@@ -53,21 +49,6 @@ async function checkDurability(sql: postgres.Sql, logger: Logger): Promise<void>
     logger.error(
       { synchronous_commit: row.synchronousCommit, fsync: row.fsync },
       "PostgreSQL may lose committed transactions in a crash: acknowledged audit events are not durable",
-    );
-  }
-}
-
-/**
- * scripts/patch-postgres.mjs, run by npm's postinstall, fixes a postgres.js defect by which losing the database
- * crashes the process. An install with --ignore-scripts skips it; say so rather than find out in an outage.
- */
-async function checkDriverPatched(logger: Logger): Promise<void> {
-  const file = path.join(path.dirname(createRequire(import.meta.url).resolve("postgres")), "connection.js");
-  const text = await readFile(file, "utf8").catch(() => "");
-  if (!text.includes("audit-trail: scripts/patch-postgres.mjs")) {
-    logger.error(
-      { file },
-      "postgres.js is not patched: a database outage can crash this process; run node scripts/patch-postgres.mjs",
     );
   }
 }

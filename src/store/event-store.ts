@@ -262,7 +262,11 @@ const LIST_FIELDS = Object.fromEntries(
  * The append statement over `input`, a query yielding InputRow's columns with their SQL types (see jsonInput).
  * Exported so bench/write-paths.ts can time other ways of shipping the rows (unnest arrays, VALUES, COPY).
  */
-export function appendStatement(sql: postgres.Sql, input: postgres.PendingQuery<postgres.Row[]>, atomic: boolean) {
+export function appendStatement(
+  sql: postgres.Sql | postgres.ReservedSql,
+  input: postgres.PendingQuery<postgres.Row[]>,
+  atomic: boolean,
+) {
   return sql<StatementRow[]>`
     with input as (${input}),
     existing as (
@@ -310,7 +314,7 @@ export function appendStatement(sql: postgres.Sql, input: postgres.PendingQuery<
  * rather than json because json_to_recordset lexes its text again, and parses request and attributes a third time
  * (about 2.5 ms less per 500 events, bench/write-paths.ts).
  */
-export function jsonInput(sql: postgres.Sql, rows: InputRow[]) {
+export function jsonInput(sql: postgres.Sql | postgres.ReservedSql, rows: InputRow[]) {
   return sql`
     select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as x(
       ord int, client_id boolean, tenant text, id text, occurred_at timestamptz, received_at timestamptz,

@@ -122,12 +122,71 @@ export class IdentityStore {
     await this.db.update(credentials).set({ lastUsedAt }).where(eq(credentials.id, id));
   }
 
-  /** Installs or rotates the credential behind AUDIT_ADMIN_TOKEN. */
-  async upsertBootstrap(id: string, secretHash: Buffer, roles: number[], createdAt: string): Promise<void> {
-    await this.db
+  /**
+   * Installs or rotates the credential behind AUDIT_ADMIN_TOKEN. A new secret replaces whatever the row held (a
+   * generated token, a revoked one); the same secret keeps its revocation, so a revoked token stays refused until
+   * the variable is given a new value.
+   */
+  async upsertBootstrap(
+    id: string,
+    name: string,
+    secretHash: Buffer,
+    roles: number[],
+    createdAt: string,
+  ): Promise<CredentialRow | undefined> {
+    const [row] = await this.db
       .insert(credentials)
-      .values({ id, tenant: null, kind: 1, name: "bootstrap", roles, secretHash, createdAt, tokenPrefix: "" })
-      .onConflictDoUpdate({ target: credentials.id, set: { secretHash, revokedAt: null, roles } });
+      .values({ id, tenant: null, kind: 1, name, roles, secretHash, createdAt, tokenPrefix: "" })
+      .onConflictDoUpdate({
+        target: credentials.id,
+        set: {
+          name,
+          roles,
+          secretHash,
+          tokenPrefix: "",
+          createdAt: sql`case when ${credentials.secretHash} = excluded.secret_hash then ${credentials.createdAt} else excluded.created_at end`,
+          revokedAt: sql`case when ${credentials.secretHash} = excluded.secret_hash then ${credentials.revokedAt} end`,
+        },
+      })
+      .returning();
+    return row;
+  }
+
+  /**
+   * Revokes the credential `id` if AUDIT_ADMIN_TOKEN installed it (upsertBootstrap records no token prefix; a
+   * generated token always has one) and it is live; the revoked row, or undefined.
+   */
+  async retireBootstrap(id: string, revokedAt: string): Promise<CredentialRow | undefined> {
+    const [row] = await this.db
+      .update(credentials)
+      .set({ revokedAt })
+      .where(and(eq(credentials.id, id), eq(credentials.tokenPrefix, ""), isNull(credentials.revokedAt)))
+      .returning();
+    return row;
+  }
+
+  /**
+   * Stores a generated bootstrap credential unless a live one with its id exists (another instance got there
+   * first); a revoked one is replaced. The stored row, or undefined.
+   */
+  async replaceRevoked(row: NewCredential): Promise<CredentialRow | undefined> {
+    const { id: _, ...fields } = row;
+    const [stored] = await this.db
+      .insert(credentials)
+      .values(row)
+      .onConflictDoUpdate({ target: credentials.id, set: fields, setWhere: sql`${credentials.revokedAt} is not null` })
+      .returning();
+    return stored;
+  }
+
+  /** Which database this is, the same through any URL: its cluster's system identifier and its name. */
+  async databaseIdentity(): Promise<{ systemIdentifier: string; database: string }> {
+    const rows = await this.db.execute<{ system_identifier: string; database: string }>(
+      sql`select system_identifier::text, current_database() as database from pg_control_system()`,
+    );
+    const [row] = rows;
+    if (!row) throw new Error("pg_control_system() returned no row");
+    return { systemIdentifier: row.system_identifier, database: row.database };
   }
 
   async hasGlobalCredential(): Promise<boolean> {

@@ -23,7 +23,7 @@ test("/healthz and /readyz answer without a credential while the database is up"
   expect(await get("/readyz")).toEqual({ status: 200, type: "application/json", body: '{"status":"ready"}' });
   expect((await get("/healthz", "HEAD")).status).toBe(200);
   expect((await get("/readyz", "HEAD")).status).toBe(200);
-  expect((await get("/healthz", "POST")).status).toBe(404);
+  expect((await get("/healthz", "POST")).status).toBe(405);
   expect((await get("/nothing-here")).status).toBe(404);
 });
 

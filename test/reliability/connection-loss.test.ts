@@ -39,8 +39,8 @@ async function failure(query: Promise<unknown>): Promise<string> {
 }
 
 describe("the database connection drops under a transaction", () => {
-  // postgres.js 3.4.9 sends the transaction's ROLLBACK on the dead connection, from a setImmediate, which crashed the
-  // process with an uncatchable TypeError (porsager/postgres#1208; scripts/patch-postgres.mjs).
+  // postgres.js 3.4.9 and 3.4.10 send the transaction's ROLLBACK on the dead connection, from a setImmediate, which
+  // crashes the process with an uncatchable TypeError (porsager/postgres#1208); 4.x does not.
   it("rejects the transaction, keeps the process alive, and serves again as soon as the database is back", async () => {
     const cuts = ["close", "reset", "close", "reset"] as const;
     const codes: string[] = [];

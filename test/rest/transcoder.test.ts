@@ -860,8 +860,15 @@ describe("classification: RPC protocols never reach the REST routes", () => {
       body: {},
       headers: { "content-type": "application/json", "connect-protocol-version": "1" },
     });
+    // A path under a served service is answered by the server itself, listing the service's methods.
     expect(reply.status).toBe(404);
-    expect(reply.json).toEqual({ code: "unimplemented", message: "no procedure /resttest.v1.EchoService/Nope" });
+    expect(reply.json).toMatchObject({
+      code: "unimplemented",
+      message: expect.stringMatching(
+        /^\/resttest.v1.EchoService\/Nope is not a procedure; resttest.v1.EchoService has Search, /,
+      ),
+      details: [expect.objectContaining({ type: "google.rpc.ErrorInfo" })],
+    });
   });
 
   test("a Connect GET (?connect=v1) is not matched against REST routes", async () => {
@@ -927,7 +934,7 @@ describe("CORS", () => {
     expect(connect.headers.get("vary")).toBe("Origin");
   });
 
-  test("without CORS_ORIGINS no CORS headers are sent", async () => {
+  test("without CORS_ORIGINS no CORS headers are sent; a preflight is refused saying CORS_ORIGINS is unset", async () => {
     const other = await startEchoServer();
     try {
       const reply = await call("OPTIONS", "/v1/items/i1", {
@@ -935,7 +942,9 @@ describe("CORS", () => {
         base: other.url,
       });
       expect(reply.headers.get("access-control-allow-origin")).toBeNull();
-      expect(reply.status).toBe(405);
+      expect(reply.status).toBe(403);
+      expect(reply.headers.get("x-cors-refused")).toBe("CORS_ORIGINS is unset");
+      expect(reply.json.error).toContain(`CORS_ORIGINS is unset; set it to ${origin}`);
     } finally {
       await other.close();
     }

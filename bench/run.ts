@@ -16,6 +16,7 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { mkdir, writeFile } from "node:fs/promises";
+import http from "node:http";
 import net from "node:net";
 import os from "node:os";
 import { create, type DescMessage, type MessageInitShape, toBinary, toJson } from "@bufbuild/protobuf";
@@ -42,7 +43,10 @@ const LIST_DAYS = 10;
  */
 const LIST_STREAMS = (process.env.BENCH_LIST_STREAMS ?? "1,4").split(",").map(Number);
 const CORES = os.availableParallelism();
-/** BENCH_ONLY=raw,batch,unary,echo-ref,http,list runs only those parts (e.g. to profile one). */
+/**
+ * BENCH_ONLY=raw,batch,unary,echo-ref,http,list runs only those parts (e.g. to profile one). `tracing` is never run
+ * by default: BENCH_ONLY=unary,tracing adds unary Create with tracing on beside the usual rows, which run with it off.
+ */
 const ONLY = process.env.BENCH_ONLY?.split(",");
 const selected = (part: string) => !ONLY || ONLY.includes(part);
 
@@ -92,6 +96,25 @@ function stopChild(child: ChildProcess): Promise<void> {
     child.once("exit", () => resolve());
     child.kill("SIGTERM");
   });
+}
+
+/** An OTLP/HTTP endpoint that accepts every export and keeps nothing: what tracing costs the service alone. */
+async function startOtlpSink(): Promise<{ url: string; exports(): number; close(): Promise<void> }> {
+  let exports = 0;
+  const sink = http.createServer((req, res) => {
+    req.resume();
+    req.on("end", () => {
+      exports++;
+      res.writeHead(200, { "content-type": "application/x-protobuf" });
+      res.end();
+    });
+  });
+  await new Promise<void>((resolve) => sink.listen(0, "127.0.0.1", resolve));
+  return {
+    url: `http://127.0.0.1:${(sink.address() as net.AddressInfo).port}`,
+    exports: () => exports,
+    close: () => new Promise((resolve) => sink.close(() => resolve())),
+  };
 }
 
 /** The service as `npm start` runs it, in its own process, on a database of the bench server. */
@@ -489,6 +512,22 @@ async function unaryCreate(server: BenchServer, service: Service, db: Database, 
     } finally {
       await connectPath.stop();
     }
+  }
+  if (ONLY?.includes("tracing")) {
+    // Every call traced (a server span and its store spans) and exported over OTLP. The rows above are the same
+    // service with no OTEL_* variables, i.e. tracing off: compared with earlier runs they show what off costs.
+    const sink = await startOtlpSink();
+    const traced = await startService(databaseUrl, {
+      OTEL_TRACES_EXPORTER: "otlp",
+      OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,
+    });
+    try {
+      await againstEcho(traced, "reference: Create with tracing on, spans exported over OTLP");
+    } finally {
+      await traced.stop();
+      await sink.close();
+    }
+    if (sink.exports() === 0) throw new Error("tracing was on but no span reached the OTLP sink");
   }
 }
 

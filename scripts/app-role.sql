@@ -1,6 +1,7 @@
 -- What the service's own database role (DATABASE_URL) may do when migrations run as another role
--- (MIGRATION_DATABASE_URL). The service applies this file after every migration run, so a new table is granted in
--- the same release that creates it. To apply it by hand, as the role that owns the tables:
+-- (MIGRATION_DATABASE_URL; the embedded PostgreSQL always does: its owner is postgres, the service's role audit_app).
+-- The service applies this file after every migration run, so a new table is granted in the same release that
+-- creates it. To apply it by hand, as the role that owns the tables:
 --
 --   psql "$MIGRATION_DATABASE_URL" -v app_role=audit_app -f scripts/app-role.sql
 --

@@ -1,6 +1,12 @@
 import { setMaxListeners } from "node:events";
 import { type ConnectRouterOptions, createConnectRouter } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
+import type { SpanExporter } from "@opentelemetry/sdk-trace-base";
+import { AdminService } from "../gen/audit/v1/admin_service_pb.js";
+import { AuditService } from "../gen/audit/v1/audit_service_pb.js";
+import { ServerReflection } from "../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection as ServerReflectionAlpha } from "../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { Health } from "../gen/health/v1/health_pb.js";
 import { Authenticator } from "./auth/authenticator.js";
 import { adminTokenFile, bootstrapAdmin } from "./auth/bootstrap.js";
 import { PasswordGuard } from "./auth/password-guard.js";
@@ -10,20 +16,27 @@ import type { Config } from "./config.js";
 import { ERROR_DOMAIN } from "./errors.js";
 import { authInterceptor, preauthenticator } from "./interceptors/auth.js";
 import { clientFaultGate } from "./interceptors/client-faults.js";
+import { kRoute } from "./interceptors/context.js";
 import { errorMappingInterceptor } from "./interceptors/error-mapping.js";
+import { Metrics } from "./interceptors/metrics.js";
 import { logRefusal, requestLogInterceptor } from "./interceptors/request-log.js";
+import { storeObserver, type Telemetry, telemetryInterceptor } from "./interceptors/telemetry.js";
+import { startTracing } from "./interceptors/tracing.js";
 import { type LegacyDeps, legacyHandler } from "./legacy/adapter.js";
 import { legacyAdapters } from "./legacy/index.js";
 import type { Logger } from "./logger.js";
 import { createRestTranscoder } from "./rest/transcoder.js";
 import { createGrpcUnaryHandlers } from "./server/grpc-unary.js";
 import { createInProcessClients, type InProcessClients } from "./server/in-process.js";
+import { type MetricsServer, metricsHandler, startMetricsServer } from "./server/metrics-endpoint.js";
 import { registerRoutes, serviceRegistrations } from "./server/routes.js";
 import { type RunningServer, requestContextValues, startServer } from "./server/server.js";
 import { createIdentityAdmin } from "./service/admin-service.js";
 import { createAuditService } from "./service/audit-service.js";
+import { createHealthService } from "./service/health-service.js";
 import { limits } from "./service/limits.js";
 import { PageTokens } from "./service/page-token.js";
+import { createReflectionServices } from "./service/reflection-service.js";
 import { createTemplateAdmin } from "./service/template-admin.js";
 import { TenantDirectory } from "./service/tenant-directory.js";
 import { connectDatabase, type Database } from "./store/database.js";
@@ -41,6 +54,8 @@ export interface App {
   clients: InProcessClients;
   /** The REST routes compiled from the google.api.http annotations, as "POST /v1/… → pkg.Service.Method". */
   restRoutes: string[];
+  /** Where GET /metrics is served: the main port, or METRICS_PORT's. */
+  metricsUrl: string;
   close(): Promise<void>;
 }
 
@@ -49,7 +64,11 @@ export interface AppOptions {
   logger: Logger;
   /** A PostgreSQL URL; main.ts supplies the embedded one when DATABASE_URL is unset. */
   databaseUrl: string;
+  /** The migration role's URL: main.ts supplies the embedded owner's; else MIGRATION_DATABASE_URL. */
+  migrationUrl?: string;
   clock?: Clock;
+  /** Receives every span as it ends, whatever OTEL_* says (tests keep them in memory). */
+  spanExporter?: SpanExporter;
 }
 
 /** Wires storage, handlers, interceptors and the server. Tests call this with port 0 and their own database. */
@@ -60,15 +79,25 @@ export async function startApp(options: AppOptions): Promise<App> {
     poolSize: config.databasePoolSize,
     statementTimeoutMs: config.requestTimeoutMs,
     logger,
-    migrationUrl: config.migrationDatabaseUrl,
+    migrationUrl: options.migrationUrl ?? config.migrationDatabaseUrl,
+    requireLeastPrivilege: config.requireLeastPrivilege,
     settings: config.databaseUrl ? { url: "DATABASE_URL", migrationUrl: "MIGRATION_DATABASE_URL" } : undefined,
   });
   const pageTokens = new PageTokens(await sharedSecret(database.db, "page-token-key"));
-  const store = new EventStore(database.db);
+  const telemetry: Telemetry = {
+    metrics: new Metrics(
+      { tenantLabels: config.metricsTenantLabels, poolSize: config.databasePoolSize },
+      { queuedEvents: () => groupCommit.queued, tailStreams: () => feed.streams },
+    ),
+    tracing: config.tracing || options.spanExporter ? startTracing(options.spanExporter) : undefined,
+  };
+  const observer = storeObserver(telemetry);
+  const store = new EventStore(database.db, observer);
   const groupCommit = new GroupCommit(store, clock, {
     maxBatch: config.groupCommitMaxBatch,
     queueLimit: config.ingestQueueLimit,
     flushes: config.groupCommitFlushes,
+    observer,
   });
   const identities = new IdentityStore(database.db);
   await bootstrapAdmin({
@@ -111,6 +140,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   const routerOptions: ConnectRouterOptions = {
     // Outermost first.
     interceptors: [
+      telemetryInterceptor(telemetry),
       requestLogInterceptor(logger),
       errorMappingInterceptor(logger),
       authInterceptor(authenticator, tenants, tickets),
@@ -148,6 +178,19 @@ export async function startApp(options: AppOptions): Promise<App> {
   };
   const router = createConnectRouter(routerOptions);
   registerRoutes(services)(router);
+  // The standard gRPC services ride the same router, so they speak every RPC protocol and pass the interceptors.
+  const draining = new AbortController();
+  router.service(
+    Health,
+    createHealthService({
+      services: [AuditService.typeName, AdminService.typeName],
+      ready: () => database.ping(),
+      draining: draining.signal,
+    }),
+  );
+  const reflection = createReflectionServices(() => router.handlers.map((h) => h.service));
+  router.service(ServerReflection, reflection.v1);
+  router.service(ServerReflectionAlpha, reflection.v1alpha);
   const clients = createInProcessClients(serviceRegistrations(services), routerOptions);
   const authenticate = preauthenticator(authenticator, logger);
   const legacy: LegacyDeps = {
@@ -162,33 +205,56 @@ export async function startApp(options: AppOptions): Promise<App> {
     router,
     maxBodyBytes: config.maxBodyBytes,
     errorDomain: ERROR_DOMAIN,
-    contextValues: requestContextValues,
+    contextValues: (req) => requestContextValues(req).set(kRoute, "rest"),
     authenticate: (req, rpc, pathValue) => authenticate(req, rpc, pathValue("tenant") ?? ""),
     // Tail over SSE: `id:` is the event's sequence, which Last-Event-ID resumes after; ?ticket= authenticates it.
     sse: { eventId: "event.sequence", resumeField: "afterSequence", ticketParam: "ticket", ticketKey: kStreamTicket },
     onRefused: (req, status, error) => logRefusal(logger, req, { status, error }),
     onInternalError: (err) => logger.error({ err }, "REST transcoding failed"),
   });
+  const scrape = metricsHandler(() => telemetry.metrics.render(), logger);
+  let metricsServer: MetricsServer | undefined;
+  if (config.metricsPort !== undefined) {
+    metricsServer = await startMetricsServer({
+      port: config.metricsPort,
+      host: config.host,
+      handler: scrape,
+      logger,
+    });
+  }
   const server = await startServer({
     config,
     logger,
     router,
     grpcUnary: config.grpcFastPath ? createGrpcUnaryHandlers(serviceRegistrations(services), routerOptions) : undefined,
-    fallback: legacyHandler(legacyAdapters(legacy), logger, rest.handle),
+    fallback: legacyHandler(
+      legacyAdapters(legacy, (api) =>
+        createInProcessClients(serviceRegistrations(services), { ...routerOptions, route: api }),
+      ),
+      logger,
+      rest.handle,
+    ),
     shutdownController,
     ready: () => database.ping(),
+    metrics: metricsServer ? undefined : scrape,
+    warnings: database.warnings,
   });
   return {
     server,
     database,
     clients,
     restRoutes: rest.routes,
+    metricsUrl: metricsServer ? `http://127.0.0.1:${metricsServer.port}/metrics` : `${server.url}/metrics`,
     async close() {
+      // Health turns NOT_SERVING (and Watch streams say so) while the port still accepts: balancers stop routing here.
+      draining.abort();
       // Tail streams never finish on their own: end them first (they resume by sequence) so the drain is quick.
       await feed.close();
       await server.close();
       // Calls cut off by the grace period may have left events queued: commit them before the pool closes.
       await groupCommit.idle();
+      await metricsServer?.close();
+      await telemetry.tracing?.shutdown();
       await database.close();
     },
   };

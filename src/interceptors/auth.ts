@@ -3,6 +3,9 @@ import type { DescMessage, DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { AdminService } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
+import { ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection as ServerReflectionAlpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { Health } from "../../gen/health/v1/health_pb.js";
 import type { Authenticator } from "../auth/authenticator.js";
 import { grants, isSuperadmin, kClientAddress, kPrincipal, type Principal, Role } from "../auth/principal.js";
 import { kStreamTicket, type StreamTickets } from "../auth/stream-tickets.js";
@@ -37,6 +40,13 @@ export const requiredRoles: ReadonlyMap<string, Requirement> = new Map([
   rule(AdminService.method.getEventTemplate, Role.ADMIN),
   rule(AdminService.method.listEventTemplates, Role.ADMIN),
   rule(AdminService.method.deleteEventTemplate, Role.ADMIN),
+  // Probes and load balancers carry no credential, as for /readyz; health reveals only SERVING or not.
+  rule(Health.method.check, "public"),
+  rule(Health.method.watch, "public"),
+  rule(Health.method.list, "public"),
+  // Reflection describes the contract, which is published with the source; it reads no tenant's data.
+  rule(ServerReflection.method.serverReflectionInfo, "public"),
+  rule(ServerReflectionAlpha.method.serverReflectionInfo, "public"),
 ]);
 
 /**

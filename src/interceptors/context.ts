@@ -7,3 +7,8 @@ export const kRequestId = createContextKey<string>("", { description: "id of thi
 export const kLogger = createContextKey<(() => Logger) | undefined>(undefined, {
   description: "logger bound to this call",
 });
+/**
+ * How the call reached the service when its protocol name does not say: "rest" for the transcoder, a legacy API's
+ * name for its adapter. Empty for gRPC, gRPC-web and Connect, which the call's protocolName names.
+ */
+export const kRoute = createContextKey<string>("", { description: "REST or legacy route of this call" });

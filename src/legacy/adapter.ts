@@ -1,6 +1,7 @@
 import type { Clock } from "../clock.js";
 import type { Preauthenticate } from "../interceptors/auth.js";
 import { logRefusal } from "../interceptors/request-log.js";
+import { withRequestTraceContext } from "../interceptors/telemetry.js";
 import type { Logger } from "../logger.js";
 import type { InProcessClients } from "../server/in-process.js";
 import type { NodeHandler } from "../server/listener.js";
@@ -41,7 +42,7 @@ export function legacyHandler(adapters: LegacyAdapter[], logger: Logger, next: N
     res.once("finish", () => {
       if (res.statusCode >= 400) logRefusal(logger, req, { status: res.statusCode, adapter: adapter.name });
     });
-    adapter.handle(req, res, url).catch((error) => {
+    withRequestTraceContext(req.headers, () => adapter.handle(req, res, url)).catch((error) => {
       // Adapters render their own errors; reaching here is a bug in one, so answer plainly and log it.
       logger.error({ err: error, adapter: adapter.name }, "legacy adapter failed");
       if (!res.headersSent) send(res, 500, "text/plain", "internal error");

@@ -5,13 +5,20 @@ import { frontierAdapter } from "./frontier/index.js";
 import { planoAuthAdapter } from "./planoauth/planoauth-adapter.js";
 import { universalControllerAdapter } from "./universal-controller/index.js";
 
-/** Every legacy API this service reproduces, each in its own folder. */
-export function legacyAdapters(deps: LegacyDeps): LegacyAdapter[] {
+/**
+ * Every legacy API this service reproduces, each in its own folder. `clientsFor` gives each API clients whose calls
+ * carry its name (metrics and traces tell the routes apart); by default they all share `deps.clients`.
+ */
+export function legacyAdapters(
+  deps: LegacyDeps,
+  clientsFor: (api: string) => LegacyDeps["clients"] = () => deps.clients,
+): LegacyAdapter[] {
+  const as = (api: string): LegacyDeps => ({ ...deps, clients: clientsFor(api) });
   return [
-    auditResourceAdapter(deps),
-    axonizeAdapter(deps),
-    frontierAdapter(deps),
-    planoAuthAdapter(deps),
-    universalControllerAdapter(deps),
+    auditResourceAdapter(as("audit-resource")),
+    axonizeAdapter(as("axonize")),
+    frontierAdapter(as("frontier")),
+    planoAuthAdapter(as("planoauth")),
+    universalControllerAdapter(as("universal-controller")),
   ];
 }

@@ -6,6 +6,7 @@ import {
   type ConnectRouterOptions,
   type ContextValues,
   createClient,
+  createContextValues,
   createHandlerContext,
   createServiceImplSpec,
   type HandlerContext,
@@ -22,6 +23,7 @@ import {
 } from "@connectrpc/connect/protocol";
 import { AdminService } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
+import { kRoute } from "../interceptors/context.js";
 import type { ServiceRegistration } from "./grpc-unary.js";
 
 export interface InProcessClients {
@@ -30,7 +32,10 @@ export interface InProcessClients {
 }
 
 /** What in-process calls share with the network router: its interceptors, request gate and shutdown signal. */
-export type InProcessOptions = Pick<ConnectRouterOptions, "interceptors" | "requestGate" | "shutdownSignal">;
+export type InProcessOptions = Pick<ConnectRouterOptions, "interceptors" | "requestGate" | "shutdownSignal"> & {
+  /** The route the calls come from (a legacy API's name), for metrics and traces; kRoute in their context. */
+  route?: string;
+};
 
 /**
  * Typed clients that call the service's own handlers in memory, through the same interceptors as the network
@@ -85,7 +90,7 @@ export function createInProcessTransport(services: ServiceRegistration[], option
       shutdownSignal: options.shutdownSignal,
       requestSignal: caller.signal,
       requestHeader: header,
-      contextValues,
+      contextValues: contextValues ?? (options.route ? createContextValues().set(kRoute, options.route) : undefined),
     });
     return {
       spec,

@@ -34,10 +34,14 @@ export interface ServerOptions {
   grpcUnary?: Map<string, GrpcUnaryHandler>;
   /** Whether the service can serve: backs /readyz. */
   ready: () => Promise<boolean>;
+  /** What the deployment checks warned of at start: /readyz lists them for the life of the process. */
+  warnings?: readonly string[];
   /** Requests no RPC path matches (REST and legacy routes); default 404. */
   fallback?: NodeHandler;
   /** Aborted when the grace period ends, cancelling calls still running. */
   shutdownController: AbortController;
+  /** Serves GET /metrics on this port, open like /readyz; unset when METRICS_PORT gives it a port of its own. */
+  metrics?: NodeHandler;
 }
 
 export interface RunningServer {
@@ -135,7 +139,16 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     }
     if (path === "/readyz" && (req.method === "GET" || req.method === "HEAD")) {
       if (closing) plain(res, 503, { status: "shutting down" });
-      else options.ready().then((ok) => plain(res, ok ? 200 : 503, { status: ok ? "ready" : "database unavailable" }));
+      else {
+        const warnings = options.warnings?.length ? { warnings: options.warnings } : {};
+        options
+          .ready()
+          .then((ok) => plain(res, ok ? 200 : 503, { status: ok ? "ready" : "database unavailable", ...warnings }));
+      }
+      return;
+    }
+    if (path === "/metrics" && options.metrics) {
+      options.metrics(req, res);
       return;
     }
     if (cors(req, res)) return;

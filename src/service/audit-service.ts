@@ -21,7 +21,8 @@ import type { AppendResult, EventStore, ListQuery, NewEvent } from "../store/eve
 import type { GroupCommit } from "../store/group-commit.js";
 import type { TemplateStore } from "../store/template-store.js";
 import { microsToTimestamp } from "../store/time.js";
-import { canonicalJson, readEvent } from "./event-input.js";
+import { kTraceId } from "./call-context.js";
+import { canonicalJson, readEvent, withCorrelation } from "./event-input.js";
 import { rowToEvent } from "./event-output.js";
 import { readFilter } from "./filter-input.js";
 import { limits } from "./limits.js";
@@ -60,18 +61,19 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
   }
 
   return {
-    async create(req: CreateRequest) {
+    async create(req: CreateRequest, ctx: HandlerContext) {
       const violations: FieldViolation[] = [];
       const tenant = req.tenant;
       let event: NewEvent | undefined;
       if (!req.event) violations.push({ field: "event", description: "is required", reason: Reason.MissingField });
       else event = readEvent(req.event, "event.", clock.nowMicros(), violations);
       if (violations.length > 0 || !event) throw invalidArgument(violations);
-      const [created] = await stored(groupCommit.append(tenant, event), () => "event.id");
+      const traceId = ctx.values.get(kTraceId);
+      const [created] = await stored(groupCommit.append(tenant, withCorrelation(event, traceId)), () => "event.id");
       return { event: created };
     },
 
-    async batchCreate(req: BatchCreateRequest) {
+    async batchCreate(req: BatchCreateRequest, ctx: HandlerContext) {
       const violations: FieldViolation[] = [];
       const tenant = req.tenant;
       if (req.events.length === 0) {
@@ -85,9 +87,10 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
       const now = clock.nowMicros();
       const batch: NewEvent[] = [];
       const firstIndexOfId = new Map<string, number>();
+      const traceId = ctx.values.get(kTraceId);
       req.events.slice(0, limits.batchEvents).forEach((e, i) => {
         const event = readEvent(e, `events[${i}].`, now, violations);
-        if (event) batch.push(event);
+        if (event) batch.push(withCorrelation(event, traceId));
         if (e.id === "") return;
         const first = firstIndexOfId.get(e.id);
         if (first === undefined) firstIndexOfId.set(e.id, i);
@@ -97,12 +100,13 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
       return { events: await stored(store.append(tenant, batch, clock), (i) => `events[${i}].id`) };
     },
 
-    async publish(req: PublishRequest) {
+    async publish(req: PublishRequest, ctx: HandlerContext) {
       if (req.eventName === "") {
         throw invalidArgument([{ field: "event_name", description: "is required", reason: Reason.MissingField }]);
       }
       const event = await readPublishRequest(req, templates, clock.nowMicros());
-      const [published] = await stored(groupCommit.append(req.tenant, event), () => "id");
+      const traceId = ctx.values.get(kTraceId);
+      const [published] = await stored(groupCommit.append(req.tenant, withCorrelation(event, traceId)), () => "id");
       return { event: published };
     },
 

@@ -243,6 +243,18 @@ function quote(value: string): string {
   return JSON.stringify(value);
 }
 
+/**
+ * The event with request.correlation_id set to the call's trace id, when the client gave none: the log then links
+ * each event to the trace of the call that wrote it. Left out of contentHash, which covers what the client sent, so
+ * a retry under another trace is still the same event (and gets the stored one back).
+ */
+export function withCorrelation(event: NewEvent, traceId: string): NewEvent {
+  const request = event.request as JsonObject | null;
+  if (traceId === "" || (request && typeof request.correlationId === "string")) return event;
+  event.request = { ...request, correlationId: traceId };
+  return event;
+}
+
 /** RequestInfo as toJson writes it (and as it is stored): set fields only, by their JSON names. */
 function requestJson(r: RequestInfo): JsonObject {
   const json: JsonObject = {};

@@ -18,6 +18,8 @@ export interface Database {
   /** True when a trivial query answers within a second. */
   ping(): Promise<boolean>;
   close(timeoutSeconds?: number): Promise<void>;
+  /** What the deployment checks warned of at start (a role that can rewrite events, ...): /readyz shows them. */
+  warnings: readonly string[];
 }
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -33,6 +35,8 @@ export interface ConnectOptions {
   logger: Logger;
   /** A privileged role's URL: migrations run with it, and it grants the application's role what it needs. */
   migrationUrl?: string;
+  /** Refuse to start when the service's role could rewrite events (REQUIRE_LEAST_PRIVILEGE). */
+  requireLeastPrivilege?: boolean;
   /**
    * The settings the URLs came from (DATABASE_URL, MIGRATION_DATABASE_URL): a database that cannot be reached at
    * start is then a ConfigError naming the setting. Unset for a URL no setting gave (the embedded PostgreSQL).
@@ -65,13 +69,14 @@ export async function connectDatabase(url: string, options: ConnectOptions): Pro
     },
   });
   const names = options.settings;
+  let warnings: string[];
   try {
     const appRole = options.migrationUrl ? await currentUser(sql).catch(unreachable(names?.url, url)) : undefined;
     const migrationSetting = options.migrationUrl ? names?.migrationUrl : names?.url;
     await runMigrations(options.migrationUrl ?? url, appRole, logger, migrationSetting).catch(
       unreachable(migrationSetting, options.migrationUrl ?? url),
     );
-    await checkDeployment(sql, { separateRoles: appRole !== undefined, logger });
+    warnings = await checkDeployment(sql, { requireLeastPrivilege: options.requireLeastPrivilege ?? false, logger });
   } catch (error) {
     await sql.end({ timeout: 1 });
     throw error;
@@ -92,6 +97,7 @@ export async function connectDatabase(url: string, options: ConnectOptions): Pro
       }
     },
     close: (timeoutSeconds = 5) => sql.end({ timeout: timeoutSeconds }),
+    warnings,
   };
 }
 

@@ -156,6 +156,13 @@ export class EventFeed {
     this.pageSize = options.pageSize ?? 500;
   }
 
+  /** Tail streams open on this process (replaying or live). */
+  get streams(): number {
+    let count = 0;
+    for (const feed of this.tenants.values()) count += feed.subscribers.size;
+    return count;
+  }
+
   async start(): Promise<void> {
     this.listening = await this.options.sql.listen(
       FEED_CHANNEL,

@@ -10,6 +10,7 @@ import {
   type EventFilter,
   filterSql,
 } from "./event-filter.js";
+import { noObserver, type StoreObserver } from "./observer.js";
 import { events, tenantSequences } from "./schema.js";
 import { microsToIso } from "./time.js";
 import { uuidv7 } from "./uuid.js";
@@ -75,7 +76,10 @@ export class EventStore {
   /** List's statement text by listShape. */
   private readonly listTexts = new Map<string, string>();
 
-  constructor(private readonly db: Db) {
+  constructor(
+    private readonly db: Db,
+    private readonly observer: StoreObserver = noObserver,
+  ) {
     // The postgres.js client under drizzle: the append statement and List run on it directly (see each).
     this.sql = (db as Db & { $client: postgres.Sql }).$client;
   }
@@ -121,8 +125,21 @@ export class EventStore {
    * To notify listeners per tenant on commit, add `pg_notify(...)` to the RETURNING list of the statement's
    * `sequences`: it runs once per tenant that got new events, inside this transaction.
    */
-  private async write(items: GroupItem[], atomic: boolean, clock: Clock): Promise<ItemOutcome[]> {
-    if (items.length === 0) return [];
+  private write(items: GroupItem[], atomic: boolean, clock: Clock): Promise<ItemOutcome[]> {
+    if (items.length === 0) return Promise.resolve([]);
+    return this.observer.operation("append", items.length, async () => {
+      const outcomes = await this.transaction(items, atomic, clock);
+      const stored = new Map<string, number>();
+      for (const [index, outcome] of outcomes.entries()) {
+        const tenant = (items[index] as GroupItem).tenant;
+        if (outcome.kind === "stored") stored.set(tenant, (stored.get(tenant) ?? 0) + 1);
+      }
+      for (const [tenant, count] of stored) this.observer.stored(tenant, count);
+      return outcomes;
+    });
+  }
+
+  private async transaction(items: GroupItem[], atomic: boolean, clock: Clock): Promise<ItemOutcome[]> {
     const tenants = [...new Set(items.map((item) => item.tenant))].sort();
     for (let attempt = 1; ; attempt++) {
       const tx = await reserveConnection(this.sql);
@@ -157,7 +174,11 @@ export class EventStore {
    * conditions, the order, whether there is a cursor) and only the parameters are made per call, by listParams. A
    * text is kept only once drizzle's parameters for it have come out equal to listParams', so the two cannot drift.
    */
-  async list(q: ListQuery): Promise<EventRow[]> {
+  list(q: ListQuery): Promise<EventRow[]> {
+    return this.observer.operation("list", 0, () => this.select(q));
+  }
+
+  private async select(q: ListQuery): Promise<EventRow[]> {
     const filter = compileFilter(q);
     const shape = listShape(filter, q);
     let text = this.listTexts.get(shape);
@@ -194,7 +215,11 @@ export class EventStore {
       .limit(q.limit);
   }
 
-  async range(q: RangeQuery): Promise<EventRow[]> {
+  range(q: RangeQuery): Promise<EventRow[]> {
+    return this.observer.operation("range", 0, () => this.selectRange(q));
+  }
+
+  private async selectRange(q: RangeQuery): Promise<EventRow[]> {
     const conditions: SQL[] = [eq(events.tenant, q.tenant), gt(events.sequence, q.afterSequence)];
     if (q.throughSequence !== undefined) conditions.push(lte(events.sequence, q.throughSequence));
     if (q.filter) conditions.push(...filterSql(q.filter, q.nowMicros));

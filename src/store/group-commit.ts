@@ -2,6 +2,7 @@ import { Code } from "@connectrpc/connect";
 import type { Clock } from "../clock.js";
 import { domainError, Reason } from "../errors.js";
 import { type AppendResult, type EventStore, type GroupItem, type ItemOutcome, sqlState } from "./event-store.js";
+import { noObserver, type StoreObserver } from "./observer.js";
 
 export interface GroupCommitOptions {
   /** Most events one flush writes. */
@@ -13,6 +14,7 @@ export interface GroupCommitOptions {
    * that wait. Tenant locks keep them correct: a tenant's events in two flushes commit one flush after the other.
    */
   flushes: number;
+  observer?: StoreObserver;
 }
 
 interface Pending extends GroupItem {
@@ -31,13 +33,21 @@ export class GroupCommit {
   private queue: Pending[] = [];
   private running = 0;
   private drained: (() => void)[] = [];
+  private readonly observer: StoreObserver;
 
   constructor(
     private readonly store: Pick<EventStore, "appendEach">,
     /** Read once per flush, with the tenants locked: every event of a flush is received at that instant. */
     private readonly clock: Clock,
     private readonly options: GroupCommitOptions,
-  ) {}
+  ) {
+    this.observer = options.observer ?? noObserver;
+  }
+
+  /** Events waiting for a flush (not those being written). */
+  get queued(): number {
+    return this.queue.length;
+  }
 
   append(tenant: string, event: GroupItem["event"]): Promise<AppendResult> {
     if (this.queue.length >= this.options.queueLimit) {
@@ -49,15 +59,20 @@ export class GroupCommit {
         ),
       );
     }
-    return new Promise((resolve, reject) => {
-      // Events without an id get a fresh one in the store, so they never collide.
-      const key = event.id === "" ? "" : `${tenant}\u0000${event.id}`;
-      this.queue.push({ tenant, event, key, resolve, reject });
-      if (this.running < this.options.flushes) {
-        this.running++;
-        setImmediate(() => void this.run());
-      }
-    });
+    return this.observer.operation(
+      "group_commit",
+      1,
+      () =>
+        new Promise((resolve, reject) => {
+          // Events without an id get a fresh one in the store, so they never collide.
+          const key = event.id === "" ? "" : `${tenant}\u0000${event.id}`;
+          this.queue.push({ tenant, event, key, resolve, reject });
+          if (this.running < this.options.flushes) {
+            this.running++;
+            setImmediate(() => void this.run());
+          }
+        }),
+    );
   }
 
   /** Resolves once every event handed in so far has been flushed. */
@@ -102,6 +117,7 @@ export class GroupCommit {
    */
   private async flush(batch: Pending[]): Promise<void> {
     let outcomes: ItemOutcome[];
+    this.observer.flushed(batch.length);
     try {
       outcomes = await this.store.appendEach(batch, this.clock);
     } catch (error) {

@@ -155,7 +155,7 @@ describe("loadConfig", () => {
       ),
     );
     expect(read.size).toBeGreaterThan(15);
-    expect([...read].filter((v) => !listed.has(v))).toEqual([]);
+    expect([...read].filter((v) => !listed.has(v ?? ""))).toEqual([]);
   });
 
   test("the entropy estimate tells random tokens from patterned ones", () => {

@@ -153,3 +153,67 @@ describe("the application's own database role", () => {
     expect(rows.find((r) => r.table === "events")?.privileges).toEqual(["SELECT", "INSERT"]);
   });
 });
+
+describe("a service role that could rewrite the log", () => {
+  it("is a WARN at start that says what it allows and how to fix it, and /readyz says so too", async () => {
+    // The run's server URL names a superuser, as the README's quick start with DATABASE_URL would.
+    const superuser = await startTestApp();
+    try {
+      const warning = superuser.logs.find((l) => l.includes("is a superuser"));
+      console.log(`start-up warning: ${warning}`);
+      expect(JSON.parse(warning ?? "{}")).toMatchObject({
+        level: 40,
+        msg: expect.stringMatching(/can delete or rewrite audit events.*Fix: set MIGRATION_DATABASE_URL/),
+      });
+      const res = await fetch(`${superuser.url}/readyz`);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toEqual({ status: "ready", warnings: [JSON.parse(warning ?? "{}").msg] });
+    } finally {
+      await superuser.close();
+    }
+  });
+
+  it("owning events is reported the same way", async () => {
+    // The owner of the tables, not a superuser: what MIGRATION_DATABASE_URL names here.
+    const ownerRole = `audit_owner_${randomBytes(4).toString("hex")}`;
+    await owner.unsafe(`create role ${ownerRole} login password '${password}'`);
+    const fresh = await createTestDatabase();
+    const admin = postgres(fresh.url, { max: 1, onnotice: () => {} });
+    await admin.unsafe(`alter database ${new URL(fresh.url).pathname.slice(1)} owner to ${ownerRole}`);
+    await admin.unsafe(`alter schema public owner to ${ownerRole}`);
+    await admin.end();
+    const ownerUrl = new URL(fresh.url);
+    ownerUrl.username = ownerRole;
+    ownerUrl.password = password;
+    try {
+      const asOwner = await startTestApp({
+        database: { url: ownerUrl.toString(), drop: async () => {} },
+        env: { DATABASE_URL: ownerUrl.toString() },
+      });
+      await asOwner.close();
+      const warning = asOwner.logs.map((l) => JSON.parse(l)).find((l) => l.msg.includes(`"${ownerRole}" owns`));
+      expect(warning).toMatchObject({ level: 40, msg: expect.stringContaining("can disable or drop the append-only") });
+    } finally {
+      await fresh.drop();
+      await owner.unsafe(`drop role if exists ${ownerRole}`);
+    }
+  });
+
+  it("refuses to start with REQUIRE_LEAST_PRIVILEGE=true, and starts as the service's own role", async () => {
+    const refused = await createTestDatabase();
+    try {
+      await expect(startTestApp({ database: refused, env: { REQUIRE_LEAST_PRIVILEGE: "true" } })).rejects.toThrow(
+        /^REQUIRE_LEAST_PRIVILEGE="true": refuses to start: the service's database role "\w+" is a superuser/,
+      );
+    } finally {
+      await refused.drop();
+    }
+    const leastPrivilege = await startTestApp({
+      database: { url: app.databaseUrl, drop: async () => {} },
+      env: { DATABASE_URL: app.databaseUrl, MIGRATION_DATABASE_URL: database.url, REQUIRE_LEAST_PRIVILEGE: "true" },
+    });
+    const res = await fetch(`${leastPrivilege.url}/readyz`);
+    await leastPrivilege.close();
+    expect(await res.json()).toEqual({ status: "ready" });
+  });
+});

@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { Writable } from "node:stream";
+import type { SpanExporter } from "@opentelemetry/sdk-trace-base";
 import { type App, startApp } from "../../src/app.js";
 import type { Clock } from "../../src/clock.js";
 import { loadConfig } from "../../src/config.js";
@@ -20,7 +21,7 @@ export interface TestApp {
 
 /** The real service on a free port, over its own fresh database. */
 export async function startTestApp(
-  options: { env?: Record<string, string>; clock?: Clock; database?: TestDatabase } = {},
+  options: { env?: Record<string, string>; clock?: Clock; database?: TestDatabase; spanExporter?: SpanExporter } = {},
 ): Promise<TestApp> {
   const database = options.database ?? (await createTestDatabase());
   const logs: string[] = [];
@@ -44,6 +45,7 @@ export async function startTestApp(
     logger: createLogger(config.logLevel, sink),
     databaseUrl: database.url,
     clock: options.clock,
+    spanExporter: options.spanExporter,
   });
   return {
     app,

@@ -10,11 +10,12 @@ import { Health } from "../gen/health/v1/health_pb.js";
 import { FrontierService } from "../gen/raystack/frontier/v1beta1/frontier_pb.js";
 import { Authenticator } from "./auth/authenticator.js";
 import { adminTokenFile, bootstrapAdmin } from "./auth/bootstrap.js";
+import { PasswordGuard } from "./auth/password-guard.js";
 import { kStreamTicket, StreamTickets } from "./auth/stream-tickets.js";
 import { type Clock, systemClock } from "./clock.js";
 import type { Config } from "./config.js";
 import { ERROR_DOMAIN } from "./errors.js";
-import { authInterceptor } from "./interceptors/auth.js";
+import { authInterceptor, pathTenant, preauthenticator } from "./interceptors/auth.js";
 import { clientFaultGate } from "./interceptors/client-faults.js";
 import { kRoute } from "./interceptors/context.js";
 import { errorMappingInterceptor } from "./interceptors/error-mapping.js";
@@ -55,6 +56,8 @@ export interface App {
   database: Database;
   /** The typed in-process clients the legacy adapters call (tests call them directly too). */
   clients: InProcessClients;
+  /** The REST routes compiled from the google.api.http annotations, as "POST /v1/… → pkg.Service.Method". */
+  restRoutes: string[];
   /** Where GET /metrics is served: the main port, or METRICS_PORT's. */
   metricsUrl: string;
   close(): Promise<void>;
@@ -109,7 +112,20 @@ export async function startApp(options: AppOptions): Promise<App> {
     tokenFile: await adminTokenFile(config.dataDir, identities, config.databaseUrl === undefined),
   });
   const tenants = new TenantDirectory(identities);
-  const authenticator = new Authenticator({ store: identities, clock, logger, cacheMs: config.credentialCacheMs });
+  const passwords = new PasswordGuard({
+    failuresPerUser: config.passwordFailuresPerUser,
+    failuresPerAddress: config.passwordFailuresPerAddress,
+    maxDelayMs: config.passwordDelayMaxMs,
+    concurrency: config.passwordHashConcurrency,
+    queue: config.passwordHashQueue,
+  });
+  const authenticator = new Authenticator({
+    store: identities,
+    clock,
+    logger,
+    cacheMs: config.credentialCacheMs,
+    passwords,
+  });
   const templates = new TemplateStore(database.db, limits.templatesPerTenant);
   const tickets = new StreamTickets(clock);
   const feed = new EventFeed({ sql: database.sql, store, clock, logger, bufferEvents: config.tailBufferEvents });
@@ -144,12 +160,28 @@ export async function startApp(options: AppOptions): Promise<App> {
     requestGate: clientFaultGate,
     jsonOptions,
   };
-  const audit = createAuditService({ store, groupCommit, templates, feed, clock, pageTokens, tickets });
+  const audit = createAuditService({
+    store,
+    groupCommit,
+    templates,
+    feed,
+    clock,
+    pageTokens,
+    tickets,
+    tailMaxLifetimeMs: config.tailMaxLifetimeMs,
+  });
   const services = {
     audit,
     // The identity RPCs and the template RPCs make up AdminService.
     admin: {
-      ...createIdentityAdmin({ store: identities, tenants, authenticator, clock, selfAudit }),
+      ...createIdentityAdmin({
+        store: identities,
+        tenants,
+        authenticator,
+        clock,
+        selfAudit,
+        sessionsPerUser: config.sessionsPerUser,
+      }),
       ...createTemplateAdmin({ templates, clock, selfAudit }),
     },
     frontier: createFrontierService({ audit, store }),
@@ -170,9 +202,11 @@ export async function startApp(options: AppOptions): Promise<App> {
   router.service(ServerReflection, reflection.v1);
   router.service(ServerReflectionAlpha, reflection.v1alpha);
   const clients = createInProcessClients(serviceRegistrations(services), routerOptions);
+  const authenticate = preauthenticator(authenticator, logger);
   const legacy: LegacyDeps = {
     clients,
     tenants,
+    authenticate,
     maxBodyBytes: config.maxBodyBytes,
     logger,
     clock,
@@ -183,6 +217,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     maxBodyBytes: config.maxBodyBytes,
     errorDomain: ERROR_DOMAIN,
     contextValues: (req) => requestContextValues(req).set(kRoute, "rest"),
+    authenticate: async (req, rpc, pathValue) => authenticate(req, rpc, await pathTenant(rpc, pathValue, tenants)),
     // Tail over SSE: `id:` is the event's sequence, which Last-Event-ID resumes after; ?ticket= authenticates it.
     sse: { eventId: "event.sequence", resumeField: "afterSequence", ticketParam: "ticket", ticketKey: kStreamTicket },
     // Frontier's gateway writes proto field names (created_at) and every field, as its REST clients expect.
@@ -221,6 +256,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     server,
     database,
     clients,
+    restRoutes: rest.routes,
     metricsUrl: metricsServer ? `http://127.0.0.1:${metricsServer.port}/metrics` : `${server.url}/metrics`,
     async close() {
       // Health turns NOT_SERVING (and Watch streams say so) while the port still accepts: balancers stop routing here.

@@ -37,6 +37,18 @@ export interface Config {
   corsOrigins: string[];
   /** Matching events a Tail stream may have waiting before it is ended as too slow. */
   tailBufferEvents: number;
+  /** The longest a Tail stream lives; then it ends with UNAVAILABLE/TAIL_LIFETIME_REACHED and resumes by sequence. */
+  tailMaxLifetimeMs: number;
+  /** Failed password checks per user, then per client address, before each further attempt must wait (0: no limit). */
+  passwordFailuresPerUser: number;
+  passwordFailuresPerAddress: number;
+  /** The longest such wait; waits start at 1 s and double. */
+  passwordDelayMaxMs: number;
+  /** Password hashes (scrypt) computed at once, and how many more may wait before RESOURCE_EXHAUSTED. */
+  passwordHashConcurrency: number;
+  passwordHashQueue: number;
+  /** Live sessions a user may hold; a Login beyond it revokes the oldest. */
+  sessionsPerUser: number;
   /** A port of its own for GET /metrics; undefined serves it on the main port. */
   metricsPort: number | undefined;
   /** Label events-stored counts with the tenant id (one series per tenant: off by default). */
@@ -88,6 +100,13 @@ export function loadConfig(env: Env = process.env): Config {
     credentialCacheMs: int(env, "CREDENTIAL_CACHE_MS", 5_000, 0, 3_600_000),
     corsOrigins: origins(env, "CORS_ORIGINS"),
     tailBufferEvents: int(env, "TAIL_BUFFER_EVENTS", 5_000, 1, 1_000_000),
+    tailMaxLifetimeMs: int(env, "TAIL_MAX_LIFETIME_MS", 3_600_000, 1_000, 7 * 24 * 3_600_000),
+    passwordFailuresPerUser: int(env, "PASSWORD_FAILURES_PER_USER", 5, 0, 1000),
+    passwordFailuresPerAddress: int(env, "PASSWORD_FAILURES_PER_ADDRESS", 20, 0, 100_000),
+    passwordDelayMaxMs: int(env, "PASSWORD_DELAY_MAX_MS", 900_000, 1_000, 86_400_000),
+    passwordHashConcurrency: int(env, "PASSWORD_HASH_CONCURRENCY", 2, 1, 64),
+    passwordHashQueue: int(env, "PASSWORD_HASH_QUEUE", 32, 0, 10_000),
+    sessionsPerUser: int(env, "SESSIONS_PER_USER", 10, 1, 1000),
     metricsPort: env.METRICS_PORT ? int(env, "METRICS_PORT", 0, 0, 65535) : undefined,
     metricsTenantLabels: bool(env, "METRICS_TENANT_LABELS", false),
     tracing: tracing(env),

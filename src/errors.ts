@@ -27,6 +27,10 @@ export const Reason = {
   UnknownProcedure: "UNKNOWN_PROCEDURE",
   // Backpressure (RESOURCE_EXHAUSTED).
   IngestQueueFull: "INGEST_QUEUE_FULL",
+  /** Too many failed password checks for the user or from the address (metadata `retryAfterMs`, RetryInfo). */
+  PasswordAttemptsThrottled: "PASSWORD_ATTEMPTS_THROTTLED",
+  /** More password checks at once than PASSWORD_HASH_CONCURRENCY plus PASSWORD_HASH_QUEUE (RetryInfo). */
+  PasswordChecksBusy: "PASSWORD_CHECKS_BUSY",
   // Authentication (UNAUTHENTICATED).
   MissingCredential: "MISSING_CREDENTIAL",
   MalformedAuthorization: "MALFORMED_AUTHORIZATION",
@@ -65,6 +69,8 @@ export const Reason = {
   TailInterrupted: "TAIL_INTERRUPTED",
   /** A Tail stream over TAIL_STREAMS_PER_CREDENTIAL or TAIL_STREAMS_TOTAL (RESOURCE_EXHAUSTED); metadata `scope`, `limit`. */
   TailStreamLimit: "TAIL_STREAM_LIMIT",
+  /** The stream reached TAIL_MAX_LIFETIME_MS (UNAVAILABLE): reconnect, which authenticates afresh, and resume. */
+  TailLifetimeReached: "TAIL_LIFETIME_REACHED",
 } as const;
 export type Reason = (typeof Reason)[keyof typeof Reason];
 

@@ -6,6 +6,7 @@ import type { Logger } from "../logger.js";
 import { isStorableText } from "../service/event-input.js";
 import type { CredentialRow, IdentityStore } from "../store/identity-store.js";
 import { microsToIso, pgTimestampMicros } from "../store/time.js";
+import type { PasswordGuard } from "./password-guard.js";
 import type { Principal } from "./principal.js";
 import { hashPassword, hashToken, secretsEqual, verifyPassword } from "./secrets.js";
 
@@ -22,6 +23,8 @@ export interface AuthenticatorOptions {
   logger: Logger;
   /** How long a verified credential is trusted before it is read again (revocation delay across instances). */
   cacheMs: number;
+  /** Throttles password guesses and bounds the hashing running at once. */
+  passwords: PasswordGuard;
 }
 
 interface CacheEntry {
@@ -34,11 +37,17 @@ interface CacheEntry {
  * are cached briefly, keyed by the secret's hash, so a call costs no database read and Basic auth no scrypt.
  */
 export class Authenticator {
+  /** How often an open stream's credential is read again: every CREDENTIAL_CACHE_MS, or every second when it is 0. */
+  readonly recheckMs: number;
   private readonly cache = new Map<string, CacheEntry>();
+  /** The stored secret hash each principal was verified against, so a recheck notices a rotated secret. */
+  private readonly verifiedHashes = new WeakMap<Principal, Buffer>();
   private readonly dummySalt = Buffer.alloc(16);
   private dummyHash: Buffer | undefined;
 
-  constructor(private readonly options: AuthenticatorOptions) {}
+  constructor(private readonly options: AuthenticatorOptions) {
+    this.recheckMs = Math.max(options.cacheMs || 1000, 100);
+  }
 
   async bearer(token: string): Promise<Principal> {
     const hash = hashToken(token);
@@ -47,24 +56,60 @@ export class Authenticator {
     return this.principal(row);
   }
 
-  async basic(tenant: string, username: string, password: string): Promise<Principal> {
+  /**
+   * A user's password check. `address` is the client's network address when known. A password verified within the
+   * cache period is accepted without scrypt, even while guesses at the same user are being throttled.
+   */
+  async basic(tenant: string, username: string, password: string, address?: string): Promise<Principal> {
     const key = hashToken(`${tenant}\u0000${username}\u0000${password}`).toString("base64");
+    const { passwords } = this.options;
+    const userKey = `${tenant}\u0000${username}`;
+    let checked = false;
     const row = await this.cached(key, async () => {
+      passwords.admit(userKey, address);
+      checked = true;
       // Text PostgreSQL cannot hold (NUL, lone surrogates) names no user; it must not reach a query either.
       const user =
         isStorableText(tenant) && isStorableText(username)
           ? await this.options.store.findUser(tenant, username)
           : undefined;
-      if (!user?.salt) {
-        // Spend the same time as a real check so a response's timing does not reveal which user names exist.
-        this.dummyHash ??= (await hashPassword("", this.dummySalt)).hash;
-        await verifyPassword(password, this.dummySalt, this.dummyHash);
-        return undefined;
-      }
-      return (await verifyPassword(password, user.salt, user.secretHash)) ? user : undefined;
+      return passwords.hashing(async () => {
+        if (!user?.salt) {
+          // Spend the same time as a real check so a response's timing does not reveal which user names exist.
+          this.dummyHash ??= (await hashPassword("", this.dummySalt)).hash;
+          await verifyPassword(password, this.dummySalt, this.dummyHash);
+          return undefined;
+        }
+        return (await verifyPassword(password, user.salt, user.secretHash)) ? user : undefined;
+      });
     });
-    if (!row) throw this.fail(Reason.InvalidPassword, "the user name or password is wrong");
+    if (!row) {
+      passwords.failed(userKey, address);
+      throw this.fail(Reason.InvalidPassword, "the user name or password is wrong");
+    }
+    if (checked) passwords.succeeded(userKey);
     return this.principal(row);
+  }
+
+  /** A new user's password hash, within the same bound on concurrent hashing as the checks. */
+  hashPassword(password: string): Promise<{ hash: Buffer; salt: Buffer }> {
+    return this.options.passwords.hashing(() => hashPassword(password));
+  }
+
+  /**
+   * Reads an authenticated principal's credential again from the database (never from the cache), for calls that
+   * outlive a single request (Tail): revoked, expired, a secret rotated, or roles changed since. Not a use of the
+   * credential, so a session's last-used time is left alone.
+   */
+  async recheck(principal: Principal): Promise<Principal> {
+    const verified = this.verifiedHashes.get(principal);
+    const row = await this.options.store.getCredential(principal.credentialId);
+    if (!row || !verified || !secretsEqual(row.secretHash, verified)) {
+      throw row?.kind === CredentialKind.USER
+        ? this.fail(Reason.InvalidPassword, "the user's password has changed")
+        : this.fail(Reason.InvalidToken, "the token is no longer valid");
+    }
+    return this.principal(row, false);
   }
 
   /** Forget cached credentials, e.g. after a revocation on this instance. */
@@ -87,7 +132,7 @@ export class Authenticator {
     return row;
   }
 
-  private async principal(row: CredentialRow): Promise<Principal> {
+  private async principal(row: CredentialRow, use = true): Promise<Principal> {
     const now = this.options.clock.nowMicros();
     if (row.revokedAt) throw this.fail(Reason.CredentialRevoked, "the credential has been revoked", row);
     if (row.kind === CredentialKind.SESSION) {
@@ -96,7 +141,7 @@ export class Authenticator {
       if (!row.rememberMe && (now > created + SESSION_MAX_AGE || now > lastUsed + SESSION_IDLE)) {
         throw this.fail(Reason.SessionExpired, "the session has expired; log in again", row);
       }
-      if (now - lastUsed >= TOUCH_EVERY) {
+      if (use && now - lastUsed >= TOUCH_EVERY) {
         const at = microsToIso(now);
         await this.options.store.touch(row.id, at);
         row.lastUsedAt = at;
@@ -113,7 +158,7 @@ export class Authenticator {
             rememberMe: row.rememberMe,
           }
         : undefined;
-    return {
+    const principal: Principal = {
       credentialId: row.id,
       kind: row.kind,
       tenant: row.tenant ?? "",
@@ -121,6 +166,8 @@ export class Authenticator {
       name: row.name,
       session,
     };
+    this.verifiedHashes.set(principal, row.secretHash);
+    return principal;
   }
 
   /** `row`: the credential found and refused, which the self-audit names (never sent to the caller). */

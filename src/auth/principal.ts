@@ -18,6 +18,11 @@ export const kPrincipal = createContextKey<Principal | undefined>(undefined, {
   description: "the authenticated caller",
 });
 
+/** The network address of the caller (the TCP peer), when the call came over the network: password throttling keys on it. */
+export const kClientAddress = createContextKey<string | undefined>(undefined, {
+  description: "the caller's network address",
+});
+
 export function isSuperadmin(p: Principal): boolean {
   return p.roles.has(Role.SUPERADMIN);
 }

@@ -1,3 +1,4 @@
+import { randomUUID } from "node:crypto";
 import type { DescField, DescMessage, DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { AdminService } from "../../gen/audit/v1/admin_service_pb.js";
@@ -7,12 +8,14 @@ import { ServerReflection as ServerReflectionAlpha } from "../../gen/grpc/reflec
 import { Health } from "../../gen/health/v1/health_pb.js";
 import { FrontierService } from "../../gen/raystack/frontier/v1beta1/frontier_pb.js";
 import { type Authenticator, refusedCredentialOf } from "../auth/authenticator.js";
-import { grants, isSuperadmin, kPrincipal, type Principal, Role } from "../auth/principal.js";
+import { grants, isSuperadmin, kClientAddress, kPrincipal, type Principal, Role } from "../auth/principal.js";
 import { kStreamTicket, type StreamTickets } from "../auth/stream-tickets.js";
 import { domainError, invalidArgument, Reason, reasonOf } from "../errors.js";
+import type { Logger } from "../logger.js";
 import { limits, quoted, SYSTEM_TENANT, TENANT_PATTERN } from "../service/limits.js";
 import { type RefusalRecorder, SelfAuditAction } from "../service/self-audit.js";
 import type { TenantDirectory } from "../service/tenant-directory.js";
+import { toConnectError } from "./error-mapping.js";
 
 /** "public": no credential; "authenticated": any valid credential, even one without roles. */
 type Requirement = Role | "public" | "authenticated";
@@ -74,33 +77,24 @@ export function authInterceptor(
 ): Interceptor {
   return (next) => async (req) => {
     const procedure = `${req.service.typeName}/${req.method.name}`;
-    const required = requiredRoles.get(procedure);
-    if (required === undefined) {
-      throw domainError(Code.PermissionDenied, Reason.InsufficientRole, `${procedure} is not open to any role`);
-    }
+    const required = requirementOf(procedure);
     if (required === "public") return next(req);
-
     const authorization = req.header.get("authorization");
+    const address = req.contextValues.get(kClientAddress);
     // Only the SSE Tail route puts a stream ticket in the context; it stands in for the Authorization header.
     const ticket =
       req.stream && req.method === AuditService.method.tail ? req.contextValues.get(kStreamTicket) : undefined;
     if (ticket !== undefined && authorization) {
       throw malformed("send either an Authorization header or a stream ticket, not both");
     }
-    if (!authorization && ticket === undefined) {
-      throw domainError(
-        Code.Unauthenticated,
-        Reason.MissingCredential,
-        "this call needs a credential (Authorization header)",
-      );
-    }
+    if (ticket === undefined) presented(authorization);
     const tenantField = tenantFieldOf(req.method.input);
     const requestTenant = (message: Record<string, unknown>) =>
       tenantField ? String(message[tenantField.localName] ?? "") : "";
     // A refused credential is recorded (bounded per tenant) before its error goes back.
     const principalFor = async (claimed: string) => {
       try {
-        return await authenticate(authenticator, authorization as string, claimed);
+        return await authenticate(authenticator, authorization as string, claimed, address);
       } catch (error) {
         // Only a refusal: a database that cannot be reached is not the caller's failure.
         if (!(error instanceof ConnectError) || error.code !== Code.Unauthenticated) throw error;
@@ -148,18 +142,143 @@ export function authInterceptor(
     authorizeRole(principal, required, procedure);
     if (!first.done) await checkTenant(firstMessage, principal);
     req.contextValues.set(kPrincipal, principal);
-    return next({
-      ...req,
-      message: (async function* () {
-        if (first.done) return;
-        yield first.value;
-        for (let r = await source.next(); !r.done; r = await source.next()) {
-          await checkTenant(r.value as Record<string, unknown>, principal);
-          yield r.value;
-        }
-      })(),
-    });
+    const watch = new CredentialWatch(authenticator, principal, (p) => authorizeRole(p, required, procedure));
+    try {
+      const res = await next({
+        ...req,
+        signal: AbortSignal.any([req.signal, watch.signal]),
+        message: (async function* () {
+          if (first.done) return;
+          yield first.value;
+          for (let r = await source.next(); !r.done; r = await source.next()) {
+            await checkTenant(r.value as Record<string, unknown>, principal);
+            yield r.value;
+          }
+        })(),
+      });
+      if (res.stream) return { ...res, message: watch.guard(res.message) };
+      watch.stop();
+      return res;
+    } catch (error) {
+      watch.stop();
+      throw error;
+    }
   };
+}
+
+/**
+ * Keeps a streaming call's credential under watch: read again every `recheckMs`, the call's signal is aborted with
+ * the error a new call would get (UNAUTHENTICATED when revoked, expired or rotated; PERMISSION_DENIED when its role is
+ * gone), which ends the stream with it. Handlers that wait (Tail) listen on that signal.
+ */
+class CredentialWatch {
+  private readonly controller = new AbortController();
+  private readonly timer: NodeJS.Timeout;
+  private checking = false;
+
+  constructor(
+    private readonly authenticator: Authenticator,
+    private readonly principal: Principal,
+    private readonly authorize: (principal: Principal) => void,
+  ) {
+    this.timer = setInterval(() => void this.check(), authenticator.recheckMs);
+  }
+
+  get signal(): AbortSignal {
+    return this.controller.signal;
+  }
+
+  /** The response messages, ending with the watch's error once it fired; the watch stops with the stream. */
+  async *guard<T>(messages: AsyncIterable<T>): AsyncIterable<T> {
+    try {
+      for await (const message of messages) {
+        if (this.signal.aborted) throw this.signal.reason;
+        yield message;
+      }
+    } finally {
+      this.stop();
+    }
+  }
+
+  stop(): void {
+    clearInterval(this.timer);
+  }
+
+  private async check(): Promise<void> {
+    if (this.checking) return;
+    this.checking = true;
+    try {
+      this.authorize(await this.authenticator.recheck(this.principal));
+    } catch (error) {
+      // A database read that failed proves nothing either way: the next tick tries again (and Tail ends on its own
+      // when the database is gone, since it cannot read events either).
+      if (!(error instanceof ConnectError)) return;
+      this.stop();
+      this.controller.abort(error);
+    } finally {
+      this.checking = false;
+    }
+  }
+}
+
+/** The role an RPC needs; an RPC missing from `requiredRoles` is refused to everyone. */
+function requirementOf(procedure: string): Requirement {
+  const required = requiredRoles.get(procedure);
+  if (required === undefined) {
+    throw domainError(Code.PermissionDenied, Reason.InsufficientRole, `${procedure} is not open to any role`);
+  }
+  return required;
+}
+
+function presented(authorization: string | null | undefined): string {
+  if (!authorization) {
+    throw domainError(
+      Code.Unauthenticated,
+      Reason.MissingCredential,
+      "this call needs a credential (Authorization header)",
+    );
+  }
+  return authorization;
+}
+
+/**
+ * Authenticates the credential a request presents for `method`, as the interceptor will. Routes that read a request
+ * themselves (REST, legacy) call it before they look at its tenant, content type or body, so an anonymous caller gets
+ * the same answer whatever it names or sends. `tenant` is the request's, for Basic credentials without `tenant/`.
+ */
+export type Preauthenticate = (req: HttpRequest, method: DescMethod, tenant: string) => Promise<void>;
+
+/** What pre-authentication reads of an HTTP request (node's HTTP/1.1 and HTTP/2 requests both have it). */
+export interface HttpRequest {
+  headers: { authorization?: string };
+  socket?: { remoteAddress?: string } | null;
+}
+
+export function preauthenticator(authenticator: Authenticator, logger: Logger): Preauthenticate {
+  return async (req, method, tenant) => {
+    const procedure = `${method.parent.typeName}/${method.name}`;
+    try {
+      if (requirementOf(procedure) === "public") return;
+      await authenticate(authenticator, presented(req.headers.authorization), tenant, req.socket?.remoteAddress);
+    } catch (error) {
+      throw toConnectError(error, randomUUID(), procedure, logger);
+    }
+  };
+}
+
+/**
+ * The tenant a REST route names in its path (`tenant`, or Frontier's `org_id`, which may be a numeric id), for Basic
+ * credentials given without `tenant/`. Whatever it names, an anonymous caller gets the same refusal.
+ */
+export async function pathTenant(
+  method: DescMethod,
+  pathValue: (field: string) => string | undefined,
+  tenants: TenantDirectory,
+): Promise<string> {
+  const field = tenantFieldOf(method.input);
+  const key = field ? (pathValue(field.name) ?? "") : "";
+  if (field?.name !== ORG_ID || key === "") return key;
+  return (await tenants.find(key))?.id ?? key;
 }
 
 /** A stream ticket's principal, for the tenant it was issued for only: the request's tenant is set to it. */
@@ -181,6 +300,7 @@ export async function authenticate(
   authenticator: Authenticator,
   header: string,
   requestTenant: string,
+  address: string | undefined,
 ): Promise<Principal> {
   const space = header.indexOf(" ");
   const scheme = space === -1 ? "" : header.slice(0, space).toLowerCase();
@@ -199,7 +319,7 @@ export async function authenticate(
     const basic = basicCredentials(value, requestTenant);
     if (!basic) throw malformed("Basic credentials must be base64 of user:password");
     if (!basic.tenant) throw malformed("give the user name as tenant/username, or name the tenant in the request");
-    return authenticator.basic(basic.tenant, basic.user, basic.password);
+    return authenticator.basic(basic.tenant, basic.user, basic.password, address);
   }
   if (scheme === "" && value.length > 0) return authenticator.bearer(value);
   throw malformed(`unsupported authorization scheme "${scheme}"`);

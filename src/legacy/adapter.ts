@@ -1,4 +1,5 @@
 import type { Clock } from "../clock.js";
+import type { Preauthenticate } from "../interceptors/auth.js";
 import { logRefusal } from "../interceptors/request-log.js";
 import { withRequestTraceContext } from "../interceptors/telemetry.js";
 import type { Logger } from "../logger.js";
@@ -11,6 +12,8 @@ import { type LegacyRequest, type LegacyResponse, send } from "./http.js";
 export interface LegacyDeps {
   clients: InProcessClients;
   tenants: TenantDirectory;
+  /** Authenticates a request's credential for an RPC before the route reads anything else of it. */
+  authenticate: Preauthenticate;
   maxBodyBytes: number;
   logger: Logger;
   /** "Now" for filters relative to the present (e.g. the last 10 days), injected so tests can move time. */

@@ -2,6 +2,7 @@ import type http from "node:http";
 import {
   createRegistry,
   type DescMessage,
+  type DescMethod,
   fromJsonString,
   type JsonObject,
   type JsonValue,
@@ -74,6 +75,13 @@ export interface RestTranscoderOptions {
    * With `useProtoFieldName`, the field paths in the service's errors keep their proto names too.
    */
   responseJson?: ReadonlyMap<string, Partial<JsonWriteOptions>>;
+  /**
+   * Runs once a route matched, before the query or body is read: throw a ConnectError to refuse the request (the
+   * service authenticates here, so an anonymous caller learns nothing from a route's tenant or body checks). Not run
+   * for an SSE request carrying a stream ticket: the call itself redeems it (once). `pathValue` gives a
+   * single-segment path variable by its field path, e.g. "tenant".
+   */
+  authenticate?: (req: NodeRequest, rpc: DescMethod, pathValue: (field: string) => string | undefined) => Promise<void>;
   /** Requests the transcoder refuses itself, before or instead of an RPC (unknown route, bad parameter, …). */
   onRefused?: (req: NodeRequest, httpStatus: number, error: ConnectError) => void;
   /** Failures of the transcoder itself (never a client error); the client gets a 500 Status without details. */
@@ -130,10 +138,21 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
       });
     }
     const binding = match.value;
-    const body = await readJsonBody(req, binding);
     const streaming = binding.rpc.methodKind === "server_streaming";
     const sse = streaming && options.sse && isEventStream(req) ? options.sse : undefined;
     const [restQuery, ticket] = sse ? takeParam(query, sse.ticketParam) : [query, undefined];
+    if (options.authenticate && ticket === undefined) {
+      const pathValue = (field: string) => {
+        const variable = binding.pathFields.find((p) => p.name === field && !p.variable.multiSegment)?.variable;
+        return variable ? match.decoded[variable.start] : undefined;
+      };
+      try {
+        await options.authenticate(req, binding.rpc, pathValue);
+      } catch (error) {
+        throw error instanceof ConnectError ? new RestError(error) : error;
+      }
+    }
+    const body = await readJsonBody(req, binding);
     const queryNames = new Map<string, string>();
     const message = assembleRequest(
       { binding, raw: match.raw, decoded: match.decoded, query: restQuery, body, queryNames },

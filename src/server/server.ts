@@ -6,6 +6,7 @@ import type net from "node:net";
 import { Code, ConnectError, type ConnectRouter, type ContextValues, createContextValues } from "@connectrpc/connect";
 import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
+import { kClientAddress } from "../auth/principal.js";
 import { type Config, ConfigError } from "../config.js";
 import { kRequestId } from "../interceptors/context.js";
 import { logRefusal } from "../interceptors/request-log.js";
@@ -64,13 +65,12 @@ export interface RunningServer {
 
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
-/** The context of a call arriving at the port: its request id, the caller's x-request-id when well-formed. */
+/** The context of a call arriving at the port: its request id (the caller's x-request-id when well-formed), its peer. */
 export function requestContextValues(req: Parameters<NodeHandler>[0]): ContextValues {
   const given = req.headers["x-request-id"];
-  return createContextValues().set(
-    kRequestId,
-    typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID(),
-  );
+  return createContextValues()
+    .set(kRequestId, typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID())
+    .set(kClientAddress, req.socket?.remoteAddress);
 }
 
 export async function startServer(options: ServerOptions): Promise<RunningServer> {

@@ -11,8 +11,8 @@ import {
 } from "../../gen/audit/v1/admin_service_pb.js";
 import type { Authenticator } from "../auth/authenticator.js";
 import { refusedCredentialOf, sessionExpiry } from "../auth/authenticator.js";
-import { grants, isSuperadmin, kPrincipal, type Principal } from "../auth/principal.js";
-import { generateToken, hashPassword, hashToken } from "../auth/secrets.js";
+import { grants, isSuperadmin, kClientAddress, kPrincipal, type Principal } from "../auth/principal.js";
+import { generateToken, hashToken } from "../auth/secrets.js";
 import type { Clock } from "../clock.js";
 import { domainError, type FieldViolation, invalidArgument, Reason, reasonOf } from "../errors.js";
 import type { CredentialRow, IdentityStore, TenantRow } from "../store/identity-store.js";
@@ -41,6 +41,8 @@ export interface IdentityAdminDeps {
   authenticator: Authenticator;
   clock: Clock;
   selfAudit: SelfAudit;
+  /** Live sessions a user may hold; a Login beyond it revokes the oldest. */
+  sessionsPerUser: number;
 }
 
 const USERNAME = /^[A-Za-z0-9._@+-]{1,128}$/;
@@ -67,6 +69,11 @@ export function createIdentityAdmin(deps: IdentityAdminDeps): IdentityAdmin {
         violations.push({ field: "tenant.id", description: "is required", reason: Reason.MissingField });
       else if (!TENANT_PATTERN.test(id)) {
         violations.push({ field: "tenant.id", description: "must match [a-z0-9][a-z0-9_-]{0,62}" });
+      } else if (/^\d+$/.test(id)) {
+        violations.push({
+          field: "tenant.id",
+          description: "must not be all digits: an all-digit key names a tenant by its numeric id",
+        });
       }
       checkText(violations, "tenant.display_name", req.tenant?.displayName ?? "");
       if (violations.length > 0) throw invalidArgument(violations);
@@ -128,7 +135,7 @@ export function createIdentityAdmin(deps: IdentityAdminDeps): IdentityAdmin {
       }
       checkRoles(violations, req.roles, callerOf(ctx));
       if (violations.length > 0) throw invalidArgument(violations);
-      const { hash, salt } = await hashPassword(req.password);
+      const { hash, salt } = await authenticator.hashPassword(req.password);
       const row = await store.insertCredential({
         id: uuidv7(),
         tenant: req.tenant,
@@ -148,7 +155,7 @@ export function createIdentityAdmin(deps: IdentityAdminDeps): IdentityAdmin {
       return { credential: credentialMessage(row) };
     },
 
-    async login(req) {
+    async login(req, ctx) {
       const violations: FieldViolation[] = [];
       if (req.tenant === "")
         violations.push({ field: "tenant", description: "is required", reason: Reason.MissingField });
@@ -157,20 +164,22 @@ export function createIdentityAdmin(deps: IdentityAdminDeps): IdentityAdmin {
       if (req.password === "")
         violations.push({ field: "password", description: "is required", reason: Reason.MissingField });
       if (violations.length > 0) throw invalidArgument(violations);
-      const user = await authenticator.basic(req.tenant, req.username, req.password).catch(async (error) => {
-        // Only a refusal is a failed login; throttling or an unreachable database is not the caller's doing.
-        if (error instanceof ConnectError && error.code === Code.Unauthenticated) {
-          await selfAudit.refused({
-            action: SelfAuditAction.LoginFail,
-            reason: reasonOf(error) ?? Code[error.code],
-            procedure: `${AdminService.typeName}/${AdminService.method.login.name}`,
-            claimedTenant: req.tenant,
-            username: req.username,
-            credential: refusedCredentialOf(error),
-          });
-        }
-        throw error;
-      });
+      const user = await authenticator
+        .basic(req.tenant, req.username, req.password, ctx.values.get(kClientAddress))
+        .catch(async (error) => {
+          // Only a refusal is a failed login; throttling or an unreachable database is not the caller's doing.
+          if (error instanceof ConnectError && error.code === Code.Unauthenticated) {
+            await selfAudit.refused({
+              action: SelfAuditAction.LoginFail,
+              reason: reasonOf(error) ?? Code[error.code],
+              procedure: `${AdminService.typeName}/${AdminService.method.login.name}`,
+              claimedTenant: req.tenant,
+              username: req.username,
+              credential: refusedCredentialOf(error),
+            });
+          }
+          throw error;
+        });
       const token = generateToken("ats_");
       const at = now();
       const row = await store.insertCredential({
@@ -187,6 +196,10 @@ export function createIdentityAdmin(deps: IdentityAdminDeps): IdentityAdmin {
         lastUsedAt: at,
       });
       if (!row) throw new Error("session id or token collided");
+      // Logins cannot pile up sessions: beyond the cap, the oldest are revoked (and forgotten by this instance's cache).
+      if ((await store.revokeOldSessions(user.tenant, user.credentialId, deps.sessionsPerUser, at)) > 0) {
+        authenticator.invalidate();
+      }
       return { token, session: credentialMessage(row) };
     },
 

@@ -39,6 +39,8 @@ export interface AuditServiceDeps {
   clock: Clock;
   pageTokens: PageTokens;
   tickets: StreamTickets;
+  /** The longest a Tail stream lives before it is ended with UNAVAILABLE (resume by sequence). */
+  tailMaxLifetimeMs: number;
 }
 
 /** The AuditService handlers: every protocol and route reaches the log through these. */
@@ -121,13 +123,24 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
         violations.push({ field: "after_sequence", description: "must be a sequence, zero or more" });
       }
       if (violations.length > 0) throw invalidArgument(violations);
-      const rows = feed.subscribe({
-        tenant: req.tenant,
-        filter,
-        afterSequence: after === undefined ? undefined : Number(after),
-        signal: ctx.signal,
-      });
-      for await (const row of rows) yield { event: rowToEvent(row) };
+      // A stream ends after its longest life, so no stream holds on to a credential or an instance for ever.
+      const lifetime = new AbortController();
+      const maxMs = deps.tailMaxLifetimeMs;
+      const timer = setTimeout(() => {
+        const message = `the stream reached its longest life (${maxMs} ms); reconnect`;
+        lifetime.abort(domainError(Code.Unavailable, Reason.TailLifetimeReached, message));
+      }, maxMs);
+      try {
+        const rows = feed.subscribe({
+          tenant: req.tenant,
+          filter,
+          afterSequence: after === undefined ? undefined : Number(after),
+          signal: AbortSignal.any([ctx.signal, lifetime.signal]),
+        });
+        for await (const row of rows) yield { event: rowToEvent(row) };
+      } finally {
+        clearTimeout(timer);
+      }
     },
 
     async createStreamTicket(req: CreateStreamTicketRequest, ctx: HandlerContext) {

@@ -40,3 +40,5 @@ export const TENANT_PATTERN = /^[a-z0-9][a-z0-9_-]{0,62}$/;
  * through CreateTenant can ever have it; superadmins read it, and only the service writes to it.
  */
 export const SYSTEM_TENANT = "_system";
+/** An all-digit tenant key is a numeric tenant id (legacy APIs address tenants by number), never a slug. */
+export const NUMERIC_TENANT_ID = /^\d{1,18}$/;

@@ -1,5 +1,5 @@
 import type { IdentityStore, TenantRow } from "../store/identity-store.js";
-import { SYSTEM_TENANT, TENANT_PATTERN } from "./limits.js";
+import { NUMERIC_TENANT_ID, SYSTEM_TENANT, TENANT_PATTERN } from "./limits.js";
 
 /**
  * The system tenant has no row in `tenants`: nothing refers to it but its events, it is not listed by ListTenants,
@@ -12,15 +12,13 @@ const systemTenant: TenantRow = {
   createdAt: "1970-01-01 00:00:00+00",
 };
 
-/** A numeric tenant id, as legacy APIs give it. */
-const NUMERIC_ID = /^\d{1,18}$/;
-
 /**
  * Which tenants exist. Tenants are never deleted, so a tenant once seen is remembered for the life of the process
  * and the per-call check costs no query.
  */
 export class TenantDirectory {
   private readonly known = new Map<string, TenantRow>();
+  private readonly byNumber = new Map<number, TenantRow>();
 
   constructor(private readonly store: IdentityStore) {}
 
@@ -39,17 +37,25 @@ export class TenantDirectory {
     return row;
   }
 
-  /** By slug or by numeric id (legacy APIs address tenants by number). */
+  /**
+   * By numeric id when `key` is all digits (legacy APIs address tenants by number), else by slug. An all-digit key
+   * is never a slug, so creating a tenant cannot change which tenant an existing key names (docs/auth.md).
+   */
   async find(key: string): Promise<TenantRow | undefined> {
-    const hit = this.known.get(key);
-    if (hit) return hit;
-    if (!TENANT_PATTERN.test(key) && !NUMERIC_ID.test(key)) return undefined;
-    const row = await this.store.findTenant(key);
-    if (row) this.remember(row);
-    return row;
+    if (NUMERIC_TENANT_ID.test(key)) {
+      const number = Number(key);
+      const hit = this.byNumber.get(number);
+      if (hit) return hit;
+      const row = await this.store.getTenantByNumber(number);
+      if (row) this.remember(row);
+      return row;
+    }
+    return this.get(key);
   }
 
   remember(row: TenantRow): void {
-    if (this.known.size < 100_000) this.known.set(row.id, row);
+    if (this.known.size >= 100_000) return;
+    this.known.set(row.id, row);
+    this.byNumber.set(row.numericId, row);
   }
 }

@@ -1,5 +1,6 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import type postgres from "postgres";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import type { Clock } from "../clock.js";
 import { domainError, Reason } from "../errors.js";
 import type { Logger } from "../logger.js";
@@ -100,9 +101,15 @@ class Subscriber {
   }
 
   check(signal: AbortSignal): void {
-    if (signal.aborted) throw ConnectError.from(signal.reason);
     const resume = `; resume with after_sequence=${this.delivered}`;
     const metadata = { lastSequence: String(this.delivered) };
+    if (signal.aborted) {
+      const error = ConnectError.from(signal.reason);
+      const info = error.findDetails(ErrorInfoSchema)[0];
+      // Ended by the service (credential, longest life): say where to resume, as the feed's own endings do.
+      if (!info) throw error;
+      throw domainError(error.code, info.reason, error.rawMessage + resume, { ...info.metadata, ...metadata });
+    }
     switch (this.ending) {
       case "slow":
         throw domainError(

@@ -1,6 +1,9 @@
-import { and, asc, eq, isNull, or, sql } from "drizzle-orm";
+import { and, asc, desc, eq, inArray, isNull, sql } from "drizzle-orm";
 import type { Db } from "./database.js";
 import { credentials, tenants } from "./schema.js";
+
+/** audit.v1.CredentialKind.SESSION, as stored. */
+const SESSION_KIND = 3;
 
 export type TenantRow = typeof tenants.$inferSelect;
 export type CredentialRow = typeof credentials.$inferSelect;
@@ -25,13 +28,8 @@ export class IdentityStore {
     return row;
   }
 
-  /** A tenant by slug, or by its numeric id when `key` is all digits. */
-  async findTenant(key: string): Promise<TenantRow | undefined> {
-    if (!/^\d{1,18}$/.test(key)) return this.getTenant(key);
-    const [row] = await this.db
-      .select()
-      .from(tenants)
-      .where(or(eq(tenants.id, key), eq(tenants.numericId, Number(key))));
+  async getTenantByNumber(numericId: number): Promise<TenantRow | undefined> {
+    const [row] = await this.db.select().from(tenants).where(eq(tenants.numericId, numericId));
     return row;
   }
 
@@ -84,6 +82,32 @@ export class IdentityStore {
         .where(and(eq(credentials.userId, id), isNull(credentials.revokedAt)));
       return row;
     });
+  }
+
+  /**
+   * Revokes a user's unrevoked sessions beyond the newest `keep`, returning how many. Filtering by tenant and kind
+   * lets it use credentials_tenant_idx.
+   */
+  async revokeOldSessions(tenant: string, userId: string, keep: number, revokedAt: string): Promise<number> {
+    const older = this.db
+      .select({ id: credentials.id })
+      .from(credentials)
+      .where(
+        and(
+          eq(credentials.tenant, tenant),
+          eq(credentials.kind, SESSION_KIND),
+          eq(credentials.userId, userId),
+          isNull(credentials.revokedAt),
+        ),
+      )
+      .orderBy(desc(credentials.createdAt), desc(credentials.id))
+      .offset(keep);
+    const revoked = await this.db
+      .update(credentials)
+      .set({ revokedAt })
+      .where(and(inArray(credentials.id, older), isNull(credentials.revokedAt)))
+      .returning({ id: credentials.id });
+    return revoked.length;
   }
 
   listCredentials(tenant: string | null): Promise<CredentialRow[]> {

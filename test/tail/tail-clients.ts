@@ -139,3 +139,80 @@ export async function deliversWithin(stream: TailStream, ms: number): Promise<Ta
     stream.close();
   }
 }
+
+/** A google.rpc.Status as REST streams write it when they end with an error. */
+interface RestStatus {
+  code: number;
+  message: string;
+  details?: { reason?: string; metadata?: Record<string, string> }[];
+}
+
+/**
+ * Tail over REST with fetch: NDJSON (`{"result": …}` lines, `{"error": status}` last), or Server-Sent Events
+ * (`data:` messages, `event: error` last) when `sse`.
+ */
+export function restTail(app: Pick<TestApp, "url">, tenant: string, token: string, sse: boolean): TailOpener {
+  return (request) => {
+    const abort = new AbortController();
+    const query = new URLSearchParams();
+    if (request.afterSequence !== undefined) query.set("afterSequence", String(request.afterSequence));
+    for (const action of request.filter?.actions ?? []) query.append("filter.actions", action);
+    const response = fetch(`${app.url}/v1/tenants/${request.tenant || tenant}/events:tail?${query}`, {
+      headers: { authorization: `Bearer ${token}`, ...(sse ? { accept: "text/event-stream" } : {}) },
+      signal: abort.signal,
+    });
+    let reader: ReadableStreamDefaultReader<string> | undefined;
+    let buffered = "";
+    const separator = sse ? "\n\n" : "\n";
+    const ended = (status: RestStatus) => {
+      const info = status.details?.find((d) => d.reason);
+      return new TailEnded({
+        code: status.code,
+        message: status.message,
+        reason: info?.reason,
+        metadata: info?.metadata ?? {},
+      });
+    };
+    return {
+      async next() {
+        if (!reader) {
+          const res = await response;
+          if (res.status !== 200) throw ended((await res.json()) as RestStatus);
+          reader = res.body?.pipeThrough(new TextDecoderStream()).getReader();
+          if (!reader) throw new Error("no response body");
+        }
+        for (;;) {
+          const end = buffered.indexOf(separator);
+          if (end !== -1) {
+            const item = buffered.slice(0, end);
+            buffered = buffered.slice(end + separator.length);
+            if (item === "" || item.startsWith(":")) continue;
+            let json: { result?: { event: Record<string, string> }; error?: RestStatus };
+            if (sse) {
+              const data =
+                item
+                  .split("\n")
+                  .find((line) => line.startsWith("data: "))
+                  ?.slice(6) ?? "null";
+              json = item.startsWith("event: error") ? { error: JSON.parse(data) } : { result: JSON.parse(data) };
+            } else {
+              json = JSON.parse(item);
+            }
+            if (json.error) throw ended(json.error);
+            const event = json.result?.event ?? {};
+            return {
+              id: event.id ?? "",
+              tenant: event.tenant ?? "",
+              sequence: BigInt(event.sequence ?? 0),
+              action: event.action ?? "",
+            };
+          }
+          const { value, done } = await reader.read();
+          if (done) throw new Error("stream finished without an error");
+          buffered += value;
+        }
+      },
+      close: () => abort.abort(),
+    };
+  };
+}

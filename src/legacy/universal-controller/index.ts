@@ -1,6 +1,7 @@
 import { randomUUID } from "node:crypto";
-import type { JsonValue } from "@bufbuild/protobuf";
+import type { DescMethod, JsonValue } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
+import { AuditService } from "../../../gen/audit/v1/audit_service_pb.js";
 import { toConnectError } from "../../interceptors/error-mapping.js";
 import { publishMessages } from "../../service/publish-messages.js";
 import type { LegacyAdapter, LegacyDeps } from "../adapter.js";
@@ -21,15 +22,19 @@ type Body = { json: JsonValue } | { xml: { root: string; value: XmlValue } };
  * (shared/seeds/003_e34216a8e7d58334.txt): HTTP Basic, JSON or XML in, plain-text messages out (JSON or XML listings).
  */
 export function universalControllerAdapter(deps: LegacyDeps): LegacyAdapter {
-  const { clients, maxBodyBytes, logger, clock, listMaxBytes } = deps;
+  const { clients, maxBodyBytes, logger, clock, listMaxBytes, authenticate } = deps;
 
-  /** Method, credential scheme, content type, size and syntax: everything both routes check before their RPC. */
-  async function readRequest(req: LegacyRequest): Promise<Body | UcReply> {
+  /**
+   * Method, credential, content type, size and syntax: everything both routes check before their RPC. The credential
+   * is verified before the rest is looked at, so an anonymous caller learns nothing from the body checks.
+   */
+  async function readRequest(req: LegacyRequest, rpc: DescMethod): Promise<Body | UcReply> {
     if (req.method !== "POST") return new UcReply(405, "Method Not Allowed. Use POST.", { allow: "POST" });
     const authorization = req.headers.authorization;
     if (authorization !== undefined && !/^basic /i.test(authorization)) {
       return unauthenticated("MALFORMED_AUTHORIZATION");
     }
+    await authenticate(req, rpc, "");
     const type = mediaType(req);
     const format =
       type === "application/json" ? "json" : type === "application/xml" || type === "text/xml" ? "xml" : "";
@@ -62,7 +67,7 @@ export function universalControllerAdapter(deps: LegacyDeps): LegacyAdapter {
   }
 
   async function publish(req: LegacyRequest, res: LegacyResponse): Promise<void> {
-    const body = await readRequest(req);
+    const body = await readRequest(req, AuditService.method.publish);
     if (body instanceof UcReply) return sendReply(res, body);
     const event = "json" in body ? readPublishJson(body.json) : readPublishXml(body.xml.root, body.xml.value);
     if (event instanceof UcReply) return sendReply(res, event);
@@ -82,7 +87,7 @@ export function universalControllerAdapter(deps: LegacyDeps): LegacyAdapter {
   }
 
   async function list(req: LegacyRequest, res: LegacyResponse): Promise<void> {
-    const body = await readRequest(req);
+    const body = await readRequest(req, AuditService.method.list);
     if (body instanceof UcReply) return sendReply(res, body);
     const format = negotiate(req.headers.accept);
     if (format === undefined) {

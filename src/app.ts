@@ -202,7 +202,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   router.service(ServerReflection, reflection.v1);
   router.service(ServerReflectionAlpha, reflection.v1alpha);
   const clients = createInProcessClients(serviceRegistrations(services), routerOptions);
-  const authenticate = preauthenticator(authenticator, logger);
+  const authenticate = preauthenticator(authenticator, selfAudit, logger);
   const legacy: LegacyDeps = {
     clients,
     tenants,

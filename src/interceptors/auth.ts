@@ -91,25 +91,8 @@ export function authInterceptor(
     const tenantField = tenantFieldOf(req.method.input);
     const requestTenant = (message: Record<string, unknown>) =>
       tenantField ? String(message[tenantField.localName] ?? "") : "";
-    // A refused credential is recorded (bounded per tenant) before its error goes back.
-    const principalFor = async (claimed: string) => {
-      try {
-        return await authenticate(authenticator, authorization as string, claimed, address);
-      } catch (error) {
-        // Only a refusal: a database that cannot be reached is not the caller's failure.
-        if (!(error instanceof ConnectError) || error.code !== Code.Unauthenticated) throw error;
-        const claim = claimOf(authorization as string, claimed);
-        await refusals.refused({
-          action: SelfAuditAction.CredentialRefused,
-          reason: reasonOf(error) ?? Code[error.code],
-          procedure,
-          claimedTenant: claim.tenant,
-          username: claim.username,
-          credential: refusedCredentialOf(error),
-        });
-        throw error;
-      }
-    };
+    const principalFor = (claimed: string) =>
+      authenticateRecorded(authenticator, refusals, authorization as string, claimed, address, procedure);
     const checkTenant = async (message: Record<string, unknown>, principal: Principal) => {
       if (!tenantField) return;
       const tenant = await authorizeTenant(
@@ -254,12 +237,17 @@ export interface HttpRequest {
   socket?: { remoteAddress?: string } | null;
 }
 
-export function preauthenticator(authenticator: Authenticator, logger: Logger): Preauthenticate {
+export function preauthenticator(
+  authenticator: Authenticator,
+  refusals: RefusalRecorder,
+  logger: Logger,
+): Preauthenticate {
   return async (req, method, tenant) => {
     const procedure = `${method.parent.typeName}/${method.name}`;
     try {
       if (requirementOf(procedure) === "public") return;
-      await authenticate(authenticator, presented(req.headers.authorization), tenant, req.socket?.remoteAddress);
+      const header = presented(req.headers.authorization);
+      await authenticateRecorded(authenticator, refusals, header, tenant, req.socket?.remoteAddress, procedure);
     } catch (error) {
       throw toConnectError(error, randomUUID(), procedure, logger);
     }
@@ -293,6 +281,33 @@ function ticketPrincipal(issued: { principal: Principal; tenant: string }, messa
   }
   message.tenant = issued.tenant;
   return issued.principal;
+}
+
+/** `authenticate`, recording a refused credential (bounded per tenant) before its error goes back. */
+async function authenticateRecorded(
+  authenticator: Authenticator,
+  refusals: RefusalRecorder,
+  header: string,
+  claimed: string,
+  address: string | undefined,
+  procedure: string,
+): Promise<Principal> {
+  try {
+    return await authenticate(authenticator, header, claimed, address);
+  } catch (error) {
+    // Only a refusal: a database that cannot be reached is not the caller's failure.
+    if (!(error instanceof ConnectError) || error.code !== Code.Unauthenticated) throw error;
+    const claim = claimOf(header, claimed);
+    await refusals.refused({
+      action: SelfAuditAction.CredentialRefused,
+      reason: reasonOf(error) ?? Code[error.code],
+      procedure,
+      claimedTenant: claim.tenant,
+      username: claim.username,
+      credential: refusedCredentialOf(error),
+    });
+    throw error;
+  }
 }
 
 /** Bearer, then Basic, then a bare token (the Axonize style). */

@@ -76,7 +76,9 @@ describe("all-digit tenant slugs", () => {
       event: { action: "digits.rpc" },
     });
 
-    const rows = await sql`select tenant, action from events order by tenant, action`;
+    // The service's own records (tenants and keys created above) are not what this test is about.
+    const rows =
+      await sql`select tenant, action from events where category not like 'audit-trail.%' order by tenant, action`;
     expect(rows.map((r) => `${r.tenant} ${r.action}`)).toEqual([
       "1 digits.by-number",
       "1 digits.rpc",

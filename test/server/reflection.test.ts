@@ -40,6 +40,7 @@ test("buf curl lists the services over reflection v1 and v1alpha", async () => {
     "grpc.health.v1.Health",
     "grpc.reflection.v1.ServerReflection",
     "grpc.reflection.v1alpha.ServerReflection",
+    "raystack.frontier.v1beta1.FrontierService",
   ];
   expect((await bufCurl("--list-services", app.url)).trim().split("\n")).toEqual(services);
   const alpha = await bufCurl("--reflect-protocol", "grpc-v1alpha", "--list-services", app.url);

@@ -97,6 +97,28 @@ function lingeringClose(this: net.Socket): void {
   setTimeout(() => this.destroy(), LINGER_MS).unref();
 }
 
+/** node's own answers to requests its parser refuses, by error code; anything else is a 400. */
+const PARSER_REFUSALS: Record<string, string> = {
+  HPE_HEADER_OVERFLOW: "431 Request Header Fields Too Large",
+  HPE_CHUNK_EXTENSIONS_OVERFLOW: "413 Payload Too Large",
+  ERR_HTTP_REQUEST_TIMEOUT: "408 Request Timeout",
+};
+
+/**
+ * node's answer to a request its parser refuses, except that a client still sending (headers over the limit) gets a
+ * lingering close rather than a reset, so it reads the 431 instead of ECONNRESET.
+ */
+function refuseMalformedRequest(error: Error & { code?: string }, socket: net.Socket): void {
+  // As node does: no status line in the middle of a response already under way on this connection.
+  const current = (socket as net.Socket & { _httpMessage?: http.ServerResponse | null })._httpMessage;
+  if (socket.writable && !current?.headersSent) {
+    const status = PARSER_REFUSALS[error.code ?? ""] ?? "400 Bad Request";
+    socket.write(`HTTP/1.1 ${status}\r\nConnection: close\r\n\r\n`);
+  }
+  if (error.code === "HPE_HEADER_OVERFLOW") lingeringClose.call(socket);
+  else socket.destroy(error);
+}
+
 /**
  * One cleartext port for HTTP/1.1 and HTTP/2 with prior knowledge (h2c). Node's http2 has no cleartext fallback,
  * so each connection's first bytes are compared with the HTTP/2 preface and the socket is handed to the matching
@@ -113,6 +135,7 @@ export function createCleartextListener(listener: NodeHandler, options: Listener
     },
     listener,
   );
+  h1.on("clientError", refuseMalformedRequest);
   // node enforces headersTimeout and requestTimeout only for connections it tracks, and starts tracking when the
   // server listens. This one never listens (the TCP server below hands it sockets), so start it here; without it a
   // client sending its headers a byte at a time held the connection forever. close() stops the tracking.

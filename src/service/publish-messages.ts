@@ -2,7 +2,7 @@ import { limits, quoted } from "./limits.js";
 
 /**
  * The Universal Event messages, worded as the legacy Universal Controller API words them
- * (shared/seeds/003_e34216a8e7d58334.txt). Publish raises them and the legacy adapter repeats them verbatim, so
+ * (its document, summarised in docs/legacy.md). Publish raises them and the legacy adapter repeats them verbatim, so
  * change none of them. Names and values are quoted as sent, cut to `limits.quotedChars` characters.
  */
 export const publishMessages = {

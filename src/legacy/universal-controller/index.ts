@@ -19,7 +19,7 @@ type Body = { json: JsonValue } | { xml: { root: string; value: XmlValue } };
 
 /**
  * Universal Controller's Universal Event publish and audit list web services
- * (shared/seeds/003_e34216a8e7d58334.txt): HTTP Basic, JSON or XML in, plain-text messages out (JSON or XML listings).
+ * (its document, summarised in docs/legacy.md): HTTP Basic, JSON or XML in, plain-text messages out (JSON or XML listings).
  */
 export function universalControllerAdapter(deps: LegacyDeps): LegacyAdapter {
   const { clients, maxBodyBytes, logger, clock, listMaxBytes, authenticate } = deps;

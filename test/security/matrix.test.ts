@@ -1,6 +1,7 @@
 import { create, type DescMethod, type JsonObject, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
+import { createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AdminService, Role } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
@@ -202,6 +203,23 @@ function expectation(rpc: DescMethod, caller: Caller): Expected {
   return { allow: true };
 }
 
+/** Reflection is a bidirectional stream, which needs HTTP/2 (docs/operations.md): the protocol over HTTP/2. */
+function http2Transport(protocol: Protocol, token: string | undefined) {
+  if (protocol === "connect") return transportFor(world.app, "connect-binary", token);
+  if (protocol !== "grpc-web") return transportFor(world.app, protocol, token);
+  const header: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+  return createGrpcWebTransport({
+    baseUrl: world.app.url,
+    httpVersion: "2",
+    interceptors: [
+      (next) => (req) => {
+        for (const [k, v] of Object.entries(header)) req.header.set(k, v);
+        return next(req);
+      },
+    ],
+  });
+}
+
 /** One call's result, as text to search for leaked data, and its code and ErrorInfo reason. */
 interface Result {
   code: Code | 0;
@@ -217,7 +235,9 @@ async function callRpc(
 ): Promise<Result> {
   const client = createClient(
     rpc.parent,
-    transportFor(world.app, protocol, tokenOf(world, caller)),
+    rpc.methodKind === "bidi_streaming"
+      ? http2Transport(protocol, tokenOf(world, caller))
+      : transportFor(world.app, protocol, tokenOf(world, caller)),
   ) as unknown as Record<string, (req: unknown, options?: { signal?: AbortSignal }) => unknown>;
   const call = client[rpc.localName] as (req: unknown, options?: { signal?: AbortSignal }) => unknown;
   try {

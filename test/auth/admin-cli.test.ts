@@ -3,6 +3,7 @@ import { promisify } from "node:util";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { startTestApp, type TestApp } from "../support/app.js";
+import { childEnv } from "../support/child-env.js";
 import { clientFor } from "../support/clients.js";
 
 const run = promisify(execFile);
@@ -14,7 +15,7 @@ afterAll(() => app?.close());
 
 async function cli(...args: string[]) {
   const { stdout } = await run(process.execPath, ["--import", "tsx", "src/cli/admin.ts", ...args], {
-    env: { ...process.env, AUDIT_URL: app.url, AUDIT_ADMIN_TOKEN: app.adminToken },
+    env: childEnv({ AUDIT_URL: app.url, AUDIT_ADMIN_TOKEN: app.adminToken }),
   });
   return JSON.parse(stdout);
 }
@@ -22,7 +23,7 @@ async function cli(...args: string[]) {
 /** Runs the CLI with `input` on its standard input (a pipe); resolves with its exit code and output. */
 function cliWithInput(input: string, env: Record<string, string | undefined>, ...args: string[]) {
   const child = spawn(process.execPath, ["--import", "tsx", "src/cli/admin.ts", ...args], {
-    env: { ...process.env, AUDIT_URL: app.url, ...env },
+    env: childEnv({ AUDIT_URL: app.url, ...env }),
   });
   let stdout = "";
   let stderr = "";
@@ -97,7 +98,7 @@ test("create-user asks for the password on a terminal without echoing it", async
     .map((a) => `'${a}'`)
     .join(" ");
   const child = spawn("script", ["-qec", command, "/dev/null"], {
-    env: { ...process.env, AUDIT_URL: app.url, AUDIT_ADMIN_TOKEN: app.adminToken },
+    env: childEnv({ AUDIT_URL: app.url, AUDIT_ADMIN_TOKEN: app.adminToken }),
   });
   let screen = "";
   const waitFor = (text: string) =>

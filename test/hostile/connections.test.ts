@@ -5,10 +5,10 @@ import { Code } from "@connectrpc/connect";
 import fc from "fast-check";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import {
-  expectHeapNearBaseline,
+  expectMemoryNearBaseline,
   HostileRun,
   hostileCase,
-  settledHeapBytes,
+  settledMemoryBytes,
   startTarget,
   stopTarget,
   type Target,
@@ -137,9 +137,9 @@ function trickle(text: string, everyMs: number): Promise<{ closedAfterMs: number
 }
 
 test("header floods are refused and the server keeps serving", async () => {
-  const baseline = await settledHeapBytes();
+  const baseline = await settledMemoryBytes();
   await run.fuzz(headerFloods(), { runs: 12, batch: 6 });
-  await expectHeapNearBaseline(baseline);
+  await expectMemoryNearBaseline(baseline);
   console.log(run.summary("connections: header floods"));
 });
 

@@ -38,6 +38,7 @@ function fromError(error: ConnectError | undefined, status: number | undefined):
     status,
     code: error.code,
     fields,
+    reason: error.findDetails(ErrorInfoSchema)[0]?.reason,
     detail: `${error.rawMessage}${fields.length ? ` [${fields.join(", ")}]` : ""}`,
   };
 }
@@ -182,8 +183,38 @@ export async function connectStreamOutcome(res: Response): Promise<Outcome> {
   return fromError(endStreamFromJson(end.data).error, 200);
 }
 
-/** A REST or legacy response: its status and the start of its body. */
+/** A REST or legacy response: its status, the start of its body, and a google.rpc.Status body's reason and fields. */
 export async function httpOutcome(res: Response): Promise<Outcome> {
-  const text = await res.text();
-  return { status: res.status, detail: `${res.headers.get("content-type") ?? ""} ${text.slice(0, 300)}` };
+  return restOutcome(res.status, res.headers.get("content-type") ?? "", await res.text());
+}
+
+interface StatusJson {
+  details?: {
+    "@type"?: string;
+    reason?: string;
+    metadata?: { field?: string };
+    fieldViolations?: { field?: string }[];
+  }[];
+}
+
+/** An HTTP answer as an Outcome; a google.rpc.Status JSON body (REST's errors) gives its reason and fields. */
+export function restOutcome(status: number | undefined, contentType: string, text: string): Outcome {
+  const outcome: Outcome = { status, detail: `${contentType} ${text.slice(0, 300)}` };
+  let json: StatusJson | undefined;
+  try {
+    json = JSON.parse(text) as StatusJson;
+  } catch {
+    return outcome;
+  }
+  const details = Array.isArray(json?.details) ? json.details : [];
+  const info = details.find((d) => d["@type"]?.endsWith("google.rpc.ErrorInfo"));
+  const violations = details.flatMap((d) =>
+    d["@type"]?.endsWith("google.rpc.BadRequest") ? (d.fieldViolations ?? []) : [],
+  );
+  outcome.reason = info?.reason;
+  outcome.fields = [
+    ...violations.flatMap((v) => (v.field ? [v.field] : [])),
+    ...(info?.metadata?.field ? [info.metadata.field] : []),
+  ];
+  return outcome;
 }

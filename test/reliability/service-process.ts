@@ -5,6 +5,7 @@ import { readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { childEnv } from "../support/child-env.js";
 import type { ServiceAddress } from "../support/clients.js";
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
@@ -50,8 +51,7 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
   const dataDir = mkdtempSync(path.join(tmpdir(), "audit-trail-rel-"));
   const child = spawn(process.execPath, options.nodeArgs ?? ["--import", "tsx", "src/main.ts"], {
     cwd: repoRoot,
-    env: {
-      ...process.env,
+    env: childEnv({
       PORT: "0",
       HOST: "127.0.0.1",
       LOG_LEVEL: "info",
@@ -60,7 +60,7 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
       ...options.env,
       DATABASE_URL: options.databaseUrl,
       AUDIT_ADMIN_TOKEN: adminToken,
-    },
+    }),
     stdio: ["ignore", "pipe", "pipe"],
   });
   children.add(child);

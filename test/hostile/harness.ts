@@ -42,8 +42,11 @@ export interface Expectation {
   reason?: string;
   /** The fields the refusal names, exactly (none: `[]`). */
   fields?: string[];
-  /** Whether a reset stream or closed connection is an acceptable refusal. */
-  cut?: boolean;
+  /**
+   * The documented connection- or stream-level refusal, when that is the answer: the start of the outcome's `cut`
+   * (`RST_STREAM 7`). Any other cut is a failure.
+   */
+  cut?: string;
   /** A further check of the response; returns what is wrong, if anything. */
   check?: (outcome: Outcome) => string | undefined;
 }
@@ -69,7 +72,10 @@ const NEVER = new Set<Code | 0>([Code.Internal, Code.Unknown, Code.DataLoss]);
 export function judge(c: HostileCase, o: Outcome): string | undefined {
   const said = `${o.status === undefined ? "" : `HTTP ${o.status} `}${o.code === undefined ? "" : `${Code[o.code] ?? o.code} `}${o.cut ? `cut (${o.cut}) ` : ""}${o.detail.slice(0, 300)}`;
   if (o.code !== undefined && NEVER.has(o.code)) return `got ${said}`;
-  if (o.cut !== undefined) return c.expect.cut ? c.expect.check?.(o) : `cut off: ${said}`;
+  if (c.expect.cut !== undefined) {
+    return o.cut?.startsWith(c.expect.cut) ? c.expect.check?.(o) : `expected a cut (${c.expect.cut}), got ${said}`;
+  }
+  if (o.cut !== undefined) return `cut off: ${said}`;
   if (c.expect.codes) {
     if (o.code === undefined || !c.expect.codes.includes(o.code as Code)) {
       return `expected ${c.expect.codes.map((x) => Code[x]).join(" or ")}, got ${said}`;

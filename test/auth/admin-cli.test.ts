@@ -1,10 +1,12 @@
 import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { childEnv } from "../support/child-env.js";
 import { clientFor } from "../support/clients.js";
+import { expectError } from "../support/errors.js";
 
 const run = promisify(execFile);
 let app: TestApp;
@@ -70,6 +72,11 @@ test("the admin CLI creates a tenant, a key and a user, lists and revokes", asyn
   expect(JSON.stringify(credentials)).not.toContain(key.token);
   const revoked = await cli("revoke", "--tenant", "cli-co", key.credential.id);
   expect(revoked.credential.revokeTime).toBeTruthy();
+  // The revoked key is refused from then on.
+  await expectError(clientFor(AuditService, app, "connect", key.token).create({ event: { action: "cli.after" } }), {
+    code: Code.Unauthenticated,
+    reason: "CREDENTIAL_REVOKED",
+  });
 }, 240_000);
 
 test("create-user reads the password from standard input, and has no --password option", async () => {

@@ -3,6 +3,7 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { provisionTenant } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { expectAll } from "../support/expect-all.js";
 import { type Attempt, runLoad, send, tally, type Writer } from "./load.js";
 import { killAllServiceProcesses, type ServiceProcess, startServiceProcess } from "./service-process.js";
 import { checkStore, describeSequences } from "./verify-store.js";
@@ -69,7 +70,7 @@ describe("kill -9 under load", () => {
       expect(check.ackedFound).toBe(check.ackedEvents);
       expect(check.partialCalls).toBe(0);
       expect(check.unknown).toBe(0);
-      expect(check.tenants.every((t) => t.gapless)).toBe(true);
+      expectAll(check.tenants, (t) => t.gapless, "check.tenants");
 
       // A client retries what it never heard back about, with the same ids: each lands exactly once, and a call that
       // had committed before the crash answers with the events already stored.
@@ -86,7 +87,7 @@ describe("kill -9 under load", () => {
       expect(retried.stored).toBe(retried.ackedEvents);
       expect(retried.duplicated).toEqual([]);
       expect(retried.wrongSequence).toEqual([]);
-      expect(retried.tenants.every((t) => t.gapless)).toBe(true);
+      expectAll(retried.tenants, (t) => t.gapless, "retried.tenants");
     }
   }, 180_000);
 });

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp } from "../support/app.js";
 import { provisionTenant } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { expectAll } from "../support/expect-all.js";
 import { type Attempt, newEvents, runLoad, send, tally, type Writer } from "./load.js";
 import { killAllServiceProcesses, startServiceProcess } from "./service-process.js";
 import { checkStore, describeSequences } from "./verify-store.js";
@@ -117,7 +118,7 @@ describe("SIGTERM under load", () => {
     // A refused call was refused before it ran: nothing of it is stored.
     expect(check.unackedWholeCalls).toBe(0);
     expect(check.partialCalls).toBe(0);
-    expect(check.tenants.every((t) => t.gapless)).toBe(true);
+    expectAll(check.tenants, (t) => t.gapless, "check.tenants");
     expect(service.logs.filter((l) => l.includes('"level":50') || l.startsWith("stderr:"))).toEqual([]);
     // Draining ended with the calls, not with the grace period.
     expect(service.logs.filter((l) => l.includes("grace period over"))).toEqual([]);

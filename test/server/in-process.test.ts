@@ -1,5 +1,5 @@
 import { create } from "@bufbuild/protobuf";
-import { Code, ConnectError, createClient, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, createClient, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AuditService, CreateRequestSchema } from "../../gen/audit/v1/audit_service_pb.js";
 import { rpcFailure } from "../../src/legacy/rpc-failure.js";
@@ -7,6 +7,7 @@ import type { ServiceRegistration } from "../../src/server/grpc-unary.js";
 import { createInProcessTransport } from "../../src/server/in-process.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { provisionTenant, type TenantTokens } from "../support/clients.js";
+import { failureOf } from "../support/errors.js";
 
 /**
  * The in-process clients (src/server/in-process.ts) the legacy adapters call: the same interceptors, handler context
@@ -22,19 +23,6 @@ afterAll(() => app?.close());
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 const event = { action: "doc.edit", source: "in-process-test" };
-
-/** The error a call failed with; fails the test if it succeeded. */
-async function failureOf(call: Promise<unknown>): Promise<ConnectError> {
-  return call.then(
-    () => {
-      throw new Error("the call succeeded");
-    },
-    (error: unknown) => {
-      expect(error).toBeInstanceOf(ConnectError);
-      return error as ConnectError;
-    },
-  );
-}
 
 describe("unary calls", () => {
   test("run the auth interceptor: no credential is UNAUTHENTICATED, a writer's credential stores the event", async () => {

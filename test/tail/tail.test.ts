@@ -8,6 +8,7 @@ import { startTestApp, type TestApp } from "../support/app.js";
 import { clientFor, provisionTenant } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { expectError } from "../support/errors.js";
+import { expectAll } from "../support/expect-all.js";
 import {
   deliversWithin,
   read,
@@ -148,9 +149,9 @@ describe("Tail", () => {
     }
     const gotA = await read(streamA, 5);
     const gotB = await read(streamB, 15);
-    expect(gotA.every((e) => e.tenant === "iso-a" && e.action === "a")).toBe(true);
+    expectAll(gotA, (e) => e.tenant === "iso-a" && e.action === "a", "gotA");
     expect(sequences(gotA)).toEqual(range(1, 5));
-    expect(gotB.every((e) => e.tenant === "iso-b" && e.action === "b")).toBe(true);
+    expectAll(gotB, (e) => e.tenant === "iso-b" && e.action === "b", "gotB");
     expect(sequences(gotB)).toEqual(range(1, 15));
     expect(await deliversWithin(streamA, 300)).toBeUndefined();
     streamB.close();

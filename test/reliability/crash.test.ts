@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { provisionTenant } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { expectAll } from "../support/expect-all.js";
+import { seededRandom, TEST_SEED } from "../support/random.js";
 import { type Attempt, runLoad, send, tally, type Writer } from "./load.js";
 import { killAllServiceProcesses, type ServiceProcess, startServiceProcess } from "./service-process.js";
 import { checkStore, describeSequences } from "./verify-store.js";
@@ -33,6 +34,8 @@ describe("kill -9 under load", () => {
     );
     const tokenOf = new Map(writers.map((w) => [w.tenant, w.token]));
     const attempts: Attempt[] = [];
+    const random = seededRandom();
+    console.log(`crash: TEST_SEED=${TEST_SEED}`);
 
     for (let round = 1; round <= ROUNDS; round++) {
       const stop = new AbortController();
@@ -43,8 +46,9 @@ describe("kill -9 under load", () => {
         maxBatch: 40,
         prefix: `crash${round}`,
         signal: stop.signal,
+        random,
       });
-      await sleep(1000 + Math.random() * 1500);
+      await sleep(1000 + random() * 1500);
       service.signal("SIGKILL");
       const status = await service.exited;
       stop.abort();

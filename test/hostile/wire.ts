@@ -4,6 +4,7 @@ import { codeFromHttpStatus, endStreamFromJson, errorFromJsonBytes } from "@conn
 import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import { trailerParse } from "@connectrpc/connect/protocol-grpc-web";
 import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { h2Request, type RawH2Response } from "../support/h2.js";
 import type { Outcome } from "./harness.js";
 
 /** A gRPC-style length-prefixed message: flags, 4-byte big-endian length, payload. */
@@ -43,15 +44,6 @@ function fromError(error: ConnectError | undefined, status: number | undefined):
   };
 }
 
-export interface RawH2Response {
-  headers: http2.IncomingHttpHeaders;
-  trailers: http2.IncomingHttpHeaders;
-  body: Buffer;
-  /** The RST_STREAM code when the server reset the stream; 0 when it ended normally. */
-  rstCode: number;
-  error?: string;
-}
-
 /**
  * Raw HTTP/2 requests over a few shared sessions, so thousands of cases reuse a handful of connections. A session the
  * server closed is replaced on the next request.
@@ -88,39 +80,7 @@ export class H2Client {
     session = this.session(),
     end = true,
   ): Promise<RawH2Response> {
-    return new Promise((resolve, reject) => {
-      const stream = session.request(headers, { endStream: end && body === undefined });
-      let responseHeaders: http2.IncomingHttpHeaders = {};
-      let trailers: http2.IncomingHttpHeaders = {};
-      let error: string | undefined;
-      const chunks: Buffer[] = [];
-      const onAbort = () => stream.close(http2.constants.NGHTTP2_CANCEL);
-      signal.addEventListener("abort", onAbort, { once: true });
-      stream.on("response", (h) => {
-        responseHeaders = h;
-      });
-      stream.on("trailers", (t) => {
-        trailers = t;
-      });
-      stream.on("data", (c: Buffer) => chunks.push(c));
-      stream.on("error", (e) => {
-        error = e.message;
-      });
-      stream.on("close", () => {
-        signal.removeEventListener("abort", onAbort);
-        if (signal.aborted) reject(signal.reason);
-        else
-          resolve({
-            headers: responseHeaders,
-            trailers,
-            body: Buffer.concat(chunks),
-            rstCode: stream.rstCode ?? 0,
-            error,
-          });
-      });
-      if (body !== undefined && end) stream.end(body);
-      else if (body !== undefined) stream.write(body);
-    });
+    return h2Request(session, headers, body, { signal, end });
   }
 
   close(): void {

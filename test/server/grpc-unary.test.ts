@@ -25,6 +25,7 @@ import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { provisionTenant } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { h2Request, type RawH2Response } from "../support/h2.js";
 
 /**
  * The direct unary gRPC path (src/server/grpc-unary.ts) must answer exactly as Connect's gRPC handler does. Two
@@ -50,12 +51,7 @@ afterAll(async () => {
   await database?.drop();
 });
 
-interface Reply {
-  status: number;
-  headers: http2.IncomingHttpHeaders;
-  trailers: http2.IncomingHttpHeaders;
-  body: Buffer;
-}
+type Reply = RawH2Response;
 
 function frame(message: Uint8Array, compressed = false): Buffer {
   const out = Buffer.alloc(5 + message.length);
@@ -68,32 +64,21 @@ function frame(message: Uint8Array, compressed = false): Buffer {
 async function call(app: TestApp, method: string, body: Buffer, headers: Record<string, string> = {}): Promise<Reply> {
   const session = http2.connect(app.url);
   try {
-    return await new Promise<Reply>((resolve, reject) => {
-      const stream = session.request({
+    const reply = await h2Request(
+      session,
+      {
         ":method": "POST",
         ":path": `/audit.v1.AuditService/${method}`,
         "content-type": "application/grpc",
         te: "trailers",
         authorization: `Bearer ${token}`,
         ...headers,
-      });
-      const reply: Reply = { status: 0, headers: {}, trailers: {}, body: Buffer.alloc(0) };
-      const chunks: Buffer[] = [];
-      stream.on("response", (h) => {
-        reply.status = Number(h[":status"]);
-        reply.headers = h;
-      });
-      stream.on("data", (c: Buffer) => chunks.push(c));
-      // The answer is complete with its trailers. Connect's own handler answers an oversized message without
-      // reading the rest of the body, so its stream never closes: the reply cannot wait for "close".
-      stream.on("trailers", (t) => {
-        reply.trailers = t;
-        resolve({ ...reply, body: Buffer.concat(chunks) });
-      });
-      stream.on("error", reject);
-      stream.on("close", () => resolve({ ...reply, body: Buffer.concat(chunks) }));
-      stream.end(body);
-    });
+      },
+      body,
+      { untilTrailers: true },
+    );
+    if (reply.error) throw new Error(reply.error);
+    return reply;
   } finally {
     session.destroy();
   }
@@ -147,7 +132,7 @@ function observed(reply: Reply, method: keyof typeof responseSchemas) {
   const status = details ? fromBinary(StatusSchema, Buffer.from(String(details), "base64")) : undefined;
   const requestId = reply.headers["x-request-id"] ?? reply.trailers["x-request-id"];
   return withoutVolatile({
-    http: reply.status,
+    http: Number(reply.headers[":status"]),
     contentType: reply.headers["content-type"] ?? null,
     grpcStatus: reply.trailers["grpc-status"] ?? reply.headers["grpc-status"] ?? null,
     grpcMessage: reply.trailers["grpc-message"] ?? reply.headers["grpc-message"] ?? null,

@@ -153,7 +153,7 @@ export class Authenticator {
       row.kind === CredentialKind.SESSION
         ? {
             createdAt: row.createdAt,
-            lastUsedAt: row.lastUsedAt ?? row.createdAt,
+            lastUsedAt: row.lastUsedAt ?? undefined,
             expiresAt: row.rememberMe ? undefined : sessionExpiry(row),
             rememberMe: row.rememberMe,
           }

@@ -1,8 +1,6 @@
-import { randomUUID } from "node:crypto";
 import type { DescMethod, JsonValue } from "@bufbuild/protobuf";
-import { ConnectError } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
 import { AuditService } from "../../../gen/audit/v1/audit_service_pb.js";
-import { toConnectError } from "../../interceptors/error-mapping.js";
 import { publishMessages } from "../../service/publish-messages.js";
 import type { LegacyAdapter, LegacyDeps } from "../adapter.js";
 import { type LegacyRequest, type LegacyResponse, mediaType, readBody, send } from "../http.js";
@@ -22,7 +20,7 @@ type Body = { json: JsonValue } | { xml: { root: string; value: XmlValue } };
  * (its document, summarised in docs/legacy.md): HTTP Basic, JSON or XML in, plain-text messages out (JSON or XML listings).
  */
 export function universalControllerAdapter(deps: LegacyDeps): LegacyAdapter {
-  const { clients, maxBodyBytes, logger, clock, listMaxBytes, authenticate } = deps;
+  const { call, maxBodyBytes, logger, clock, listMaxBytes, authenticate } = deps;
 
   /**
    * Method, credential, content type, size and syntax: everything both routes check before their RPC. The credential
@@ -73,7 +71,8 @@ export function universalControllerAdapter(deps: LegacyDeps): LegacyAdapter {
     if (event instanceof UcReply) return sendReply(res, event);
     if (event.name === "") return sendText(res, 400, "Universal Event name required.");
     const user = basicUser(req.headers.authorization);
-    await clients.audit.publish(
+    await call(
+      AuditService.method.publish,
       {
         eventName: event.name,
         attributes: event.attributes,
@@ -81,7 +80,7 @@ export function universalControllerAdapter(deps: LegacyDeps): LegacyAdapter {
         // The publisher is the authenticated user (the RPC checks the same header before anything is stored).
         actor: user ? { type: "user", name: user } : undefined,
       },
-      callOptions(req),
+      req.headers.authorization,
     );
     sendText(res, 200, publishMessages.published(event.name));
   }
@@ -97,7 +96,7 @@ export function universalControllerAdapter(deps: LegacyDeps): LegacyAdapter {
     if (fields instanceof UcReply) return sendReply(res, fields);
     const filter = readAuditFilter(fields, clock.nowMicros());
     if (filter instanceof UcReply) return sendReply(res, filter);
-    const audits = await listAudits(clients, filter, callOptions(req), listMaxBytes);
+    const audits = await listAudits(call, filter, req.headers.authorization, listMaxBytes);
     if (format === "json") send(res, 200, "application/json", auditsJson(audits));
     else send(res, 200, "application/xml", auditsXml(audits));
   }
@@ -110,21 +109,15 @@ export function universalControllerAdapter(deps: LegacyDeps): LegacyAdapter {
       try {
         await (isPublish ? publish(req, res) : list(req, res));
       } catch (thrown) {
+        if (!(thrown instanceof ConnectError)) logger.error({ err: thrown }, "universal controller request failed");
         const error =
-          thrown instanceof ConnectError
-            ? thrown
-            : toConnectError(thrown, randomUUID(), "legacy/universal-controller", logger);
+          thrown instanceof ConnectError ? thrown : new ConnectError("internal error", Code.Internal, undefined, undefined, thrown);
         sendReply(res, replyForError(error, isPublish ? publishField : listField, logger));
       }
     },
   };
 }
 
-/** The caller's Basic credential, passed on as it came: the auth interceptor reads `tenant/username` from it. */
-function callOptions(req: LegacyRequest) {
-  const authorization = req.headers.authorization;
-  return { headers: authorization ? { authorization } : {} };
-}
 
 /** The user name (after `tenant/`) in a Basic header, or undefined when there is none to read. */
 function basicUser(authorization: string | undefined): string | undefined {

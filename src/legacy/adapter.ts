@@ -87,11 +87,13 @@ export function legacyHandler(adapters: LegacyAdapter[], options: LegacyHandlerO
     res.once("finish", () => {
       if (res.statusCode >= 400) options.onRefused(req, { status: res.statusCode, adapter: adapter.name });
     });
-    options.inTraceContext(req.headers, () => adapter.handle(req, res, url)).catch((error) => {
-      // Adapters render their own errors; reaching here is a bug in one, so answer plainly and log it.
-      logger.error({ err: error, adapter: adapter.name }, "legacy adapter failed");
-      if (!res.headersSent) send(res, 500, "text/plain", "internal error");
-      else res.end();
-    });
+    options
+      .inTraceContext(req.headers, () => adapter.handle(req, res, url))
+      .catch((error) => {
+        // Adapters render their own errors; reaching here is a bug in one, so answer plainly and log it.
+        logger.error({ err: error, adapter: adapter.name }, "legacy adapter failed");
+        if (!res.headersSent) send(res, 500, "text/plain", "internal error");
+        else res.end();
+      });
   };
 }

@@ -10,12 +10,12 @@ import {
   toJson,
 } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextKey, type ContextValues, createContextValues } from "@connectrpc/connect";
-import { type CallInit, type Invoker, unaryResponseHeaders } from "../server/invoker.js";
 import {
   BadRequestSchema,
   ErrorInfoSchema,
   file_google_rpc_error_details,
 } from "../../gen/google/rpc/error_details_pb.js";
+import { type CallInit, type Invoker, unaryResponseHeaders } from "../server/invoker.js";
 import { type Binding, buildRouteTable } from "./bindings.js";
 import { renameFields, restFieldPath } from "./field-paths.js";
 import { forwardedHeaders, returnedHeaders } from "./forwarded-headers.js";
@@ -59,7 +59,11 @@ export interface RestTranscoderOptions {
    * for an SSE request carrying a stream ticket: the call itself redeems it (once). `pathValue` gives a
    * single-segment path variable by its field path, e.g. "tenant".
    */
-  authenticate?: (req: NodeRequest, rpc: DescMethod, pathValue: (field: string) => string | undefined) => Promise<unknown>;
+  authenticate?: (
+    req: NodeRequest,
+    rpc: DescMethod,
+    pathValue: (field: string) => string | undefined,
+  ) => Promise<unknown>;
   /** Requests the transcoder refuses itself, before or instead of an RPC (unknown route, bad parameter, …). */
   onRefused?: (req: NodeRequest, httpStatus: number, error: ConnectError) => void;
   /** Failures of the transcoder itself (never a client error); the client gets a 500 Status without details. */
@@ -174,7 +178,13 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
     };
     try {
       if (streaming) {
-        await sendStream(req, res, binding, options.invoker.serverStream(binding.rpc as never, input, init), callerError);
+        await sendStream(
+          req,
+          res,
+          binding,
+          options.invoker.serverStream(binding.rpc as never, input, init),
+          callerError,
+        );
       } else {
         await sendUnary(res, binding, await options.invoker.unary(binding.rpc as never, input, init), callerError);
       }

@@ -143,7 +143,10 @@ const completed = new ConnectError("the call has completed", Code.Canceled);
 export function createInvoker(services: ServiceRegistration[], options: InvokerOptions): Invoker {
   const interceptors = options.interceptors ?? [];
   const maxTimeoutMs = options.maxTimeoutMs ?? Number.MAX_SAFE_INTEGER;
-  const limits = { readMaxBytes: options.readMaxBytes ?? 0xffffffff, writeMaxBytes: options.writeMaxBytes ?? 0xffffffff };
+  const limits = {
+    readMaxBytes: options.readMaxBytes ?? 0xffffffff,
+    writeMaxBytes: options.writeMaxBytes ?? 0xffffffff,
+  };
   const specs = new Map<DescMethod, MethodImplSpec>();
   for (const { service, impl } of services) {
     const spec = createServiceImplSpec(service, impl);
@@ -182,7 +185,8 @@ export function createInvoker(services: ServiceRegistration[], options: InvokerO
       try {
         const call = start(method, init);
         context = call.context;
-        if (init.timeoutMs !== undefined && init.timeoutMs > maxTimeoutMs) throw timeoutTooLong(init.timeoutMs, maxTimeoutMs);
+        if (init.timeoutMs !== undefined && init.timeoutMs > maxTimeoutMs)
+          throw timeoutTooLong(init.timeoutMs, maxTimeoutMs);
         if (call.spec.kind !== "unary") throw new ConnectError(`${method.name} is not unary`, Code.Internal);
         const request = typeof input === "function" ? await input() : requestMessage(method.input, input);
         const message = await invokeUnaryImplementation(call.spec, context, request, interceptors);
@@ -211,11 +215,14 @@ export function createInvoker(services: ServiceRegistration[], options: InvokerO
           if (finished) return { done: true, value: undefined };
           try {
             if (!responses) {
-              if (init.timeoutMs !== undefined && init.timeoutMs > maxTimeoutMs) throw timeoutTooLong(init.timeoutMs, maxTimeoutMs);
+              if (init.timeoutMs !== undefined && init.timeoutMs > maxTimeoutMs)
+                throw timeoutTooLong(init.timeoutMs, maxTimeoutMs);
               const request = typeof input === "function" ? await input() : requestMessage(method.input, input);
-              responses = transformInvokeImplementation(spec, context, interceptors)(single(request))[
-                Symbol.asyncIterator
-              ]();
+              responses = transformInvokeImplementation(
+                spec,
+                context,
+                interceptors,
+              )(single(request))[Symbol.asyncIterator]();
             }
             const result = await responses.next();
             if (result.done) finish(completed);
@@ -268,10 +275,10 @@ function metadata(context: CallContext | undefined) {
  * INVALID_ARGUMENT a misreported client fault should have been.
  */
 export function callerError(error: unknown): ConnectError {
-  if (!(error instanceof ConnectError)) return new ConnectError("internal error", Code.Internal, undefined, undefined, error);
+  if (!(error instanceof ConnectError))
+    return new ConnectError("internal error", Code.Internal, undefined, undefined, error);
   return asClientFault(error) ?? error;
 }
-
 
 /**
  * The handler's own request message. Over the network every call decodes a fresh one, and the auth interceptor
@@ -293,7 +300,10 @@ export function setGrpcStatus(trailer: Headers, error: ConnectError): Headers {
 }
 
 /** A grpc-timeout header's deadline, or the error Connect's gRPC handler gives for it. */
-export function grpcTimeout(value: string | undefined, maxTimeoutMs: number): { timeoutMs?: number; error?: ConnectError } {
+export function grpcTimeout(
+  value: string | undefined,
+  maxTimeoutMs: number,
+): { timeoutMs?: number; error?: ConnectError } {
   return parseTimeout(value ?? null, maxTimeoutMs);
 }
 

@@ -76,7 +76,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const { config, logger } = options;
   const shutdown = options.shutdownController;
   let closing = false;
-  const rpcs = new Map<string, ConnectRouter["handlers"][number]>(options.router.handlers.map((h) => [h.requestPath, h]));
+  const rpcs = new Map<string, ConnectRouter["handlers"][number]>(
+    options.router.handlers.map((h) => [h.requestPath, h]),
+  );
   // `/audit.v1.AuditService/` → its methods: a path under a served service is an RPC path even when no method matches.
   const servicesByPrefix = new Map(options.router.handlers.map((h) => [`/${h.service.typeName}/`, h.service.methods]));
   const fallback: NodeHandler = options.fallback ?? notFound;

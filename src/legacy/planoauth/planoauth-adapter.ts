@@ -63,7 +63,11 @@ export function planoAuthAdapter(deps: LegacyDeps): LegacyAdapter {
 
     let caller: Principal | undefined;
     try {
-      caller = await deps.authenticate({ headers: { authorization }, socket: req.socket }, AuditService.method.create, "");
+      caller = await deps.authenticate(
+        { headers: { authorization }, socket: req.socket },
+        AuditService.method.create,
+        "",
+      );
     } catch (error) {
       return fromRpc(rpcFailure(error), undefined);
     }

@@ -111,13 +111,14 @@ export function universalControllerAdapter(deps: LegacyDeps): LegacyAdapter {
       } catch (thrown) {
         if (!(thrown instanceof ConnectError)) logger.error({ err: thrown }, "universal controller request failed");
         const error =
-          thrown instanceof ConnectError ? thrown : new ConnectError("internal error", Code.Internal, undefined, undefined, thrown);
+          thrown instanceof ConnectError
+            ? thrown
+            : new ConnectError("internal error", Code.Internal, undefined, undefined, thrown);
         sendReply(res, replyForError(error, isPublish ? publishField : listField, logger));
       }
     },
   };
 }
-
 
 /** The user name (after `tenant/`) in a Basic header, or undefined when there is none to read. */
 function basicUser(authorization: string | undefined): string | undefined {

@@ -4,6 +4,7 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { type AuditEvent, OutcomeStatus, OutcomeStatusSchema, type RequestInfo } from "../../gen/audit/v1/event_pb.js";
 import { type FieldViolation, Reason } from "../errors.js";
 import type { NewEvent } from "../store/event-store.js";
+import { isStorableText } from "../store/text.js";
 import { microsToIso, timestampMicros } from "../store/time.js";
 import { ID_PATTERN, limits } from "./limits.js";
 
@@ -143,11 +144,6 @@ function instant(ts: Timestamp | undefined, field: string, nowMicros: bigint, ch
     return undefined;
   }
   return micros;
-}
-
-/** PostgreSQL text and jsonb refuse NUL and unpaired surrogates; refuse them here with a field name instead. */
-export function isStorableText(value: string): boolean {
-  return !value.includes("\u0000") && value.isWellFormed();
 }
 
 /** `json` is the attributes as canonicalJson writes them: as long as JSON.stringify's, keys in another order. */

@@ -1,7 +1,13 @@
 import { readFileSync } from "node:fs";
 import { gzipSync } from "node:zlib";
 import { fromJson } from "@bufbuild/protobuf";
-import { Code, ConnectError, createHandlerContext, createServiceImplSpec } from "@connectrpc/connect";
+import {
+  Code,
+  ConnectError,
+  createHandlerContext,
+  createServiceImplSpec,
+  type MethodImplSpec,
+} from "@connectrpc/connect";
 import {
   createMethodSerializationLookup,
   envelopeDecompress,
@@ -73,7 +79,7 @@ describe("misreported client faults become INVALID_ARGUMENT", () => {
     ["no message", []],
     ["two messages", [{}, {}]],
   ])("a server-streaming call with %s", async (_name, messages) => {
-    const spec = createServiceImplSpec(AuditService, {}).methods.tail;
+    const spec = createServiceImplSpec(AuditService, {}).methods.tail as MethodImplSpec;
     const context = createHandlerContext({
       ...spec,
       service: AuditService,

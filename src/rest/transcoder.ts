@@ -15,11 +15,12 @@ import {
   ErrorInfoSchema,
   file_google_rpc_error_details,
 } from "../../gen/google/rpc/error_details_pb.js";
+import { readBody } from "../server/body.js";
 import { type CallInit, type Invoker, unaryResponseHeaders } from "../server/invoker.js";
 import { type Binding, buildRouteTable } from "./bindings.js";
 import { renameFields, restFieldPath } from "./field-paths.js";
 import { forwardedHeaders, returnedHeaders } from "./forwarded-headers.js";
-import { ClientGoneError, type NodeRequest, type NodeResponse, readBody, send, write } from "./http-io.js";
+import { ClientGoneError, type NodeRequest, type NodeResponse, send, write } from "./http-io.js";
 import { jsonBodyProblem } from "./json-body.js";
 import { firstJsonFieldFault } from "./json-fields.js";
 import { assembleRequest, decodeSegment } from "./request-message.js";
@@ -195,7 +196,8 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
 
   async function readJsonBody(req: NodeRequest, binding: Binding): Promise<JsonValue | undefined> {
     const bytes = await readBody(req, options.maxBodyBytes);
-    if (bytes === undefined) {
+    if (bytes === "aborted") throw new ClientGoneError("the client closed the request before sending its body");
+    if (bytes === "too-large") {
       // The rest of the body is never read, so an HTTP/1 connection cannot carry another request.
       const headers: Record<string, string> = req.httpVersionMajor === 1 ? { connection: "close" } : {};
       throw fail(

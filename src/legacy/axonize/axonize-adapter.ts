@@ -4,8 +4,9 @@ import { Code } from "@connectrpc/connect";
 import { AuditService } from "../../../gen/audit/v1/audit_service_pb.js";
 import type { AuditEvent } from "../../../gen/audit/v1/event_pb.js";
 import { Reason } from "../../errors.js";
+import { readBody } from "../../server/body.js";
 import type { LegacyAdapter, LegacyDeps } from "../adapter.js";
-import { type LegacyRequest, type LegacyResponse, mediaType, readBody, send } from "../http.js";
+import { type LegacyRequest, type LegacyResponse, mediaType, send } from "../http.js";
 import { failureStatus, legacyDescription, legacyField, type RpcFailure, rpcFailure } from "../rpc-failure.js";
 import { echo, readAudit, toEvent, type Violation } from "./axonize-audit.js";
 

@@ -6,9 +6,10 @@ import { AuditService } from "../../../gen/audit/v1/audit_service_pb.js";
 import type { AuditEvent } from "../../../gen/audit/v1/event_pb.js";
 import type { Principal } from "../../auth/principal.js";
 import { Reason } from "../../errors.js";
+import { readBody } from "../../server/body.js";
 import { pgToTimestamp, timestampToIso } from "../../store/time.js";
 import type { LegacyAdapter, LegacyDeps } from "../adapter.js";
-import { bearer, type LegacyRequest, type LegacyResponse, mediaType, readBody, send } from "../http.js";
+import { bearer, type LegacyRequest, type LegacyResponse, mediaType, send } from "../http.js";
 import { legacyDescription, legacyField, type RpcFailure, rpcFailure } from "../rpc-failure.js";
 import { decodeParams, invalid, missing, type PlanoStatus, Problem, readRecord } from "./planoauth-params.js";
 

@@ -1,9 +1,10 @@
 import type { DescMethod, JsonValue } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import { AuditService } from "../../../gen/audit/v1/audit_service_pb.js";
+import { readBody } from "../../server/body.js";
 import { publishMessages } from "../../service/publish-messages.js";
 import type { LegacyAdapter, LegacyDeps } from "../adapter.js";
-import { type LegacyRequest, type LegacyResponse, mediaType, readBody, send } from "../http.js";
+import { type LegacyRequest, type LegacyResponse, mediaType, send } from "../http.js";
 import { parseXml, type XmlValue } from "../xml.js";
 import { jsonFilterFields, readAuditFilter, xmlFilterFields } from "./audit-filter.js";
 import { auditsJson, auditsXml, listAudits } from "./audit-list.js";

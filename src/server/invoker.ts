@@ -43,13 +43,13 @@ import { kRoute } from "../interceptors/context.js";
  * helpers the server needs from those modules are re-exported from here, so a Connect upgrade is ported in one file.
  */
 
-/** A service and its implementation; `satisfies ServiceImpl<typeof …>` at the registration makes a missing RPC a
- * compile error. */
+/** A service and its implementation, as `registration` makes it. */
 export interface ServiceRegistration {
   service: DescService;
   impl: ServiceImpl<DescService>;
 }
 
+/** Takes a complete implementation only: a missing RPC is a compile error, not an UNIMPLEMENTED at run time. */
 export function registration<S extends DescService>(service: S, impl: ServiceImpl<S>): ServiceRegistration {
   return { service, impl: impl as unknown as ServiceImpl<DescService> };
 }

@@ -1,5 +1,5 @@
 import type { DescMethod, JsonValue } from "@bufbuild/protobuf";
-import { Code, ConnectError } from "@connectrpc/connect";
+import { ConnectError } from "@connectrpc/connect";
 import { AuditService } from "../../../gen/audit/v1/audit_service_pb.js";
 import { readBody } from "../../server/body.js";
 import { publishMessages } from "../../service/publish-messages.js";
@@ -9,7 +9,7 @@ import { parseXml, type XmlValue } from "../xml.js";
 import { jsonFilterFields, readAuditFilter, xmlFilterFields } from "./audit-filter.js";
 import { auditsJson, auditsXml, listAudits } from "./audit-list.js";
 import { readPublishJson, readPublishXml } from "./publish-input.js";
-import { replyForError, sendReply, sendText, UcReply, unauthenticated } from "./responses.js";
+import { replyForError, sendReply, sendText, UcReply, unauthenticated, unexpected } from "./responses.js";
 
 const PUBLISH = "/uc/resources/universalevent/publish";
 const LIST = "/uc/resources/audit/list";
@@ -109,13 +109,14 @@ export function universalControllerAdapter(deps: LegacyDeps): LegacyAdapter {
       const isPublish = url.pathname === PUBLISH;
       try {
         await (isPublish ? publish(req, res) : list(req, res));
-      } catch (thrown) {
-        if (!(thrown instanceof ConnectError)) logger.error({ err: thrown }, "universal controller request failed");
-        const error =
-          thrown instanceof ConnectError
-            ? thrown
-            : new ConnectError("internal error", Code.Internal, undefined, undefined, thrown);
-        sendReply(res, replyForError(error, isPublish ? publishField : listField, logger));
+      } catch (error) {
+        if (error instanceof ConnectError) {
+          sendReply(res, replyForError(error, isPublish ? publishField : listField, logger));
+          return;
+        }
+        // The RPCs fail with ConnectErrors; anything else is this adapter's own fault.
+        logger.error({ err: error }, "universal controller request failed");
+        sendReply(res, new UcReply(500, unexpected));
       }
     },
   };

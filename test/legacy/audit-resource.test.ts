@@ -8,7 +8,7 @@ import { type AuditEventSchema, OutcomeStatus } from "../../gen/audit/v1/event_p
 import { startTestApp, type TestApp } from "../support/app.js";
 import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
 import { expectAll } from "../support/expect-all.js";
-import { whileCredentialsTableMissing } from "./outage.js";
+import { whileTableMissing } from "./outage.js";
 
 let app: TestApp;
 let acme: TenantTokens;
@@ -274,7 +274,7 @@ describe("errors", () => {
   });
 
   test("500: the database fails unexpectedly; nothing internal is shown", async () => {
-    await whileCredentialsTableMissing(app, async () => {
+    await whileTableMissing(app, "events", async () => {
       const res = await get();
       expect(res.status).toBe(500);
       expect(JSON.parse(res.text).error).toEqual({

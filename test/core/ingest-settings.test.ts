@@ -30,6 +30,14 @@ async function metric(url: string, name: string, labels: Record<string, string> 
   return sum;
 }
 
+/** A JSON error body as REST and the legacy routes write it (google.rpc.Status, PlanoAuth's, OData's). */
+interface ErrorBody {
+  details: { reason?: string; domain?: string }[];
+  status: string;
+  error: { code: string };
+}
+const errorBody = async (res: Response) => (await res.json()) as ErrorBody;
+
 /** Polls until `check` holds (it observes the service; nothing here waits for time to pass). */
 async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -119,7 +127,7 @@ describe("INGEST_QUEUE_LIMIT and GROUP_COMMIT_FLUSHES", () => {
           body: JSON.stringify({ id: "refused-rest", action: "ingest.refused" }),
         });
         expect(rest.status).toBe(429);
-        expect((await rest.json()).details[0]).toMatchObject({ reason: "INGEST_QUEUE_FULL", domain: "audit.v1" });
+        expect((await errorBody(rest)).details[0]).toMatchObject({ reason: "INGEST_QUEUE_FULL", domain: "audit.v1" });
 
         // docs/legacy.md: PlanoAuth answers saturation `429 application-crash`, Axonize `429` with the reason.
         const plano = await fetch(`${app.url}/api/v1/audit_events_fmp/create`, {
@@ -134,7 +142,7 @@ describe("INGEST_QUEUE_LIMIT and GROUP_COMMIT_FLUSHES", () => {
             token: acme.writer,
           }),
         });
-        expect([plano.status, (await plano.json()).status]).toEqual([429, "application-crash"]);
+        expect([plano.status, (await errorBody(plano)).status]).toEqual([429, "application-crash"]);
         const axonize = await fetch(`${app.url}/odata/Audits`, {
           method: "POST",
           headers: { authorization: acme.writer, "content-type": "application/json" },
@@ -146,7 +154,7 @@ describe("INGEST_QUEUE_LIMIT and GROUP_COMMIT_FLUSHES", () => {
             category: "Devices",
           }),
         });
-        expect([axonize.status, (await axonize.json()).error.code]).toEqual([429, "INGEST_QUEUE_FULL"]);
+        expect([axonize.status, (await errorBody(axonize)).error.code]).toEqual([429, "INGEST_QUEUE_FULL"]);
       } finally {
         await held.release();
       }
@@ -216,7 +224,7 @@ describe("REQUEST_TIMEOUT_MS", () => {
         body: JSON.stringify({ events: [{ action: "timeout.held" }] }),
       });
       expect(rest.status).toBe(504);
-      expect((await rest.json()).details[0]).toMatchObject({ reason: "DEADLINE_EXCEEDED" });
+      expect((await errorBody(rest)).details[0]).toMatchObject({ reason: "DEADLINE_EXCEEDED" });
     } finally {
       await held.release();
     }

@@ -126,7 +126,7 @@ describe("TLS with ALPN on one port", () => {
     const viaHttp1 = await new Promise<{ status: number; body: string; alpn: string | false }>((resolve, reject) => {
       const req = https.request(
         `${app.url}/v1/tenants/acme/events?actions=tls.create&pageSize=1`,
-        { ca, headers: { authorization: `Bearer ${acme.reader}` }, ALPNProtocols, agent: false },
+        { ca, headers: { authorization: `Bearer ${acme.reader}` }, ALPNProtocols, agent: false } as https.RequestOptions,
         (res) => {
           let body = "";
           res.setEncoding("utf8");
@@ -134,7 +134,7 @@ describe("TLS with ALPN on one port", () => {
             body += d;
           });
           res.on("end", () =>
-            resolve({ status: res.statusCode ?? 0, body, alpn: (res.socket as tls.TLSSocket).alpnProtocol }),
+            resolve({ status: res.statusCode ?? 0, body, alpn: (res.socket as tls.TLSSocket).alpnProtocol ?? false }),
           );
         },
       );

@@ -206,7 +206,7 @@ describe("DATABASE_POOL_SIZE", () => {
 
 describe("REQUEST_TIMEOUT_MS", () => {
   test("is the statement timeout: a write stuck behind a lock ends DEADLINE_EXCEEDED after it, 504 on REST", async () => {
-    const { app, acme } = await appWithTenant({ REQUEST_TIMEOUT_MS: "1000" });
+    const { app, acme } = await appWithTenant({ REQUEST_TIMEOUT_MS: "2000" });
     const held = await holdTenant(app.databaseUrl, "acme");
     try {
       const started = performance.now();
@@ -216,8 +216,8 @@ describe("REQUEST_TIMEOUT_MS", () => {
       );
       const tookMs = performance.now() - started;
       // Not before the timeout; a busy machine may add to it, but not another timeout's worth many times over.
-      expect(tookMs).toBeGreaterThanOrEqual(1000);
-      expect(tookMs).toBeLessThan(10_000);
+      expect(tookMs).toBeGreaterThanOrEqual(2000);
+      expect(tookMs).toBeLessThan(15_000);
       const rest = await fetch(`${app.url}/v1/tenants/acme/events:batchCreate`, {
         method: "POST",
         headers: { authorization: `Bearer ${acme.writer}`, "content-type": "application/json" },

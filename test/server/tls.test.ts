@@ -1,6 +1,9 @@
 import { execFile } from "node:child_process";
+import { X509Certificate } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
+import http2 from "node:http2";
 import https from "node:https";
+import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import tls from "node:tls";
@@ -58,10 +61,13 @@ afterAll(async () => {
 /** The protocol the server picks for a client offering `offered` (undefined: no ALPN extension at all). */
 function negotiate(offered: string[] | undefined): Promise<string | false> {
   return new Promise((resolve, reject) => {
-    const socket = tls.connect({ host: "127.0.0.1", port: app.port, ca, ALPNProtocols: offered }, () => {
-      resolve(socket.alpnProtocol ?? false);
-      socket.end();
-    });
+    const socket = tls.connect(
+      { host: "127.0.0.1", servername: "localhost", port: app.port, ca, ALPNProtocols: offered },
+      () => {
+        resolve(socket.alpnProtocol ?? false);
+        socket.end();
+      },
+    );
     socket.once("error", reject);
   });
 }
@@ -83,13 +89,12 @@ describe("TLS with ALPN on one port", () => {
 
   test("the certificate is the configured one", async () => {
     const fingerprint = await new Promise<string>((resolve, reject) => {
-      const socket = tls.connect({ host: "127.0.0.1", port: app.port, ca }, () => {
+      const socket = tls.connect({ host: "127.0.0.1", servername: "localhost", port: app.port, ca }, () => {
         resolve(socket.getPeerX509Certificate()?.fingerprint256 ?? "");
         socket.end();
       });
       socket.once("error", reject);
     });
-    const { X509Certificate } = await import("node:crypto");
     expect(fingerprint).toBe(new X509Certificate(ca).fingerprint256);
   });
 
@@ -126,7 +131,12 @@ describe("TLS with ALPN on one port", () => {
     const viaHttp1 = await new Promise<{ status: number; body: string; alpn: string | false }>((resolve, reject) => {
       const req = https.request(
         `${app.url}/v1/tenants/acme/events?actions=tls.create&pageSize=1`,
-        { ca, headers: { authorization: `Bearer ${acme.reader}` }, ALPNProtocols, agent: false } as https.RequestOptions,
+        {
+          ca,
+          headers: { authorization: `Bearer ${acme.reader}` },
+          ALPNProtocols,
+          agent: false,
+        } as https.RequestOptions,
         (res) => {
           let body = "";
           res.setEncoding("utf8");
@@ -145,7 +155,6 @@ describe("TLS with ALPN on one port", () => {
     expect(viaHttp1.status).toBe(200);
     expect(JSON.parse(viaHttp1.body).events).toHaveLength(1);
 
-    const http2 = await import("node:http2");
     const session = http2.connect(app.url, { ca });
     try {
       const reply = await new Promise<{ status: number; body: string }>((resolve, reject) => {
@@ -174,7 +183,6 @@ describe("TLS with ALPN on one port", () => {
   });
 
   test("a cleartext client on the TLS port gets no HTTP answer", async () => {
-    const net = await import("node:net");
     const answer = await new Promise<string>((resolve) => {
       const socket = net.connect(app.port, "127.0.0.1", () =>
         socket.write("GET /healthz HTTP/1.1\r\nhost: 127.0.0.1\r\n\r\n"),

@@ -5,6 +5,7 @@ import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { clientFor, protocols, provisionTenant, type TenantTokens } from "../support/clients.js";
 import { expectError } from "../support/errors.js";
+import { holdTenant, metric, until } from "../support/held-writes.js";
 
 // The README's settings for writes, each seen through real calls: INGEST_QUEUE_LIMIT ("beyond it,
 // RESOURCE_EXHAUSTED (429 on REST and legacy routes) with reason INGEST_QUEUE_FULL"), GROUP_COMMIT_FLUSHES ("group
@@ -18,18 +19,6 @@ afterEach(async () => {
   app = undefined;
 });
 
-/** The value of a metric (summed over its samples matching `labels`) from GET /metrics. */
-async function metric(url: string, name: string, labels: Record<string, string> = {}): Promise<number> {
-  const text = await (await fetch(url)).text();
-  let sum = 0;
-  for (const line of text.split("\n")) {
-    const m = /^([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)$/.exec(line);
-    if (!m || m[1] !== name) continue;
-    if (Object.entries(labels).every(([k, v]) => (m[2] ?? "").includes(`${k}="${v}"`))) sum += Number(m[3]);
-  }
-  return sum;
-}
-
 /** A JSON error body as REST and the legacy routes write it (google.rpc.Status, PlanoAuth's, OData's). */
 interface ErrorBody {
   details: { reason?: string; domain?: string }[];
@@ -37,35 +26,6 @@ interface ErrorBody {
   error: { code: string };
 }
 const errorBody = async (res: Response) => (await res.json()) as ErrorBody;
-
-/** Polls until `check` holds (it observes the service; nothing here waits for time to pass). */
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/**
- * A transaction holding the tenant's sequence row, so every write to the tenant waits; release() lets them go.
- * `sql` has a second connection, to look at the database meanwhile.
- */
-async function holdTenant(databaseUrl: string, tenant: string) {
-  const sql = postgres(databaseUrl, { max: 2, onnotice: () => {}, connection: { application_name: "test-holder" } });
-  const holder = await sql.reserve();
-  await holder`begin`;
-  const [row] = await holder`select tenant from tenant_sequences where tenant = ${tenant} for update`;
-  expect(row, "the tenant has a sequence row to hold").toBeDefined();
-  return {
-    sql,
-    async release() {
-      await holder`rollback`;
-      holder.release();
-      await sql.end();
-    },
-  };
-}
 
 /** The service's own connections, by state: those waiting on a lock, and all of them (LISTEN's excluded). */
 async function backends(sql: postgres.Sql): Promise<{ waiting: number; total: number }> {

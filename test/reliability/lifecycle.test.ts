@@ -5,32 +5,17 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { Code, ConnectError } from "@connectrpc/connect";
-import postgres from "postgres";
 import { afterAll, describe, expect, test } from "vitest";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
+import { holdTenant, metric, until } from "../support/held-writes.js";
 
 // The service's life as docs/reliability.md and the README describe it: /readyz answers 503 while it drains, calls
 // still running when SHUTDOWN_GRACE_MS ends are cancelled, and `npm start` with no DATABASE_URL runs the embedded
 // PostgreSQL, which SIGINT (Ctrl-C) stops with the service, keeping every acknowledged event for the next start.
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
-
-/** A transaction holding the tenant's sequence row: every write to the tenant waits until release(). */
-async function holdTenant(databaseUrl: string, tenant: string) {
-  const sql = postgres(databaseUrl, { max: 1, onnotice: () => {} });
-  const holder = await sql.reserve();
-  await holder`begin`;
-  await holder`select tenant from tenant_sequences where tenant = ${tenant} for update`;
-  return {
-    async release() {
-      await holder`rollback`;
-      holder.release();
-      await sql.end();
-    },
-  };
-}
 
 /** Resolves once the port refuses new connections: the server has begun to close. */
 async function untilPortClosed(port: number): Promise<void> {
@@ -56,11 +41,10 @@ async function stuckWrite(app: TestApp, acme: TenantTokens) {
       () => "acknowledged",
       (e: unknown) => ConnectError.from(e),
     );
-  for (;;) {
-    const metrics = await (await fetch(app.app.metricsUrl)).text();
-    if (/audit_db_operations_in_flight\{operation="append"\} 1/.test(metrics)) break;
-    await new Promise((r) => setTimeout(r, 20));
-  }
+  await until(
+    "the write waits on the lock",
+    async () => (await metric(app.app.metricsUrl, "audit_db_operations_in_flight", { operation: "append" })) === 1,
+  );
   // Wrapped: an async function returning the promise itself would wait for it.
   return { call };
 }
@@ -111,7 +95,7 @@ describe("draining", () => {
       await closed;
       expect(app.logs.filter((l) => l.includes("grace period over"))).toEqual([]);
     } finally {
-      await held.release().catch(() => {});
+      await held.release();
       await (closed ?? app.close());
     }
   });
@@ -140,7 +124,7 @@ describe("draining", () => {
       );
     } finally {
       await held.release();
-      await closed;
+      await (closed ?? app.close());
     }
   });
 });

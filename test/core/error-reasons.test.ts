@@ -3,7 +3,7 @@ import http2 from "node:http2";
 import { Code } from "@connectrpc/connect";
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
 import { AdminService, Role } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { FrontierService } from "../../gen/raystack/frontier/v1beta1/frontier_pb.js";
@@ -14,6 +14,7 @@ import { startTestApp, type TestApp } from "../support/app.js";
 import { clientFor, protocols, provisionTenant, type TenantTokens } from "../support/clients.js";
 import { createTestDatabase } from "../support/database.js";
 import { expectError } from "../support/errors.js";
+import { until } from "../support/held-writes.js";
 
 // Reasons docs/errors.md lists that no other test produced, each provoked through a real call and checked for its
 // code, reason and HTTP status; and the legacy rows docs/legacy.md lists that no other test produced (Frontier's
@@ -278,5 +279,47 @@ test("Frontier: 503 (code 14, DATABASE_UNAVAILABLE) while the database is unreac
     await app.close();
     await proxy.cut("close");
     await database.drop();
+  }
+});
+
+test("DATABASE_UNAVAILABLE (503 on REST) while the database refuses new connections, as for maintenance", async () => {
+  const app = await startTestApp();
+  // Connected to the server's own database: a database's connection setting cannot be changed from inside it.
+  const admin = postgres(inject("serverUrl"), { max: 1, onnotice: () => {} });
+  const name = new URL(app.databaseUrl).pathname.slice(1);
+  try {
+    const acme = await provisionTenant(app, "acme");
+    const writer = clientFor(AuditService, app, "grpc", acme.writer);
+    // Positive control: served while connections are allowed.
+    await writer.batchCreate({ events: [{ action: "maintenance.before" }] });
+    await admin.unsafe(`alter database ${name} with allow_connections false`);
+    await admin`select pg_terminate_backend(pid) from pg_stat_activity where datname = ${name}`;
+    // The first call may meet a connection as it is terminated (57P01), the next ones the refused reconnect.
+    for (let i = 0; i < 3; i++) {
+      await expectError(writer.batchCreate({ events: [{ action: "maintenance.during" }] }), {
+        code: Code.Unavailable,
+        reason: "DATABASE_UNAVAILABLE",
+      });
+    }
+    const rest = await fetch(`${app.url}/v1/tenants/acme/events:batchCreate`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${acme.writer}`, "content-type": "application/json" },
+      body: JSON.stringify({ events: [{ action: "maintenance.during" }] }),
+    });
+    expect(await statusOf(rest)).toEqual({ http: 503, code: Code.Unavailable, reason: "DATABASE_UNAVAILABLE" });
+    // Nothing went to the log as an internal error: an operator's maintenance is not a bug.
+    expect(app.logs.filter((l) => l.includes('"internal error"'))).toEqual([]);
+    // And it recovers by itself once connections are allowed again.
+    await admin.unsafe(`alter database ${name} with allow_connections true`);
+    await until("a write succeeds again", () =>
+      writer.batchCreate({ events: [{ action: "maintenance.after" }] }).then(
+        () => true,
+        () => false,
+      ),
+    );
+  } finally {
+    await admin.unsafe(`alter database ${name} with allow_connections true`);
+    await admin.end();
+    await app.close();
   }
 });

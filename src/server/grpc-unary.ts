@@ -15,9 +15,9 @@ import {
   invokeUnaryImplementation,
 } from "@connectrpc/connect/protocol";
 import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
+import { eventMessageDecoder } from "../codec/event-binary-reader.js";
+import { eventMessageEncoder } from "../codec/event-binary-writer.js";
 import { asClientFault } from "../interceptors/client-faults.js";
-import { eventMessageDecoder } from "../service/event-binary-reader.js";
-import { eventMessageEncoder } from "../service/event-binary-writer.js";
 import { envelopeFlagsError } from "./envelope-flags.js";
 
 /** Serves one unary gRPC call; the caller has checked it with `takesGrpcFastPath`. */

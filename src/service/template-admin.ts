@@ -13,10 +13,10 @@ import {
 import type { Clock } from "../clock.js";
 import { domainError, type FieldViolation, invalidArgument, Reason } from "../errors.js";
 import type { StoredTemplateAttribute } from "../store/schema.js";
+import { isStorableText } from "../store/storable-text.js";
 import type { NewTemplate, TemplateRow, TemplateStore } from "../store/template-store.js";
 import { microsToIso, pgToTimestamp } from "../store/time.js";
 import { callerOf } from "./admin-service.js";
-import { isStorableText } from "./event-input.js";
 import { limits, NAME_PATTERN } from "./limits.js";
 import { templateNotFound } from "./publish.js";
 import { type SelfAudit, SelfAuditAction } from "./self-audit.js";

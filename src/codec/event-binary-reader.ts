@@ -234,18 +234,23 @@ class Reader {
   }
 }
 
-/** How to read one field: the property it sets, its wire type, and its value from the reader. */
-interface FieldLayout {
-  name: string;
-  number: number;
-  wireType: number;
-  read(r: Reader, end: number): unknown;
-  /** A scalar's value when absent, which a message is made with; message fields are left unset. */
-  zero?: unknown;
-  /** Appended to a list. */
-  repeated?: boolean;
-  /** A message: a second occurrence is merged by fromBinary, so it is left to it. */
-  once?: boolean;
+/**
+ * How to read one field: the property it sets, its wire type, and its value from the reader. A class, so every
+ * field's layout has one hidden class and the reader's loop stays monomorphic.
+ */
+class FieldLayout {
+  constructor(
+    readonly name: string,
+    readonly number: number,
+    readonly wireType: number,
+    readonly read: (r: Reader, end: number) => unknown,
+    /** A scalar's value when absent, which a message is made with; message fields are left unset. */
+    readonly zero: unknown,
+    /** Appended to a list. */
+    readonly repeated = false,
+    /** A message: a second occurrence is merged by fromBinary, so it is left to it. */
+    readonly once = false,
+  ) {}
 }
 
 /** A message's fields by field number, and how to make it with its defaults, as fromBinary starts it. */
@@ -268,7 +273,8 @@ class MessageLayout {
   /** A copy of the defaults (one shape for every message of the type), with its own lists. */
   make(): Record<string, unknown> {
     const made = { ...this.defaults };
-    for (const name of this.lists) made[name] = [];
+    const lists = this.lists;
+    for (let i = 0; i < lists.length; i++) made[lists[i] as string] = [];
     return made;
   }
 }
@@ -290,20 +296,26 @@ function layoutOf(spec: MessageSpec): MessageLayout {
   return layout;
 }
 
+const string = (r: Reader, end: number) => r.string(end);
+const bool = (r: Reader, end: number) => r.varint(end) !== 0;
+const int32 = (r: Reader, end: number) => r.int32(end);
+const int64 = (r: Reader, end: number) => BigInt(r.varint(end));
+const double = (r: Reader, end: number) => r.double(end);
+const struct = (r: Reader, end: number) => r.struct(r.length(end), 1);
+
 function stringLayout(name: string, number: number): FieldLayout {
-  return { name, number, wireType: LEN, zero: "", read: (r, end) => r.string(end) };
+  return new FieldLayout(name, number, LEN, string, "");
+}
+
+/** A message field, or a list of them (`repeated`), of the type `layout` reads. */
+function messageLayout(name: string, number: number, layout: MessageLayout, repeated: boolean): FieldLayout {
+  const read = (r: Reader, end: number) => r.fields(r.length(end), layout.make(), layout);
+  return new FieldLayout(name, number, LEN, read, undefined, repeated, !repeated);
 }
 
 /** A field of a request holding one AuditEvent or a list of them. */
 function eventsLayout(field: DescField): FieldLayout {
-  const event = layoutOf(EVENT as MessageSpec);
-  return {
-    name: field.localName,
-    number: field.number,
-    wireType: LEN,
-    ...(field.fieldKind === "list" ? { repeated: true } : { once: true }),
-    read: (r, end) => r.fields(r.length(end), event.make(), event),
-  };
+  return messageLayout(field.localName, field.number, layoutOf(EVENT as MessageSpec), field.fieldKind === "list");
 }
 
 function fieldLayout(f: FieldSpec): FieldLayout {
@@ -312,28 +324,20 @@ function fieldLayout(f: FieldSpec): FieldLayout {
     case Kind.String:
       return stringLayout(name, number);
     case Kind.Strings:
-      return { ...stringLayout(name, number), zero: undefined, repeated: true };
+      return new FieldLayout(name, number, LEN, string, undefined, true);
     case Kind.Bool:
-      return { name, number, wireType: VARINT, zero: false, read: (r, end) => r.varint(end) !== 0 };
+      return new FieldLayout(name, number, VARINT, bool, false);
     case Kind.Int32:
     case Kind.Enum:
-      return { name, number, wireType: VARINT, zero: 0, read: (r, end) => r.int32(end) };
+      return new FieldLayout(name, number, VARINT, int32, 0);
     case Kind.Int64:
-      return { name, number, wireType: VARINT, zero: 0n, read: (r, end) => BigInt(r.varint(end)) };
+      return new FieldLayout(name, number, VARINT, int64, 0n);
     case Kind.Double:
-      return { name, number, wireType: BIT64, zero: 0, read: (r, end) => r.double(end) };
+      return new FieldLayout(name, number, BIT64, double, 0);
     case Kind.Message:
-    case Kind.Messages: {
-      const layout = layoutOf(f.message as MessageSpec);
-      return {
-        name,
-        number,
-        wireType: LEN,
-        ...(f.kind === Kind.Messages ? { repeated: true } : { once: true }),
-        read: (r, end) => r.fields(r.length(end), layout.make(), layout),
-      };
-    }
+    case Kind.Messages:
+      return messageLayout(name, number, layoutOf(f.message as MessageSpec), f.kind === Kind.Messages);
     case Kind.Struct:
-      return { name, number, wireType: LEN, once: true, read: (r, end) => r.struct(r.length(end), 1) };
+      return new FieldLayout(name, number, LEN, struct, undefined, false, true);
   }
 }

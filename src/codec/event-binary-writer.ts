@@ -66,6 +66,19 @@ export function eventMessageEncoder(desc: DescMessage): ((message: Message) => U
 }
 
 const LEN = WireType.LengthDelimited;
+// Module constants for the switch on each field's kind: cheaper than loading them from Kind.
+const {
+  String: K_STRING,
+  Strings: K_STRINGS,
+  Bool: K_BOOL,
+  Int32: K_INT32,
+  Enum: K_ENUM,
+  Int64: K_INT64,
+  Double: K_DOUBLE,
+  Message: K_MESSAGE,
+  Messages: K_MESSAGES,
+  Struct: K_STRUCT,
+} = Kind;
 /** Integers up to here are exact as numbers, and written without a bigint. */
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
@@ -183,43 +196,43 @@ class Writer {
       const f = fields[i] as FieldSpec;
       const value = m[f.name];
       switch (f.kind) {
-        case Kind.String:
+        case K_STRING:
           if (value !== "") this.stringAlways(f.tag, value as string);
           break;
-        case Kind.Strings:
+        case K_STRINGS:
           for (const item of value as string[]) this.stringAlways(f.tag, item);
           break;
-        case Kind.Bool:
+        case K_BOOL:
           if (value === true) {
             this.varint(f.tag);
             this.varint(1);
           }
           break;
-        case Kind.Int32:
-        case Kind.Enum:
+        case K_INT32:
+        case K_ENUM:
           if (value !== 0) {
             this.varint(f.tag);
             this.signed(value as number);
           }
           break;
-        case Kind.Int64:
+        case K_INT64:
           if (value !== 0n) {
             const n = value as bigint;
             this.varint(f.tag);
             this.signed(n >= 0n && n <= MAX_SAFE ? Number(n) : n);
           }
           break;
-        case Kind.Double:
+        case K_DOUBLE:
           // toBinary writes -0, which is not proto3's zero value.
           if (!Object.is(value, 0)) this.double(f.tag, value as number);
           break;
-        case Kind.Message:
+        case K_MESSAGE:
           if (value !== undefined) this.message(f.tag, f.message as MessageSpec, value as Message);
           break;
-        case Kind.Messages:
+        case K_MESSAGES:
           for (const item of value as Message[]) this.message(f.tag, f.message as MessageSpec, item);
           break;
-        case Kind.Struct:
+        case K_STRUCT:
           if (value !== undefined) {
             const at = this.begin(f.tag);
             this.struct(value as JsonObject);

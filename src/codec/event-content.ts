@@ -14,56 +14,93 @@ import { EVENT, type FieldSpec, Kind, type MessageSpec } from "./event-fields.js
  * `known` is the canonical JSON of one Struct value of the event, already made (readEvent makes the attributes' to
  * check their size), so it is not made twice.
  */
-export function canonicalContent(e: AuditEvent, known?: { value: JsonObject; json: string }): string {
+export function canonicalContent(e: AuditEvent, known?: Known): string {
   return object(EVENT as MessageSpec, e, known);
 }
 
-function object(spec: MessageSpec, m: Message, known: { value: JsonObject; json: string } | undefined): string {
+function object(spec: MessageSpec, m: Message, known: Known | undefined): string {
   const values = m as unknown as Record<string, unknown>;
-  let out = "{";
-  for (const f of spec.jsonOrder) {
-    if (f.outputOnly) continue;
-    const json = valueJson(f, values[f.name], known);
-    if (json !== undefined) out += `${out.length > 1 ? "," : ""}"${f.jsonName}":${json}`;
+  const fields = spec.contentOrder;
+  let out = "";
+  for (let i = 0; i < fields.length; i++) {
+    const f = fields[i] as FieldSpec;
+    const value = values[f.name];
+    let json: string;
+    // Each kind left out at its default value, as proto3 JSON leaves it out.
+    switch (f.kind) {
+      case K_STRING:
+        if (value === "") continue;
+        json = JSON.stringify(value);
+        break;
+      case K_STRINGS:
+        if ((value as string[]).length === 0) continue;
+        json = `[${(value as string[]).map((s) => JSON.stringify(s)).join(",")}]`;
+        break;
+      case K_BOOL:
+        if (value !== true) continue;
+        json = "true";
+        break;
+      case K_INT32:
+        if (value === 0) continue;
+        json = String(value);
+        break;
+      case K_ENUM:
+        if (value === 0) continue;
+        // An open enum's unknown value is written as its number.
+        json = JSON.stringify(f.enum?.value[value as number]?.name ?? value);
+        break;
+      case K_INT64:
+        if (value === 0n) continue;
+        json = `"${value}"`;
+        break;
+      case K_DOUBLE:
+        // -0 is not proto3's zero value, and is written.
+        if (Object.is(value, 0)) continue;
+        json = doubleJson(value as number);
+        break;
+      case K_MESSAGE: {
+        if (value === undefined) continue;
+        const message = f.message as MessageSpec;
+        json = message.timestamp ? `"${timestampJson(value as Timestamp)}"` : object(message, value as Message, known);
+        break;
+      }
+      case K_MESSAGES: {
+        if ((value as Message[]).length === 0) continue;
+        const message = f.message as MessageSpec;
+        json = `[${(value as Message[]).map((item) => object(message, item, known)).join(",")}]`;
+        break;
+      }
+      case K_STRUCT:
+        if (value === undefined) continue;
+        json = value === known?.value ? known.json : canonicalJson(value as JsonObject);
+        break;
+      default:
+        continue;
+    }
+    out += out === "" ? f.jsonKey : `,${f.jsonKey}`;
+    out += json;
   }
-  return `${out}}`;
+  return `{${out}}`;
 }
 
-/** A field's value as proto3 JSON writes it, or undefined when it leaves the field out (its default value). */
-function valueJson(f: FieldSpec, value: unknown, known: { value: JsonObject; json: string } | undefined) {
-  switch (f.kind) {
-    case Kind.String:
-      return value === "" ? undefined : JSON.stringify(value);
-    case Kind.Strings: {
-      const list = value as string[];
-      return list.length === 0 ? undefined : `[${list.map((s) => JSON.stringify(s)).join(",")}]`;
-    }
-    case Kind.Bool:
-      return value === true ? "true" : undefined;
-    case Kind.Int32:
-      return value === 0 ? undefined : String(value);
-    case Kind.Enum:
-      // An open enum's unknown value is written as its number.
-      return value === 0 ? undefined : JSON.stringify(f.enum?.value[value as number]?.name ?? value);
-    case Kind.Int64:
-      return value === 0n ? undefined : `"${value}"`;
-    case Kind.Double:
-      return Object.is(value, 0) ? undefined : doubleJson(value as number);
-    case Kind.Message: {
-      if (value === undefined) return undefined;
-      const spec = f.message as MessageSpec;
-      return spec.timestamp ? `"${timestampJson(value as Timestamp)}"` : object(spec, value as Message, known);
-    }
-    case Kind.Messages: {
-      const list = value as Message[];
-      const spec = f.message as MessageSpec;
-      return list.length === 0 ? undefined : `[${list.map((item) => object(spec, item, known)).join(",")}]`;
-    }
-    case Kind.Struct:
-      if (value === undefined) return undefined;
-      return value === known?.value ? known.json : canonicalJson(value as JsonObject);
-  }
+/** The canonical JSON of a Struct value, made already. */
+interface Known {
+  value: JsonObject;
+  json: string;
 }
+
+const {
+  String: K_STRING,
+  Strings: K_STRINGS,
+  Bool: K_BOOL,
+  Int32: K_INT32,
+  Enum: K_ENUM,
+  Int64: K_INT64,
+  Double: K_DOUBLE,
+  Message: K_MESSAGE,
+  Messages: K_MESSAGES,
+  Struct: K_STRUCT,
+} = Kind;
 
 /** A double as proto3 JSON writes it: a number, or a string for the values JSON has no number for. */
 function doubleJson(value: number): string {

@@ -41,6 +41,8 @@ export interface FieldSpec {
   readonly name: string;
   /** The key toJson writes it under. */
   readonly jsonName: string;
+  /** `"jsonName":`, as canonical JSON writes the key. */
+  readonly jsonKey: string;
   readonly number: number;
   readonly kind: Kind;
   readonly wireType: WireType;
@@ -49,9 +51,9 @@ export interface FieldSpec {
   /** Marked `(google.api.field_behavior) = OUTPUT_ONLY`: set by the service, so not part of what a client sent. */
   readonly outputOnly: boolean;
   /** Kind.Message and Kind.Messages: the fields of the message held. */
-  readonly message?: MessageSpec;
+  readonly message: MessageSpec | undefined;
   /** Kind.Enum: its values, for their JSON names. */
-  readonly enum?: DescEnum;
+  readonly enum: DescEnum | undefined;
 }
 
 export interface MessageSpec {
@@ -59,8 +61,8 @@ export interface MessageSpec {
   readonly typeName: string;
   /** In field-number order, the order toBinary writes them in. */
   readonly fields: readonly FieldSpec[];
-  /** By JSON name, in the order canonical JSON sorts object keys. */
-  readonly jsonOrder: readonly FieldSpec[];
+  /** The fields a client sets (all but OUTPUT_ONLY ones) by JSON name, in the order canonical JSON sorts keys. */
+  readonly contentOrder: readonly FieldSpec[];
   /** Timestamp, whose JSON is an RFC 3339 string. */
   readonly timestamp: boolean;
 }
@@ -93,7 +95,9 @@ export function messageSpec(desc: DescMessage): MessageSpec | string[] {
           desc,
           typeName: desc.typeName,
           fields,
-          jsonOrder: [...fields].sort((a, b) => (a.jsonName < b.jsonName ? -1 : a.jsonName > b.jsonName ? 1 : 0)),
+          contentOrder: fields
+            .filter((f) => !f.outputOnly)
+            .sort((a, b) => (a.jsonName < b.jsonName ? -1 : a.jsonName > b.jsonName ? 1 : 0)),
           timestamp: desc.typeName === TIMESTAMP,
         };
   specs.set(desc.typeName, spec);
@@ -107,19 +111,20 @@ export function uncoveredFields(desc: DescMessage): string[] {
 }
 
 function fieldSpec(field: DescField): FieldSpec | string[] {
-  const base = {
+  // Every spec has the same properties in the same order (one hidden class), so the codec's loops over them stay
+  // monomorphic.
+  const make = (kind: Kind, wireType: WireType, more?: Pick<FieldSpec, "message" | "enum">): FieldSpec => ({
     desc: field,
     name: field.localName,
     jsonName: field.jsonName,
+    jsonKey: `${JSON.stringify(field.jsonName)}:`,
     number: field.number,
-    outputOnly: getOption(field, field_behavior).includes(FieldBehavior.OUTPUT_ONLY),
-  };
-  const make = (kind: Kind, wireType: WireType, more?: Partial<FieldSpec>): FieldSpec => ({
-    ...base,
     kind,
     wireType,
     tag: (field.number << 3) | wireType,
-    ...more,
+    outputOnly: getOption(field, field_behavior).includes(FieldBehavior.OUTPUT_ONLY),
+    message: more?.message,
+    enum: more?.enum,
   });
   const path = `${field.parent.typeName}.${field.name}`;
   if (field.oneof) return [path];
@@ -131,7 +136,7 @@ function fieldSpec(field: DescField): FieldSpec | string[] {
     }
     case "enum":
       if (field.presence !== FeatureSet_FieldPresence.IMPLICIT || !field.enum.open) return [path];
-      return make(Kind.Enum, WireType.Varint, { enum: field.enum });
+      return make(Kind.Enum, WireType.Varint, { message: undefined, enum: field.enum });
     case "message": {
       if (field.message.typeName === STRUCT) return make(Kind.Struct, WireType.LengthDelimited);
       // Other well-known types that protobuf-es holds as something else than a message (wrappers, Value, ListValue)
@@ -140,7 +145,7 @@ function fieldSpec(field: DescField): FieldSpec | string[] {
       if (field.delimitedEncoding) return [path];
       const message = messageSpec(field.message);
       if (Array.isArray(message)) return message;
-      return make(Kind.Message, WireType.LengthDelimited, { message });
+      return make(Kind.Message, WireType.LengthDelimited, { message, enum: undefined });
     }
     case "list":
       if (field.listKind === "scalar" && field.scalar === ScalarType.STRING) {
@@ -149,7 +154,7 @@ function fieldSpec(field: DescField): FieldSpec | string[] {
       if (field.listKind === "message" && !field.delimitedEncoding && !field.message.typeName.startsWith("google.")) {
         const message = messageSpec(field.message);
         if (Array.isArray(message)) return message;
-        return make(Kind.Messages, WireType.LengthDelimited, { message });
+        return make(Kind.Messages, WireType.LengthDelimited, { message, enum: undefined });
       }
       return [path];
     default:

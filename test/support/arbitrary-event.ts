@@ -9,9 +9,9 @@ import {
 import fc from "fast-check";
 import { AuditEventSchema } from "../../gen/audit/v1/event_pb.js";
 
-export type EventInit = MessageInitShape<typeof AuditEventSchema>;
+type EventInit = MessageInitShape<typeof AuditEventSchema>;
 
-export const optional = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined });
+const optional = <T>(arb: fc.Arbitrary<T>) => fc.option(arb, { nil: undefined });
 
 /**
  * The values each kind of field takes: the wire codec wants any value a message can hold, the content hash valid

@@ -256,31 +256,27 @@ class FieldLayout {
 /** A message's fields by field number, and how to make it with its defaults, as fromBinary starts it. */
 class MessageLayout {
   readonly byNumber: (FieldLayout | undefined)[] = [];
-  private readonly defaults: Record<string, unknown>;
-  private readonly lists: string[] = [];
+  /** The message with its defaults: its own lists, its scalars' zero values, its message fields unset. */
+  readonly make: () => Record<string, unknown>;
 
   constructor(typeName: string, fields: FieldLayout[]) {
-    this.defaults = { $typeName: typeName };
+    const members = [`$typeName: ${JSON.stringify(typeName)}`];
     for (const field of fields) {
       this.byNumber[field.number] = field;
-      if (field.repeated) {
-        this.lists.push(field.name);
-        this.defaults[field.name] = EMPTY;
-      } else if (field.zero !== undefined) this.defaults[field.name] = field.zero;
+      if (field.repeated) members.push(`${JSON.stringify(field.name)}: []`);
+      else if (field.zero !== undefined) members.push(`${JSON.stringify(field.name)}: ${sourceOf(field.zero)}`);
     }
-  }
-
-  /** A copy of the defaults (one shape for every message of the type), with its own lists. */
-  make(): Record<string, unknown> {
-    const made = { ...this.defaults };
-    const lists = this.lists;
-    for (let i = 0; i < lists.length; i++) made[lists[i] as string] = [];
-    return made;
+    // One object literal per message type, compiled once from the descriptor: V8 allocates each message in one
+    // step with its final shape, where a copy of a defaults object at one shared site costs as much as reading the
+    // fields. Names and values are quoted (JSON) or fixed literals, never request data.
+    this.make = new Function(`return () => ({ ${members.join(", ")} });`)() as () => Record<string, unknown>;
   }
 }
 
-/** The placeholder of a list in the defaults, replaced by a new array in each message made. */
-const EMPTY: readonly never[] = Object.freeze([]);
+/** A zero value as JavaScript source. */
+function sourceOf(zero: unknown): string {
+  return typeof zero === "bigint" ? `${zero}n` : JSON.stringify(zero);
+}
 
 const { Varint: VARINT, Bit64: BIT64, LengthDelimited: LEN } = WireType;
 

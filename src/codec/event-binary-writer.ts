@@ -8,7 +8,7 @@ import {
 } from "@bufbuild/protobuf";
 import { WireType } from "@bufbuild/protobuf/wire";
 import { FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
-import { EVENT, type FieldSpec, holdsEvents, Kind, type MessageSpec } from "./event-fields.js";
+import { EVENT, type FieldSpec, holdsEvents, type Kind, type MessageSpec } from "./event-fields.js";
 import {
   BOOL_VALUE,
   ENTRY_KEY,
@@ -66,19 +66,6 @@ export function eventMessageEncoder(desc: DescMessage): ((message: Message) => U
 }
 
 const LEN = WireType.LengthDelimited;
-// Module constants for the switch on each field's kind: cheaper than loading them from Kind.
-const {
-  String: K_STRING,
-  Strings: K_STRINGS,
-  Bool: K_BOOL,
-  Int32: K_INT32,
-  Enum: K_ENUM,
-  Int64: K_INT64,
-  Double: K_DOUBLE,
-  Message: K_MESSAGE,
-  Messages: K_MESSAGES,
-  Struct: K_STRUCT,
-} = Kind;
 /** Integers up to here are exact as numbers, and written without a bigint. */
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
@@ -195,44 +182,45 @@ class Writer {
     for (let i = 0; i < fields.length; i++) {
       const f = fields[i] as FieldSpec;
       const value = m[f.name];
+      // Literal labels (each pinned to its Kind by `satisfies`) let V8 jump to the case through a table.
       switch (f.kind) {
-        case K_STRING:
+        case 0 satisfies typeof Kind.String:
           if (value !== "") this.stringAlways(f.tag, value as string);
           break;
-        case K_STRINGS:
+        case 1 satisfies typeof Kind.Strings:
           for (const item of value as string[]) this.stringAlways(f.tag, item);
           break;
-        case K_BOOL:
+        case 2 satisfies typeof Kind.Bool:
           if (value === true) {
             this.varint(f.tag);
             this.varint(1);
           }
           break;
-        case K_INT32:
-        case K_ENUM:
+        case 3 satisfies typeof Kind.Int32:
+        case 4 satisfies typeof Kind.Enum:
           if (value !== 0) {
             this.varint(f.tag);
             this.signed(value as number);
           }
           break;
-        case K_INT64:
+        case 5 satisfies typeof Kind.Int64:
           if (value !== 0n) {
             const n = value as bigint;
             this.varint(f.tag);
             this.signed(n >= 0n && n <= MAX_SAFE ? Number(n) : n);
           }
           break;
-        case K_DOUBLE:
+        case 6 satisfies typeof Kind.Double:
           // toBinary writes -0, which is not proto3's zero value.
           if (!Object.is(value, 0)) this.double(f.tag, value as number);
           break;
-        case K_MESSAGE:
+        case 7 satisfies typeof Kind.Message:
           if (value !== undefined) this.message(f.tag, f.message as MessageSpec, value as Message);
           break;
-        case K_MESSAGES:
+        case 8 satisfies typeof Kind.Messages:
           for (const item of value as Message[]) this.message(f.tag, f.message as MessageSpec, item);
           break;
-        case K_STRUCT:
+        case 9 satisfies typeof Kind.Struct:
           if (value !== undefined) {
             const at = this.begin(f.tag);
             this.struct(value as JsonObject);

@@ -7,8 +7,8 @@ import { EVENT, type FieldSpec, type Kind, type MessageSpec } from "./event-fiel
  * What the idempotency hash is taken of: the event as the client sent it, in canonical JSON. By definition that is
  * canonicalJson(toJson(event)) without the fields marked OUTPUT_ONLY (tenant, sequence, received_at, expires_at), so
  * a replay hashes the same whatever its wire format or key order. It is written here from the descriptors' field
- * tables (event-fields.ts), keys already in sorted order, because toJson and the generic sort were half the cost of
- * reading an event; test/core/event-content.test.ts checks the two agree on events generated from the descriptors.
+ * tables (event-fields.ts), keys already in sorted order, without toJson and a generic sort (their cost:
+ * docs/performance.md); test/core/event-content.test.ts checks the two agree on events generated from the descriptors.
  * Valid events only (readEvent's checks first): timestamps in range, finite attribute numbers.
  *
  * `known` is the canonical JSON of one Struct value of the event, already made (readEvent makes the attributes' to

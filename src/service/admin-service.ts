@@ -16,7 +16,7 @@ import { generateToken, hashToken } from "../auth/secrets.js";
 import type { Clock } from "../clock.js";
 import { domainError, type FieldViolation, invalidArgument, Reason, reasonOf } from "../errors.js";
 import type { CredentialRow, IdentityStore, TenantRow } from "../store/identity-store.js";
-import { isStorableText } from "../store/storable-text.js";
+import { isStorableText } from "../store/text.js";
 import { microsToIso, pgTimestampMicros, pgToTimestamp, timestampMicros } from "../store/time.js";
 import { uuidv7 } from "../store/uuid.js";
 import { ID_PATTERN, limits, TENANT_PATTERN } from "./limits.js";

@@ -5,7 +5,7 @@ import { type AuditEvent, OutcomeStatus, type RequestInfo } from "../../gen/audi
 import { canonicalContent, canonicalJson } from "../codec/event-content.js";
 import { type FieldViolation, Reason } from "../errors.js";
 import type { NewEvent } from "../store/event-store.js";
-import { isStorableText } from "../store/storable-text.js";
+import { isStorableText } from "../store/text.js";
 import { microsToIso, timestampMicros } from "../store/time.js";
 import { ID_PATTERN, limits } from "./limits.js";
 

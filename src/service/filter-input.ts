@@ -2,7 +2,7 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { OutcomeStatus } from "../../gen/audit/v1/event_pb.js";
 import type { FieldViolation } from "../errors.js";
 import type { EventFilter } from "../store/event-filter.js";
-import { isStorableText } from "../store/storable-text.js";
+import { isStorableText } from "../store/text.js";
 import { timestampToIso } from "../store/time.js";
 import { limits } from "./limits.js";
 

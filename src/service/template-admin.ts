@@ -13,8 +13,8 @@ import {
 import type { Clock } from "../clock.js";
 import { domainError, type FieldViolation, invalidArgument, Reason } from "../errors.js";
 import type { StoredTemplateAttribute } from "../store/schema.js";
-import { isStorableText } from "../store/storable-text.js";
 import type { NewTemplate, TemplateRow, TemplateStore } from "../store/template-store.js";
+import { isStorableText } from "../store/text.js";
 import { microsToIso, pgToTimestamp } from "../store/time.js";
 import { callerOf } from "./admin-service.js";
 import { limits, NAME_PATTERN } from "./limits.js";

@@ -184,14 +184,17 @@ describe("on a shared app", () => {
 
   test("STREAM_TICKET_LIMIT: the ticket past the instance's limit is RESOURCE_EXHAUSTED, on every protocol", async () => {
     // docs/errors.md: "10,000 stream tickets issued by this instance are waiting to be used". They are issued
-    // through the in-process client (the same handler and interceptors, without 10,000 HTTP round trips); the
+    // through the app's invoker (the same handler and interceptors, without 10,000 HTTP round trips); the
     // refusals are then checked over the network.
     const LIMIT = 10_000;
-    const headers = { authorization: `Bearer ${acme.reader}` };
+    const init = { header: { authorization: `Bearer ${acme.reader}` }, protocolName: "test" };
     for (let i = 0; i < LIMIT; i += 200) {
-      await Promise.all(
-        Array.from({ length: 200 }, () => app.app.clients.audit.createStreamTicket({ tenant: "acme" }, { headers })),
+      const outcomes = await Promise.all(
+        Array.from({ length: 200 }, () =>
+          app.app.invoker.unary(AuditService.method.createStreamTicket, { tenant: "acme" }, init),
+        ),
       );
+      expect(outcomes.filter((o) => o.error).map((o) => o.error?.message)).toEqual([]);
     }
     // The HTTP/1.1 connections kept alive since beforeAll sat idle through the issuing, about as long as the
     // server's keep-alive timeout: one the server is closing would be reset under the next call (node's client-side

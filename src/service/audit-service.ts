@@ -23,6 +23,7 @@ import type { GroupCommit } from "../store/group-commit.js";
 import type { TemplateStore } from "../store/template-store.js";
 import { microsToTimestamp } from "../store/time.js";
 import { kTraceId } from "./call-context.js";
+import { countEventsHandler } from "./count-events.js";
 import { canonicalJson, readEvent, withCorrelation } from "./event-input.js";
 import { rowToEvent } from "./event-output.js";
 import { readFilter } from "./filter-input.js";
@@ -142,6 +143,8 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
         clearTimeout(timer);
       }
     },
+
+    countEvents: countEventsHandler(store, clock),
 
     async createStreamTicket(req: CreateStreamTicketRequest, ctx: HandlerContext) {
       const principal = ctx.values.get(kPrincipal);

@@ -57,6 +57,10 @@ const requests = new Map<DescMethod, () => Promise<Record<string, unknown>>>([
   [AuditService.method.list, async () => ({ tenant: "acme", pageSize: 10 })],
   [AuditService.method.tail, async () => ({ tenant: "acme", afterSequence: 0n })],
   [AuditService.method.createStreamTicket, async () => ({ tenant: "acme" })],
+  [
+    AuditService.method.countEvents,
+    async () => ({ tenant: "acme", filter: { startTime: { seconds: 1n } }, bucketWidth: { seconds: 366n * 86400n } }),
+  ],
   [AdminService.method.createTenant, async () => ({ tenant: { id: unique("matrix-t") } })],
   [AdminService.method.listTenants, async () => ({})],
   [

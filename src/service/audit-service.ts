@@ -6,6 +6,7 @@ import {
   type CreateRequest,
   type CreateStreamTicketRequest,
   EventFilterSchema,
+  type GetEventRequest,
   type ListRequest,
   ListRequestSchema,
   Order,
@@ -27,7 +28,7 @@ import { countEventsHandler } from "./count-events.js";
 import { canonicalJson, readEvent, withCorrelation } from "./event-input.js";
 import { rowToEvent } from "./event-output.js";
 import { readFilter } from "./filter-input.js";
-import { limits } from "./limits.js";
+import { ID_PATTERN, limits, quoted } from "./limits.js";
 import { PageTokens } from "./page-token.js";
 import { readPublishRequest } from "./publish.js";
 
@@ -145,6 +146,16 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
     },
 
     countEvents: countEventsHandler(store, clock),
+
+    async getEvent(req: GetEventRequest) {
+      if (!ID_PATTERN.test(req.id)) {
+        throw invalidArgument([{ field: "id", description: "must be an event id: 1-128 of A-Z a-z 0-9 . _ : -" }]);
+      }
+      const row = await store.get(req.tenant, req.id);
+      if (!row)
+        throw domainError(Code.NotFound, Reason.EventNotFound, `no event of the tenant has id ${quoted(req.id)}`);
+      return { event: rowToEvent(row) };
+    },
 
     async createStreamTicket(req: CreateStreamTicketRequest, ctx: HandlerContext) {
       const principal = ctx.values.get(kPrincipal);

@@ -197,3 +197,22 @@ describe("refusals", () => {
     expect(reply.total).toBe(0n);
   });
 });
+
+describe("GetEvent", () => {
+  test("returns a child event List leaves out by default, over gRPC-web and REST", async () => {
+    const reply = await clientFor(AuditService, app, "grpc-web", acme.reader).getEvent({ id: "e4" });
+    expect(reply.event?.parentId).toBe("e0");
+    expect(reply.event?.tenant).toBe("acme");
+    const rest = await fetch(`${app.url}/v1/tenants/acme/events/e4`, {
+      headers: { authorization: `Bearer ${acme.reader}` },
+    });
+    expect(rest.status).toBe(200);
+    expect(((await rest.json()) as { event: { id: string } }).event.id).toBe("e4");
+  });
+  test("an unknown id is NOT_FOUND, a malformed one INVALID_ARGUMENT, another tenant's PERMISSION_DENIED", async () => {
+    const client = clientFor(AuditService, app, "connect", acme.reader);
+    await expectError(client.getEvent({ id: "nope" }), { code: Code.NotFound, reason: "EVENT_NOT_FOUND" });
+    await expectError(client.getEvent({ id: "a b" }), { code: Code.InvalidArgument, fields: ["id"] });
+    await expectError(client.getEvent({ tenant: "globex", id: "e4" }), { code: Code.PermissionDenied });
+  });
+});

@@ -320,6 +320,16 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
     ),
   ],
   [
+    A.getEvent,
+    fc.oneof(
+      fc
+        .constantFrom("", "has space", long(129), "a/b", "ü")
+        .map((id) => inv(A.getEvent, `id ${JSON.stringify(id.slice(0, 20))}`, { id }, "id")),
+      fc.constant(inv(A.getEvent, "unknown id", { id: "no-such-event" }, undefined, Code.NotFound)),
+      fc.constant(inv(A.getEvent, "tenant globex", { tenant: "globex", id: "x" }, undefined, Code.PermissionDenied)),
+    ),
+  ],
+  [
     A.countEvents,
     fc.oneof(
       badFilters.map(({ label, filter, field }) =>
@@ -344,19 +354,17 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
             "bucket_width",
           ),
         ),
-      fc
-        .integer({ min: 1001, max: 1_000_000 })
-        .map((n) =>
-          inv(
-            A.countEvents,
-            `${n} buckets`,
-            {
-              filter: { startTime: ts(1_000_000_000n), endTime: ts(1_000_000_000n + BigInt(n)) },
-              bucketWidth: { seconds: 1n },
-            },
-            "bucket_width",
-          ),
+      fc.integer({ min: 1001, max: 1_000_000 }).map((n) =>
+        inv(
+          A.countEvents,
+          `${n} buckets`,
+          {
+            filter: { startTime: ts(1_000_000_000n), endTime: ts(1_000_000_000n + BigInt(n)) },
+            bucketWidth: { seconds: 1n },
+          },
+          "bucket_width",
         ),
+      ),
       fc.constant(
         inv(
           A.countEvents,

@@ -28,6 +28,7 @@ import { type LegacyDeps, legacyHandler } from "./legacy/adapter.js";
 import { legacyAdapters } from "./legacy/index.js";
 import type { Logger } from "./logger.js";
 import { createRestTranscoder } from "./rest/transcoder.js";
+import { consoleHandler } from "./server/console.js";
 import { createGrpcUnaryHandlers } from "./server/grpc-unary.js";
 import { createInProcessClients, type InProcessClients } from "./server/in-process.js";
 import { type MetricsServer, metricsHandler, startMetricsServer } from "./server/metrics-endpoint.js";
@@ -240,12 +241,14 @@ export async function startApp(options: AppOptions): Promise<App> {
     logger,
     router,
     grpcUnary: config.grpcFastPath ? createGrpcUnaryHandlers(serviceRegistrations(services), routerOptions) : undefined,
-    fallback: legacyHandler(
-      legacyAdapters(legacy, (api) =>
-        createInProcessClients(serviceRegistrations(services), { ...routerOptions, route: api }),
+    fallback: consoleHandler(
+      legacyHandler(
+        legacyAdapters(legacy, (api) =>
+          createInProcessClients(serviceRegistrations(services), { ...routerOptions, route: api }),
+        ),
+        logger,
+        rest.handle,
       ),
-      logger,
-      rest.handle,
     ),
     shutdownController,
     ready: () => database.ping(),

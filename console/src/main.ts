@@ -215,10 +215,15 @@ $("clear").addEventListener("click", () => navigate({ tenant: state.view.tenant 
 
 const filter = (): Filter => filterOf(state.view);
 
+/** Counts loads, so an answer that arrives after a newer request was made is dropped. */
+const loads = { page: 0, chart: 0 };
+
 async function loadPage() {
   const pageToken = state.pageTokens[state.pageTokens.length - 1] ?? "";
+  const load = ++loads.page;
   try {
     const page = await audit.list({ tenant: tenant(), ...filter(), pageSize: PAGE_SIZE, pageToken });
+    if (load !== loads.page) return;
     notice("");
     state.nextPageToken = page.nextPageToken;
     el.rows.replaceChildren(...page.events.map((e) => row(e)));
@@ -227,7 +232,7 @@ async function loadPage() {
     el.newer.disabled = n === 1;
     el.older.disabled = page.nextPageToken === "";
   } catch (error) {
-    fail(error, loadPage);
+    if (load === loads.page) fail(error, loadPage);
   }
 }
 
@@ -329,6 +334,7 @@ async function loadChart() {
   const startMs = range.startMs ?? endMs - 7 * 86400e3;
   const label = range.startMs === undefined ? "in the last 7 days" : "in the selected time range";
   const width = bucketSeconds(endMs - startMs);
+  const load = ++loads.chart;
   try {
     const f = filter();
     const reply = await audit.countEvents({
@@ -340,9 +346,9 @@ async function loadChart() {
       },
       bucketWidth: { seconds: BigInt(width) },
     });
-    drawChart(el.chart, reply, label);
+    if (load === loads.chart) drawChart(el.chart, reply, label);
   } catch (error) {
-    el.chart.textContent = `No chart: ${problemOf(error).message}`;
+    if (load === loads.chart) el.chart.textContent = `No chart: ${problemOf(error).message}`;
   }
 }
 

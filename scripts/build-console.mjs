@@ -1,10 +1,10 @@
-// npm run build:console (and npm start, npm run build, the browser tests): builds the browser console (console/)
-// with Vite into console/dist/, which src/server/console.ts serves at /console/. With --if-stale it builds only when a
-// source is newer than the last build, so `npm start` costs nothing when nothing changed.
+// npm run build:console: builds the browser console (console/) with Vite into console/dist/, which
+// src/server/console.ts serves at /console/. With --if-stale (npm start, npm run build, the browser tests) it builds
+// only when a source is newer than the last build, so a start costs nothing when nothing changed.
 //
 // AUDIT_CONSOLE_API_URL: the service the page calls (e.g. https://audit.example.com); unset means the origin that
 // serves the page. See README "Browser console" for hosting the page elsewhere (the service's CORS_ORIGINS).
-import { readdirSync, statSync } from "node:fs";
+import { readdirSync, renameSync, rmSync, statSync } from "node:fs";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 
@@ -36,6 +36,8 @@ const sources = ["console", "gen/audit", "scripts/build-console.mjs", "package-l
 );
 if (process.argv.includes("--if-stale") && built() >= Math.max(...sources.map(newest))) process.exit(0);
 
+// Built beside the output and moved into place, so a server reading console/dist never sees half a build.
+const staging = `${out}.building-${process.pid}`;
 const { build } = await import("vite");
 await build({
   root: path.join(root, "console"),
@@ -43,5 +45,7 @@ await build({
   logLevel: "warn",
   configFile: false,
   define: { __AUDIT_API_URL__: JSON.stringify(process.env.AUDIT_CONSOLE_API_URL ?? "") },
-  build: { outDir: out, emptyOutDir: true, assetsDir: "assets", target: "es2022", reportCompressedSize: false },
+  build: { outDir: staging, emptyOutDir: true, assetsDir: "assets", target: "es2022", reportCompressedSize: false },
 });
+rmSync(out, { recursive: true, force: true });
+renameSync(staging, out);

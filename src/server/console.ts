@@ -1,6 +1,7 @@
 import { readFile } from "node:fs/promises";
 import type http from "node:http";
 import { fileURLToPath } from "node:url";
+import { gzipSync } from "node:zlib";
 import type { NodeHandler } from "./listener.js";
 
 /**
@@ -35,6 +36,10 @@ const PAGE_HEADERS = {
   "referrer-policy": "no-referrer",
 };
 
+/** Compressed assets by name: a hashed name always holds the same bytes, so each is compressed once. */
+const gzipped = new Map<string, Buffer>();
+const GZIPPED_KEPT = 100;
+
 /**
  * Serves the browser console at /console/: index.html never cached (it names the current assets), the hashed assets
  * cached for a year as immutable. Every other path goes to `next`. Files are read per request: the page is a few
@@ -56,15 +61,26 @@ export function consoleHandler(next: NodeHandler, dir: string = CONSOLE_DIR): No
     const file = path === "/console/" || path === "/console/index.html" ? "index.html" : asset && `assets/${asset}`;
     if (!file) return send(reply, req.method, 404, { "content-type": "text/plain" }, "no such console page\n");
     readFile(dir + file).then(
-      (body) => {
-        const headers =
-          file === "index.html"
-            ? PAGE_HEADERS
-            : {
-                "content-type": TYPES[file.slice(file.lastIndexOf(".") + 1)] ?? "application/octet-stream",
-                "cache-control": "public, max-age=31536000, immutable",
-                "x-content-type-options": "nosniff",
-              };
+      (raw) => {
+        let body: Buffer = raw;
+        if (file === "index.html") {
+          return send(reply, req.method, 200, { ...PAGE_HEADERS, "content-length": String(body.length) }, body);
+        }
+        const headers: Record<string, string> = {
+          "content-type": TYPES[file.slice(file.lastIndexOf(".") + 1)] ?? "application/octet-stream",
+          "cache-control": "public, max-age=31536000, immutable",
+          "x-content-type-options": "nosniff",
+          vary: "accept-encoding",
+        };
+        if (/\bgzip\b/.test(String(req.headers["accept-encoding"] ?? ""))) {
+          let gz = gzipped.get(file);
+          if (!gz) {
+            gz = gzipSync(body, { level: 9 });
+            if (gzipped.size < GZIPPED_KEPT) gzipped.set(file, gz);
+          }
+          headers["content-encoding"] = "gzip";
+          body = gz;
+        }
         send(reply, req.method, 200, { ...headers, "content-length": String(body.length) }, body);
       },
       (error: NodeJS.ErrnoException) => {

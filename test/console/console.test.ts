@@ -126,6 +126,7 @@ describe("serving", () => {
       const response = await fetch(`${app.url}/console/${asset}`);
       expect(response.status).toBe(200);
       expect(response.headers.get("cache-control")).toBe("public, max-age=31536000, immutable");
+      expect(response.headers.get("content-encoding")).toBe("gzip");
       expect(response.headers.get("content-type")).toBe(
         asset.endsWith(".js") ? "text/javascript; charset=utf-8" : "text/css; charset=utf-8",
       );

@@ -369,6 +369,8 @@ describe("in Chromium", () => {
     await signInWithKey(page, acme.reader);
     await expect.poll(() => rowIds(page)).toHaveLength(50);
     expect(await page.evaluate("document.documentElement.scrollWidth <= window.innerWidth")).toBe(true);
+    const table = "document.querySelector('.table-wrap')";
+    expect(await page.evaluate(`${table}.scrollWidth <= ${table}.clientWidth`)).toBe(true);
     const background = await page.evaluate("getComputedStyle(document.body).backgroundColor");
     expect(background).toBe("rgb(13, 17, 23)");
     await page.screenshot({ path: path.join(ARTIFACTS, "zoom-200-dark.png") });

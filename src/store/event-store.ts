@@ -236,24 +236,29 @@ export class EventStore {
    */
   count(q: CountQuery): Promise<CountRow[]> {
     return this.observer.operation("count", 0, async () => {
-      const width = sql`make_interval(secs => ${Number(q.widthSeconds)})`;
-      const bucket = sql`extract(epoch from date_bin(${width}, ${events.occurredAt}, 'epoch'::timestamptz))::bigint`;
-      const rows = await this.db
-        .select({
-          bucketSeconds: sql<string>`${bucket}`,
-          outcomeStatus: events.outcomeStatus,
-          count: sql<string>`count(*)`,
-        })
-        .from(events)
-        .where(and(eq(events.tenant, q.tenant), ...filterSql(compileFilter(q), q.nowMicros)))
-        .groupBy(sql`1`, sql`2`)
-        .orderBy(sql`1`, sql`2`);
+      const rows = await this.countQuery(q);
       return rows.map((r) => ({
         bucketSeconds: Number(r.bucketSeconds),
         outcomeStatus: r.outcomeStatus,
         count: Number(r.count),
       }));
     });
+  }
+
+  /** The SELECT behind `count`, unexecuted: test/core/explain.test.ts EXPLAINs it. */
+  countQuery(q: CountQuery) {
+    const width = sql`make_interval(secs => ${Number(q.widthSeconds)})`;
+    const bucket = sql`extract(epoch from date_bin(${width}, ${events.occurredAt}, 'epoch'::timestamptz))::bigint`;
+    return this.db
+      .select({
+        bucketSeconds: sql<string>`${bucket}`,
+        outcomeStatus: events.outcomeStatus,
+        count: sql<string>`count(*)`,
+      })
+      .from(events)
+      .where(and(eq(events.tenant, q.tenant), ...filterSql(compileFilter(q), q.nowMicros)))
+      .groupBy(sql`1`, sql`2`)
+      .orderBy(sql`1`, sql`2`);
   }
 
   range(q: RangeQuery): Promise<EventRow[]> {

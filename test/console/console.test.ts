@@ -54,8 +54,9 @@ async function seed() {
 beforeAll(async () => {
   buildConsole();
   browser = await launchChromium();
-  // Credentials are read on every call, so an expired key is refused at once.
-  app = await startTestApp({ env: { CREDENTIAL_CACHE_MS: "0" } });
+  // Credentials are read on every call, so an expired key is refused at once; a tail more than 20 events behind is
+  // cut off as too slow, so one batch can do it.
+  app = await startTestApp({ env: { CREDENTIAL_CACHE_MS: "0", TAIL_BUFFER_EVENTS: "20" } });
   acme = await provisionTenant(app, "acme");
   const globex = await provisionTenant(app, "globex");
   await clientFor(AuditService, app, "connect", globex.writer).create({ event: { id: "globex-only", action: "x" } });
@@ -300,6 +301,23 @@ describe("in Chromium", () => {
     await expect.poll(() => rowIds(page), { timeout: 15_000 }).toEqual(["cut-5", "cut-4", "cut-3", "cut-2", "cut-1"]);
     await expect.poll(() => page.locator("#tail-status").textContent()).toContain("resumed after sequence");
     expect(await rowIds(page)).toEqual(await listIds({ actions: ["cut.*"] }));
+  });
+
+  test("a tail cut off as too slow says so, and resumes with every event once", async () => {
+    const page = await open();
+    await signInWithKey(page, acme.reader, `${app.url}/console/?action=burst.*`);
+    await page.getByLabel("Live tail").check();
+    await expect.poll(() => page.locator("#tail-status").textContent()).toContain("Live");
+    const statuses: string[] = [];
+    await page.exposeFunction("noteStatus", (text: string) => statuses.push(text));
+    await page.evaluate(`new MutationObserver(() => noteStatus(document.getElementById("tail-status").textContent))
+      .observe(document.getElementById("tail-status"), { childList: true, characterData: true, subtree: true })`);
+    const events = Array.from({ length: 50 }, (_, i) => ({ id: `burst-${i}`, action: "burst.x" }));
+    await writer().batchCreate({ events });
+    await expect.poll(() => rowIds(page), { timeout: 15_000 }).toHaveLength(50);
+    expect(await rowIds(page)).toEqual(await listIds({ actions: ["burst.*"] }));
+    expect(statuses.join("\n")).toContain("cut the live tail off for falling too far behind");
+    await expect.poll(() => page.locator("#tail-status").textContent()).toContain("resumed after sequence");
   });
 
   test("an expired session returns to sign-in with a message; a missing role says which", async () => {

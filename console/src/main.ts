@@ -399,10 +399,10 @@ async function openDetail(id: string) {
     };
     add("Sequence", String(event.sequence));
     add("Action", event.action);
-    add("Occurred", time(event.occurredAt));
-    add("Received", time(event.receivedAt));
-    add("Completed", time(event.completedAt));
-    add("Expires", time(event.expiresAt));
+    add("Occurred (UTC)", time(event.occurredAt));
+    add("Received (UTC)", time(event.receivedAt));
+    add("Completed (UTC)", time(event.completedAt));
+    add("Expires (UTC)", time(event.expiresAt));
     add("Category", event.category);
     add("Source", event.source);
     add(
@@ -413,7 +413,7 @@ async function openDetail(id: string) {
     add("Target", [event.target?.id, event.target?.type, event.target?.name].filter(Boolean).join(" · "));
     add(
       "Outcome",
-      [OutcomeStatus[event.outcome?.status ?? 0], event.outcome?.code, event.outcome?.message]
+      [OutcomeStatus[event.outcome?.status ?? 0]?.toLowerCase(), event.outcome?.code, event.outcome?.message]
         .filter(Boolean)
         .join(" · "),
     );

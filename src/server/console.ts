@@ -22,15 +22,12 @@ const TYPES: Record<string, string> = {
 /** Asset names as Vite writes them (`index-3f9a1c.js`): no path separators, no leading dot. */
 const ASSET = /^\/console\/assets\/([A-Za-z0-9_-][A-Za-z0-9._-]{0,200})$/;
 
-/**
- * The page itself talks only to this origin (gRPC-web); a console hosted elsewhere is that host's page and policy.
- * `'unsafe-inline'` styles: none are inline today, but SVG charts set `style` attributes.
- */
+/** The page talks only to this origin (gRPC-web); a console hosted elsewhere is that host's page and policy. */
 const PAGE_HEADERS = {
   "content-type": "text/html; charset=utf-8",
   "cache-control": "no-store",
   "content-security-policy":
-    "default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; " +
+    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
     "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
   "x-content-type-options": "nosniff",
   "referrer-policy": "no-referrer",

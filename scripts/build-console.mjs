@@ -9,7 +9,10 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 
 const root = path.join(path.dirname(fileURLToPath(import.meta.url)), "..");
-const out = path.join(root, "console/dist");
+const served = path.join(root, "console/dist");
+// --out=<dir>: a copy built elsewhere, say for another origin (the browser tests build one); never stale-checked.
+const outArg = process.argv.find((a) => a.startsWith("--out="));
+const out = outArg ? path.resolve(outArg.slice("--out=".length)) : served;
 
 /** The newest modification time under `dir` (a file or folder), skipping console/dist. */
 function newest(dir) {
@@ -17,7 +20,7 @@ function newest(dir) {
   if (!stat.isDirectory()) return stat.mtimeMs;
   let latest = 0;
   for (const name of readdirSync(dir)) {
-    if (path.join(dir, name) === out) continue;
+    if (path.join(dir, name) === served) continue;
     latest = Math.max(latest, newest(path.join(dir, name)));
   }
   return latest;
@@ -34,7 +37,7 @@ function built() {
 const sources = ["console", "gen/audit", "scripts/build-console.mjs", "package-lock.json"].map((p) =>
   path.join(root, p),
 );
-if (process.argv.includes("--if-stale") && built() >= Math.max(...sources.map(newest))) process.exit(0);
+if (!outArg && process.argv.includes("--if-stale") && built() >= Math.max(...sources.map(newest))) process.exit(0);
 
 // Built beside the output and moved into place, so a server reading console/dist never sees half a build.
 const staging = `${out}.building-${process.pid}`;

@@ -22,16 +22,21 @@ const TYPES: Record<string, string> = {
 /** Asset names as Vite writes them (`index-3f9a1c.js`): no path separators, no leading dot. */
 const ASSET = /^\/console\/assets\/([A-Za-z0-9_-][A-Za-z0-9._-]{0,200})$/;
 
-/** The page talks only to this origin (gRPC-web); a console hosted elsewhere is that host's page and policy. */
-const PAGE_HEADERS = {
-  "content-type": "text/html; charset=utf-8",
-  "cache-control": "no-store",
-  "content-security-policy":
-    "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src 'self'; " +
-    "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
-  "x-content-type-options": "nosniff",
-  "referrer-policy": "no-referrer",
-};
+/**
+ * `connectSrc`: where the page may call, the serving origin itself unless the page was built to call another
+ * (scripts/build-console.mjs, AUDIT_CONSOLE_API_URL).
+ */
+function pageHeaders(connectSrc: string): Record<string, string> {
+  return {
+    "content-type": "text/html; charset=utf-8",
+    "cache-control": "no-store",
+    "content-security-policy":
+      `default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; connect-src ${connectSrc}; ` +
+      "base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+    "x-content-type-options": "nosniff",
+    "referrer-policy": "no-referrer",
+  };
+}
 
 /** Compressed assets by name: a hashed name always holds the same bytes, so each is compressed once. */
 const gzipped = new Map<string, Buffer>();
@@ -42,7 +47,11 @@ const GZIPPED_KEPT = 100;
  * cached for a year as immutable. Every other path goes to `next`. Files are read per request: the page is a few
  * small files, and a rebuilt console is served without a restart.
  */
-export function consoleHandler(next: NodeHandler, dir: string = CONSOLE_DIR): NodeHandler {
+export function consoleHandler(
+  next: NodeHandler,
+  { dir = CONSOLE_DIR, connectSrc = "'self'" }: { dir?: string; connectSrc?: string } = {},
+): NodeHandler {
+  const page = pageHeaders(connectSrc);
   return (req, res) => {
     const path = (req.url ?? "/").split("?", 1)[0] ?? "";
     if (path !== "/console" && !path.startsWith("/console/")) return next(req, res);
@@ -61,7 +70,7 @@ export function consoleHandler(next: NodeHandler, dir: string = CONSOLE_DIR): No
       (raw) => {
         let body: Buffer = raw;
         if (file === "index.html") {
-          return send(reply, req.method, 200, { ...PAGE_HEADERS, "content-length": String(body.length) }, body);
+          return send(reply, req.method, 200, { ...page, "content-length": String(body.length) }, body);
         }
         const headers: Record<string, string> = {
           "content-type": TYPES[file.slice(file.lastIndexOf(".") + 1)] ?? "application/octet-stream",

@@ -16,11 +16,16 @@ export const ARTIFACTS = path.join(root, "test-results/console");
  */
 export const CHROMIUM = process.env.CHROMIUM_PATH || "/usr/bin/chromium";
 
-/** Builds the console if a source changed since the last build (as npm start does), so the tests serve the current page. */
-export function buildConsole() {
-  execFileSync(process.execPath, [path.join(root, "scripts/build-console.mjs"), "--if-stale"], {
+/**
+ * Builds the console if a source changed since the last build (as npm start does), so the tests serve the current
+ * page; or, with `elsewhere`, a copy into that folder that calls the service at `apiUrl` from another origin.
+ */
+export function buildConsole(elsewhere?: { out: string; apiUrl: string }) {
+  const args = elsewhere ? [`--out=${elsewhere.out}`] : ["--if-stale"];
+  execFileSync(process.execPath, [path.join(root, "scripts/build-console.mjs"), ...args], {
     cwd: root,
     stdio: "inherit",
+    env: elsewhere ? { ...process.env, AUDIT_CONSOLE_API_URL: elsewhere.apiUrl } : process.env,
   });
 }
 

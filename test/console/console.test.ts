@@ -1,4 +1,7 @@
-import { readFile } from "node:fs/promises";
+import { mkdtemp, readFile, rm } from "node:fs/promises";
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { tmpdir } from "node:os";
 import path from "node:path";
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
@@ -7,6 +10,8 @@ import { afterAll, afterEach, beforeAll, describe, expect, test } from "vitest";
 import { AdminService, Role } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService, type ListRequestSchema } from "../../gen/audit/v1/audit_service_pb.js";
 import { OutcomeStatus } from "../../gen/audit/v1/event_pb.js";
+import { consoleHandler } from "../../src/server/console.js";
+import type { NodeHandler } from "../../src/server/listener.js";
 import { TcpProxy } from "../reliability/tcp-proxy.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
@@ -18,6 +23,10 @@ let browser: Browser;
 /** The service behind a TCP proxy the tests can cut, for the lost-connection cases. */
 let proxy: TcpProxy;
 let proxied: string;
+/** Another origin serving a copy of the console built to call the service: hosting it elsewhere with CORS_ORIGINS. */
+let elsewhere: http.Server;
+let elsewhereUrl: string;
+let elsewhereDir: string;
 const PASSWORD = "correct horse battery";
 
 /** gRPC (HTTP/2) from Node: "another client" writing while the browser reads. */
@@ -54,9 +63,20 @@ async function seed() {
 beforeAll(async () => {
   buildConsole();
   browser = await launchChromium();
+  elsewhereDir = await mkdtemp(path.join(tmpdir(), "console-elsewhere-"));
+  // Its page may call the service: the service's address is known once it has started, below.
+  let handler: http.RequestListener = (_req, res) => res.writeHead(503).end();
+  elsewhere = http.createServer((req, res) => handler(req, res));
+  await new Promise<void>((resolve) => elsewhere.listen(0, "127.0.0.1", resolve));
+  elsewhereUrl = `http://127.0.0.1:${(elsewhere.address() as AddressInfo).port}`;
   // Credentials are read on every call, so an expired key is refused at once; a tail more than 20 events behind is
   // cut off as too slow, so one batch can do it.
-  app = await startTestApp({ env: { CREDENTIAL_CACHE_MS: "0", TAIL_BUFFER_EVENTS: "20" } });
+  app = await startTestApp({
+    env: { CREDENTIAL_CACHE_MS: "0", TAIL_BUFFER_EVENTS: "20", CORS_ORIGINS: elsewhereUrl },
+  });
+  buildConsole({ out: elsewhereDir, apiUrl: app.url });
+  const notFound: NodeHandler = (_req, res) => (res as http.ServerResponse).writeHead(404).end();
+  handler = consoleHandler(notFound, { dir: `${elsewhereDir}/`, connectSrc: app.url }) as http.RequestListener;
   acme = await provisionTenant(app, "acme");
   const globex = await provisionTenant(app, "globex");
   await clientFor(AuditService, app, "connect", globex.writer).create({ event: { id: "globex-only", action: "x" } });
@@ -72,6 +92,8 @@ beforeAll(async () => {
 });
 afterAll(async () => {
   await browser?.close();
+  await new Promise((resolve) => elsewhere?.close(resolve));
+  if (elsewhereDir) await rm(elsewhereDir, { recursive: true, force: true });
   await proxy?.cut();
   await app?.close();
 });
@@ -379,6 +401,18 @@ describe("in Chromium", () => {
     await page.locator("#tenant").selectOption("acme");
     await expect.poll(() => rowIds(page)).toEqual((await listIds({})).slice(0, 50));
     expect(new URL(page.url()).searchParams.get("tenant")).toBe("acme");
+  });
+
+  test("hosted on another origin, it reads and tails the service across origins (CORS_ORIGINS)", async () => {
+    const page = await open();
+    await signInWithKey(page, acme.reader, `${elsewhereUrl}/console/?action=cors.*`);
+    await page.getByLabel("Live tail").check();
+    await expect.poll(() => page.locator("#tail-status").textContent()).toContain("Live");
+    await writer().create({ event: { id: "cors-1", action: "cors.check" } });
+    await expect.poll(() => rowIds(page)).toEqual(["cors-1"]);
+    await page.getByRole("button", { name: "Apply" }).click();
+    await expect.poll(() => rowIds(page)).toEqual(["cors-1"]);
+    expect(new URL(page.url()).origin).not.toBe(new URL(app.url).origin);
   });
 
   test("readable at 200% zoom and in dark mode: nothing wider than the window", async () => {

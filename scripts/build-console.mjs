@@ -14,9 +14,10 @@ const served = path.join(root, "console/dist");
 const outArg = process.argv.find((a) => a.startsWith("--out="));
 const out = outArg ? path.resolve(outArg.slice("--out=".length)) : served;
 
-/** The newest modification time under `dir` (a file or folder), skipping console/dist. */
+/** The newest modification time under `dir` (a file or folder, 0 if absent), skipping console/dist. */
 function newest(dir) {
-  const stat = statSync(dir);
+  const stat = statSync(dir, { throwIfNoEntry: false });
+  if (!stat) return 0;
   if (!stat.isDirectory()) return stat.mtimeMs;
   let latest = 0;
   for (const name of readdirSync(dir)) {

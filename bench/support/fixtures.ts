@@ -1,9 +1,11 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { getTableColumns } from "drizzle-orm";
 import { AuditEventSchema } from "../../gen/audit/v1/event_pb.js";
 import type { FieldViolation } from "../../src/errors.js";
 import { readEvent } from "../../src/service/event-input.js";
 import { inputRow, type NewEvent } from "../../src/store/event-store.js";
+import { events } from "../../src/store/schema.js";
 
 export type EventInit = MessageInitShape<typeof AuditEventSchema>;
 
@@ -110,24 +112,28 @@ export function sampleNewEvent(i: number, nowMicros: bigint): NewEvent {
   return newEventOf(sampleEvent(i), nowMicros);
 }
 
+/** Each events column's schema key and SQL name. */
+const COLUMN_NAMES = Object.entries(getTableColumns(events)).map(([key, column]) => [key, column.name] as const);
+
 /**
  * A complete events row (column name to value) for raw INSERTs, the baseline the service is compared with: the row
  * the store's own append statement would insert (its inputRow), with a sequence, and with json and bytea columns in
  * the forms a plain INSERT or COPY takes.
  */
 export function rawRow(tenant: string, sequence: number, template: NewEvent, occurredMicros: bigint) {
-  const { ord: _, client_id: __, ...row } = inputRow({ tenant, event: { ...template, id: "" } }, 0, occurredMicros);
-  return {
+  const row = inputRow({ tenant, event: { ...template, id: "" } }, 0, occurredMicros);
+  const values: Record<string, unknown> = {
     ...row,
     sequence,
     request: JSON.stringify(row.request),
     attributes: JSON.stringify(row.attributes),
-    content_hash: template.contentHash,
+    contentHash: template.contentHash,
   };
+  return Object.fromEntries(COLUMN_NAMES.map(([key, name]) => [name, values[key]]));
 }
 
 export type RawRow = ReturnType<typeof rawRow>;
-export const RAW_COLUMNS = Object.keys(rawRow("t", 1, sampleNewEvent(0, 0n), 0n)) as (keyof RawRow)[];
+export const RAW_COLUMNS = COLUMN_NAMES.map(([, name]) => name);
 
 /** One line of COPY ... FROM STDIN text format. */
 export function copyLine(row: RawRow): string {

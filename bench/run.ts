@@ -816,6 +816,220 @@ async function listPages(server: BenchServer, service: Service, db: Database, wo
   }
 }
 
+// 6. Cost growth (BENCH_GROWTH=<events>, not in CI) -------------------------------------------------------------------
+
+const GROWTH = Number(process.env.BENCH_GROWTH ?? 0);
+const GROWTH_DATABASE = "audit_bench_growth";
+const GROWTH_TENANTS = 100;
+/** Distinct realistic events the bulk is copied from, SQL-side, tenant by tenant. */
+const GROWTH_SEED = 10_000;
+/** The tenant List reads in both phases: the same 100,000 events, whatever the table around them holds. */
+const GROWTH_LIST_EVENTS = 100_000;
+
+interface GrowthPhase {
+  events: number;
+  batch: Measured<{ value: number; units: number; cpuSeconds: number }>;
+  list: Measured<LoadResult & { value: number }>;
+}
+
+/**
+ * BatchCreate and List on a nearly empty table, then again once GROWTH events across 100 tenants are in it: ingest
+ * must stay at 0.9x or more, List's p99 must not grow. The bulk is copied SQL-side from GROWTH_SEED realistic events,
+ * with fresh ids and occurred_at spread over a year. Also reports disk use per million events, table and each index.
+ * The database is made afresh each run and dropped at the end.
+ */
+async function costGrowth(server: BenchServer) {
+  const workload = WORKLOADS.find((w) => w.key === "realistic") ?? (WORKLOADS[0] as Workload);
+  await dropDatabase(server, GROWTH_DATABASE);
+  const db = await openDatabase(server, GROWTH_DATABASE, 2);
+  try {
+    await copyEvents(db, workload, "growth-list", GROWTH_LIST_EVENTS, 10);
+    await copyEvents(db, workload, "growth-seed", GROWTH_SEED, 365);
+    await db.sql`analyze events`;
+    const phases: GrowthPhase[] = [await growthPhase(server, db, workload)];
+    const started = performance.now();
+    const loaded = await growthBulk(db);
+    const loadSeconds = round((performance.now() - started) / 1000);
+    await db.sql`vacuum (analyze) events`;
+    phases.push(await growthPhase(server, db, workload));
+    const [empty, full] = phases as [GrowthPhase, GrowthPhase];
+    const batchRatio = round(full.batch.result.value / empty.batch.result.value, 2);
+    for (const [phase, label] of [
+      [empty, "nearly empty"],
+      [full, "full"],
+    ] as const) {
+      rows.push(
+        {
+          workload: workload.key,
+          name: `growth: BatchCreate, ${label} table (${phase.events} events)`,
+          value: round(phase.batch.result.value, 0),
+          unit: "events/s",
+          ratio: phase === full ? { to: "the nearly empty table", value: batchRatio, target: 0.9 } : undefined,
+          cpu: phase.batch.cpu,
+          cpuUs: cpuPer("event", phase.batch.cpu, phase.batch.result.units),
+          rounds: phase.batch.values.map((v) => round(v, 0)),
+        },
+        {
+          workload: workload.key,
+          name: `growth: List 24 h window, page 1 of 100, 8 streams, ${label} table`,
+          value: phase.list.result.perSecond,
+          unit: "req/s",
+          p50Ms: phase.list.result.p50Ms,
+          p99Ms: phase.list.result.p99Ms,
+          cpu: phase.list.cpu,
+          cpuUs: cpuPer("page", phase.list.cpu, phase.list.result.ok),
+          rounds: phase.list.values,
+          note: "rounds are p99 ms",
+        },
+      );
+    }
+    const disk = await diskPerMillion(db);
+    console.log(`\ncost growth: ${loaded} events copied in ${loadSeconds} s; ${full.events} events in the table`);
+    console.log(
+      `BatchCreate full/empty ${batchRatio}x (target ≥ 0.9); List p99 ${empty.list.result.p99Ms} -> ${full.list.result.p99Ms} ms`,
+    );
+    console.log(markdown(["relation", "MiB per million events", "GiB per year at 1,000 events/s"], disk));
+    return { loaded, loadSeconds, events: full.events, batchRatio, disk };
+  } finally {
+    await db.close();
+    await dropDatabase(server, GROWTH_DATABASE);
+  }
+}
+
+/** `count` events of the workload into a new tenant by COPY, occurred_at spread over the last `days`. */
+async function copyEvents(db: Database, workload: Workload, tenant: string, count: number, days: number) {
+  const templates = Array.from({ length: 1000 }, (_, i) => ({
+    ...newEventOf(workload.event(i)),
+    occurredAt: undefined,
+  }));
+  const end = BigInt(Date.now()) * 1000n;
+  const span = BigInt(days) * 86_400_000_000n;
+  for (let from = 0; from < count; from += 20_000) {
+    const lines: string[] = [];
+    for (let sequence = from + 1; sequence <= Math.min(count, from + 20_000); sequence++) {
+      const at = end - span + (span * BigInt(sequence)) / BigInt(count);
+      lines.push(copyLine(rawRow(tenant, sequence, templates[sequence % 1000] as (typeof templates)[number], at)));
+    }
+    const stream = await db.sql`copy events (${db.sql.unsafe(RAW_COLUMNS.join(", "))}) from stdin`.writable();
+    await new Promise<void>((resolve, reject) => {
+      stream.on("error", reject);
+      stream.on("finish", resolve);
+      stream.end(lines.join(""));
+    });
+  }
+  await db.sql`
+    insert into tenant_sequences (tenant, last_sequence) values (${tenant}, ${count})
+    on conflict (tenant) do update set last_sequence = excluded.last_sequence`;
+}
+
+/**
+ * Copies the seed tenant's events SQL-side into GROWTH_TENANTS tenants until the table holds GROWTH events: each
+ * statement adds one seed's worth to every tenant, with fresh ids and sequences following on.
+ */
+async function growthBulk(db: Database): Promise<number> {
+  const columns = RAW_COLUMNS.filter((c) => !["tenant", "sequence", "id", "occurred_at"].includes(c)).join(", ");
+  let loaded = 0;
+  for (let round_ = 0; (await tableEvents(db)) < GROWTH; round_++) {
+    const started = performance.now();
+    await db.sql`
+      insert into events (tenant, sequence, id, occurred_at, ${db.sql.unsafe(columns)})
+      select 'growth-' || t, ${round_ * GROWTH_SEED}::bigint + e.sequence, gen_random_uuid()::text,
+        e.occurred_at - (t * interval '1 minute'), ${db.sql.unsafe(columns)}
+      from events e cross join generate_series(0, ${GROWTH_TENANTS - 1}) as t
+      where e.tenant = 'growth-seed'`;
+    loaded += GROWTH_SEED * GROWTH_TENANTS;
+    await db.sql`
+      insert into tenant_sequences (tenant, last_sequence)
+      select 'growth-' || t, ${(round_ + 1) * GROWTH_SEED} from generate_series(0, ${GROWTH_TENANTS - 1}) as t
+      on conflict (tenant) do update set last_sequence = excluded.last_sequence`;
+    console.log(`growth: ${loaded} events copied (${round((performance.now() - started) / 1000)} s for this million)`);
+  }
+  return loaded;
+}
+
+async function tableEvents(db: Database): Promise<number> {
+  const [row] = await db.sql<{ n: string }[]>`select sum(last_sequence) as n from tenant_sequences`;
+  return Number(row?.n ?? 0);
+}
+
+/** BatchCreate (4 callers, 500 realistic events each) and List (8 streams) on the table as it is now. */
+async function growthPhase(server: BenchServer, db: Database, workload: Workload): Promise<GrowthPhase> {
+  const events = await tableEvents(db);
+  const service = await startService(server.databaseUrl(GROWTH_DATABASE));
+  try {
+    const tenants = [0, 1, 2, 3].map((i) => `growth-batch-${i}`);
+    const keys = await provision(service, [...tenants, "growth-list"]);
+    const batchSpec = {
+      url: `${service.url}/audit.v1.AuditService/BatchCreate`,
+      http1: false,
+      grpc: true,
+      requests: tenants.map((tenant, t) => ({
+        headers: grpcHeaders(keys.get(tenant) as string),
+        body: grpcBody(BatchCreateRequestSchema, {
+          tenant,
+          events: Array.from({ length: 500 }, (_, i) => workload.event(t * 500 + i)),
+        }),
+      })),
+      connections: 4,
+      streamsPerConnection: 1,
+    };
+    await load(batchSpec, 2);
+    const batch = await rounds({ service: () => [service.pid], ...pgGroup(server) }, async () => {
+      const before = await count(db, tenants);
+      const result = await load(batchSpec);
+      await settle();
+      const stored = (await count(db, tenants)) - before;
+      return { value: stored / result.seconds, units: stored, cpuSeconds: result.cpuSeconds };
+    });
+    const [bounds] = await db.sql<{ top: string }[]>`
+      select max(occurred_at) as top from events where tenant = 'growth-list'`;
+    const endMs = Number(pgTimestampMicros(bounds?.top as string) / 1000n) + 1;
+    const request = {
+      tenant: "growth-list",
+      pageSize: 100,
+      startTime: timestampFromMs(endMs - 86_400_000),
+      endTime: timestampFromMs(endMs),
+    };
+    const listSpec = {
+      url: `${service.url}/audit.v1.AuditService/List`,
+      http1: false,
+      grpc: true,
+      requests: [
+        { headers: grpcHeaders(keys.get("growth-list") as string), body: grpcBody(ListRequestSchema, request) },
+      ],
+      connections: 1,
+      streamsPerConnection: 8,
+    };
+    await load(listSpec, 1);
+    const list = await rounds({ service: () => [service.pid], ...pgGroup(server) }, async () => {
+      const result = await load(listSpec);
+      return { ...result, value: result.p99Ms };
+    });
+    return { events, batch, list };
+  } finally {
+    await service.stop();
+  }
+}
+
+/** The events table and each of its indexes, in MiB per million events and GiB per year at 1,000 events/s. */
+async function diskPerMillion(db: Database): Promise<string[][]> {
+  const [{ n } = { n: "0" }] = await db.sql<{ n: string }[]>`select count(*) as n from events`;
+  const relations = await db.sql<{ name: string; bytes: string }[]>`
+    select 'events (heap, TOAST, maps)' as name, pg_table_size('events') as bytes
+    union all
+    select c.relname, pg_relation_size(c.oid)
+    from pg_index i join pg_class c on c.oid = i.indexrelid
+    where i.indrelid = 'events'::regclass
+    union all
+    select 'total', pg_total_relation_size('events')`;
+  const millions = Number(n) / 1e6;
+  const perYear = (365 * 86_400 * 1000) / 1e6;
+  return relations.map((r) => {
+    const perMillion = Number(r.bytes) / 2 ** 20 / millions;
+    return [r.name, String(round(perMillion, 1)), String(round((perMillion * perYear) / 1024, 0))];
+  });
+}
+
 // Report ------------------------------------------------------------------------------------------------------------
 
 function table(): string {
@@ -916,6 +1130,7 @@ async function main() {
   const rssPids: number[] = [];
   const rss = watchRss(() => rssPids);
   const listData: Awaited<ReturnType<typeof ensureListData>>[] = [];
+  let growth: Awaited<ReturnType<typeof costGrowth>> | undefined;
   try {
     console.log(`bench: ${ROUNDS} rounds of ${SECONDS} s, ${CORES} cores, load average ${loadBefore[0]?.toFixed(2)}`);
     if (selected("raw")) {
@@ -964,6 +1179,10 @@ async function main() {
         await reads.close();
       }
     }
+    if (GROWTH > 0) {
+      console.log(`6. cost growth to ${GROWTH} events across ${GROWTH_TENANTS} tenants`);
+      growth = await costGrowth(server);
+    }
   } finally {
     rss.stop();
     await writes.close();
@@ -1008,6 +1227,7 @@ async function main() {
         },
         serviceMaxRssMiB: maxRss,
         listData,
+        growth,
         rows,
         table: text,
         targets: summary,

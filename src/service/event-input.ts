@@ -184,7 +184,7 @@ function valueProblem(v: JsonValue, depth: number): string | undefined {
  * What the content hash is taken of: the event as the client sent it, in canonical JSON. By definition that is
  * canonicalJson(toJson(event)) without the output-only fields (tenant, sequence, received_at, expires_at), so a
  * replay hashes the same whatever its wire format or key order; it is written here field by field, in sorted key
- * order, because toJson and the generic sort were half the cost of reading an event. test/core/event-content.test.ts
+ * order, without toJson and a generic sort (docs/performance.md). test/core/event-content.test.ts
  * checks the two agree on generated events. `attributesJson` is canonicalJson(event.attributes), when set.
  */
 export function canonicalContent(e: AuditEvent, attributesJson: string | undefined): string {

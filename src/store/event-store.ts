@@ -167,13 +167,14 @@ export class EventStore {
   }
 
   /**
-   * Built by drizzle, run by postgres.js as a prepared statement: drizzle's per-column row mapping was an eighth of
-   * List's CPU, and the select list already names the columns as EventRow does. With plan_cache_mode
-   * force_custom_plan (database.ts) each run is still planned for its own values, as the plans in docs/storage.md are.
+   * Built by drizzle, run by postgres.js as a prepared statement whose select list already names the columns as
+   * EventRow does, so rows need no mapping. With plan_cache_mode force_custom_plan (database.ts) each run is still
+   * planned for its own values, as the plans in docs/storage.md are.
    *
-   * Building the statement took drizzle another sixth of a List, so its text is kept per shape of query (which
-   * conditions, the order, whether there is a cursor) and only the parameters are made per call, by listParams. A
-   * text is kept only once drizzle's parameters for it have come out equal to listParams', so the two cannot drift.
+   * The statement's text is kept per shape of query (which conditions, the order, whether there is a cursor) and only
+   * the parameters are made per call, by listParams. A text is kept only once drizzle's parameters for it have come
+   * out equal to listParams', so the two cannot drift. Why not drizzle's own prepared statements with placeholders:
+   * docs/performance.md ("Reads").
    */
   list(q: ListQuery): Promise<EventRow[]> {
     return this.observer.operation("list", 0, () => this.select(q));

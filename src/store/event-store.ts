@@ -352,8 +352,10 @@ export function jsonInput(sql: postgres.Sql | postgres.ReservedSql, rows: InputR
 /** The columns of events by their schema keys (occurredAt), in the schema's order: the one list of columns. */
 const COLUMNS = Object.entries(getTableColumns(events)) as [keyof typeof events.$inferSelect, PgColumn][];
 
-/** Each input column by its InputRow key and SQL type: ord (the event's place in the write), clientId (whether the
- * client chose the id), and every events column but sequence, which the statement assigns. */
+/**
+ * Each input column by its InputRow key and SQL type: ord (the event's place in the write), clientId (whether the
+ * client chose the id), and every events column but sequence, which the statement assigns.
+ */
 export const INPUT_COLUMNS: readonly { key: keyof InputRow; type: string }[] = [
   { key: "ord", type: "int" },
   { key: "clientId", type: "boolean" },

@@ -1,5 +1,5 @@
 import { create, toJson } from "@bufbuild/protobuf";
-import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
   type AuditService,
   type BatchCreateRequest,
@@ -13,12 +13,13 @@ import {
   type PublishRequest,
   type TailRequest,
 } from "../../gen/audit/v1/audit_service_pb.js";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { kPrincipal } from "../auth/principal.js";
 import type { StreamTickets } from "../auth/stream-tickets.js";
 import type { Clock } from "../clock.js";
 import { canonicalJson } from "../codec/event-content.js";
 import { domainError, type FieldViolation, invalidArgument, Reason } from "../errors.js";
-import type { EventFeed } from "../store/event-feed.js";
+import { type EventFeed, FeedAborted } from "../store/event-feed.js";
 import { SERVICE_CATEGORY_PREFIX } from "../store/event-filter.js";
 import type { AppendResult, EventStore, ListQuery, NewEvent } from "../store/event-store.js";
 import type { GroupCommit } from "../store/group-commit.js";
@@ -141,6 +142,8 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
           signal: AbortSignal.any([ctx.signal, lifetime.signal]),
         });
         for await (const row of rows) yield { event: rowToEvent(row) };
+      } catch (error) {
+        throw error instanceof FeedAborted ? abortedTail(error) : error;
       } finally {
         clearTimeout(timer);
       }
@@ -215,4 +218,19 @@ function checkCategory(category: string, field: string, violations: FieldViolati
   if (category.startsWith(SERVICE_CATEGORY_PREFIX)) {
     violations.push({ field, description: `categories "${SERVICE_CATEGORY_PREFIX}*" are the service's own records` });
   }
+}
+
+/**
+ * A Tail ended by its signal. Ended by the service (a credential, the longest life: an error with an ErrorInfo), the
+ * error says where to resume, as the feed's own endings do; ended by the caller or the framework, it is the signal's.
+ */
+function abortedTail(aborted: FeedAborted): ConnectError {
+  const error = ConnectError.from(aborted.reason);
+  const info = error.findDetails(ErrorInfoSchema)[0];
+  if (!info) return error;
+  const lastSequence = String(aborted.lastSequence);
+  return domainError(error.code, info.reason, `${error.rawMessage}; resume with after_sequence=${lastSequence}`, {
+    ...info.metadata,
+    lastSequence,
+  });
 }

@@ -275,6 +275,8 @@ describe("in Chromium", () => {
     await page.keyboard.press("Enter");
     await expect.poll(() => page.locator("#detail-title").textContent()).toBe("Event ev-077");
     expect(new URL(page.url()).searchParams.get("event")).toBe("ev-077");
+    // The heading shows at once; the fields once GetEvent has answered.
+    await expect.poll(() => page.locator("#detail-attributes").textContent()).not.toBe("");
     expect(JSON.parse((await page.locator("#detail-attributes").textContent()) ?? "")).toEqual({
       amount: 770,
       currency: "EUR",

@@ -6,6 +6,7 @@ import {
   type CreateRequest,
   type CreateStreamTicketRequest,
   EventFilterSchema,
+  type GetEventRequest,
   type ListRequest,
   ListRequestSchema,
   Order,
@@ -25,10 +26,11 @@ import type { GroupCommit } from "../store/group-commit.js";
 import type { TemplateStore } from "../store/template-store.js";
 import { microsToTimestamp } from "../store/time.js";
 import { kTraceId } from "./call-context.js";
+import { countEventsHandler } from "./count-events.js";
 import { readEvent, withCorrelation } from "./event-input.js";
 import { rowToEvent } from "./event-output.js";
 import { readFilter } from "./filter-input.js";
-import { limits } from "./limits.js";
+import { ID_PATTERN, limits, quoted } from "./limits.js";
 import { PageTokens } from "./page-token.js";
 import { readPublishRequest } from "./publish.js";
 
@@ -145,6 +147,18 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
       } finally {
         clearTimeout(timer);
       }
+    },
+
+    countEvents: countEventsHandler(store, clock),
+
+    async getEvent(req: GetEventRequest) {
+      if (!ID_PATTERN.test(req.id)) {
+        throw invalidArgument([{ field: "id", description: "must be an event id: 1-128 of A-Z a-z 0-9 . _ : -" }]);
+      }
+      const row = await store.get(req.tenant, req.id);
+      if (!row)
+        throw domainError(Code.NotFound, Reason.EventNotFound, `no event of the tenant has id ${quoted(req.id)}`);
+      return { event: rowToEvent(row) };
     },
 
     async createStreamTicket(req: CreateStreamTicketRequest, ctx: HandlerContext) {

@@ -51,6 +51,8 @@ const documented: Record<string, Needs> = {
   "audit.v1.AuditService/Publish": "writer",
   "audit.v1.AuditService/List": "reader",
   "audit.v1.AuditService/Tail": "reader",
+  "audit.v1.AuditService/GetEvent": "reader",
+  "audit.v1.AuditService/CountEvents": "reader",
   "audit.v1.AuditService/CreateStreamTicket": "reader",
   "audit.v1.AdminService/CreateTenant": "superadmin",
   "audit.v1.AdminService/ListTenants": "admin",
@@ -111,6 +113,18 @@ const requests = new Map<DescMethod, () => Promise<Record<string, unknown>>>([
   [AuditService.method.list, async () => ({ tenant: "acme", pageSize: 10 })],
   [AuditService.method.tail, async () => ({ tenant: "acme", afterSequence: 0n })],
   [AuditService.method.createStreamTicket, async () => ({ tenant: "acme" })],
+  [
+    AuditService.method.getEvent,
+    async () => {
+      const event = { id: "matrix-get", action: "matrix.get" };
+      await clientFor(AuditService, world.app, "connect", world.app.adminToken).create({ tenant: "acme", event });
+      return { tenant: "acme", id: event.id };
+    },
+  ],
+  [
+    AuditService.method.countEvents,
+    async () => ({ tenant: "acme", filter: { startTime: { seconds: 1n } }, bucketWidth: { seconds: 366n * 86400n } }),
+  ],
   [AdminService.method.createTenant, async () => ({ tenant: { id: unique("matrix-t") } })],
   [AdminService.method.listTenants, async () => ({})],
   [

@@ -277,8 +277,9 @@ test("legacy filters: GET /audit userName and Universal Controller's audit filte
  * here until it is reviewed and listed.
  */
 const REVIEWED_UNPARAMETERISED = new Map([
-  // The output column list, built from the schema at load time.
-  ["store/event-store.ts", ["EXISTING_COLUMNS"]],
+  // The insert's column and value lists, the output column list and the JSON input's record definition, all built
+  // from the schema at load time.
+  ["store/event-store.ts", ["INSERT_COLUMNS", "INSERT_VALUES", "EXISTING_COLUMNS", "INPUT_COLUMN_LIST"]],
   // scripts/app-role.sql with the configured role name quoted as an identifier.
   ["store/database.ts", ["grants"]],
   // The embedded service role's CREATE/ALTER ROLE, quoted by the server's format(%I, %L): a constant role name and

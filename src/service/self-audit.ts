@@ -98,9 +98,9 @@ export class SelfAudit implements RefusalRecorder {
   }
 
   /**
-   * Records an AdminService change made by `actor` to `tenant` (null: a global credential). A tenant's own admins'
-   * changes go to that tenant; a global credential's (the operator's) are global operations, kept in the system
-   * tenant with the tenant they concern in `attributes.tenant`.
+   * Records an AdminService change made by `actor` to `tenant`: in that tenant's log, whoever the actor (its own
+   * admin or the operator's global superadmin). A change to a global credential (`tenant` null) concerns no tenant:
+   * it is a global operation, kept in the system tenant.
    */
   async change(
     actor: Principal,
@@ -109,8 +109,7 @@ export class SelfAudit implements RefusalRecorder {
     target: Target,
     attributes?: JsonObject,
   ): Promise<void> {
-    const global = actor.tenant === "" || tenant === null;
-    await this.write(global ? SYSTEM_TENANT : tenant, {
+    await this.write(tenant ?? SYSTEM_TENANT, {
       action,
       category: AdminCategory,
       actor: {
@@ -121,7 +120,7 @@ export class SelfAudit implements RefusalRecorder {
       },
       target: { type: target.type, id: target.id, name: target.name ?? "" },
       outcome: { status: OutcomeStatus.SUCCESS },
-      attributes: global && tenant !== null ? { tenant, ...(attributes ?? {}) } : attributes,
+      attributes,
     });
   }
 

@@ -193,7 +193,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   router.service(
     Health,
     createHealthService({
-      services: [AuditService.typeName, AdminService.typeName],
+      services: [AuditService.typeName, AdminService.typeName, FrontierService.typeName],
       ready: () => database.ping(),
       draining: draining.signal,
     }),

@@ -186,5 +186,15 @@ test("tracing turns on from the standard OTEL_* variables, and bad values stop s
   );
   expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "collector:4318" })).toThrow(/OTEL_EXPORTER_OTLP_ENDPOINT/);
   expect(() => loadConfig({ OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" })).toThrow(/must be one of http\/protobuf/);
+  expect(loadConfig({ OTEL_TRACES_SAMPLER: "parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG: "0.25" }).tracing).toBe(
+    false,
+  );
+  expect(() => loadConfig({ OTEL_TRACES_SAMPLER: "ratio" })).toThrow(/OTEL_TRACES_SAMPLER="ratio": must be one of/);
+  expect(() => loadConfig({ OTEL_TRACES_SAMPLER: "traceidratio", OTEL_TRACES_SAMPLER_ARG: "25%" })).toThrow(
+    /OTEL_TRACES_SAMPLER_ARG="25%": must be the share of traces to sample, from 0 to 1/,
+  );
+  expect(() => loadConfig({ OTEL_TRACES_SAMPLER: "traceidratio", OTEL_TRACES_SAMPLER_ARG: "1.5" })).toThrow(
+    /OTEL_TRACES_SAMPLER_ARG/,
+  );
   expect(() => loadConfig({ METRICS_PORT: "70000" })).toThrow(/METRICS_PORT="70000": must be a whole number/);
 });

@@ -8,6 +8,7 @@ import type { FieldViolation } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { SERVICE_CATEGORY_PREFIX } from "../store/event-filter.js";
 import type { GroupCommit } from "../store/group-commit.js";
+import type { CredentialRow } from "../store/identity-store.js";
 import { microsToIso } from "../store/time.js";
 import { isStorableText, readEvent } from "./event-input.js";
 import { limits, SYSTEM_TENANT, TENANT_PATTERN } from "./limits.js";
@@ -75,6 +76,30 @@ interface RefusalWindow {
   suppressed: Map<string, Map<string, number>>;
 }
 
+/** The actor of what the service does by itself: `type` "system", as system logs are marked. */
+const STARTUP_ACTOR = { id: SELF_AUDIT_SOURCE, type: "system", name: "start-up" };
+
+function adminRecord(
+  actor: MessageInitShape<typeof AuditEventSchema>["actor"],
+  action: string,
+  target: Target,
+  attributes?: JsonObject,
+): MessageInitShape<typeof AuditEventSchema> {
+  return {
+    action,
+    category: AdminCategory,
+    actor,
+    target: { type: target.type, id: target.id, name: target.name ?? "" },
+    outcome: { status: OutcomeStatus.SUCCESS },
+    attributes,
+  };
+}
+
+/** What a credential change names as its target: the credential's id, kind and name; never a secret. */
+export function credentialTarget(row: CredentialRow): Target {
+  return { type: kindName(row.kind), id: row.id, name: row.name };
+}
+
 const kindName = (kind: number) => (CredentialKind[kind] ?? "UNSPECIFIED").toLowerCase();
 const roleNames = (roles: Iterable<number>) => [...roles].map((r) => (Role[r] ?? String(r)).toLowerCase());
 
@@ -109,19 +134,22 @@ export class SelfAudit implements RefusalRecorder {
     target: Target,
     attributes?: JsonObject,
   ): Promise<void> {
-    await this.write(tenant ?? SYSTEM_TENANT, {
-      action,
-      category: AdminCategory,
-      actor: {
-        id: actor.credentialId,
-        type: kindName(actor.kind),
-        name: actor.name,
-        roles: roleNames(actor.roles),
-      },
-      target: { type: target.type, id: target.id, name: target.name ?? "" },
-      outcome: { status: OutcomeStatus.SUCCESS },
-      attributes,
-    });
+    const caller = {
+      id: actor.credentialId,
+      type: kindName(actor.kind),
+      name: actor.name,
+      roles: roleNames(actor.roles),
+    };
+    await this.write(tenant ?? SYSTEM_TENANT, adminRecord(caller, action, target, attributes));
+  }
+
+  /**
+   * Records a change the service made at start-up as its configuration asked (the bootstrap superadmin installed,
+   * rotated or retired): a global operation, in the system tenant, with the service itself as the actor.
+   */
+  async startupChange(action: string, credential: CredentialRow): Promise<void> {
+    const roles = { roles: roleNames(credential.roles) };
+    await this.write(SYSTEM_TENANT, adminRecord(STARTUP_ACTOR, action, credentialTarget(credential), roles));
   }
 
   /** Records a failed authentication, within the tenant's quota. Never throws: the caller's own error comes first. */

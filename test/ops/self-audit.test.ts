@@ -121,7 +121,7 @@ describe("admin changes", () => {
     expect(records.at(-1)?.target?.id).toBe(user?.id);
   });
 
-  test("a change to a global credential is a global operation, recorded in the system tenant", async () => {
+  test("changes to the global credential, by the operator or at start, are global operations in the system tenant", async () => {
     const database = await createTestDatabase();
     try {
       const first = await startTestApp({ clock, database });
@@ -130,13 +130,21 @@ describe("admin changes", () => {
       // The operator retires its own global credential: no tenant is concerned.
       await operator.revokeCredential({ id: "bootstrap-admin" });
       await first.close();
-      // The next start, with a new AUDIT_ADMIN_TOKEN, brings the credential back to read the system tenant.
-      const second = await startTestApp({ clock, database });
+      // The next start, with a new AUDIT_ADMIN_TOKEN, brings the credential back; one more with the same token
+      // changes nothing and records nothing.
+      const rotated = await startTestApp({ clock, database });
+      await rotated.close();
+      const second = await startTestApp({ clock, database, env: { AUDIT_ADMIN_TOKEN: rotated.adminToken } });
       try {
         const global = await list(second.adminToken, "_system", { category: "audit-trail.admin" }, second);
-        expect(global.map((e) => `${e.actor?.id} ${e.action} ${e.target?.type} ${e.target?.id}`)).toEqual([
-          "bootstrap-admin credential.revoke api_key bootstrap-admin",
+        // The service's own changes at start (installing each AUDIT_ADMIN_TOKEN) are global operations too.
+        expect(global.map((e) => `${e.actor?.type} ${e.actor?.id} ${e.action} ${e.target?.id}`)).toEqual([
+          "system audit-trail credential.create bootstrap-admin",
+          "api_key bootstrap-admin credential.revoke bootstrap-admin",
+          "system audit-trail credential.create bootstrap-admin",
         ]);
+        expect(global[0]?.target).toMatchObject({ type: "api_key", name: "AUDIT_ADMIN_TOKEN" });
+        expect(global[0]?.attributes).toEqual({ roles: ["superadmin"] });
         const tenant = await list(second.adminToken, "globex", { category: "audit-trail.admin" }, second);
         expect(tenant.map((e) => `${e.actor?.id} ${e.action} ${e.target?.id}`)).toEqual([
           "bootstrap-admin tenant.create globex",

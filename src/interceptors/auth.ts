@@ -29,6 +29,8 @@ export const requiredRoles: ReadonlyMap<string, Requirement> = new Map([
   rule(AuditService.method.publish, Role.WRITER),
   rule(AuditService.method.list, Role.READER),
   rule(AuditService.method.tail, Role.READER),
+  rule(AuditService.method.countEvents, Role.READER),
+  rule(AuditService.method.getEvent, Role.READER),
   rule(AuditService.method.createStreamTicket, Role.READER),
   rule(AdminService.method.createTenant, Role.SUPERADMIN),
   rule(AdminService.method.listTenants, Role.ADMIN),

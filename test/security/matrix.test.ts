@@ -57,6 +57,18 @@ const requests = new Map<DescMethod, () => Promise<Record<string, unknown>>>([
   [AuditService.method.list, async () => ({ tenant: "acme", pageSize: 10 })],
   [AuditService.method.tail, async () => ({ tenant: "acme", afterSequence: 0n })],
   [AuditService.method.createStreamTicket, async () => ({ tenant: "acme" })],
+  [
+    AuditService.method.getEvent,
+    async () => {
+      const event = { id: "matrix-get", action: "matrix.get" };
+      await clientFor(AuditService, world.app, "connect", world.app.adminToken).create({ tenant: "acme", event });
+      return { tenant: "acme", id: event.id };
+    },
+  ],
+  [
+    AuditService.method.countEvents,
+    async () => ({ tenant: "acme", filter: { startTime: { seconds: 1n } }, bucketWidth: { seconds: 366n * 86400n } }),
+  ],
   [AdminService.method.createTenant, async () => ({ tenant: { id: unique("matrix-t") } })],
   [AdminService.method.listTenants, async () => ({})],
   [

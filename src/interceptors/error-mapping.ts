@@ -59,6 +59,9 @@ const unavailableCodes = new Set([
   "53300",
   "53100",
   "53200",
+  // The database is not accepting connections (ALTER DATABASE … ALLOW_CONNECTIONS false, as for maintenance): the
+  // pool's reconnect fails with this, and it is as unreachable as a stopped server.
+  "55000",
 ]);
 
 export function toConnectError(error: unknown, requestId: string, procedure: string, logger: Logger): ConnectError {

@@ -161,34 +161,6 @@ describe("loadConfig", () => {
     expect([...read].filter((v) => !listed.has(v ?? ""))).toEqual([]);
   });
 
-  test("each README row states what start-up allows: ranges, true/false, the accepted words", async () => {
-    const readme = await readFile(path.join(repoRoot, "README.md"), "utf8");
-    const rows = new Map(
-      [...readme.matchAll(/^\| (`[A-Z0-9_]+`(?:, `[A-Z0-9_]+`)*) \|(.*)$/gm)].flatMap((m) =>
-        (m[1] ?? "").split(", ").map((v) => [v.slice(1, -1), m[2] ?? ""] as const),
-      ),
-    );
-    const stated: string[] = [];
-    for (const [variable, row] of rows) {
-      // What start-up says of a value no setting accepts is what the row must say is allowed.
-      let message = "";
-      try {
-        loadConfig({ [variable]: "2.5x" });
-      } catch (error) {
-        if (error instanceof ConfigError && error.variable === variable) message = error.message;
-      }
-      const range = /must be a whole number from (\d+) to (\d+)/.exec(message);
-      const words = /must be one of (.*)$/.exec(message)?.[1]?.split(", ");
-      if (range) expect(row, variable).toContain(`${range[1]}–${range[2]}`);
-      else if (message.includes("must be true or false")) expect(row, variable).toContain("`true`/`1` or `false`/`0`");
-      else if (words) for (const word of words) expect(row, variable).toContain(`\`${word}\``);
-      else continue;
-      stated.push(variable);
-    }
-    // The kinds above are most of the table; the rest (URLs, files, origins, token) describe their format in words.
-    expect(stated.length).toBeGreaterThan(25);
-  });
-
   test("the entropy estimate tells random tokens from patterned ones", () => {
     expect(entropyBits(randomBytes(32).toString("base64"))).toBeGreaterThan(180);
     expect(entropyBits(randomBytes(32).toString("hex"))).toBeGreaterThan(200);

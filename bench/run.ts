@@ -602,15 +602,27 @@ async function unaryCreate(
     }
   }
   if (ONLY?.includes("tracing") && workload === WORKLOADS[0]) {
-    // Every call traced (a server span and its store spans) and exported over OTLP. The rows above are the same
-    // service with no OTEL_* variables, i.e. tracing off: compared with earlier runs they show what off costs.
+    // The same service with tracing on (a server span and its store spans per call, exported over OTLP), measured in
+    // turn with the one above, which runs without OTEL_* variables: the pair is what tracing costs when on, and the
+    // off row against the bare echo above is what being able to trace costs when off.
     const sink = await startOtlpSink();
     const traced = await startService(databaseUrl, {
       OTEL_TRACES_EXPORTER: "otlp",
       OTEL_EXPORTER_OTLP_ENDPOINT: sink.url,
     });
     try {
-      await againstEcho(traced, "reference: Create with tracing on, spans exported over OTLP");
+      await load(spec(traced.url), 2);
+      await settle();
+      const [off, on] = (await interleavedRounds([
+        { pids: { service: () => [service.pid], ...pgGroup(server) }, once: createRound(service) },
+        { pids: { service: () => [traced.pid], ...pgGroup(server) }, once: createRound(traced) },
+      ])) as [Measured<LoadResult & { value: number }>, Measured<LoadResult & { value: number }>];
+      const ratios = on.values.map((v, i) => v / (off.values[i] as number));
+      rows.push(echoRow("Create gRPC, tracing off (no OTEL_*), in turn with the row below", off), {
+        ...echoRow("Create gRPC, tracing on, every span exported over OTLP", on),
+        ratio: { to: "tracing off, per round", value: round(median(ratios), 2) },
+        note: `ratio per round ${ratios.map((r) => round(r, 2)).join(", ")}`,
+      });
     } finally {
       await traced.stop();
       await sink.close();

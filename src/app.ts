@@ -46,7 +46,7 @@ import { createHealthService } from "./service/health-service.js";
 import { limits } from "./service/limits.js";
 import { PageTokens } from "./service/page-token.js";
 import { createReflectionServices } from "./service/reflection-service.js";
-import { SelfAudit } from "./service/self-audit.js";
+import { SelfAudit, SelfAuditAction } from "./service/self-audit.js";
 import { createTemplateAdmin } from "./service/template-admin.js";
 import { TenantDirectory } from "./service/tenant-directory.js";
 import { connectDatabase, type Database } from "./store/database.js";
@@ -110,14 +110,20 @@ export async function startApp(options: AppOptions): Promise<App> {
     observer,
   });
   const identities = new IdentityStore(database.db);
-  await bootstrapAdmin({
+  const tenants = new TenantDirectory(identities);
+  // At most 20 refusals a minute per tenant recorded one by one; the rest are counted into a summary.
+  const selfAudit = new SelfAudit({ groupCommit, tenants, clock, logger, refusalsPerWindow: 20, windowMs: 60_000 });
+  const bootstrapped = await bootstrapAdmin({
     store: identities,
     clock,
     logger,
     adminToken: config.adminToken,
     tokenFile: await adminTokenFile(config.dataDir, identities, config.databaseUrl === undefined),
   });
-  const tenants = new TenantDirectory(identities);
+  for (const { change, credential } of bootstrapped) {
+    const action = change === "installed" ? SelfAuditAction.CredentialCreate : SelfAuditAction.CredentialRevoke;
+    await selfAudit.startupChange(action, credential);
+  }
   const passwords = new PasswordGuard({
     failuresPerUser: config.passwordFailuresPerUser,
     failuresPerAddress: config.passwordFailuresPerAddress,
@@ -135,8 +141,6 @@ export async function startApp(options: AppOptions): Promise<App> {
   const templates = new TemplateStore(database.db, limits.templatesPerTenant);
   const tickets = new StreamTickets(clock);
   const feed = new EventFeed({ sql: database.sql, store, clock, logger, bufferEvents: config.tailBufferEvents });
-  // At most 20 refusals a minute per tenant recorded one by one; the rest are counted into a summary.
-  const selfAudit = new SelfAudit({ groupCommit, tenants, clock, logger, refusalsPerWindow: 20, windowMs: 60_000 });
   await feed.start();
 
   const shutdownController = new AbortController();
@@ -199,7 +203,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   router.service(
     Health,
     createHealthService({
-      services: [AuditService.typeName, AdminService.typeName],
+      services: [AuditService.typeName, AdminService.typeName, FrontierService.typeName],
       ready: () => database.ping(),
       draining: draining.signal,
     }),

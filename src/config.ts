@@ -331,7 +331,8 @@ export function entropyBits(text: string): number {
 /**
  * Whether to export traces, from the OpenTelemetry SDK's standard variables: OTEL_SDK_DISABLED, OTEL_TRACES_EXPORTER
  * (`otlp` or `none`; unset means otlp once an endpoint is given), OTEL_EXPORTER_OTLP_(TRACES_)ENDPOINT and
- * OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL (only `http/protobuf` is built in). The exporter reads the rest itself.
+ * OTEL_EXPORTER_OTLP_(TRACES_)PROTOCOL (only `http/protobuf` is built in), and OTEL_TRACES_SAMPLER(_ARG), which
+ * the SDK reads. The exporter reads the rest itself.
  */
 function tracing(env: Env): boolean {
   const disabled = bool(env, "OTEL_SDK_DISABLED", false);
@@ -349,6 +350,19 @@ function tracing(env: Env): boolean {
     oneOf(env, name, "http/protobuf", ["http/protobuf"]);
   }
   const exporter = oneOf(env, "OTEL_TRACES_EXPORTER", "", ["otlp", "none"]);
+  // The SDK reads the sampler itself, but would only log a bad one and then sample every trace.
+  const sampler = oneOf(env, "OTEL_TRACES_SAMPLER", "parentbased_always_on", [
+    "always_on",
+    "always_off",
+    "traceidratio",
+    "parentbased_always_on",
+    "parentbased_always_off",
+    "parentbased_traceidratio",
+  ]);
+  const ratio = env.OTEL_TRACES_SAMPLER_ARG;
+  if (sampler.endsWith("traceidratio") && ratio && !(/^\s*[\d.]+\s*$/.test(ratio) && Number(ratio) <= 1)) {
+    throw new ConfigError("OTEL_TRACES_SAMPLER_ARG", ratio, "must be the share of traces to sample, from 0 to 1");
+  }
   if (disabled || exporter === "none") return false;
   return exporter === "otlp" || Boolean(env.OTEL_EXPORTER_OTLP_ENDPOINT || env.OTEL_EXPORTER_OTLP_TRACES_ENDPOINT);
 }

@@ -3,12 +3,18 @@ import path from "node:path";
 import { Role } from "../../gen/audit/v1/admin_service_pb.js";
 import type { Clock } from "../clock.js";
 import type { Logger } from "../logger.js";
-import type { IdentityStore } from "../store/identity-store.js";
-import { microsToIso } from "../store/time.js";
+import type { CredentialRow, IdentityStore } from "../store/identity-store.js";
+import { microsToIso, pgTimestampMicros } from "../store/time.js";
 import { generateToken, hashToken, secretsEqual } from "./secrets.js";
 
 /** The one bootstrap credential: AUDIT_ADMIN_TOKEN's, or the generated one in the token file. */
 export const BOOTSTRAP_ID = "bootstrap-admin";
+
+/** A change this start made to the bootstrap credential: a token installed (set, rotated, generated) or retired. */
+export interface BootstrapChange {
+  change: "installed" | "retired";
+  credential: CredentialRow;
+}
 
 /**
  * Makes sure someone can administer the installation, with at most one bootstrap superadmin credential per database.
@@ -25,27 +31,32 @@ export async function bootstrapAdmin(options: {
   adminToken: string | undefined;
   /** Where this database's generated token is written (adminTokenFile). */
   tokenFile: string;
-}): Promise<void> {
+}): Promise<BootstrapChange[]> {
   const { store, clock, logger, tokenFile } = options;
-  const now = microsToIso(clock.nowMicros());
+  const at = clock.nowMicros();
+  const now = microsToIso(at);
+  const changes: BootstrapChange[] = [];
   if (options.adminToken) {
-    const row = await store.upsertBootstrap(
-      BOOTSTRAP_ID,
-      "AUDIT_ADMIN_TOKEN",
-      hashToken(options.adminToken),
-      [Role.SUPERADMIN],
-      now,
-    );
+    const hash = hashToken(options.adminToken);
+    const before = await store.getCredential(BOOTSTRAP_ID);
+    const row = await store.upsertBootstrap(BOOTSTRAP_ID, "AUDIT_ADMIN_TOKEN", hash, [Role.SUPERADMIN], now);
     if (row?.revokedAt) {
       logger.warn(
         { credential: BOOTSTRAP_ID },
         "AUDIT_ADMIN_TOKEN was revoked through the API and is refused: give the variable a new value to rotate it",
       );
     }
-    return;
+    // A new token is this start's doing unless a concurrent start stored it first (its create time is then that
+    // start's); the same token keeps its create time.
+    const changed = !before || !secretsEqual(before.secretHash, hash);
+    if (row && changed && pgTimestampMicros(row.createdAt) === at)
+      changes.push({ change: "installed", credential: row });
+    return changes;
   }
-  if (await store.retireBootstrap(BOOTSTRAP_ID, now)) {
+  const retired = await store.retireBootstrap(BOOTSTRAP_ID, now);
+  if (retired) {
     logger.warn({ credential: BOOTSTRAP_ID }, "AUDIT_ADMIN_TOKEN is no longer set: its token is revoked");
+    changes.push({ change: "retired", credential: retired });
   }
   if (await store.hasGlobalCredential()) {
     const saved = await readFile(tokenFile, "utf8").catch(() => "");
@@ -58,7 +69,7 @@ export async function bootstrapAdmin(options: {
         "no token file holds this database's superadmin token; to get a new one, set AUDIT_ADMIN_TOKEN",
       );
     }
-    return;
+    return changes;
   }
   const token = generateToken("at_");
   const row = await store.replaceRevoked({
@@ -73,11 +84,13 @@ export async function bootstrapAdmin(options: {
     revokedAt: null,
   });
   // Another instance won the race and wrote its own token file.
-  if (!row) return;
+  if (!row) return changes;
   await mkdir(path.dirname(tokenFile), { recursive: true });
   await writeFile(tokenFile, `${token}\n`, { mode: 0o600 });
   await chmod(tokenFile, 0o600); // writeFile's mode applies only to a new file
   logger.warn({ file: tokenFile }, "generated a superadmin token for this database; read it from this file");
+  changes.push({ change: "installed", credential: row });
+  return changes;
 }
 
 /**

@@ -20,7 +20,7 @@ import { isStorableText } from "../store/text.js";
 import { microsToIso, pgTimestampMicros, pgToTimestamp, timestampMicros } from "../store/time.js";
 import { uuidv7 } from "../store/uuid.js";
 import { ID_PATTERN, limits, TENANT_PATTERN } from "./limits.js";
-import { type SelfAudit, SelfAuditAction, type Target } from "./self-audit.js";
+import { credentialTarget, type SelfAudit, SelfAuditAction } from "./self-audit.js";
 import type { TenantDirectory } from "./tenant-directory.js";
 
 export type IdentityAdmin = Pick<
@@ -244,11 +244,6 @@ export function createIdentityAdmin(deps: IdentityAdminDeps): IdentityAdmin {
       return { credentials: rows.map(credentialMessage) };
     },
   };
-}
-
-/** What a credential change names as its target: the credential's id, kind and name; never a secret. */
-function credentialTarget(row: CredentialRow): Target {
-  return { type: CredentialKind[row.kind]?.toLowerCase() ?? "credential", id: row.id, name: row.name };
 }
 
 export function callerOf(ctx: HandlerContext): Principal {

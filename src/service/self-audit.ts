@@ -8,6 +8,7 @@ import type { FieldViolation } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { SERVICE_CATEGORY_PREFIX } from "../store/event-filter.js";
 import type { GroupCommit } from "../store/group-commit.js";
+import type { CredentialRow } from "../store/identity-store.js";
 import { isStorableText } from "../store/text.js";
 import { microsToIso } from "../store/time.js";
 import { readEvent } from "./event-input.js";
@@ -76,6 +77,30 @@ interface RefusalWindow {
   suppressed: Map<string, Map<string, number>>;
 }
 
+/** The actor of what the service does by itself: `type` "system", as system logs are marked. */
+const STARTUP_ACTOR = { id: SELF_AUDIT_SOURCE, type: "system", name: "start-up" };
+
+function adminRecord(
+  actor: MessageInitShape<typeof AuditEventSchema>["actor"],
+  action: string,
+  target: Target,
+  attributes?: JsonObject,
+): MessageInitShape<typeof AuditEventSchema> {
+  return {
+    action,
+    category: AdminCategory,
+    actor,
+    target: { type: target.type, id: target.id, name: target.name ?? "" },
+    outcome: { status: OutcomeStatus.SUCCESS },
+    attributes,
+  };
+}
+
+/** What a credential change names as its target: the credential's id, kind and name; never a secret. */
+export function credentialTarget(row: CredentialRow): Target {
+  return { type: kindName(row.kind), id: row.id, name: row.name };
+}
+
 const kindName = (kind: number) => (CredentialKind[kind] ?? "UNSPECIFIED").toLowerCase();
 const roleNames = (roles: Iterable<number>) => [...roles].map((r) => (Role[r] ?? String(r)).toLowerCase());
 
@@ -99,9 +124,9 @@ export class SelfAudit implements RefusalRecorder {
   }
 
   /**
-   * Records an AdminService change made by `actor` to `tenant` (null: a global credential). A tenant's own admins'
-   * changes go to that tenant; a global credential's (the operator's) are global operations, kept in the system
-   * tenant with the tenant they concern in `attributes.tenant`.
+   * Records an AdminService change made by `actor` to `tenant`: in that tenant's log, whoever the actor (its own
+   * admin or the operator's global superadmin). A change to a global credential (`tenant` null) concerns no tenant:
+   * it is a global operation, kept in the system tenant.
    */
   async change(
     actor: Principal,
@@ -110,20 +135,22 @@ export class SelfAudit implements RefusalRecorder {
     target: Target,
     attributes?: JsonObject,
   ): Promise<void> {
-    const global = actor.tenant === "" || tenant === null;
-    await this.write(global ? SYSTEM_TENANT : tenant, {
-      action,
-      category: AdminCategory,
-      actor: {
-        id: actor.credentialId,
-        type: kindName(actor.kind),
-        name: actor.name,
-        roles: roleNames(actor.roles),
-      },
-      target: { type: target.type, id: target.id, name: target.name ?? "" },
-      outcome: { status: OutcomeStatus.SUCCESS },
-      attributes: global && tenant !== null ? { tenant, ...(attributes ?? {}) } : attributes,
-    });
+    const caller = {
+      id: actor.credentialId,
+      type: kindName(actor.kind),
+      name: actor.name,
+      roles: roleNames(actor.roles),
+    };
+    await this.write(tenant ?? SYSTEM_TENANT, adminRecord(caller, action, target, attributes));
+  }
+
+  /**
+   * Records a change the service made at start-up as its configuration asked (the bootstrap superadmin installed,
+   * rotated or retired): a global operation, in the system tenant, with the service itself as the actor.
+   */
+  async startupChange(action: string, credential: CredentialRow): Promise<void> {
+    const roles = { roles: roleNames(credential.roles) };
+    await this.write(SYSTEM_TENANT, adminRecord(STARTUP_ACTOR, action, credentialTarget(credential), roles));
   }
 
   /** Records a failed authentication, within the tenant's quota. Never throws: the caller's own error comes first. */

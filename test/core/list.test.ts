@@ -259,7 +259,7 @@ describe.each(apiProtocols)("List over %s", (protocol) => {
       expect(byId.get(event.id)).toEqual({
         ...event,
         tenant: "acme",
-        sequence: String(index + 1),
+        sequence: String(acme.firstSequence + BigInt(index)),
         receivedAt: expect.any(String),
       });
     }

@@ -1,4 +1,5 @@
-import { toJsonString } from "@bufbuild/protobuf";
+import { toJson, toJsonString } from "@bufbuild/protobuf";
+import { TimestampSchema } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
@@ -8,6 +9,7 @@ import { type AuditEvent, AuditEventSchema, OutcomeStatus } from "../../gen/audi
 import { startTestApp, type TestApp } from "../support/app.js";
 import { clientFor, type Protocol, provisionTenant, type TenantTokens } from "../support/clients.js";
 import { ManualClock } from "../support/clock.js";
+import { createTestDatabase } from "../support/database.js";
 import { expectError } from "../support/errors.js";
 
 const clock = new ManualClock();
@@ -31,8 +33,8 @@ type ListFilter = Partial<Pick<ListRequest, "actions" | "category" | "targetId">
 const superadmin = () => clientFor(AdminService, app, "connect", app.adminToken);
 
 /** Every event of a tenant matching the filter, oldest first, read through List by `token`'s owner. */
-async function list(token: string, tenant: string, filter: ListFilter = {}): Promise<AuditEvent[]> {
-  const audit = clientFor(AuditService, app, "connect", token);
+async function list(token: string, tenant: string, filter: ListFilter = {}, at: TestApp = app): Promise<AuditEvent[]> {
+  const audit = clientFor(AuditService, at, "connect", token);
   const { events } = await audit.list({ tenant, ...filter, pageSize: 1000, order: Order.OLDEST_FIRST });
   return events;
 }
@@ -61,7 +63,32 @@ describe("admin changes", () => {
     expect(record?.attributes).toEqual({ roles: ["writer"] });
   });
 
-  test("tenant, key, user, template and revocation are each recorded, in order, where they belong", async () => {
+  test("for a key the operator created, the tenant's reviewer finds the operator, over REST too", async () => {
+    const admin = clientFor(AdminService, app, "connect", acme.admin);
+    const writer = (await admin.listCredentials({})).credentials.find((c) => c.name === "writer");
+    const query = new URLSearchParams({
+      category: "audit-trail.admin",
+      actions: "credential.create",
+      targetId: writer?.id ?? "",
+    });
+    const response = await fetch(`${app.url}/v1/tenants/acme/events?${query}`, {
+      headers: { authorization: `Bearer ${acme.reader}` },
+    });
+    expect(response.status).toBe(200);
+    const { events } = (await response.json()) as { events: Record<string, unknown>[] };
+    expect(events).toHaveLength(1);
+    // Who: the operator's global superadmin credential; when: the key's own create time.
+    expect(events[0]).toMatchObject({
+      tenant: "acme",
+      action: "credential.create",
+      actor: { id: "bootstrap-admin", type: "api_key", roles: ["superadmin"] },
+      target: { type: "api_key", id: writer?.id, name: "writer" },
+      attributes: { roles: ["writer"] },
+    });
+    expect(events[0]?.occurredAt).toBe(writer?.createTime && toJson(TimestampSchema, writer.createTime));
+  });
+
+  test("tenant, key, user, template and revocation are each recorded, in order, in the tenant concerned", async () => {
     const admin = clientFor(AdminService, app, "connect", acme.admin);
     const { credential: user } = await admin.createUser({
       username: "ann",
@@ -75,28 +102,59 @@ describe("admin changes", () => {
     await admin.deleteEventTemplate({ name: "door.open" });
     await admin.revokeCredential({ id: user?.id ?? "" });
 
-    // The tenant's own admins' changes are in the tenant's log.
+    // The tenant's log holds every change to it, its birth first, whoever made it: the operator, then its admins.
     const records = await list(acme.reader, "acme", { category: "audit-trail.admin" });
-    expect(records.map((e) => `${e.action} ${e.target?.type} ${e.target?.name || e.target?.id}`)).toEqual([
-      "credential.create api_key billing",
-      "user.create user ann",
-      "template.create event_template door.open",
-      "template.delete event_template door.open",
-      "credential.revoke user ann",
-    ]);
-    expect(new Set(records.map((e) => e.actor?.name))).toEqual(new Set(["admin"]));
-    expect(records.at(-1)?.target?.id).toBe(user?.id);
-    // The operator's (a global credential's) are global operations: in the system tenant, naming the tenant.
-    const global = await list(app.adminToken, "_system", { category: "audit-trail.admin" });
-    expect(
-      global.map((e) => `${e.action} ${e.target?.type} ${e.target?.name} ${e.attributes?.tenant} ${e.actor?.id}`),
-    ).toEqual([
-      "tenant.create tenant ACME acme bootstrap-admin",
+    const line = (e: AuditEvent) => `${e.actor?.id} ${e.action} ${e.target?.type} ${e.target?.name || e.target?.id}`;
+    const adminId = (await admin.listCredentials({})).credentials.find((c) => c.name === "admin")?.id;
+    expect(records.map(line)).toEqual([
+      "bootstrap-admin tenant.create tenant ACME",
       ...["admin", "writer", "reader", "reader-writer", "no-role"].map(
-        (n) => `credential.create api_key ${n} acme bootstrap-admin`,
+        (n) => `bootstrap-admin credential.create api_key ${n}`,
       ),
+      `${adminId} credential.create api_key billing`,
+      `${adminId} user.create user ann`,
+      `${adminId} template.create event_template door.open`,
+      `${adminId} template.delete event_template door.open`,
+      `${adminId} credential.revoke user ann`,
     ]);
-    expect(global[0]?.actor?.roles).toEqual(["superadmin"]);
+    expect(records[0]?.actor).toMatchObject({ type: "api_key", roles: ["superadmin"] });
+    expect(records.at(-1)?.target?.id).toBe(user?.id);
+  });
+
+  test("changes to the global credential, by the operator or at start, are global operations in the system tenant", async () => {
+    const database = await createTestDatabase();
+    try {
+      const first = await startTestApp({ clock, database });
+      const operator = clientFor(AdminService, first, "connect", first.adminToken);
+      await operator.createTenant({ tenant: { id: "globex" } });
+      // The operator retires its own global credential: no tenant is concerned.
+      await operator.revokeCredential({ id: "bootstrap-admin" });
+      await first.close();
+      // The next start, with a new AUDIT_ADMIN_TOKEN, brings the credential back; one more with the same token
+      // changes nothing and records nothing.
+      const rotated = await startTestApp({ clock, database });
+      await rotated.close();
+      const second = await startTestApp({ clock, database, env: { AUDIT_ADMIN_TOKEN: rotated.adminToken } });
+      try {
+        const global = await list(second.adminToken, "_system", { category: "audit-trail.admin" }, second);
+        // The service's own changes at start (installing each AUDIT_ADMIN_TOKEN) are global operations too.
+        expect(global.map((e) => `${e.actor?.type} ${e.actor?.id} ${e.action} ${e.target?.id}`)).toEqual([
+          "system audit-trail credential.create bootstrap-admin",
+          "api_key bootstrap-admin credential.revoke bootstrap-admin",
+          "system audit-trail credential.create bootstrap-admin",
+        ]);
+        expect(global[0]?.target).toMatchObject({ type: "api_key", name: "AUDIT_ADMIN_TOKEN" });
+        expect(global[0]?.attributes).toEqual({ roles: ["superadmin"] });
+        const tenant = await list(second.adminToken, "globex", { category: "audit-trail.admin" }, second);
+        expect(tenant.map((e) => `${e.actor?.id} ${e.action} ${e.target?.id}`)).toEqual([
+          "bootstrap-admin tenant.create globex",
+        ]);
+      } finally {
+        await second.close();
+      }
+    } finally {
+      await database.drop();
+    }
   });
 });
 

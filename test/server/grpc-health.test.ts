@@ -67,7 +67,12 @@ test("Check answers SERVING for the server and each service, without a credentia
   app = await startTestApp();
   const { client, check } = healthClient(app.url);
   try {
-    for (const service of ["", "audit.v1.AuditService", "audit.v1.AdminService"]) {
+    for (const service of [
+      "",
+      "audit.v1.AuditService",
+      "audit.v1.AdminService",
+      "raystack.frontier.v1beta1.FrontierService",
+    ]) {
       expect(await check(service)).toEqual({ status: "SERVING" });
     }
     await expect(check("no.such.Service")).rejects.toMatchObject({ code: grpc.status.NOT_FOUND });

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
+import { legacyCalls } from "../support/legacy-calls.js";
 
 type Labels = Record<string, string>;
 
@@ -110,6 +111,33 @@ describe("on the main port", () => {
     expect(moved("audit_db_operation_duration_seconds_count", { operation: "append" })).toBeGreaterThanOrEqual(1);
   });
 
+  test("each legacy API's calls are counted under its name, Frontier's under its service; List times its query", async () => {
+    const calls = await legacyCalls(app, acme);
+    for (const { api, send } of calls) {
+      const before = await scrape(app.app.metricsUrl);
+      const res = await send();
+      expect(res.status, `${api}: ${await res.text()}`).toBeLessThan(300);
+      const after = await scrape(app.app.metricsUrl);
+      const ok = { protocol: api, code: "OK" };
+      expect(after.value("audit_rpc_calls_total", ok) - before.value("audit_rpc_calls_total", ok), api).toBeGreaterThan(
+        0,
+      );
+    }
+    const before = await scrape(app.app.metricsUrl);
+    const frontier = await fetch(`${app.url}/v1beta1/organizations/acme/auditlogs`, {
+      method: "POST",
+      headers: { authorization: `Bearer ${acme.writer}`, "content-type": "application/json" },
+      body: JSON.stringify({ logs: [{ source: "frontier", action: "metrics.frontier" }] }),
+    });
+    expect(frontier.status).toBe(200);
+    await clientFor(AuditService, app, "grpc", acme.reader).list({});
+    const after = await scrape(app.app.metricsUrl);
+    const moved = (name: string, labels: Labels) => after.value(name, labels) - before.value(name, labels);
+    const service = "raystack.frontier.v1beta1.FrontierService";
+    expect(moved("audit_rpc_calls_total", { service, protocol: "rest", code: "OK" })).toBe(1);
+    expect(moved("audit_db_operation_duration_seconds_count", { operation: "list" })).toBeGreaterThanOrEqual(1);
+  });
+
   test("a replayed event is not counted as stored again; a batch counts each event", async () => {
     const client = clientFor(AuditService, app, "connect", acme.writer);
     await client.create({ event: { id: "replayed-1", action: "metrics.replay" } });
@@ -146,12 +174,13 @@ describe("on the main port", () => {
     expect(m.value("audit_rpc_active_calls", { ...create, protocol: "connect" })).toBe(0);
   });
 
-  test("an open Tail stream is counted until the client goes away", async () => {
+  test("an open Tail stream is counted until the client goes away; its replay times its reads", async () => {
     const reader = clientFor(AuditService, app, "grpc", acme.reader);
     const abort = new AbortController();
+    const before = await scrape(app.app.metricsUrl);
     const stream = (async () => {
       try {
-        for await (const _ of reader.tail({}, { signal: abort.signal })) {
+        for await (const _ of reader.tail({ afterSequence: 0n }, { signal: abort.signal })) {
         }
       } catch (error) {
         expect(ConnectError.from(error).code).toBe(Code.Canceled);
@@ -160,6 +189,12 @@ describe("on the main port", () => {
     await until(async () => (await scrape(app.app.metricsUrl)).value("audit_tail_streams") === 1);
     const open = await scrape(app.app.metricsUrl);
     expect(open.value("audit_rpc_active_calls", { method: "Tail", protocol: "grpc" })).toBe(1);
+    const range = { operation: "range" };
+    await until(
+      async () =>
+        (await scrape(app.app.metricsUrl)).value("audit_db_operation_duration_seconds_count", range) >
+        before.value("audit_db_operation_duration_seconds_count", range),
+    );
     abort.abort();
     await stream;
     await until(async () => (await scrape(app.app.metricsUrl)).value("audit_tail_streams") === 0);
@@ -179,9 +214,12 @@ test("METRICS_PORT moves /metrics to a port of its own; METRICS_TENANT_LABELS la
     expect(new URL(app.app.metricsUrl).port).not.toBe(String(app.port));
     expect((await fetch(`${app.url}/metrics`)).status).toBe(404);
     const tokens = await provisionTenant(app, "labelled");
+    // The service's records of the provisioning are events stored in the tenant too.
+    const provisioned = (await scrape(app.app.metricsUrl)).value("audit_events_stored_total", { tenant: "labelled" });
+    expect(provisioned).toBe(Number(tokens.firstSequence) - 1);
     await clientFor(AuditService, app, "connect", tokens.writer).create({ event: { action: "x" } });
     const m = await scrape(app.app.metricsUrl);
-    expect(m.value("audit_events_stored_total", { tenant: "labelled" })).toBe(1);
+    expect(m.value("audit_events_stored_total", { tenant: "labelled" })).toBe(provisioned + 1);
     expect((await fetch(app.app.metricsUrl.replace("/metrics", "/other"))).status).toBe(404);
   } finally {
     await app.close();

@@ -6,6 +6,7 @@ import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { loadConfig } from "../../src/config.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
+import { legacyCalls } from "../support/legacy-calls.js";
 
 /** A fresh W3C trace context, as a caller's tracer would send it. */
 function traceparent() {
@@ -79,22 +80,61 @@ describe("a call with a traceparent gets a server span under that parent, and ch
     expect(spans.find((s) => s.name === "EventStore.list")?.parentSpanContext?.spanId).toBe(list.spanContext().spanId);
   });
 
-  test("a legacy route (Axonize): its one call is a child of the HTTP request's parent", async () => {
-    const parent = traceparent();
-    const res = await fetch(`${app.url}/odata/Audits`, {
-      method: "POST",
-      headers: { authorization: acme.writer, "content-type": "application/json", traceparent: parent.header },
-      body: JSON.stringify({ entityName: "Boiler 3", entityId: "dev-3", action: "Put", category: "Devices" }),
-    });
-    expect(res.status).toBeLessThan(300);
-    const spans = spansOf(parent.traceId);
-    expect(spans.some((s) => s.name.includes("GetCaller"))).toBe(false);
-    {
-      const name = create;
-      const call = server(spans, name);
-      expect(call.parentSpanContext?.spanId, name).toBe(parent.spanId);
-      expect(call.attributes["audit.protocol"]).toBe("axonize");
+  test("every legacy API: the route's one call is a child of the HTTP request's parent", async () => {
+    for (const { api, send } of await legacyCalls(app, acme)) {
+      const parent = traceparent();
+      const res = await send({ traceparent: parent.header });
+      expect(res.status, api).toBeLessThan(300);
+      const calls = spansOf(parent.traceId).filter((s) => s.kind === SpanKind.SERVER);
+      // The route authenticated the HTTP request itself: no GetCaller, only the call that does the work.
+      expect(calls.length, api).toBe(1);
+      for (const call of calls) {
+        expect(call.parentSpanContext?.spanId, `${api} ${call.name}`).toBe(parent.spanId);
+        expect(call.attributes["audit.protocol"], `${api} ${call.name}`).toBe(api);
+      }
     }
+  });
+
+  test("Frontier's REST route, and Tail's reads", async () => {
+    const parent = traceparent();
+    const res = await fetch(`${app.url}/v1beta1/organizations/acme/auditlogs`, {
+      method: "POST",
+      headers: {
+        authorization: `Bearer ${acme.writer}`,
+        "content-type": "application/json",
+        traceparent: parent.header,
+      },
+      body: JSON.stringify({ logs: [{ source: "frontier", action: "traced.frontier" }] }),
+    });
+    expect(res.status).toBe(200);
+    const frontier = server(
+      spansOf(parent.traceId),
+      "raystack.frontier.v1beta1.FrontierService/CreateOrganizationAuditLogs",
+    );
+    expect(frontier.parentSpanContext?.spanId).toBe(parent.spanId);
+    expect(frontier.attributes["audit.protocol"]).toBe("rest");
+
+    const tailing = traceparent();
+    const reader = clientFor(AuditService, app, "grpc", acme.reader);
+    const abort = new AbortController();
+    const stream = reader.tail(
+      { afterSequence: 0n },
+      { headers: { traceparent: tailing.header }, signal: abort.signal },
+    );
+    await stream[Symbol.asyncIterator]().next();
+    abort.abort();
+    // The span ends once the server has seen the client leave.
+    const tail = await (async () => {
+      for (let i = 0; i < 200; i++) {
+        const found = spansOf(tailing.traceId).find((s) => s.name === "audit.v1.AuditService/Tail");
+        if (found) return found;
+        await new Promise((r) => setTimeout(r, 25));
+      }
+      throw new Error("the Tail span never ended");
+    })();
+    expect(tail.parentSpanContext?.spanId).toBe(tailing.spanId);
+    const range = spansOf(tailing.traceId).find((s) => s.name === "EventStore.range");
+    expect(range?.parentSpanContext?.spanId).toBe(tail.spanContext().spanId);
   });
 });
 
@@ -147,5 +187,15 @@ test("tracing turns on from the standard OTEL_* variables, and bad values stop s
   );
   expect(() => loadConfig({ OTEL_EXPORTER_OTLP_ENDPOINT: "collector:4318" })).toThrow(/OTEL_EXPORTER_OTLP_ENDPOINT/);
   expect(() => loadConfig({ OTEL_EXPORTER_OTLP_PROTOCOL: "grpc" })).toThrow(/must be one of http\/protobuf/);
+  expect(loadConfig({ OTEL_TRACES_SAMPLER: "parentbased_traceidratio", OTEL_TRACES_SAMPLER_ARG: "0.25" }).tracing).toBe(
+    false,
+  );
+  expect(() => loadConfig({ OTEL_TRACES_SAMPLER: "ratio" })).toThrow(/OTEL_TRACES_SAMPLER="ratio": must be one of/);
+  expect(() => loadConfig({ OTEL_TRACES_SAMPLER: "traceidratio", OTEL_TRACES_SAMPLER_ARG: "25%" })).toThrow(
+    /OTEL_TRACES_SAMPLER_ARG="25%": must be the share of traces to sample, from 0 to 1/,
+  );
+  expect(() => loadConfig({ OTEL_TRACES_SAMPLER: "traceidratio", OTEL_TRACES_SAMPLER_ARG: "1.5" })).toThrow(
+    /OTEL_TRACES_SAMPLER_ARG/,
+  );
   expect(() => loadConfig({ METRICS_PORT: "70000" })).toThrow(/METRICS_PORT="70000": must be a whole number/);
 });

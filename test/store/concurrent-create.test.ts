@@ -13,7 +13,8 @@ beforeAll(async () => {
 afterAll(() => app?.close());
 
 test("40 concurrent Creates over gRPC: each caller gets its own event, conflict or replay; sequences stay gapless", async () => {
-  const { readerWriter } = await provisionTenant(app, "concurrent");
+  const { readerWriter, firstSequence } = await provisionTenant(app, "concurrent");
+  const first = Number(firstSequence);
   const client = clientFor(AuditService, app, "grpc", readerWriter);
   await client.create({ tenant: "concurrent", event: { id: "taken", action: "original" } });
 
@@ -37,11 +38,11 @@ test("40 concurrent Creates over gRPC: each caller gets its own event, conflict 
   expect(twins[0]?.sequence).toBe(twins[1]?.sequence);
   expect(twins[0]?.receivedAt).toEqual(twins[1]?.receivedAt);
 
-  // The first event plus 38 new ones (37 plain, one twin): 1..39 with no gap and no repeat.
+  // The first event plus 38 new ones (37 plain, one twin): 39 sequences from the tenant's first, no gap, no repeat.
   const sequences = new Set(stored.map(({ event }) => Number(event.sequence)));
-  expect([...sequences].sort((a, b) => a - b)).toEqual(Array.from({ length: 38 }, (_, k) => k + 2));
+  expect([...sequences].sort((a, b) => a - b)).toEqual(Array.from({ length: 38 }, (_, k) => first + 1 + k));
   const { events } = await client.list({ tenant: "concurrent", pageSize: 100, includeChildren: true });
   expect(events.map((e) => Number(e.sequence)).sort((a, b) => a - b)).toEqual(
-    Array.from({ length: 39 }, (_, k) => k + 1),
+    Array.from({ length: 39 }, (_, k) => first + k),
   );
 });

@@ -2,6 +2,7 @@ import type { DescService } from "@bufbuild/protobuf";
 import { type Client, createClient, type Interceptor, type Transport } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
 import { AdminService, Role } from "../../gen/audit/v1/admin_service_pb.js";
+import { AuditService, Order } from "../../gen/audit/v1/audit_service_pb.js";
 import type { TestApp } from "./app.js";
 
 /** The protocols every RPC test runs over. (gRPC through @grpc/grpc-js lives in grpc-js-client.ts.) */
@@ -63,6 +64,11 @@ export interface TenantTokens {
   readerWriter: string;
   /** Authenticates, but has no role. */
   noRole: string;
+  /**
+   * The sequence the tenant's first own event gets. Provisioning is recorded in the tenant's log (self-audit:
+   * `tenant.create`, one `credential.create` per key), and those records take the sequences before it.
+   */
+  firstSequence: bigint;
 }
 
 /** Creates a tenant with an API key per role, using the app's superadmin token. */
@@ -70,7 +76,7 @@ export async function provisionTenant(app: ServiceAddress, tenant: string): Prom
   const admin = clientFor(AdminService, app, "connect", app.adminToken);
   const { tenant: created } = await admin.createTenant({ tenant: { id: tenant, displayName: tenant.toUpperCase() } });
   const key = async (name: string, roles: Role[]) => (await admin.createApiKey({ tenant, name, roles })).token;
-  return {
+  const tokens = {
     tenant,
     numericId: created?.numericId ?? 0n,
     admin: await key("admin", [Role.ADMIN]),
@@ -79,4 +85,10 @@ export async function provisionTenant(app: ServiceAddress, tenant: string): Prom
     readerWriter: await key("reader-writer", [Role.READER, Role.WRITER]),
     noRole: await key("no-role", []),
   };
+  const { events } = await clientFor(AuditService, app, "connect", tokens.reader).list({
+    category: "audit-trail.admin",
+    order: Order.NEWEST_FIRST,
+    pageSize: 1,
+  });
+  return { ...tokens, firstSequence: (events[0]?.sequence ?? 0n) + 1n };
 }

@@ -29,8 +29,10 @@ export async function databaseFingerprint(
     const where = conditions.length === 0 ? sql`` : sql`where ${conditions.reduce((a, c) => sql`${a} and ${c}`)}`;
     const rows =
       options.exceptServiceRecords && name === "tenant_sequences"
-        ? sql`(select s.tenant, s.last_sequence - (select count(*) from events e
-            where e.tenant = s.tenant and e.category like 'audit-trail.%') as own from tenant_sequences s)`
+        ? // A tenant whose only events are service records has no client events, as if it had no row at all.
+          sql`(select * from (select s.tenant, s.last_sequence - (select count(*) from events e
+            where e.tenant = s.tenant and e.category like 'audit-trail.%') as own from tenant_sequences s) c
+            where own > 0)`
         : sql(name);
     const [row] = await sql<{ digest: string }[]>`
       select count(*) || ':' || md5(coalesce(string_agg(t::text, ',' order by t::text), '')) as digest

@@ -101,8 +101,10 @@ function expectAllEnded(ends: Record<string, TailEnd>, code: Code, reason: strin
   );
   expect(Object.keys(summary)).toHaveLength(7);
   for (const name of Object.keys(summary)) expect(summary[name], name).toBe(`${Code[code]} ${reason}`);
-  // Every ending says where to resume: after the one event delivered.
-  for (const [name, end] of Object.entries(ends)) expect(end.metadata.lastSequence, name).toBe("1");
+  // Every ending says where to resume: after the one event delivered, acme's first.
+  for (const [name, end] of Object.entries(ends)) {
+    expect(end.metadata.lastSequence, name).toBe(String(acme.firstSequence));
+  }
 }
 
 const timeFromNow = (hours: number) => timestampFromMs(Number(clock.nowMicros() / 1000n) + hours * 3_600_000);
@@ -231,7 +233,7 @@ describe("TAIL_MAX_LIFETIME_MS", () => {
         expect([end?.code, end?.reason, end?.metadata.lastSequence]).toEqual([
           Code.Unavailable,
           "TAIL_LIFETIME_REACHED",
-          "1",
+          String(tokens.firstSequence),
         ]);
       }
       expect(Date.now() - opened).toBeGreaterThanOrEqual(1500);

@@ -68,7 +68,8 @@ async function endOf(reading: () => Promise<unknown>) {
 }
 
 const sequences = (events: { sequence: bigint }[]) => events.map((e) => e.sequence);
-const range = (from: number, to: number) => Array.from({ length: to - from + 1 }, (_, i) => BigInt(from + i));
+/** `count` sequences from `first` (a tenant's first own event follows the records of its provisioning). */
+const range = (first: bigint, count: number) => Array.from({ length: count }, (_, i) => first + BigInt(i));
 const protocolsOf = (tails: Record<TailProtocol, TailOpener>): TailOpener[] =>
   (["grpc-js", "connect", "connect-binary", "grpc-web", "grpc"] as const).map((p) => tails[p]);
 
@@ -97,7 +98,7 @@ describe("Tail", () => {
     });
     const parent = first.events[0]?.id ?? "";
     const filter = { actions: ["job.*"], includeChildren: true };
-    const stream = tails["grpc-js"]({ filter, afterSequence: 1n });
+    const stream = tails["grpc-js"]({ filter, afterSequence: first.events[0]?.sequence ?? 0n });
     await writeA.batchCreate({
       events: [
         { action: "job.child", parentId: parent },
@@ -107,7 +108,7 @@ describe("Tail", () => {
     });
     const { events: listed } = await readA.list({ ...filter, order: 2 });
     const tailed = await read(stream, listed.length - 1);
-    // List has sequence 1 too; the stream replays only after it.
+    // List has the first event too; the stream replays only after it.
     expect(tailed.map((e) => e.id)).toEqual(listed.slice(1).map((e) => e.id));
     // The marker is a child, so the stream without children below must not see it either.
     await nextIsMarker(
@@ -125,7 +126,7 @@ describe("Tail", () => {
   });
 
   test("without after_sequence, starts with events committed from now on", async () => {
-    const { tails, writeB } = await tenantOf("from-now");
+    const { tokens, tails, writeB } = await tenantOf("from-now");
     await writeB.batchCreate({ events: [{ action: "old" }, { action: "old" }] });
     const stream = tails["grpc-web"]({});
     // When the stream starts is the server's moment: write until something arrives.
@@ -140,7 +141,7 @@ describe("Tail", () => {
     reading = false;
     stream.close();
     expect(first?.action).toBe("new");
-    expect(first?.sequence).toBeGreaterThan(2n);
+    expect(first?.sequence).toBeGreaterThan(tokens.firstSequence + 1n);
     expect(second?.sequence).toBe((first?.sequence ?? 0n) + 1n);
     await writing;
   });
@@ -157,9 +158,9 @@ describe("Tail", () => {
     const gotA = await read(streamA, 5);
     const gotB = await read(streamB, 15);
     expectAll(gotA, (e) => e.tenant === "iso-a" && e.action === "a", "gotA");
-    expect(sequences(gotA)).toEqual(range(1, 5));
+    expect(sequences(gotA)).toEqual(range(isoA.tokens.firstSequence, 5));
     expectAll(gotB, (e) => e.tenant === "iso-b" && e.action === "b", "gotB");
-    expect(sequences(gotB)).toEqual(range(1, 15));
+    expect(sequences(gotB)).toEqual(range(isoB.tokens.firstSequence, 15));
     await nextIsMarker(streamA, async () => (await isoA.writeA.create({ event: { action: "a" } })).event?.id);
     streamB.close();
     // Another tenant's stream is not the caller's to open.
@@ -172,7 +173,9 @@ describe("Tail", () => {
     const { tokens, writeB } = await tenantOf("rest-tail");
     await writeB.batchCreate({ events: [{ action: "job.a" }, { action: "other" }, { action: "job.b" }] });
     const abort = new AbortController();
-    const response = await fetch(`${a.url}/v1/tenants/rest-tail/events:tail?afterSequence=1&filter.actions=job.*`, {
+    const first = tokens.firstSequence;
+    const query = `afterSequence=${first}&filter.actions=job.*`;
+    const response = await fetch(`${a.url}/v1/tenants/rest-tail/events:tail?${query}`, {
       headers: { authorization: `Bearer ${tokens.reader}` },
       signal: abort.signal,
     });
@@ -191,8 +194,8 @@ describe("Tail", () => {
     }
     abort.abort();
     expect(lines.map((l) => [l.result.event.sequence, l.result.event.action])).toEqual([
-      ["3", "job.b"],
-      ["4", "job.c"],
+      [String(first + 2n), "job.b"],
+      [String(first + 3n), "job.c"],
     ]);
   });
 
@@ -205,7 +208,7 @@ describe("Tail", () => {
   });
 
   test("resumes after disconnects with no gap and no duplicate across 5,000 events", async () => {
-    const { tails, writeA, writeB } = await tenantOf("resume");
+    const { tokens, tails, writeA, writeB } = await tenantOf("resume");
     const total = 5000;
     // Two writers on both instances, one batching and one creating singly, interleave their sequences.
     const batches = (async () => {
@@ -226,7 +229,7 @@ describe("Tail", () => {
       stream.close();
     }
     await Promise.all([batches, singles]);
-    expect(sequences(received)).toEqual(range(1, total));
+    expect(sequences(received)).toEqual(range(tokens.firstSequence, total));
     expect(received.filter((e) => e.action === "single")).toHaveLength(200);
   }, 120_000);
 
@@ -252,7 +255,8 @@ describe("a slow Tail stream", () => {
   afterAll(() => c?.close());
 
   test("is ended with RESOURCE_EXHAUSTED and where to resume, without holding up writers or other streams", async () => {
-    const { tails, writeB } = await tenantOf("slow", c);
+    const { tokens, tails, writeB } = await tenantOf("slow", c);
+    const first = tokens.firstSequence;
     const total = 4000;
     const open = tails["grpc-js"];
     const fast = open({ afterSequence: 0n });
@@ -267,7 +271,7 @@ describe("a slow Tail stream", () => {
         events: Array.from({ length: Math.min(40, total - written) }, () => ({ action: "tick" })),
       });
     }
-    expect(sequences(await fastRead)).toEqual(range(1, total));
+    expect(sequences(await fastRead)).toEqual(range(first, total));
     fast.close();
 
     const end = await endOf(async () => {
@@ -276,28 +280,29 @@ describe("a slow Tail stream", () => {
     expect(end?.code).toBe(Code.ResourceExhausted);
     expect(end?.reason).toBe("TAIL_TOO_SLOW");
     expect(got.length).toBeLessThan(total);
-    expect(sequences(got)).toEqual(range(1, got.length));
-    expect(end?.metadata.lastSequence).toBe(String(got.length));
-    expect(end?.message).toBe(`the stream fell more than 1000 events behind; resume with after_sequence=${got.length}`);
+    expect(sequences(got)).toEqual(range(first, got.length));
+    const last = first + BigInt(got.length) - 1n;
+    expect(end?.metadata.lastSequence).toBe(String(last));
+    expect(end?.message).toBe(`the stream fell more than 1000 events behind; resume with after_sequence=${last}`);
 
     const resumed = open({ afterSequence: BigInt(end?.metadata.lastSequence ?? "0") });
-    expect(sequences(await read(resumed, total - got.length))).toEqual(range(got.length + 1, total));
+    expect(sequences(await read(resumed, total - got.length))).toEqual(range(last + 1n, total - got.length));
     resumed.close();
   }, 120_000);
 
   test("is ended with UNAVAILABLE and where to resume when its server shuts down", async () => {
     const d = await startTestApp({ database, env });
     try {
-      const { tails, writeB } = await tenantOf("shutdown", d);
+      const { tokens, tails, writeB } = await tenantOf("shutdown", d);
       const stream = tails["grpc-js"]({ afterSequence: 0n });
       await writeB.batchCreate({ events: [{ action: "x" }, { action: "y" }] });
-      expect(sequences(await read(stream, 2))).toEqual(range(1, 2));
+      expect(sequences(await read(stream, 2))).toEqual(range(tokens.firstSequence, 2));
       const closing = d.close();
       const end = await endOf(() => stream.next());
       await closing;
       expect(end?.code).toBe(Code.Unavailable);
       expect(end?.reason).toBe("TAIL_INTERRUPTED");
-      expect(end?.metadata.lastSequence).toBe("2");
+      expect(end?.metadata.lastSequence).toBe(String(tokens.firstSequence + 1n));
     } finally {
       await d.close();
     }

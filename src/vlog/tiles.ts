@@ -82,18 +82,14 @@ export class Edge {
     }
   }
 
-  /** The partial tile of a level as stored bytes. */
-  tile(level: number): Buffer | undefined {
-    const hashes = this.levels[level];
-    return hashes && hashes.length > 0 ? Buffer.concat(hashes) : undefined;
+  /** The partial tiles as a TileSource: each level's at its index, concatenated once. */
+  tiles(): TileSource {
+    const bytes = this.levels.map((hashes) => Buffer.concat(hashes));
+    return (level, index) => (index === edgeTileIndex(this.size, level) ? bytes[level] : undefined);
   }
 
   root(): Hash {
-    return rangeHash(
-      tileHashes((level, index) => (index === edgeTileIndex(this.size, level) ? this.tile(level) : undefined)),
-      0,
-      this.size,
-    );
+    return rangeHash(tileHashes(this.tiles()), 0, this.size);
   }
 }
 
@@ -113,23 +109,32 @@ function perfectOf(hashes: readonly Hash[], offset: number, count: number): Hash
   return row[0] as Hash;
 }
 
-/** Perfect subtree hashes read from tiles: height h is 2^(h mod 8) hashes of one tile at level ⌊h/8⌋. */
+/**
+ * Perfect subtree hashes read from tiles: height 8·L is one hash of a level-L tile, and a height in between is hashed
+ * from the two halves below it, each computed once per reader (a proof's subtrees share their lower nodes).
+ */
 export function tileHashes(tiles: TileSource): PerfectHashes {
-  return (height, index) => {
-    const level = Math.floor(height / TILE_HEIGHT);
-    const count = 2 ** (height - level * TILE_HEIGHT);
-    const first = index * count;
-    const tile = tiles(level, tileOf(first));
-    const offset = (first % TILE_WIDTH) * HASH_BYTES;
-    if (!tile || tile.length < offset + count * HASH_BYTES) {
-      throw new Error(`tile ${level}/${tileOf(first)} lacks the subtree ${height}/${index}`);
+  const memo = new Map<string, Hash>();
+  const perfect: PerfectHashes = (height, index) => {
+    const rest = height % TILE_HEIGHT;
+    if (rest === 0) {
+      const level = height / TILE_HEIGHT;
+      const tile = tiles(level, tileOf(index));
+      const offset = (index % TILE_WIDTH) * HASH_BYTES;
+      if (!tile || tile.length < offset + HASH_BYTES) {
+        throw new Error(`tile ${level}/${tileOf(index)} lacks hash ${index % TILE_WIDTH}`);
+      }
+      return tile.subarray(offset, offset + HASH_BYTES) as Hash;
     }
-    const hashes: Hash[] = [];
-    for (let i = 0; i < count; i++) {
-      hashes.push(tile.subarray(offset + i * HASH_BYTES, offset + (i + 1) * HASH_BYTES) as Hash);
+    const key = `${height}/${index}`;
+    let hash = memo.get(key);
+    if (!hash) {
+      hash = nodeHash(perfect(height - 1, 2 * index), perfect(height - 1, 2 * index + 1));
+      memo.set(key, hash);
     }
-    return perfectOf(hashes, 0, count);
+    return hash;
   };
+  return perfect;
 }
 
 /** The tiles (level, index) a computation over perfect subtree hashes reads, found by running it on zero hashes. */

@@ -1,7 +1,7 @@
 import type postgres from "postgres";
 import type { AppendLog, EventRow, RangeQuery } from "../store/event-store.js";
 import { leafHash } from "./merkle.js";
-import { Edge, edgeTileIndex, type FullTile, type TileSource } from "./tiles.js";
+import { Edge, type FullTile, type TileSource } from "./tiles.js";
 
 /**
  * The per-tenant Merkle trees in PostgreSQL (store floor: it knows rows and SQL, not protobuf). The leaf data of an
@@ -140,11 +140,8 @@ export class TreeLog implements AppendLog {
     const size = Number(head?.index ?? 0);
     const edge = head ? Edge.decode(size, head.hashes) : Edge.empty();
     const full = new Map(rows.filter((r) => r.level !== -1).map((r) => [`${r.level}/${r.index}`, r.hashes]));
-    return {
-      size,
-      tiles: (level, index) =>
-        full.get(`${level}/${index}`) ?? (index === edgeTileIndex(size, level) ? edge.tile(level) : undefined),
-    };
+    const partial = edge.tiles();
+    return { size, tiles: (level, index) => full.get(`${level}/${index}`) ?? partial(level, index) };
   }
 
   /** The latest signed checkpoint of a tenant. */

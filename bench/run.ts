@@ -7,6 +7,8 @@
  *   4. List, first and a later page of 100, tenant + 24 h window, with and without an actor filter, 1M events, at 1
  *      and 4 concurrent streams
  *   5. Create over REST and the Axonize legacy route against Connect JSON, HTTP/1.1
+ *   6. BatchCreate and unary Create with the verifiable log on (the default, as in 2 and 3) against the same service
+ *      with VERIFIABLE_LOG=false, in turn
  *
  * PostgreSQL is DATABASE_URL's server or an embedded one kept in .data/bench. Writes go to a fresh database that is
  * dropped at the end; the List data set lives in `audit_bench_list` and is loaded once (COPY, time-bounded, resumed
@@ -44,7 +46,7 @@ const LIST_DAYS = 10;
 const LIST_STREAMS = (process.env.BENCH_LIST_STREAMS ?? "1,4").split(",").map(Number);
 const CORES = os.availableParallelism();
 /**
- * BENCH_ONLY=raw,batch,unary,echo-ref,http,list runs only those parts (e.g. to profile one). `tracing` is never run
+ * BENCH_ONLY=raw,batch,unary,echo-ref,http,list,vlog runs only those parts (e.g. to profile one). `tracing` is never run
  * by default: BENCH_ONLY=unary,tracing adds unary Create with tracing on beside the usual rows, which run with it off.
  */
 const ONLY = process.env.BENCH_ONLY?.split(",");
@@ -531,6 +533,93 @@ async function unaryCreate(server: BenchServer, service: Service, db: Database, 
   }
 }
 
+/**
+ * What the verifiable log costs the write paths: the same BatchCreate and Create loads against two services on one
+ * database, one with the log on and one with VERIFIABLE_LOG=false, in turn. Each writes its own tenants (a tenant
+ * written with the log off would have no tree for the other to extend).
+ */
+async function logCost(server: BenchServer, databaseUrl: string) {
+  const on = await startService(databaseUrl);
+  const off = await startService(databaseUrl, { VERIFIABLE_LOG: "false" });
+  try {
+    const shapes = [
+      {
+        name: "BatchCreate gRPC, 500 events x 4 callers",
+        path: "BatchCreate",
+        perCall: 500,
+        tenants: [0, 1, 2, 3].map((i) => `vlog-batch-${i}`),
+        body: (tenant: string) =>
+          grpcBody(BatchCreateRequestSchema, { tenant, events: Array.from({ length: 500 }, (_, i) => sampleEvent(i)) }),
+        connections: 4,
+        streams: 1,
+      },
+      {
+        name: "Create gRPC, 64 streams (group commit)",
+        path: "Create",
+        perCall: 1,
+        tenants: ["vlog-unary"],
+        body: (tenant: string) => grpcBody(CreateRequestSchema, { tenant, event: sampleEvent(7) }),
+        connections: 4,
+        streams: 16,
+      },
+    ];
+    for (const shape of shapes) {
+      const specs = new Map<Service, Parameters<typeof load>[0]>();
+      for (const [target, prefix] of [
+        [on, "on"],
+        [off, "off"],
+      ] as const) {
+        const tenants = shape.tenants.map((t) => `${t}-${prefix}`);
+        const keys = await provision(target, tenants);
+        specs.set(target, {
+          url: `${target.url}/audit.v1.AuditService/${shape.path}`,
+          http1: false,
+          grpc: true,
+          requests: tenants.map((tenant) => ({
+            headers: grpcHeaders(keys.get(tenant) as string),
+            body: shape.body(tenant),
+          })),
+          connections: shape.connections,
+          streamsPerConnection: shape.streams,
+        });
+      }
+      const once = (target: Service) => async () => {
+        const result = await load(specs.get(target) as Parameters<typeof load>[0]);
+        await settle();
+        return { ...result, value: (result.ok * shape.perCall) / result.seconds };
+      };
+      for (const target of [on, off]) await load(specs.get(target) as Parameters<typeof load>[0], 2);
+      await settle();
+      const [without, withLog] = await interleavedRounds([
+        { pids: { service: () => [off.pid], ...pgGroup(server) }, once: once(off) },
+        { pids: { service: () => [on.pid], ...pgGroup(server) }, once: once(on) },
+      ]);
+      if (!without || !withLog) throw new Error("interleaved rounds returned too few results");
+      const ratios = withLog.values.map((v, i) => v / (without.values[i] as number));
+      const row = (name: string, m: Measured<LoadResult & { value: number }>): Row => ({
+        name,
+        value: round(m.result.value, 0),
+        unit: "events/s",
+        p50Ms: m.result.p50Ms,
+        p99Ms: m.result.p99Ms,
+        cpu: m.cpu,
+        serverCpuUsPerRequest: serverCpuUs(m.cpu, m.result.ok),
+        tool: m.result.tool,
+        rounds: m.values.map((v) => round(v, 0)),
+      });
+      const offName = `${shape.name}, VERIFIABLE_LOG=false`;
+      rows.push(row(offName, without), {
+        ...row(`${shape.name}, verifiable log on`, withLog),
+        ratio: { to: offName, value: round(median(ratios), 2), target: 0.9 },
+        note: `in turn with the row above; ratio per round ${ratios.map((r) => round(r, 2)).join(", ")}`,
+      });
+    }
+  } finally {
+    await off.stop();
+    await on.stop();
+  }
+}
+
 async function httpRoutes(server: BenchServer, service: Service) {
   const event = toJson(AuditEventSchema, create(AuditEventSchema, sampleEvent(11)));
   const routes: { name: string; path: string; headers: Record<string, string>; body: unknown }[] = [
@@ -759,7 +848,7 @@ async function main() {
       await rawBaseline(server, writes, !selected("batch"));
     }
 
-    if (selected("batch") || selected("unary") || selected("http")) {
+    if (selected("batch") || selected("unary") || selected("http") || selected("vlog")) {
       const service = await startService(server.databaseUrl(runDatabase));
       rssPids.push(service.pid);
       try {
@@ -774,6 +863,10 @@ async function main() {
         if (selected("http")) {
           console.log("5. REST and legacy routes vs Connect JSON");
           await httpRoutes(server, service);
+        }
+        if (selected("vlog")) {
+          console.log("6. the verifiable log on and off");
+          await logCost(server, server.databaseUrl(runDatabase));
         }
       } finally {
         await service.stop();

@@ -194,6 +194,29 @@ describe("checkpoints and proofs", () => {
     expect((await audit.getCheckpoint({})).checkpoint).toBe(checkpoint.checkpoint);
   });
 
+  it("a tree that grew gets a new checkpoint once the interval has passed, without asking", async () => {
+    const tokens = await tenantWithEvents("interval", 2);
+    const audit = clientFor(AuditService, app, "connect", tokens.reader);
+    const first = await audit.getCheckpoint({ fresh: true });
+    await clientFor(AuditService, app, "connect", tokens.writer).create({ event: { action: "grown" } });
+    expect((await audit.getCheckpoint({})).treeSize).toBe(first.treeSize);
+    const signer = await startTestApp({
+      database: { url: database.url, drop: async () => {} },
+      env: { LOG_CHECKPOINT_INTERVAL_MS: "1000", AUDIT_ADMIN_TOKEN: app.adminToken },
+    });
+    try {
+      const deadline = Date.now() + 15_000;
+      let latest = first;
+      while (latest.treeSize === first.treeSize && Date.now() < deadline) {
+        await new Promise((resolve) => setTimeout(resolve, 250));
+        latest = await audit.getCheckpoint({});
+      }
+      expect(latest.treeSize).toBe(first.treeSize + 1n);
+    } finally {
+      await signer.close();
+    }
+  });
+
   it("sizes beyond the tree are OUT_OF_RANGE, bad sizes INVALID_ARGUMENT, unknown events NOT_FOUND", async () => {
     const tokens = await tenantWithEvents("ranges", 4);
     const audit = clientFor(AuditService, app, "connect", tokens.reader);

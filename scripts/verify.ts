@@ -358,7 +358,8 @@ async function main(argv: string[]): Promise<number> {
       if (error.code === "ENOENT") return undefined;
       throw new Trouble(`--state ${values.state}: ${error.message}`);
     });
-    if (saved !== undefined) {
+    if (saved === undefined) say(`no checkpoint saved in ${values.state} yet: this run's will be the first`);
+    else {
       const earlier = openCheckpoint(saved, vkey, tenant, `the saved checkpoint (${values.state})`);
       if (earlier.size > current.size) {
         throw new Failure(

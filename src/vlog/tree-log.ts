@@ -46,8 +46,9 @@ export class TreeLog implements AppendLog {
       const size = from.get(tenant) as number;
       const known = this.edges.get(tenant) ?? Edge.empty();
       if (known.size !== size) {
-        throw new Error(
-          `the verifiable log of tenant ${tenant} holds ${known.size} events, but its events reach ${size}`,
+        throw Object.assign(
+          new Error(`the verifiable log of tenant ${tenant} holds ${known.size} events, but its events reach ${size}`),
+          { code: TREE_DIVERGED },
         );
       }
       const edge = known.copy();
@@ -176,6 +177,9 @@ export class TreeLog implements AppendLog {
     if (this.edges.size > EDGES_KEPT) this.edges.delete(this.edges.keys().next().value as string);
   }
 }
+
+/** data_corrupted, as audit_log_advance raises it too: a tenant's tree and its events disagree. */
+const TREE_DIVERGED = "XX001";
 
 /** Tenants whose edges a process keeps; beyond it the least recently written is read again when next written. */
 const EDGES_KEPT = 10_000;

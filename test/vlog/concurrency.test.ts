@@ -4,11 +4,19 @@ import { Code } from "@connectrpc/connect";
 import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
+import { systemClock } from "../../src/clock.js";
+import { createLogger } from "../../src/logger.js";
+import { connectDatabase } from "../../src/store/database.js";
+import { EventStore } from "../../src/store/event-store.js";
+import { GroupCommit } from "../../src/store/group-commit.js";
+import { eventLeafData } from "../../src/vlog/leaf.js";
 import { parseSignerKey } from "../../src/vlog/note.js";
+import { TreeLog } from "../../src/vlog/tree-log.js";
 import { startTestApp, TEST_LOG_SIGNING_KEY, type TestApp } from "../support/app.js";
 import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { expectError } from "../support/errors.js";
+import { newEvent } from "../support/events.js";
 
 const signer = parseSignerKey(TEST_LOG_SIGNING_KEY);
 if (typeof signer === "string") throw new Error(signer);
@@ -53,6 +61,33 @@ async function treesMatchSequences(): Promise<void> {
 }
 
 describe("the tree under concurrent writers", () => {
+  it("a tenant whose tree and events disagree fails its own writes only, not the rest of a group commit", async () => {
+    const db = await connectDatabase(database.url, {
+      poolSize: 2,
+      statementTimeoutMs: 10_000,
+      logger: createLogger("warn"),
+    });
+    try {
+      const store = new EventStore(db.db, undefined, new TreeLog(db.sql, eventLeafData));
+      const groupCommit = new GroupCommit(store, systemClock, { maxBatch: 100, queueLimit: 1000, flushes: 1 });
+      await store.append("sound", [newEvent({ action: "a" })], systemClock);
+      await store.append("broken", [newEvent({ action: "a" })], systemClock);
+      // Events "stored" outside the service: the sequence moved, the tree did not.
+      await sql`update tenant_sequences set last_sequence = last_sequence + 1 where tenant = 'broken'`;
+      // Queued in one tick, so one flush holds all of them.
+      const results = await Promise.allSettled([
+        groupCommit.append("broken", newEvent({ action: "b" })),
+        ...Array.from({ length: 10 }, () => groupCommit.append("sound", newEvent({ action: "b" }))),
+      ]);
+      const [broken, ...sound] = results;
+      expect(broken?.status).toBe("rejected");
+      expect(String((broken as PromiseRejectedResult).reason)).toContain("the verifiable log of tenant broken");
+      expect(sound.map((r) => r.status)).toEqual(Array(10).fill("fulfilled"));
+    } finally {
+      await db.close();
+    }
+  });
+
   it("many writers on two instances, through group commit and BatchCreate: every tree equals the recomputed one", async () => {
     const a = await startTestApp({ database: shared(), env: { GROUP_COMMIT_MAX_BATCH: "50", AUDIT_ADMIN_TOKEN } });
     const b = await startTestApp({ database: shared(), env: { AUDIT_ADMIN_TOKEN } });

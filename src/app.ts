@@ -1,5 +1,5 @@
 import { setMaxListeners } from "node:events";
-import { type ConnectRouterOptions, createConnectRouter } from "@connectrpc/connect";
+import { type ConnectRouterOptions, createConnectRouter, type ServiceImpl } from "@connectrpc/connect";
 import { compressionBrotli, compressionGzip } from "@connectrpc/connect-node";
 import type { SpanExporter } from "@opentelemetry/sdk-trace-base";
 import { AdminService } from "../gen/audit/v1/admin_service_pb.js";
@@ -22,16 +22,21 @@ import { errorMappingInterceptor } from "./interceptors/error-mapping.js";
 import { Metrics } from "./interceptors/metrics.js";
 import { logRefusal, requestLogInterceptor } from "./interceptors/request-log.js";
 import { streamLimitInterceptor } from "./interceptors/stream-limits.js";
-import { storeObserver, type Telemetry, telemetryInterceptor } from "./interceptors/telemetry.js";
+import {
+  storeObserver,
+  type Telemetry,
+  telemetryInterceptor,
+  withRequestTraceContext,
+} from "./interceptors/telemetry.js";
 import { startTracing } from "./interceptors/tracing.js";
-import { type LegacyDeps, legacyHandler } from "./legacy/adapter.js";
+import { legacyHandler } from "./legacy/adapter.js";
 import { legacyAdapters } from "./legacy/index.js";
 import type { Logger } from "./logger.js";
 import { createRestTranscoder } from "./rest/transcoder.js";
 import { createGrpcUnaryHandlers } from "./server/grpc-unary.js";
-import { createInProcessClients, type InProcessClients } from "./server/in-process.js";
+import { createInvoker, type Invoker } from "./server/invoker.js";
 import { type MetricsServer, metricsHandler, startMetricsServer } from "./server/metrics-endpoint.js";
-import { registerRoutes, serviceRegistrations } from "./server/routes.js";
+import { registerRoutes, type Services, serviceRegistrations } from "./server/routes.js";
 import { type RunningServer, requestContextValues, startServer } from "./server/server.js";
 import { createIdentityAdmin } from "./service/admin-service.js";
 import { createAuditService } from "./service/audit-service.js";
@@ -58,8 +63,8 @@ import { TreeLog } from "./vlog/tree-log.js";
 export interface App {
   server: RunningServer;
   database: Database;
-  /** The typed in-process clients the legacy adapters call (tests call them directly too). */
-  clients: InProcessClients;
+  /** Runs the service's RPCs for the direct gRPC path, REST and the legacy APIs (tests call it directly too). */
+  invoker: Invoker;
   /** The REST routes compiled from the google.api.http annotations, as "POST /v1/… → pkg.Service.Method". */
   restRoutes: string[];
   /** Where GET /metrics is served: the main port, or METRICS_PORT's. */
@@ -162,7 +167,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     // Nor store U+FFFD for bytes that were not UTF-8: connect-es passes this decoder to its JSON parsing.
     textDecoder: new TextDecoder("utf-8", { fatal: true }),
   };
-  // Shared by the network server and in-process callers (REST, legacy adapters): the same interceptors and limits.
+  // Shared by the router and the invoker (direct gRPC path, REST, legacy adapters): the same interceptors and limits.
   const routerOptions: ConnectRouterOptions = {
     // Outermost first.
     interceptors: [
@@ -191,7 +196,7 @@ export async function startApp(options: AppOptions): Promise<App> {
     tickets,
     tailMaxLifetimeMs: config.tailMaxLifetimeMs,
   });
-  const services = {
+  const services: Services = {
     audit,
     // The identity RPCs and the template RPCs make up AdminService.
     admin: {
@@ -204,7 +209,7 @@ export async function startApp(options: AppOptions): Promise<App> {
         sessionsPerUser: config.sessionsPerUser,
       }),
       ...createTemplateAdmin({ templates, clock, selfAudit }),
-    },
+    } satisfies ServiceImpl<typeof AdminService>,
     frontier: createFrontierService({ audit, store }),
   };
   const router = createConnectRouter(routerOptions);
@@ -222,19 +227,10 @@ export async function startApp(options: AppOptions): Promise<App> {
   const reflection = createReflectionServices(() => router.handlers.map((h) => h.service));
   router.service(ServerReflection, reflection.v1);
   router.service(ServerReflectionAlpha, reflection.v1alpha);
-  const clients = createInProcessClients(serviceRegistrations(services), routerOptions);
+  const invoker = createInvoker(serviceRegistrations(services), routerOptions);
   const authenticate = preauthenticator(authenticator, selfAudit, logger);
-  const legacy: LegacyDeps = {
-    clients,
-    tenants,
-    authenticate,
-    maxBodyBytes: config.maxBodyBytes,
-    logger,
-    clock,
-    listMaxBytes: config.legacyListMaxBytes,
-  };
   const rest = createRestTranscoder({
-    router,
+    invoker,
     maxBodyBytes: config.maxBodyBytes,
     errorDomain: ERROR_DOMAIN,
     contextValues: (req) => requestContextValues(req).set(kRoute, "rest"),
@@ -260,13 +256,27 @@ export async function startApp(options: AppOptions): Promise<App> {
     config,
     logger,
     router,
-    grpcUnary: config.grpcFastPath ? createGrpcUnaryHandlers(serviceRegistrations(services), routerOptions) : undefined,
+    grpcUnary: config.grpcFastPath
+      ? createGrpcUnaryHandlers(invoker, invoker.methods, {
+          ...routerOptions,
+          writeUnknownFields: routerOptions.binaryOptions?.writeUnknownFields,
+        })
+      : undefined,
     fallback: legacyHandler(
-      legacyAdapters(legacy, (api) =>
-        createInProcessClients(serviceRegistrations(services), { ...routerOptions, route: api }),
-      ),
-      logger,
-      rest.handle,
+      legacyAdapters(invoker, {
+        tenants,
+        authenticate,
+        maxBodyBytes: config.maxBodyBytes,
+        logger,
+        clock,
+        listMaxBytes: config.legacyListMaxBytes,
+      }),
+      {
+        logger,
+        next: rest.handle,
+        onRefused: (req, fields) => logRefusal(logger, req, fields),
+        inTraceContext: withRequestTraceContext,
+      },
     ),
     shutdownController,
     ready: () => database.ping(),
@@ -276,7 +286,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   return {
     server,
     database,
-    clients,
+    invoker,
     restRoutes: rest.routes,
     metricsUrl: metricsServer ? `http://127.0.0.1:${metricsServer.port}/metrics` : `${server.url}/metrics`,
     async close() {

@@ -3,8 +3,8 @@ import { CredentialKind, Role } from "../../gen/audit/v1/admin_service_pb.js";
 import type { Clock } from "../clock.js";
 import { domainError, Reason } from "../errors.js";
 import type { Logger } from "../logger.js";
-import { isStorableText } from "../service/event-input.js";
 import type { CredentialRow, IdentityStore } from "../store/identity-store.js";
+import { isStorableText } from "../store/text.js";
 import { microsToIso, pgTimestampMicros } from "../store/time.js";
 import type { PasswordGuard } from "./password-guard.js";
 import type { Principal } from "./principal.js";
@@ -153,7 +153,7 @@ export class Authenticator {
       row.kind === CredentialKind.SESSION
         ? {
             createdAt: row.createdAt,
-            lastUsedAt: row.lastUsedAt ?? row.createdAt,
+            lastUsedAt: row.lastUsedAt ?? undefined,
             expiresAt: row.rememberMe ? undefined : sessionExpiry(row),
             rememberMe: row.rememberMe,
           }

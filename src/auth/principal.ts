@@ -11,7 +11,7 @@ export interface Principal {
   /** User name for users and sessions; key name for API keys. */
   name: string;
   /** Sessions only: what legacy APIs echo back about the session. */
-  session?: { createdAt: string; lastUsedAt: string; expiresAt: string | undefined; rememberMe: boolean };
+  session?: { createdAt: string; lastUsedAt: string | undefined; expiresAt: string | undefined; rememberMe: boolean };
 }
 
 export const kPrincipal = createContextKey<Principal | undefined>(undefined, {

@@ -232,8 +232,9 @@ function presented(authorization: string | null | undefined): string {
  * Authenticates the credential a request presents for `method`, as the interceptor will. Routes that read a request
  * themselves (REST, legacy) call it before they look at its tenant, content type or body, so an anonymous caller gets
  * the same answer whatever it names or sends. `tenant` is the request's, for Basic credentials without `tenant/`.
+ * Resolves to the caller, or undefined for a public RPC.
  */
-export type Preauthenticate = (req: HttpRequest, method: DescMethod, tenant: string) => Promise<void>;
+export type Preauthenticate = (req: HttpRequest, method: DescMethod, tenant: string) => Promise<Principal | undefined>;
 
 /** What pre-authentication reads of an HTTP request (node's HTTP/1.1 and HTTP/2 requests both have it). */
 export interface HttpRequest {
@@ -249,9 +250,9 @@ export function preauthenticator(
   return async (req, method, tenant) => {
     const procedure = `${method.parent.typeName}/${method.name}`;
     try {
-      if (requirementOf(procedure) === "public") return;
+      if (requirementOf(procedure) === "public") return undefined;
       const header = presented(req.headers.authorization);
-      await authenticateRecorded(authenticator, refusals, header, tenant, req.socket?.remoteAddress, procedure);
+      return await authenticateRecorded(authenticator, refusals, header, tenant, req.socket?.remoteAddress, procedure);
     } catch (error) {
       throw toConnectError(error, randomUUID(), procedure, logger);
     }

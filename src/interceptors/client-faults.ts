@@ -3,7 +3,8 @@ import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { ERROR_DOMAIN, Reason } from "../errors.js";
 
 /**
- * Requests connect-es cannot read, but reports as the server's fault: bytes that are not the protobuf message
+ * The one place that knows the libraries' error texts; test/server/client-faults.test.ts makes the installed versions
+ * raise each of them. Requests connect-es cannot read, but reports as the server's fault: bytes that are not the protobuf message
  * ("parse binary: …", INTERNAL), a compressed message without an encoding or with a corrupt one (INTERNAL), and a
  * unary or server-streaming call carrying no message or several (UNIMPLEMENTED). Each is the client's doing.
  */
@@ -54,8 +55,8 @@ function fault(message: string, error: ConnectError, reason: Reason, metadata: R
 }
 
 /**
- * A Connect request gate correcting client faults raised before any interceptor runs (a unary request is read and
- * decoded first). Every protocol handler aborts the call's context with the error just before writing it out, so
+ * A Connect request gate applying asClientFault on the router's own path, to client faults raised before any
+ * interceptor runs (a unary request is read and decoded first); the invoker applies it to the calls it runs. Every protocol handler aborts the call's context with the error just before writing it out, so
  * the error is corrected there, in place: it is the object the handler goes on to serialize.
  */
 export function clientFaultGate(context: HandlerContext): void {

@@ -1,18 +1,13 @@
-import type { LegacyAdapter, LegacyDeps } from "./adapter.js";
+import type { Invoker } from "../server/invoker.js";
+import { type LegacyAdapter, type LegacyDeps, legacyCall } from "./adapter.js";
 import { auditResourceAdapter } from "./audit-resource/audit-resource-adapter.js";
 import { axonizeAdapter } from "./axonize/axonize-adapter.js";
 import { planoAuthAdapter } from "./planoauth/planoauth-adapter.js";
 import { universalControllerAdapter } from "./universal-controller/index.js";
 
-/**
- * Every legacy API this service reproduces, each in its own folder. `clientsFor` gives each API clients whose calls
- * carry its name (metrics and traces tell the routes apart); by default they all share `deps.clients`.
- */
-export function legacyAdapters(
-  deps: LegacyDeps,
-  clientsFor: (api: string) => LegacyDeps["clients"] = () => deps.clients,
-): LegacyAdapter[] {
-  const as = (api: string): LegacyDeps => ({ ...deps, clients: clientsFor(api) });
+/** Every legacy API this service reproduces, each in its own folder, each calling the RPCs under its own name. */
+export function legacyAdapters(invoker: Invoker, deps: Omit<LegacyDeps, "call">): LegacyAdapter[] {
+  const as = (api: string): LegacyDeps => ({ ...deps, call: legacyCall(invoker, api) });
   return [
     auditResourceAdapter(as("audit-resource")),
     axonizeAdapter(as("axonize")),

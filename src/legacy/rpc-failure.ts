@@ -1,6 +1,7 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { reasonOf } from "../errors.js";
+import type { LegacyResponse } from "./http.js";
 
 /** What a legacy adapter needs from a failed in-process RPC to render it in its own API's format. */
 export interface RpcFailure {
@@ -21,6 +22,31 @@ export function rpcFailure(error: unknown): RpcFailure {
       .findDetails(BadRequestSchema)
       .flatMap((d) => d.fieldViolations.map((v) => ({ field: v.field, description: v.description, reason: v.reason }))),
   };
+}
+
+/**
+ * The HTTP status the legacy APIs answer a failed RPC with, unless their document says otherwise: 401 with a Bearer
+ * challenge, 403, 400, 409, 429, 503 with Retry-After, and 500 for the rest. The headers are set on `res`.
+ */
+export function failureStatus(failure: RpcFailure, res: LegacyResponse): number {
+  switch (failure.code) {
+    case Code.Unauthenticated:
+      res.setHeader("www-authenticate", "Bearer");
+      return 401;
+    case Code.PermissionDenied:
+      return 403;
+    case Code.InvalidArgument:
+      return 400;
+    case Code.AlreadyExists:
+      return 409;
+    case Code.ResourceExhausted:
+      return 429;
+    case Code.Unavailable:
+      res.setHeader("retry-after", "1");
+      return 503;
+    default:
+      return 500;
+  }
 }
 
 /**

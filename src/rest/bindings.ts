@@ -9,7 +9,6 @@ import {
   ScalarType,
   toJson,
 } from "@bufbuild/protobuf";
-import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { http } from "../../gen/google/api/annotations_pb.js";
 import type { HttpRule } from "../../gen/google/api/http_pb.js";
 import { hasStringForm, type Leaf, leafOf } from "./field-value.js";
@@ -31,7 +30,6 @@ export type BodyMapping = { kind: "none" } | { kind: "all" } | { kind: "field"; 
 /** One HTTP binding of an RPC: everything a request needs, worked out at start-up. */
 export interface Binding {
   rpc: DescMethod;
-  handler: UniversalHandler;
   httpMethod: string;
   template: PathTemplate;
   pathFields: PathField[];
@@ -45,18 +43,17 @@ export interface Binding {
 export class HttpRuleError extends Error {}
 
 /**
- * The routes of every annotated method of the handlers' services. Unannotated methods stay RPC-only.
+ * The routes of every annotated method. Unannotated methods stay RPC-only.
  * Throws HttpRuleError on any rule it cannot serve exactly and on conflicting routes.
  */
-export function buildRouteTable(handlers: readonly UniversalHandler[]): {
+export function buildRouteTable(methods: readonly DescMethod[]): {
   table: RouteTable<Binding>;
   bindings: Binding[];
 } {
   const table = new RouteTable<Binding>();
   const bindings: Binding[] = [];
-  const rpcPaths = new Set(handlers.map((h) => h.requestPath));
-  for (const handler of handlers) {
-    const rpc = handler.method;
+  const rpcPaths = new Set(methods.map((m) => `/${m.parent.typeName}/${m.name}`));
+  for (const rpc of methods) {
     if (!hasOption(rpc, http)) continue;
     const rule = getOption(rpc, http);
     const where = `${rpc.parent.typeName}.${rpc.name}`;
@@ -70,7 +67,7 @@ export function buildRouteTable(handlers: readonly UniversalHandler[]): {
       }
     }
     for (const r of rules) {
-      const binding = compile(r, rpc, handler, where);
+      const binding = compile(r, rpc, where);
       // Wildcard templates may also match RPC paths, but those requests never reach REST routing.
       if (rpcPaths.has(binding.template.source)) {
         throw new HttpRuleError(`${where}: ${binding.template.source} is an RPC path; REST cannot take it over`);
@@ -87,7 +84,7 @@ function describe(b: Binding): string {
   return `${b.httpMethod} ${b.template.source} of ${b.rpc.parent.typeName}.${b.rpc.name}`;
 }
 
-function compile(rule: HttpRule, rpc: DescMethod, handler: UniversalHandler, where: string): Binding {
+function compile(rule: HttpRule, rpc: DescMethod, where: string): Binding {
   const { pattern } = rule;
   let httpMethod: string;
   let path: string;
@@ -151,7 +148,6 @@ function compile(rule: HttpRule, rpc: DescMethod, handler: UniversalHandler, whe
 
   return {
     rpc,
-    handler,
     httpMethod,
     template,
     pathFields,

@@ -1,7 +1,7 @@
 import { Code } from "@connectrpc/connect";
 import { type MakeRestError, RestReason } from "./status.js";
 
-// Hop-by-hop headers, and those describing the REST body or protocol, which the inner Connect call replaces.
+// Hop-by-hop headers, and those describing the REST body or protocol, which the RPC does not see.
 const notForwarded = new Set([
   "connection",
   "keep-alive",
@@ -25,11 +25,14 @@ const SECONDS = /^[0-9]{1,9}(\.[0-9]+)?$/;
 const MILLIS = /^[0-9]{1,10}$/;
 
 /**
- * The headers of the inner Connect call: the caller's (Authorization, request ids, custom metadata) minus hop-by-hop
- * and body headers and any `connect-*` header, plus the call's deadline as `connect-timeout-ms`. The deadline is the
- * shortest of `grpc-timeout` (gRPC syntax), `X-Server-Timeout` (seconds) and `connect-timeout-ms`.
+ * The headers the RPC sees: the caller's (Authorization, request ids, custom metadata) minus hop-by-hop and body
+ * headers and any `connect-*` header; and the call's deadline, the shortest of `grpc-timeout` (gRPC syntax),
+ * `X-Server-Timeout` (seconds) and `connect-timeout-ms`.
  */
-export function forwardedHeaders(incoming: Headers, contentType: string, fail: MakeRestError): Headers {
+export function forwardedHeaders(
+  incoming: Headers,
+  fail: MakeRestError,
+): { header: Headers; timeoutMs: number | undefined } {
   const header = new Headers();
   let timeoutMs: number | undefined;
   const deadline = (name: string, ms: number | undefined) => {
@@ -52,10 +55,7 @@ export function forwardedHeaders(incoming: Headers, contentType: string, fail: M
       header.append(name, value);
     }
   }
-  header.set("content-type", contentType);
-  header.set("connect-protocol-version", "1");
-  if (timeoutMs !== undefined) header.set("connect-timeout-ms", String(timeoutMs));
-  return header;
+  return { header, timeoutMs };
 }
 
 // Set by the transcoder, or meaningful only to a Connect client.

@@ -8,52 +8,6 @@ export type NodeHeaders = Record<string, string | string[]>;
 /** The client hung up before its request was complete: there is no one left to answer. */
 export class ClientGoneError extends Error {}
 
-/**
- * The whole request body, or undefined once it passes `limit` bytes. Reading stops there without destroying the
- * request, so the caller can still answer 413; the declared Content-Length is checked before reading anything.
- */
-export function readBody(req: NodeRequest, limit: number): Promise<Buffer | undefined> {
-  const declared = Number(req.headers["content-length"]);
-  if (declared > limit) return Promise.resolve(undefined);
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    const cleanup = () => {
-      req.off("data", onData);
-      req.off("end", onEnd);
-      req.off("error", onError);
-      req.off("close", onClose);
-    };
-    const onData = (chunk: Buffer) => {
-      size += chunk.length;
-      if (size > limit) {
-        cleanup();
-        req.pause();
-        resolve(undefined);
-      } else {
-        chunks.push(chunk);
-      }
-    };
-    const onEnd = () => {
-      cleanup();
-      resolve(Buffer.concat(chunks, size));
-    };
-    const onError = (error: Error) => {
-      cleanup();
-      reject(new ClientGoneError(error.message));
-    };
-    // A client that hangs up mid-body: nothing to answer.
-    const onClose = () => {
-      cleanup();
-      reject(new ClientGoneError("the client closed the request before sending its body"));
-    };
-    req.on("data", onData);
-    req.once("end", onEnd);
-    req.once("error", onError);
-    req.once("close", onClose);
-  });
-}
-
 export function send(res: NodeResponse, status: number, headers: NodeHeaders, body: Uint8Array | string): void {
   const length = typeof body === "string" ? Buffer.byteLength(body) : body.byteLength;
   (res as http.ServerResponse).writeHead(status, { ...headers, "content-length": String(length) });

@@ -2,8 +2,8 @@ import { create, type JsonObject, type JsonValue, type Registry, toBinary, toJso
 import { base64Encode } from "@bufbuild/protobuf/wire";
 import { AnySchema } from "@bufbuild/protobuf/wkt";
 import { type Code, ConnectError } from "@connectrpc/connect";
-import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
 import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { httpStatusOf } from "../server/invoker.js";
 
 /**
  * Stable reasons (google.rpc.ErrorInfo) of the errors the transcoder raises itself, before or instead of an RPC.
@@ -26,7 +26,7 @@ export const RestReason = {
 export class RestError extends Error {
   constructor(
     readonly error: ConnectError,
-    readonly httpStatus: number = codeToHttpStatus(error.code),
+    readonly httpStatus: number = httpStatusOf(error.code),
     readonly headers: Record<string, string> = {},
   ) {
     super(error.message);

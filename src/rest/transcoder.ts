@@ -3,45 +3,24 @@ import {
   createRegistry,
   type DescMessage,
   type DescMethod,
-  fromJsonString,
+  fromJson,
   type JsonObject,
   type JsonValue,
   type JsonWriteOptions,
-  toJsonString,
+  toJson,
 } from "@bufbuild/protobuf";
-import {
-  Code,
-  ConnectError,
-  type ConnectRouter,
-  type ContextKey,
-  type ContextValues,
-  createContextValues,
-} from "@connectrpc/connect";
-import {
-  createAsyncIterable,
-  encodeEnvelope,
-  pipe,
-  readAllBytes,
-  transformSplitEnvelope,
-  type UniversalServerRequest,
-  type UniversalServerResponse,
-} from "@connectrpc/connect/protocol";
-import {
-  codeFromHttpStatus,
-  endStreamFlag,
-  endStreamFromJson,
-  errorFromJsonBytes,
-} from "@connectrpc/connect/protocol-connect";
-import { universalRequestFromNodeRequest } from "@connectrpc/connect-node";
+import { Code, ConnectError, type ContextKey, type ContextValues, createContextValues } from "@connectrpc/connect";
 import {
   BadRequestSchema,
   ErrorInfoSchema,
   file_google_rpc_error_details,
 } from "../../gen/google/rpc/error_details_pb.js";
+import { readBody } from "../server/body.js";
+import { type CallInit, type Invoker, unaryResponseHeaders } from "../server/invoker.js";
 import { type Binding, buildRouteTable } from "./bindings.js";
 import { renameFields, restFieldPath } from "./field-paths.js";
 import { forwardedHeaders, returnedHeaders } from "./forwarded-headers.js";
-import { ClientGoneError, type NodeRequest, type NodeResponse, readBody, send, write } from "./http-io.js";
+import { ClientGoneError, type NodeRequest, type NodeResponse, send, write } from "./http-io.js";
 import { jsonBodyProblem } from "./json-body.js";
 import { firstJsonFieldFault } from "./json-fields.js";
 import { assembleRequest, decodeSegment } from "./request-message.js";
@@ -49,8 +28,8 @@ import { isRpcProtocolRequest, rejectUnknownProcedure } from "./rpc-protocol.js"
 import { RestError, RestReason, restErrors, statusJson } from "./status.js";
 
 export interface RestTranscoderOptions {
-  /** Its handlers serve the REST routes, so REST calls pass the same interceptors, limits and deadlines as RPCs. */
-  router: Pick<ConnectRouter, "handlers">;
+  /** Runs the REST routes' RPCs, so REST calls pass the same interceptors, limits and deadlines as RPCs. */
+  invoker: Pick<Invoker, "methods" | "unary" | "serverStream">;
   /** Largest REST request body; the same limit as the router's readMaxBytes. */
   maxBodyBytes: number;
   /** google.rpc.ErrorInfo domain of the errors the transcoder raises itself (unknown route, bad parameter, …). */
@@ -81,7 +60,11 @@ export interface RestTranscoderOptions {
    * for an SSE request carrying a stream ticket: the call itself redeems it (once). `pathValue` gives a
    * single-segment path variable by its field path, e.g. "tenant".
    */
-  authenticate?: (req: NodeRequest, rpc: DescMethod, pathValue: (field: string) => string | undefined) => Promise<void>;
+  authenticate?: (
+    req: NodeRequest,
+    rpc: DescMethod,
+    pathValue: (field: string) => string | undefined,
+  ) => Promise<unknown>;
   /** Requests the transcoder refuses itself, before or instead of an RPC (unknown route, bad parameter, …). */
   onRefused?: (req: NodeRequest, httpStatus: number, error: ConnectError) => void;
   /** Failures of the transcoder itself (never a client error); the client gets a 500 Status without details. */
@@ -104,17 +87,17 @@ const utf8 = new TextDecoder("utf-8", { fatal: true });
  * descriptors and compiled once; an annotation that cannot be served exactly, or two that collide, throw here.
  */
 export function createRestTranscoder(options: RestTranscoderOptions): RestTranscoder {
-  const { table, bindings } = buildRouteTable(options.router.handlers);
+  const { table, bindings } = buildRouteTable(options.invoker.methods);
   const fail = restErrors(options.errorDomain);
   const registry = createRegistry(
     file_google_rpc_error_details,
-    ...new Set(options.router.handlers.map((h) => h.service.file)),
+    ...new Set(options.invoker.methods.map((m) => m.parent.file)),
     ...(options.detailTypes ?? []),
   );
   const heartbeatMs = options.sseHeartbeatMs ?? 15_000;
   const decode = (segment: string) => decodeSegment(segment, fail);
 
-  const respondError = (res: NodeResponse, error: RestError, rpcHeaders: Headers | undefined) => {
+  const respondError = (res: NodeResponse, error: RestError, rpcHeaders?: Headers) => {
     const headers = returnedHeaders(rpcHeaders, { ...error.headers, ...JSON_CONTENT_TYPE });
     send(res, error.httpStatus, headers, JSON.stringify(statusJson(error.error, registry)));
   };
@@ -165,30 +148,56 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
     const callerError = (error: ConnectError) =>
       decodeFault(error, binding, message, callerPath) ?? renameFields(error, callerPath);
     if (req.headers.host === undefined && !("authority" in req)) {
-      // Only HTTP/1.0 may omit it; the inner call needs an absolute URL.
+      // Only HTTP/1.0 may omit it; REST refuses such a request.
       throw fail(Code.InvalidArgument, RestReason.InvalidHeader, "a Host header is required", {
         metadata: { header: "host" },
       });
     }
     const contextValues = options.contextValues?.(req) ?? createContextValues();
     if (sse && ticket !== undefined) contextValues.set(sse.ticketKey, ticket);
-    const uReq = universalRequestFromNodeRequest(req, res, null, contextValues);
-    const json = Buffer.from(JSON.stringify(message));
-    const inner: UniversalServerRequest = {
-      ...uReq,
-      method: "POST",
-      url: new URL(binding.handler.requestPath, uReq.url).toString(),
-      header: forwardedHeaders(uReq.header, streaming ? "application/connect+json" : "application/json", fail),
-      body: createAsyncIterable([streaming ? encodeEnvelope(0, json) : json]),
+    const { header, timeoutMs } = forwardedHeaders(nodeHeaders(req), fail);
+    // Aborted when the client goes away before the answer is complete.
+    const gone = new AbortController();
+    const onClose = () => {
+      if (!res.writableFinished) gone.abort(new ConnectError("the client closed the call", Code.Canceled));
     };
-    const uRes = await binding.handler(inner);
-    if (streaming) await sendStream(req, res, binding, uRes, callerError);
-    else await sendUnary(res, binding, uRes, callerError);
+    res.once("close", onClose);
+    const init: CallInit = {
+      header,
+      contextValues,
+      signal: gone.signal,
+      timeoutMs,
+      protocolName: "rest",
+      url,
+    };
+    const input = async () => {
+      try {
+        return fromJson(binding.rpc.input, message);
+      } catch (error) {
+        throw ConnectError.from(error, Code.InvalidArgument);
+      }
+    };
+    try {
+      if (streaming) {
+        await sendStream(
+          req,
+          res,
+          binding,
+          options.invoker.serverStream(binding.rpc as never, input, init),
+          callerError,
+        );
+      } else {
+        await sendUnary(res, binding, await options.invoker.unary(binding.rpc as never, input, init), callerError);
+      }
+    } finally {
+      res.off("close", onClose);
+    }
   }
 
   async function readJsonBody(req: NodeRequest, binding: Binding): Promise<JsonValue | undefined> {
     const bytes = await readBody(req, options.maxBodyBytes);
-    if (bytes === undefined) {
+    if (bytes === "aborted") throw new ClientGoneError("the client closed the request before sending its body");
+    if (bytes === "too-large") {
       // The rest of the body is never read, so an HTTP/1 connection cannot carry another request.
       const headers: Record<string, string> = req.httpVersionMajor === 1 ? { connection: "close" } : {};
       throw fail(
@@ -256,79 +265,68 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
     return fail(Code.InvalidArgument, reason, `${field}: ${fault.description}`, { field, metadata: { field } }).error;
   }
 
-  async function sendUnary(res: NodeResponse, binding: Binding, uRes: UniversalServerResponse, named: CallerError) {
-    let bytes = uRes.body ? await readAllBytes(uRes.body, Number.MAX_SAFE_INTEGER) : new Uint8Array(0);
-    if (uRes.status !== 200) {
-      respondError(res, new RestError(named(rpcError(uRes.status, bytes)), uRes.status), uRes.header);
+  async function sendUnary(res: NodeResponse, binding: Binding, outcome: Outcome, named: CallerError) {
+    const headers = unaryResponseHeaders(outcome);
+    if (outcome.error) {
+      respondError(res, new RestError(named(outcome.error)), headers);
       return;
     }
-    const writeOptions = options.responseJson?.get(binding.rpc.parent.typeName);
-    if (writeOptions) {
-      const output = fromJsonString(binding.rpc.output, Buffer.from(bytes).toString("utf8"), { registry });
-      bytes = Buffer.from(toJsonString(binding.rpc.output, output, { ...writeOptions, registry }));
-    }
-    const body = binding.response ? responseField(bytes, binding) : bytes;
-    send(res, 200, returnedHeaders(uRes.header, JSON_CONTENT_TYPE), body);
+    const json = toJson(binding.rpc.output, outcome.message, writeOptionsOf(binding));
+    send(res, 200, returnedHeaders(headers, JSON_CONTENT_TYPE), responseJson(json, binding));
   }
 
   async function sendStream(
     req: NodeRequest,
     res: NodeResponse,
     binding: Binding,
-    uRes: UniversalServerResponse,
+    call: ServerStream,
     named: CallerError,
   ) {
-    if (uRes.status !== 200 || !uRes.body) {
-      const bytes = uRes.body ? await readAllBytes(uRes.body, Number.MAX_SAFE_INTEGER) : new Uint8Array(0);
-      respondError(res, new RestError(named(rpcError(uRes.status, bytes)), uRes.status), uRes.header);
-      return;
-    }
     const sse = isEventStream(req);
     const eventId = sse ? options.sse?.eventId.split(".") : undefined;
-    const frames = pipe(uRes.body, transformSplitEnvelope(Number.MAX_SAFE_INTEGER))[Symbol.asyncIterator]();
+    const writeOptions = writeOptionsOf(binding);
     let heartbeat: NodeJS.Timeout | undefined;
     try {
-      let frame = await frames.next();
-      // An RPC failing before its first message gets a real HTTP status rather than a 200 stream holding an error.
-      if (!frame.done && frame.value.flags & endStreamFlag) {
-        const { error } = endStreamFromJson(frame.value.data);
-        if (error) {
-          respondError(res, new RestError(named(error)), uRes.header);
-          return;
-        }
+      let next: IteratorResult<unknown>;
+      try {
+        next = await call.messages.next();
+      } catch (error) {
+        // An RPC failing before its first message gets a real HTTP status rather than a 200 stream holding an error.
+        respondError(res, new RestError(named(error as ConnectError)), call.header);
+        return;
       }
       (res as http.ServerResponse).writeHead(
         200,
-        returnedHeaders(uRes.header, {
+        returnedHeaders(call.header, {
           "content-type": sse ? "text/event-stream" : "application/x-ndjson",
           "cache-control": "no-cache",
         }),
       );
       if (sse && heartbeatMs > 0) heartbeat = setInterval(() => void write(res, ": keep-alive\n\n"), heartbeatMs);
-      for (; !frame.done; frame = await frames.next()) {
-        const { flags, data } = frame.value;
-        if (flags & endStreamFlag) {
-          const { error } = endStreamFromJson(data);
-          if (error) {
-            const status = JSON.stringify(statusJson(named(error), registry));
-            await write(res, sse ? `event: error\ndata: ${status}\n\n` : `{"error":${status}}\n`);
-          }
+      while (!next.done) {
+        const json = toJson(binding.rpc.output, next.value as never, writeOptions);
+        // One message per line (NDJSON) or per data field (SSE): JSON.stringify writes no newline.
+        const body = responseJson(json, binding);
+        const id = eventId ? sseId(json, eventId) : undefined;
+        const ok = await write(res, sse ? `${id ?? ""}data: ${body}\n\n` : `{"result":${body}}\n`);
+        if (!ok) break;
+        try {
+          next = await call.messages.next();
+        } catch (error) {
+          const status = JSON.stringify(statusJson(named(error as ConnectError), registry));
+          await write(res, sse ? `event: error\ndata: ${status}\n\n` : `{"error":${status}}\n`);
           break;
         }
-        // One message per line (NDJSON) or per data field (SSE): a JSON text must not span lines.
-        const json = binding.response || data.includes(NEWLINE) ? responseField(data, binding) : data;
-        const id = eventId ? sseId(data, eventId) : undefined;
-        const ok = await write(
-          res,
-          sse ? Buffer.concat([id ?? EMPTY, DATA, json, BLANK_LINE]) : Buffer.concat([RESULT, json, END_RESULT]),
-        );
-        if (!ok) break;
       }
       res.end();
     } finally {
       clearInterval(heartbeat);
-      await frames.return?.();
+      call.close();
     }
+  }
+
+  function writeOptionsOf(binding: Binding): Partial<JsonWriteOptions> {
+    return { ...options.responseJson?.get(binding.rpc.parent.typeName), registry };
   }
 
   /** A reconnecting EventSource's Last-Event-ID (the last `id:` it saw) as the request field the stream resumes after. */
@@ -348,13 +346,13 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
     message[field] = last;
   }
 
-  /** The response_body field of a JSON response (its default when the RPC left it unset), as compact JSON. */
-  function responseField(bytes: Uint8Array, binding: Binding): Buffer {
-    const message = JSON.parse(Buffer.from(bytes).toString("utf8")) as JsonObject;
-    if (!binding.response) return Buffer.from(JSON.stringify(message));
+  /** The response, or its response_body field (its default when the RPC left it unset), as compact JSON. */
+  function responseJson(json: JsonValue, binding: Binding): string {
+    if (!binding.response) return JSON.stringify(json);
     const { field, whenUnset } = binding.response;
+    const message = json as JsonObject;
     const value = message[field.jsonName] ?? message[field.name];
-    return Buffer.from(value === undefined ? whenUnset : JSON.stringify(value));
+    return value === undefined ? whenUnset : JSON.stringify(value);
   }
 
   return {
@@ -402,25 +400,22 @@ function takeParam(query: string, name: string): [string, string | undefined] {
 }
 
 /** An SSE `id:` line holding the message's field at `path`, when it has one. */
-function sseId(data: Uint8Array, path: string[]): Buffer | undefined {
-  let value: unknown = JSON.parse(Buffer.from(data).toString("utf8"));
+function sseId(json: JsonValue, path: string[]): string | undefined {
+  let value: unknown = json;
   for (const key of path) value = (value as Record<string, unknown> | undefined)?.[key];
-  return typeof value === "string" || typeof value === "number" ? Buffer.from(`id: ${value}\n`) : undefined;
+  return typeof value === "string" || typeof value === "number" ? `id: ${value}\n` : undefined;
 }
 
-const NEWLINE = 0x0a;
-const EMPTY = Buffer.alloc(0);
-const RESULT = Buffer.from('{"result":');
-const END_RESULT = Buffer.from("}\n");
-const DATA = Buffer.from("data: ");
-const BLANK_LINE = Buffer.from("\n\n");
-
-/** The Connect error in a non-200 unary response; a bare HTTP status when the body is not one. */
-function rpcError(status: number, bytes: Uint8Array): ConnectError {
-  const fallback = new ConnectError(`HTTP ${status}`, codeFromHttpStatus(status));
-  try {
-    return errorFromJsonBytes(bytes, undefined, fallback);
-  } catch {
-    return fallback;
+/** A node request's headers as fetch Headers, without HTTP/2 pseudo-headers. */
+function nodeHeaders(req: NodeRequest): Headers {
+  const headers = new Headers();
+  for (const [name, value] of Object.entries(req.headers)) {
+    if (value === undefined || name.startsWith(":")) continue;
+    if (Array.isArray(value)) for (const v of value) headers.append(name, v);
+    else headers.append(name, value);
   }
+  return headers;
 }
+
+type Outcome = Awaited<ReturnType<Invoker["unary"]>>;
+type ServerStream = ReturnType<Invoker["serverStream"]>;

@@ -1,24 +1,10 @@
 import type http2 from "node:http2";
-import type { DescService } from "@bufbuild/protobuf";
-import {
-  Code,
-  ConnectError,
-  type ConnectRouterOptions,
-  type ContextValues,
-  createHandlerContext,
-  createServiceImplSpec,
-  type ServiceImpl,
-} from "@connectrpc/connect";
-import {
-  createMethodSerializationLookup,
-  envelopeDecompress,
-  invokeUnaryImplementation,
-} from "@connectrpc/connect/protocol";
-import { parseTimeout, setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
-import { asClientFault } from "../interceptors/client-faults.js";
+import type { DescMethod } from "@bufbuild/protobuf";
+import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
 import { eventMessageDecoder } from "../service/event-binary-reader.js";
 import { eventMessageEncoder } from "../service/event-binary-writer.js";
 import { envelopeFlagsError } from "./envelope-flags.js";
+import { callerError, envelopeMessage, grpcTimeout, type Invoker, setGrpcStatus } from "./invoker.js";
 
 /** Serves one unary gRPC call; the caller has checked it with `takesGrpcFastPath`. */
 export type GrpcUnaryHandler = (
@@ -27,140 +13,105 @@ export type GrpcUnaryHandler = (
   contextValues: ContextValues,
 ) => void;
 
-export interface ServiceRegistration {
-  service: DescService;
-  impl: Partial<ServiceImpl<DescService>>;
-}
-
-/** The reason ctx.signal carries once a call has completed: made once, not a DOMException with a stack per call. */
-const completed = new ConnectError("the call has completed", Code.Canceled);
-
 /**
- * A direct path for unary gRPC calls with uncompressed protobuf bodies, the bulk of machine-to-machine traffic.
- * Connect's own gRPC handler runs every call, unary or not, through a chain of async iterables (split envelopes,
- * decompress, parse, invoke, serialize, compress, join); on a unary call that plumbing, its abort signals and its
- * garbage cost several times the work of the call itself (docs/performance.md). This path reads the one message,
- * and from there uses Connect's own pieces: the same serialization limits, handler context, interceptors and
- * implementations (invokeUnaryImplementation, as Connect's unary handlers do), and the same trailer encoding of
- * errors. Everything else (gRPC-web, Connect, JSON, compressed requests, streams, HTTP/1.1) takes Connect's path.
+ * A direct path for unary gRPC calls with uncompressed protobuf bodies, the bulk of machine-to-machine traffic: it
+ * reads the one enveloped message, decodes it, has the invoker run the call (the same handler context, interceptors
+ * and implementations as Connect's router), encodes the reply and writes the status as gRPC trailers, without the
+ * chain of async iterables Connect's handler builds for every call. Everything else (gRPC-web, Connect, JSON,
+ * compressed requests, streams, HTTP/1.1) takes Connect's path.
  */
 export function createGrpcUnaryHandlers(
-  services: ServiceRegistration[],
-  options: Pick<
-    ConnectRouterOptions,
-    "interceptors" | "readMaxBytes" | "writeMaxBytes" | "maxTimeoutMs" | "shutdownSignal" | "binaryOptions"
-  >,
+  invoker: Invoker,
+  methods: Iterable<DescMethod>,
+  options: { readMaxBytes?: number; writeMaxBytes?: number; maxTimeoutMs?: number; writeUnknownFields?: boolean },
 ): Map<string, GrpcUnaryHandler> {
   const readMaxBytes = options.readMaxBytes ?? 0xffffffff;
   const writeMaxBytes = options.writeMaxBytes ?? 0xffffffff;
-  const interceptors = options.interceptors ?? [];
+  const maxTimeoutMs = options.maxTimeoutMs ?? Number.MAX_SAFE_INTEGER;
   const handlers = new Map<string, GrpcUnaryHandler>();
-  for (const { service, impl } of services) {
-    const spec = createServiceImplSpec(service, impl);
-    for (const method of service.methods) {
-      const methodSpec = spec.methods[method.localName];
-      if (method.methodKind !== "unary" || methodSpec?.kind !== "unary") continue;
-      const serialization = createMethodSerializationLookup(method, options.binaryOptions, undefined, {
-        readMaxBytes,
-        writeMaxBytes,
-      });
-      const input = serialization.getI(true);
-      const output = serialization.getO(true);
-      // Requests made of AuditEvents are read by a hand-made reader where it can (the same message, several times
-      // faster), and by protobuf-es otherwise, which also gives every parse error.
-      const decode = eventMessageDecoder(method.input);
-      const parse = decode ? (bytes: Uint8Array) => decode(bytes) ?? input.parse(bytes) : input.parse;
-      // Responses made of AuditEvents are written by a hand-made encoder (the same bytes, several times faster).
-      const encode =
-        options.binaryOptions?.writeUnknownFields === false ? undefined : eventMessageEncoder(method.output);
-      const serialize = encode
-        ? (reply: Parameters<typeof encode>[0]) => {
-            const bytes = encode(reply);
-            if (bytes.byteLength > writeMaxBytes) {
-              throw new ConnectError(
-                `message size ${bytes.byteLength} is larger than configured writeMaxBytes ${writeMaxBytes}`,
-                Code.ResourceExhausted,
-              );
-            }
-            return bytes;
+  for (const method of methods) {
+    if (method.methodKind !== "unary") continue;
+    const binary = invoker.binary(method);
+    // Requests made of AuditEvents are read by a hand-made reader where it can (the same message), and by
+    // protobuf-es otherwise, which also gives every parse error.
+    const decode = eventMessageDecoder(method.input);
+    const parse = decode ? (bytes: Uint8Array) => decode(bytes) ?? binary.parse(bytes) : binary.parse;
+    // Responses made of AuditEvents are written by a hand-made encoder (the same bytes).
+    const encode = options.writeUnknownFields === false ? undefined : eventMessageEncoder(method.output);
+    const serialize = encode
+      ? (reply: Parameters<typeof encode>[0]) => {
+          const bytes = encode(reply);
+          if (bytes.byteLength > writeMaxBytes) {
+            throw new ConnectError(
+              `message size ${bytes.byteLength} is larger than configured writeMaxBytes ${writeMaxBytes}`,
+              Code.ResourceExhausted,
+            );
           }
-        : output.serialize;
-      const url = `/${service.typeName}/${method.name}`;
-
-      handlers.set(url, (req, res, contextValues) => {
-        const requestHeader: Record<string, string> = {};
-        for (const [name, value] of Object.entries(req.headers)) {
-          if (name.charCodeAt(0) !== 58 /* ":" */ && value !== undefined) {
-            requestHeader[name] = Array.isArray(value) ? value.join(", ") : value;
-          }
+          return bytes;
         }
-        const timeout = parseTimeout(
-          requestHeader["grpc-timeout"] ?? null,
-          options.maxTimeoutMs ?? Number.MAX_SAFE_INTEGER,
-        );
-        // Aborted when the client goes away before the answer is sent, as Connect's node adapter does.
-        const request = new AbortController();
-        const onClose = () => {
-          if (!res.writableFinished) request.abort(new ConnectError("the client closed the call", Code.Canceled));
-        };
-        res.once("close", onClose);
-        const context = createHandlerContext({
-          ...methodSpec,
-          service,
-          requestMethod: "POST",
+      : binary.serialize;
+
+    handlers.set(`/${method.parent.typeName}/${method.name}`, (req, res, contextValues) => {
+      const header: Record<string, string> = {};
+      for (const [name, value] of Object.entries(req.headers)) {
+        if (name.charCodeAt(0) !== 58 /* ":" */ && value !== undefined) {
+          header[name] = Array.isArray(value) ? value.join(", ") : value;
+        }
+      }
+      const timeout = grpcTimeout(header["grpc-timeout"], maxTimeoutMs);
+      // Aborted when the client goes away before the answer is sent, as Connect's node adapter does.
+      const request = new AbortController();
+      const onClose = () => {
+        if (!res.writableFinished) request.abort(new ConnectError("the client closed the call", Code.Canceled));
+      };
+      res.once("close", onClose);
+      const read = async () => {
+        const envelope = await readEnvelope(req, readMaxBytes);
+        if (timeout.error) throw timeout.error;
+        if (envelope.flags > 1) throw envelopeFlagsError(envelope.flags);
+        return parse(await envelopeMessage(envelope, readMaxBytes)) as never;
+      };
+      invoker
+        .unary(method as never, read, {
+          header,
+          contextValues,
+          signal: request.signal,
+          timeoutMs: timeout.error ? undefined : timeout.timeoutMs,
           protocolName: "grpc",
-          timeoutMs: timeout.timeoutMs,
-          shutdownSignal: options.shutdownSignal,
-          requestSignal: request.signal,
-          requestHeader,
           url: `${req.scheme}://${req.authority}${req.url}`,
           responseHeader: { "content-type": "application/grpc+proto" },
           responseTrailer: { "grpc-status": "0" },
-          contextValues,
-        });
-
-        const finish = (body: Uint8Array | undefined, error: unknown) => {
-          context.abort(completed);
+        })
+        .then((outcome) => {
+          let frame: Uint8Array | undefined;
+          let error = outcome.error;
+          if (!error) {
+            try {
+              const bytes = serialize(outcome.message as never);
+              frame = new Uint8Array(5 + bytes.byteLength);
+              new DataView(frame.buffer).setUint32(1, bytes.byteLength);
+              frame.set(bytes, 5);
+            } catch (thrown) {
+              error = callerError(thrown);
+            }
+          }
           res.off("close", onClose);
           if (res.destroyed || res.headersSent) return;
-          if (error !== undefined) {
-            setTrailerStatus(
-              context.responseTrailer,
-              error instanceof ConnectError
-                ? // Parse errors and missing or extra messages are the client's fault, as on Connect's own path.
-                  (asClientFault(error) ?? error)
-                : new ConnectError("internal error", Code.Internal, undefined, undefined, error),
-            );
-          }
+          if (error) setGrpcStatus(outcome.trailer, error);
           const head: Record<string, string> = {};
-          context.responseHeader.forEach((value, name) => {
+          outcome.header.forEach((value, name) => {
             head[name] = value;
           });
           const trailer: Record<string, string> = {};
-          context.responseTrailer.forEach((value, name) => {
+          outcome.trailer.forEach((value, name) => {
             trailer[name] = value;
           });
           res.writeHead(200, head);
           res.addTrailers(trailer);
-          if (body) res.end(body);
+          if (frame) res.end(frame);
           else res.end();
-        };
-
-        readEnvelope(req, readMaxBytes)
-          .then(async (envelope) => {
-            if (timeout.error) throw timeout.error;
-            if (envelope.flags > 1) throw envelopeFlagsError(envelope.flags);
-            const message = parse((await envelopeDecompress(envelope, null, readMaxBytes)).data);
-            const reply = await invokeUnaryImplementation(methodSpec, context, message, interceptors);
-            const bytes = serialize(reply);
-            const frame = new Uint8Array(5 + bytes.byteLength);
-            new DataView(frame.buffer).setUint32(1, bytes.byteLength);
-            frame.set(bytes, 5);
-            finish(frame, undefined);
-          })
-          .catch((error: unknown) => finish(undefined, error));
-      });
-    }
+        });
+    });
   }
   return handlers;
 }

@@ -2,14 +2,8 @@ import type http from "node:http";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { MethodOptions_IdempotencyLevel } from "@bufbuild/protobuf/wkt";
 import { Code, type ConnectError } from "@connectrpc/connect";
-import {
-  type UniversalServerResponse,
-  uResponseMethodNotAllowed,
-  uResponseUnsupportedMediaType,
-} from "@connectrpc/connect/protocol";
-import { errorToJsonBytes } from "@connectrpc/connect/protocol-connect";
-import { setTrailerStatus } from "@connectrpc/connect/protocol-grpc";
 import { domainError, Reason } from "../errors.js";
+import { connectErrorJson, negotiationFailure, setGrpcStatus } from "./invoker.js";
 import type { NodeHandler } from "./listener.js";
 
 type NodeRequest = Parameters<NodeHandler>[0];
@@ -31,10 +25,11 @@ const GRPC_CONTENT_TYPE = /^application\/grpc(?:-web)?(?:\+|;|$)/i;
 export function negotiationRefusal(
   method: DescMethod,
   req: NodeRequest,
-  uRes: UniversalServerResponse,
+  uRes: Parameters<typeof negotiationFailure>[0],
 ): RpcRefusal | undefined {
   const path = (req.url ?? "").split("?", 1)[0];
-  if (uRes === uResponseMethodNotAllowed) {
+  const failure = negotiationFailure(uRes);
+  if (failure === "method") {
     const allow = sideEffectFree(method) ? "GET, POST" : "POST";
     const error = domainError(
       Code.Unimplemented,
@@ -44,7 +39,7 @@ export function negotiationRefusal(
     );
     return { error, httpStatus: 405, headers: { allow } };
   }
-  if (uRes === uResponseUnsupportedMediaType) {
+  if (failure === "media-type") {
     const given = req.headers["content-type"];
     const connect =
       method.methodKind === "unary"
@@ -82,12 +77,12 @@ export function sendRpcRefusal(req: NodeRequest, res: NodeResponse, refusal: Rpc
   const out = res as http.ServerResponse;
   const contentType = String(req.headers["content-type"] ?? "");
   if (GRPC_CONTENT_TYPE.test(contentType)) {
-    const headers = setTrailerStatus(new Headers({ "content-type": contentType }), refusal.error);
+    const headers = setGrpcStatus(new Headers({ "content-type": contentType }), refusal.error);
     out.writeHead(200, { ...Object.fromEntries(headers), ...refusal.headers, "x-request-id": requestId });
     out.end();
     return;
   }
-  const body = errorToJsonBytes(refusal.error, {});
+  const body = connectErrorJson(refusal.error);
   out.writeHead(refusal.httpStatus, {
     ...refusal.headers,
     "content-type": "application/json",

@@ -4,7 +4,6 @@ import type http from "node:http";
 import http2 from "node:http2";
 import type net from "node:net";
 import { Code, ConnectError, type ConnectRouter, type ContextValues, createContextValues } from "@connectrpc/connect";
-import type { UniversalHandler } from "@connectrpc/connect/protocol";
 import { universalRequestFromNodeRequest, universalResponseToNodeResponse } from "@connectrpc/connect-node";
 import { kClientAddress } from "../auth/principal.js";
 import { type Config, ConfigError } from "../config.js";
@@ -77,7 +76,9 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const { config, logger } = options;
   const shutdown = options.shutdownController;
   let closing = false;
-  const rpcs = new Map<string, UniversalHandler>(options.router.handlers.map((h) => [h.requestPath, h]));
+  const rpcs = new Map<string, ConnectRouter["handlers"][number]>(
+    options.router.handlers.map((h) => [h.requestPath, h]),
+  );
   // `/audit.v1.AuditService/` → its methods: a path under a served service is an RPC path even when no method matches.
   const servicesByPrefix = new Map(options.router.handlers.map((h) => [`/${h.service.typeName}/`, h.service.methods]));
   const fallback: NodeHandler = options.fallback ?? notFound;

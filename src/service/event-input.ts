@@ -4,6 +4,7 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { type AuditEvent, OutcomeStatus, OutcomeStatusSchema, type RequestInfo } from "../../gen/audit/v1/event_pb.js";
 import { type FieldViolation, Reason } from "../errors.js";
 import type { NewEvent } from "../store/event-store.js";
+import { isStorableText } from "../store/text.js";
 import { microsToIso, timestampMicros } from "../store/time.js";
 import { ID_PATTERN, limits } from "./limits.js";
 
@@ -145,11 +146,6 @@ function instant(ts: Timestamp | undefined, field: string, nowMicros: bigint, ch
   return micros;
 }
 
-/** PostgreSQL text and jsonb refuse NUL and unpaired surrogates; refuse them here with a field name instead. */
-export function isStorableText(value: string): boolean {
-  return !value.includes("\u0000") && value.isWellFormed();
-}
-
 /** `json` is the attributes as canonicalJson writes them: as long as JSON.stringify's, keys in another order. */
 function sizeProblem(json: string): string | undefined {
   const size = Buffer.byteLength(json);
@@ -184,8 +180,8 @@ function valueProblem(v: JsonValue, depth: number): string | undefined {
  * What the content hash is taken of: the event as the client sent it, in canonical JSON. By definition that is
  * canonicalJson(toJson(event)) without the output-only fields (tenant, sequence, received_at, expires_at), so a
  * replay hashes the same whatever its wire format or key order; it is written here field by field, in sorted key
- * order, because toJson and the generic sort were half the cost of reading an event. test/core/event-content.test.ts
- * checks the two agree on generated events. `attributesJson` is canonicalJson(event.attributes), when set.
+ * order, without toJson and a generic sort (their cost: docs/performance.md). test/core/event-content.test.ts checks
+ * the two agree on generated events. `attributesJson` is canonicalJson(event.attributes), when set.
  */
 export function canonicalContent(e: AuditEvent, attributesJson: string | undefined): string {
   let out = text("{", "action", e.action);

@@ -2,8 +2,8 @@ import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { OutcomeStatus } from "../../gen/audit/v1/event_pb.js";
 import type { FieldViolation } from "../errors.js";
 import type { EventFilter } from "../store/event-filter.js";
+import { isStorableText } from "../store/text.js";
 import { timestampToIso } from "../store/time.js";
-import { isStorableText } from "./event-input.js";
 import { limits } from "./limits.js";
 
 /** The filter fields ListRequest and EventFilter (Tail) have in common, under the same names. */

@@ -8,8 +8,9 @@ import type { FieldViolation } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { SERVICE_CATEGORY_PREFIX } from "../store/event-filter.js";
 import type { GroupCommit } from "../store/group-commit.js";
+import { isStorableText } from "../store/text.js";
 import { microsToIso } from "../store/time.js";
-import { isStorableText, readEvent } from "./event-input.js";
+import { readEvent } from "./event-input.js";
 import { limits, SYSTEM_TENANT, TENANT_PATTERN } from "./limits.js";
 import type { TenantDirectory } from "./tenant-directory.js";
 

@@ -7,7 +7,7 @@ import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { type AuditEventSchema, OutcomeStatus } from "../../gen/audit/v1/event_pb.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
-import { whileCredentialsTableMissing } from "./outage.js";
+import { whileTableMissing } from "./outage.js";
 
 let app: TestApp;
 let acme: TenantTokens;
@@ -273,7 +273,7 @@ describe("errors", () => {
   });
 
   test("500: the database fails unexpectedly; nothing internal is shown", async () => {
-    await whileCredentialsTableMissing(app, async () => {
+    await whileTableMissing(app, "events", async () => {
       const res = await get();
       expect(res.status).toBe(500);
       expect(JSON.parse(res.text).error).toEqual({

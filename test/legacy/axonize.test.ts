@@ -5,7 +5,7 @@ import { OutcomeStatus } from "../../gen/audit/v1/event_pb.js";
 import { timestampToIso } from "../../src/store/time.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
-import { whileCredentialsTableMissing } from "./outage.js";
+import { whileTableMissing } from "./outage.js";
 
 let app: TestApp;
 let acme: TenantTokens;
@@ -332,7 +332,7 @@ describe("errors", () => {
   });
 
   test("500: the database fails unexpectedly; nothing internal is shown", async () => {
-    await whileCredentialsTableMissing(app, async () => {
+    await whileTableMissing(app, "tenant_sequences", async () => {
       const { status, error } = await postError({ ...minimal, action: "Refused" });
       expect([status, error.code]).toEqual([500, "INTERNAL"]);
       expect(error.message).toMatch(/^internal error \(request id [\w-]+\)$/);

@@ -2,16 +2,21 @@ import postgres from "postgres";
 import type { TestApp } from "../support/app.js";
 
 /**
- * Runs `fn` while the app's `credentials` table is renamed away, so every call fails in the database with an error
- * the service does not expect (an internal error) while connections stay up. The table is put back after.
+ * Runs `fn` while one of the app's tables is renamed away, so every call that reads or writes it fails in the
+ * database with an error the service does not expect (an internal error) while connections stay up. The table is put
+ * back after.
  */
-export async function whileCredentialsTableMissing(app: TestApp, fn: () => Promise<void>): Promise<void> {
+export async function whileTableMissing(
+  app: TestApp,
+  table: "events" | "tenant_sequences",
+  fn: () => Promise<void>,
+): Promise<void> {
   const sql = postgres(app.databaseUrl, { max: 1, onnotice: () => {} });
   try {
-    await sql`alter table credentials rename to credentials_hidden`;
+    await sql`alter table ${sql(table)} rename to ${sql(`${table}_hidden`)}`;
     await fn();
   } finally {
-    await sql`alter table credentials_hidden rename to credentials`;
+    await sql`alter table ${sql(`${table}_hidden`)} rename to ${sql(table)}`;
     await sql.end();
   }
 }

@@ -156,10 +156,10 @@ describe("refused credentials", () => {
       actions: ["credential.refused"],
       targetId: credential?.id ?? "",
     });
-    // The Axonize route authenticates with GetCaller before it creates anything.
+    // The Axonize route authenticates for Create before it reads the body.
     expect(refused.map((e) => [e.target?.type, e.target?.name, e.outcome?.code, e.attributes?.procedure])).toEqual([
       ["api_key", "leaked", "CREDENTIAL_REVOKED", "audit.v1.AuditService/Create"],
-      ["api_key", "leaked", "CREDENTIAL_REVOKED", "audit.v1.AdminService/GetCaller"],
+      ["api_key", "leaked", "CREDENTIAL_REVOKED", "audit.v1.AuditService/Create"],
     ]);
   });
 

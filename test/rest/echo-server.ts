@@ -13,6 +13,7 @@ import { ErrorInfoSchema, LocalizedMessageSchema } from "../../gen/google/rpc/er
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/logger.js";
 import { createRestTranscoder, type RestTranscoderOptions } from "../../src/rest/transcoder.js";
+import { createInvoker, registration } from "../../src/server/invoker.js";
 import { type RunningServer, requestContextValues, startServer } from "../../src/server/server.js";
 import { ItemSchema } from "../gen/resttest/v1/invalid_rules_pb.js";
 import { type Echo, EchoService, type Params, RetryAdviceSchema } from "../gen/resttest/v1/rest_test_pb.js";
@@ -106,16 +107,16 @@ export async function startEchoServer(
   });
   const logger = createLogger("warn", new Writable({ write: (_chunk, _encoding, callback) => callback() }));
   const shutdownController = new AbortController();
-  const router = createConnectRouter({
+  const routerOptions = {
     interceptors: [testInterceptor],
     readMaxBytes: config.maxBodyBytes,
     shutdownSignal: shutdownController.signal,
-    jsonOptions: { ignoreUnknownFields: false },
-  });
+  };
+  const router = createConnectRouter({ ...routerOptions, jsonOptions: { ignoreUnknownFields: false } });
   router.service(EchoService, echoImpl);
   const internalErrors: unknown[] = [];
   const rest = createRestTranscoder({
-    router,
+    invoker: createInvoker([registration(EchoService, echoImpl)], routerOptions),
     maxBodyBytes: config.maxBodyBytes,
     errorDomain: "resttest.v1",
     contextValues: requestContextValues,

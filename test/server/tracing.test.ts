@@ -79,7 +79,7 @@ describe("a call with a traceparent gets a server span under that parent, and ch
     expect(spans.find((s) => s.name === "EventStore.list")?.parentSpanContext?.spanId).toBe(list.spanContext().spanId);
   });
 
-  test("a legacy route (Axonize): each in-process call is a child of the HTTP request's parent", async () => {
+  test("a legacy route (Axonize): its one call is a child of the HTTP request's parent", async () => {
     const parent = traceparent();
     const res = await fetch(`${app.url}/odata/Audits`, {
       method: "POST",
@@ -88,7 +88,9 @@ describe("a call with a traceparent gets a server span under that parent, and ch
     });
     expect(res.status).toBeLessThan(300);
     const spans = spansOf(parent.traceId);
-    for (const name of [create, "audit.v1.AdminService/GetCaller"]) {
+    expect(spans.some((s) => s.name.includes("GetCaller"))).toBe(false);
+    {
+      const name = create;
       const call = server(spans, name);
       expect(call.parentSpanContext?.spanId, name).toBe(parent.spanId);
       expect(call.attributes["audit.protocol"]).toBe("axonize");

@@ -1,15 +1,16 @@
 import type http from "node:http";
 import { Code } from "@connectrpc/connect";
+import { AuditService } from "../../../gen/audit/v1/audit_service_pb.js";
 import { Reason } from "../../errors.js";
 import type { LegacyAdapter, LegacyDeps } from "../adapter.js";
 import { type LegacyResponse, send } from "../http.js";
-import { legacyDescription, legacyField, type RpcFailure, rpcFailure } from "../rpc-failure.js";
+import { failureStatus, legacyDescription, legacyField, type RpcFailure, rpcFailure } from "../rpc-failure.js";
 import { PARAMETER_NAMES, readQuery } from "./audit-query.js";
 import { type Format, JSON_FORMAT, negotiate, renderAudits, renderError, toRecord } from "./audit-rendering.js";
 
 /** "Audit Resource" `GET /audit`: the caller's own tenant's audits, filtered, as JSON or XML per Accept. */
 export function auditResourceAdapter(deps: LegacyDeps): LegacyAdapter {
-  const { clients } = deps;
+  const { call } = deps;
 
   return {
     name: "audit-resource",
@@ -35,15 +36,15 @@ export function auditResourceAdapter(deps: LegacyDeps): LegacyAdapter {
       try {
         // The caller's own Authorization header, whatever its scheme, goes to the core unchanged.
         const authorization = req.headers.authorization;
-        const headers: Record<string, string> = authorization ? { authorization } : {};
         let accountId: number;
         try {
-          const caller = await clients.admin.getCaller({}, { headers });
-          if (!caller.tenant) {
+          const caller = await deps.authenticate(req, AuditService.method.list, "");
+          const tenant = caller?.tenant ? await deps.tenants.get(caller.tenant) : undefined;
+          if (!tenant) {
             fail(403, Reason.TenantMismatch, "a global credential has no account; use a credential of the tenant");
             return;
           }
-          accountId = Number(caller.tenant.numericId);
+          accountId = Number(tenant.numericId);
         } catch (error) {
           renderFailure(res, format, rpcFailure(error));
           return;
@@ -54,7 +55,7 @@ export function auditResourceAdapter(deps: LegacyDeps): LegacyAdapter {
           return;
         }
         try {
-          const { events, nextPageToken } = await clients.audit.list(query, { headers });
+          const { events, nextPageToken } = await call(AuditService.method.list, query, authorization);
           // More matched than the cap: say so, since the document's format has no place for it.
           if (nextPageToken !== "") (res as http.ServerResponse).setHeader("x-result-truncated", "true");
           send(
@@ -79,33 +80,13 @@ export function auditResourceAdapter(deps: LegacyDeps): LegacyAdapter {
 
 /** The HTTP status and error body for a failed RPC, from its code and reason. */
 function renderFailure(res: LegacyResponse, format: Format, failure: RpcFailure): void {
-  let status = 500;
+  const status = failureStatus(failure, res);
   let message = failure.message;
   let parameter: string | undefined;
-  switch (failure.code) {
-    case Code.Unauthenticated:
-      (res as http.ServerResponse).setHeader("www-authenticate", "Bearer");
-      status = 401;
-      break;
-    case Code.PermissionDenied:
-      status = 403;
-      break;
-    case Code.InvalidArgument: {
-      status = 400;
-      const v = failure.violations[0];
-      if (v) {
-        parameter = legacyField(v.field, PARAMETER_NAMES);
-        message = `${parameter}: ${legacyDescription(v.description, PARAMETER_NAMES)}`;
-      }
-      break;
-    }
-    case Code.ResourceExhausted:
-      status = 429;
-      break;
-    case Code.Unavailable:
-      (res as http.ServerResponse).setHeader("retry-after", "1");
-      status = 503;
-      break;
+  const v = failure.code === Code.InvalidArgument ? failure.violations[0] : undefined;
+  if (v) {
+    parameter = legacyField(v.field, PARAMETER_NAMES);
+    message = `${parameter}: ${legacyDescription(v.description, PARAMETER_NAMES)}`;
   }
   send(res, status, format.mediaType, renderError(format, failure.reason, message, parameter));
 }

@@ -1,11 +1,13 @@
 import type http from "node:http";
 import type { JsonObject } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
+import { AuditService } from "../../../gen/audit/v1/audit_service_pb.js";
 import type { AuditEvent } from "../../../gen/audit/v1/event_pb.js";
 import { Reason } from "../../errors.js";
+import { readBody } from "../../server/body.js";
 import type { LegacyAdapter, LegacyDeps } from "../adapter.js";
-import { type LegacyRequest, type LegacyResponse, mediaType, readBody, send } from "../http.js";
-import { legacyDescription, legacyField, type RpcFailure, rpcFailure } from "../rpc-failure.js";
+import { type LegacyRequest, type LegacyResponse, mediaType, send } from "../http.js";
+import { failureStatus, legacyDescription, legacyField, type RpcFailure, rpcFailure } from "../rpc-failure.js";
 import { echo, readAudit, toEvent, type Violation } from "./axonize-audit.js";
 
 /** `/odata/Audits`, with or without a trailing slash, in any letter case. */
@@ -45,7 +47,7 @@ interface ODataError {
 
 /** Axonize `Audits/Post`: an OData JSON entity in, the entity echoed with what the server set, `201 Created`. */
 export function axonizeAdapter(deps: LegacyDeps): LegacyAdapter {
-  const { clients } = deps;
+  const { call } = deps;
 
   async function serve(req: LegacyRequest, res: LegacyResponse): Promise<ODataError | undefined> {
     if (req.method !== "POST") {
@@ -54,10 +56,9 @@ export function axonizeAdapter(deps: LegacyDeps): LegacyAdapter {
     }
     // The caller's own Authorization header (`<token>` or `Bearer <token>`) goes to the core unchanged.
     const authorization = req.headers.authorization;
-    const headers: Record<string, string> = authorization ? { authorization } : {};
     try {
-      const caller = await clients.admin.getCaller({}, { headers });
-      if (!caller.tenant) {
+      const caller = await deps.authenticate(req, AuditService.method.create, "");
+      if (!caller?.tenant) {
         return { http: 403, code: Reason.TenantMismatch, message: "a global credential belongs to no tenant" };
       }
     } catch (error) {
@@ -92,7 +93,7 @@ export function axonizeAdapter(deps: LegacyDeps): LegacyAdapter {
     }
     let event: AuditEvent | undefined;
     try {
-      ({ event } = await clients.audit.create({ event: toEvent(audit, appId) }, { headers }));
+      ({ event } = await call(AuditService.method.create, { event: toEvent(audit, appId) }, authorization));
     } catch (error) {
       return fromRpc(rpcFailure(error), res);
     }
@@ -137,32 +138,21 @@ function badRequest(violations: Violation[]): ODataError {
 
 /** The OData error for a failed RPC, from its code and reason. */
 function fromRpc(failure: RpcFailure, res: LegacyResponse): ODataError {
-  const plain = (http: number): ODataError => ({ http, code: failure.reason, message: failure.message });
-  switch (failure.code) {
-    case Code.Unauthenticated:
-      (res as http.ServerResponse).setHeader("www-authenticate", "Bearer");
-      return plain(401);
-    case Code.PermissionDenied:
-      return plain(403);
-    case Code.InvalidArgument:
-      if (failure.violations.length === 0) return plain(400);
-      return badRequest(
-        failure.violations.map((v) => {
-          const target = legacyField(v.field, PROPERTY_NAMES);
-          const message = `${target} ${legacyDescription(v.description, PROPERTY_NAMES)}`;
-          return { target, message, reason: v.reason as Reason };
-        }),
-      );
-    case Code.AlreadyExists:
-      return { ...plain(409), target: "id", message: "id is already used by an audit with different content" };
-    case Code.ResourceExhausted:
-      return plain(429);
-    case Code.Unavailable:
-      (res as http.ServerResponse).setHeader("retry-after", "1");
-      return plain(503);
-    default:
-      return plain(500);
+  const http = failureStatus(failure, res);
+  const plain: ODataError = { http, code: failure.reason, message: failure.message };
+  if (failure.code === Code.InvalidArgument && failure.violations.length > 0) {
+    return badRequest(
+      failure.violations.map((v) => {
+        const target = legacyField(v.field, PROPERTY_NAMES);
+        const message = `${target} ${legacyDescription(v.description, PROPERTY_NAMES)}`;
+        return { target, message, reason: v.reason as Reason };
+      }),
+    );
   }
+  if (failure.code === Code.AlreadyExists) {
+    return { ...plain, target: "id", message: "id is already used by an audit with different content" };
+  }
+  return plain;
 }
 
 /** A JSON object, or why the body is not one. */

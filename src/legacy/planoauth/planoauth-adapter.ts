@@ -1,12 +1,15 @@
 import type { JsonObject } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
-import { CredentialKind, type GetCallerResponse } from "../../../gen/audit/v1/admin_service_pb.js";
+import { CredentialKind } from "../../../gen/audit/v1/admin_service_pb.js";
+import { AuditService } from "../../../gen/audit/v1/audit_service_pb.js";
 import type { AuditEvent } from "../../../gen/audit/v1/event_pb.js";
+import type { Principal } from "../../auth/principal.js";
 import { Reason } from "../../errors.js";
-import { timestampToIso } from "../../store/time.js";
+import { readBody } from "../../server/body.js";
+import { pgToTimestamp, timestampToIso } from "../../store/time.js";
 import type { LegacyAdapter, LegacyDeps } from "../adapter.js";
-import { bearer, type LegacyRequest, type LegacyResponse, mediaType, readBody, send } from "../http.js";
+import { bearer, type LegacyRequest, type LegacyResponse, mediaType, send } from "../http.js";
 import { legacyDescription, legacyField, type RpcFailure, rpcFailure } from "../rpc-failure.js";
 import { decodeParams, invalid, missing, type PlanoStatus, Problem, readRecord } from "./planoauth-params.js";
 
@@ -31,7 +34,7 @@ type Session = JsonObject;
 
 /** PlanoAuth "Audit Events FMP Create": `POST /api/v1/audit_events_fmp/create`, token in the body. */
 export function planoAuthAdapter(deps: LegacyDeps): LegacyAdapter {
-  const { clients } = deps;
+  const { call } = deps;
 
   async function serve(req: LegacyRequest, url: URL): Promise<Problem | Success> {
     if (url.pathname !== ROUTE || req.method !== "POST") {
@@ -57,33 +60,36 @@ export function planoAuthAdapter(deps: LegacyDeps): LegacyAdapter {
     if (token === undefined || token === null || token === "") return missing("token");
     if (typeof token !== "string") return invalid("token must be a string");
     if (!TOKEN.test(token)) return new Problem("invalid-token", "the token is not valid");
-    const headers = bearer(token);
+    const { authorization } = bearer(token);
 
-    let caller: GetCallerResponse;
+    let caller: Principal | undefined;
     try {
-      caller = await clients.admin.getCaller({}, { headers });
+      caller = await deps.authenticate(
+        { headers: { authorization }, socket: req.socket },
+        AuditService.method.create,
+        "",
+      );
     } catch (error) {
       return fromRpc(rpcFailure(error), undefined);
     }
-    const credential = caller.credential;
-    const session = credential?.kind === CredentialKind.SESSION ? sessionObject(caller, token) : undefined;
-    if (!credential || !caller.tenant) {
+    const session = caller?.kind === CredentialKind.SESSION ? sessionObject(caller, token) : undefined;
+    if (!caller?.tenant) {
       return new Problem(
         "invalid-token",
         "a global credential belongs to no tenant; use a tenant's API key or session",
       );
     }
     // PlanoAuth's "client-required": the credential is valid but carries no role at all.
-    if (credential.roles.length === 0) return clientRequired(session);
+    if (caller.roles.size === 0) return clientRequired(session);
 
     const record = readRecord(params, {
-      type: credential.kind === CredentialKind.API_KEY ? "api_key" : "user",
-      name: credential.name,
+      type: caller.kind === CredentialKind.API_KEY ? "api_key" : "user",
+      name: caller.name,
     });
     if (record instanceof Problem) return record;
     let event: AuditEvent | undefined;
     try {
-      ({ event } = await clients.audit.create({ event: record }, { headers }));
+      ({ event } = await call(AuditService.method.create, { event: record }, authorization));
     } catch (error) {
       return fromRpc(rpcFailure(error), session);
     }
@@ -170,22 +176,23 @@ function success({ event, session }: Success): JsonObject {
 }
 
 /** What the caller's session looks like; the token is the one the caller sent, which PlanoAuth clients reuse. */
-function sessionObject(caller: GetCallerResponse, token: string): Session {
-  const c = caller.credential;
+function sessionObject(caller: Principal, token: string): Session {
+  const session = caller.session;
   return {
-    id: c?.id ?? "",
+    id: caller.credentialId,
     token,
-    username: c?.name ?? "",
-    tenant: caller.tenant?.id ?? null,
-    remember_me: c?.rememberMe ?? false,
-    created_at: iso(c?.createTime),
-    last_used_at: iso(c?.lastUsedTime),
-    expires_at: c?.rememberMe ? null : iso(c?.expireTime),
+    username: caller.name,
+    tenant: caller.tenant || null,
+    remember_me: session?.rememberMe ?? false,
+    created_at: iso(session?.createdAt),
+    last_used_at: iso(session?.lastUsedAt),
+    expires_at: session?.rememberMe ? null : iso(session?.expiresAt),
   };
 }
 
-function iso(ts: Timestamp | undefined): string | null {
-  return ts ? timestampToIso(ts) : null;
+function iso(ts: Timestamp | string | undefined): string | null {
+  if (ts === undefined) return null;
+  return timestampToIso(typeof ts === "string" ? pgToTimestamp(ts) : ts);
 }
 
 function reply(res: LegacyResponse, http: number, status: PlanoStatus, message: string, data: JsonObject) {

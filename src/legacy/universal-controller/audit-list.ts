@@ -1,9 +1,8 @@
 import { type JsonValue, toBinary } from "@bufbuild/protobuf";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import type { CallOptions } from "@connectrpc/connect";
-import { Order } from "../../../gen/audit/v1/audit_service_pb.js";
+import { AuditService, Order } from "../../../gen/audit/v1/audit_service_pb.js";
 import { type AuditEvent, AuditEventSchema, OutcomeStatus } from "../../../gen/audit/v1/event_pb.js";
-import type { InProcessClients } from "../../server/in-process.js";
+import type { LegacyCall } from "../adapter.js";
 import { renderXml, type XmlNode } from "../xml.js";
 import type { AuditFilter } from "./audit-filter.js";
 
@@ -31,9 +30,9 @@ interface Audit {
  * being started once the audits read so far pass it, so at most `concurrency` child listings more are held.
  */
 export async function listAudits(
-  clients: InProcessClients,
+  call: LegacyCall,
   filter: AuditFilter,
-  options: CallOptions,
+  authorization: string | undefined,
   maxBytes: number,
 ): Promise<Audit[]> {
   const matches: AuditEvent[] = [];
@@ -43,9 +42,10 @@ export async function listAudits(
   let scanned = 0;
   let pageToken = "";
   do {
-    const page = await clients.audit.list(
+    const page = await call(
+      AuditService.method.list,
       { ...filter.list, pageSize: listLimits.audits, pageToken, order: Order.NEWEST_FIRST },
-      options,
+      authorization,
     );
     scanned += page.events.length;
     for (const event of page.events) {
@@ -69,9 +69,10 @@ export async function listAudits(
       const i = next++;
       const audit = audits[i];
       if (!audit) return;
-      const page = await clients.audit.list(
+      const page = await call(
+        AuditService.method.list,
         { parentId: audit.event.id, pageSize: listLimits.children, order: Order.OLDEST_FIRST },
-        options,
+        authorization,
       );
       audit.children = page.events;
       const childBytes = page.events.reduce((sum, child) => sum + eventBytes(child), 0);

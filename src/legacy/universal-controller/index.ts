@@ -1,16 +1,15 @@
-import { randomUUID } from "node:crypto";
 import type { DescMethod, JsonValue } from "@bufbuild/protobuf";
 import { ConnectError } from "@connectrpc/connect";
 import { AuditService } from "../../../gen/audit/v1/audit_service_pb.js";
-import { toConnectError } from "../../interceptors/error-mapping.js";
+import { readBody } from "../../server/body.js";
 import { publishMessages } from "../../service/publish-messages.js";
 import type { LegacyAdapter, LegacyDeps } from "../adapter.js";
-import { type LegacyRequest, type LegacyResponse, mediaType, readBody, send } from "../http.js";
+import { type LegacyRequest, type LegacyResponse, mediaType, send } from "../http.js";
 import { parseXml, type XmlValue } from "../xml.js";
 import { jsonFilterFields, readAuditFilter, xmlFilterFields } from "./audit-filter.js";
 import { auditsJson, auditsXml, listAudits } from "./audit-list.js";
 import { readPublishJson, readPublishXml } from "./publish-input.js";
-import { replyForError, sendReply, sendText, UcReply, unauthenticated } from "./responses.js";
+import { replyForError, sendReply, sendText, UcReply, unauthenticated, unexpected } from "./responses.js";
 
 const PUBLISH = "/uc/resources/universalevent/publish";
 const LIST = "/uc/resources/audit/list";
@@ -22,7 +21,7 @@ type Body = { json: JsonValue } | { xml: { root: string; value: XmlValue } };
  * (its document, summarised in docs/legacy.md): HTTP Basic, JSON or XML in, plain-text messages out (JSON or XML listings).
  */
 export function universalControllerAdapter(deps: LegacyDeps): LegacyAdapter {
-  const { clients, maxBodyBytes, logger, clock, listMaxBytes, authenticate } = deps;
+  const { call, maxBodyBytes, logger, clock, listMaxBytes, authenticate } = deps;
 
   /**
    * Method, credential, content type, size and syntax: everything both routes check before their RPC. The credential
@@ -73,7 +72,8 @@ export function universalControllerAdapter(deps: LegacyDeps): LegacyAdapter {
     if (event instanceof UcReply) return sendReply(res, event);
     if (event.name === "") return sendText(res, 400, "Universal Event name required.");
     const user = basicUser(req.headers.authorization);
-    await clients.audit.publish(
+    await call(
+      AuditService.method.publish,
       {
         eventName: event.name,
         attributes: event.attributes,
@@ -81,7 +81,7 @@ export function universalControllerAdapter(deps: LegacyDeps): LegacyAdapter {
         // The publisher is the authenticated user (the RPC checks the same header before anything is stored).
         actor: user ? { type: "user", name: user } : undefined,
       },
-      callOptions(req),
+      req.headers.authorization,
     );
     sendText(res, 200, publishMessages.published(event.name));
   }
@@ -97,7 +97,7 @@ export function universalControllerAdapter(deps: LegacyDeps): LegacyAdapter {
     if (fields instanceof UcReply) return sendReply(res, fields);
     const filter = readAuditFilter(fields, clock.nowMicros());
     if (filter instanceof UcReply) return sendReply(res, filter);
-    const audits = await listAudits(clients, filter, callOptions(req), listMaxBytes);
+    const audits = await listAudits(call, filter, req.headers.authorization, listMaxBytes);
     if (format === "json") send(res, 200, "application/json", auditsJson(audits));
     else send(res, 200, "application/xml", auditsXml(audits));
   }
@@ -109,21 +109,17 @@ export function universalControllerAdapter(deps: LegacyDeps): LegacyAdapter {
       const isPublish = url.pathname === PUBLISH;
       try {
         await (isPublish ? publish(req, res) : list(req, res));
-      } catch (thrown) {
-        const error =
-          thrown instanceof ConnectError
-            ? thrown
-            : toConnectError(thrown, randomUUID(), "legacy/universal-controller", logger);
-        sendReply(res, replyForError(error, isPublish ? publishField : listField, logger));
+      } catch (error) {
+        if (error instanceof ConnectError) {
+          sendReply(res, replyForError(error, isPublish ? publishField : listField, logger));
+          return;
+        }
+        // The RPCs fail with ConnectErrors; anything else is this adapter's own fault.
+        logger.error({ err: error }, "universal controller request failed");
+        sendReply(res, new UcReply(500, unexpected));
       }
     },
   };
-}
-
-/** The caller's Basic credential, passed on as it came: the auth interceptor reads `tenant/username` from it. */
-function callOptions(req: LegacyRequest) {
-  const authorization = req.headers.authorization;
-  return { headers: authorization ? { authorization } : {} };
 }
 
 /** The user name (after `tenant/`) in a Basic header, or undefined when there is none to read. */

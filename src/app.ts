@@ -125,7 +125,11 @@ export async function startApp(options: AppOptions): Promise<App> {
   let checkpoints: Checkpoints | undefined;
   if (treeLog) {
     // Events stored before the log existed, or while an instance ran without it, join the trees in sequence order.
-    const added = await treeLog.catchUp((q) => store.range(q));
+    const added = await treeLog.catchUp(
+      (q) => store.range(q),
+      (tenant, err) =>
+        logger.error({ tenant, err }, "this tenant's verifiable log disagrees with its events; its writes are refused"),
+    );
     if (added > 0) logger.info({ events: added }, "added events to the verifiable log");
     const signer = await checkpointSigner({
       configured: config.logSigningKey,

@@ -46,9 +46,8 @@ export class TreeLog implements AppendLog {
       const size = from.get(tenant) as number;
       const known = this.edges.get(tenant) ?? Edge.empty();
       if (known.size !== size) {
-        throw Object.assign(
-          new Error(`the verifiable log of tenant ${tenant} holds ${known.size} events, but its events reach ${size}`),
-          { code: TREE_DIVERGED },
+        throw diverging(
+          `the verifiable log of tenant ${tenant} holds ${known.size} events, but its events reach ${size}`,
         );
       }
       const edge = known.copy();
@@ -64,9 +63,16 @@ export class TreeLog implements AppendLog {
   /**
    * Brings every tenant's tree up to its last sequence: events stored before the log existed (the migration that
    * adds it, in sequence order), or while an instance ran with VERIFIABLE_LOG=false. Each tenant under its
-   * tenant_sequences row lock, so writers wait rather than race. Returns the events added.
+   * tenant_sequences row lock, so writers wait rather than race. A tenant whose tree cannot be built (a sequence
+   * without its event, a tree longer than the events: the database was changed behind the service) is left as it is
+   * and reported to `diverged`; its writes fail until an operator repairs it, the other tenants' go on. Returns the
+   * events added.
    */
-  async catchUp(read: (q: RangeQuery) => Promise<EventRow[]>, chunk = 5000): Promise<number> {
+  async catchUp(
+    read: (q: RangeQuery) => Promise<EventRow[]>,
+    diverged: (tenant: string, error: Error) => void,
+    chunk = 5000,
+  ): Promise<number> {
     const lagging = await this.sql<{ tenant: string }[]>`
       select s.tenant from tenant_sequences s left join log_heads h using (tenant)
       where s.last_sequence <> coalesce(h.size, 0) order by s.tenant
@@ -82,7 +88,7 @@ export class TreeLog implements AppendLog {
         const last = Number(locked?.last ?? 0);
         let edge = (await readHeads(tx, [tenant])).get(tenant) ?? Edge.empty();
         if (edge.size > last) {
-          throw new Error(`the verifiable log of tenant ${tenant} holds ${edge.size} events, more than its ${last}`);
+          throw diverging(`the verifiable log of tenant ${tenant} holds ${edge.size} events, more than its ${last}`);
         }
         while (edge.size < last) {
           const rows = await read({
@@ -95,10 +101,11 @@ export class TreeLog implements AppendLog {
           const next = edge.copy();
           const filled: FullTile[] = [];
           for (const row of rows) {
-            if (row.sequence !== next.size + 1) {
-              throw new Error(`tenant ${tenant} has no event at sequence ${next.size + 1}; the log cannot be built`);
-            }
+            if (row.sequence !== next.size + 1) break;
             next.append(leafHash(this.leafData(row)), filled);
+          }
+          if (next.size === edge.size) {
+            throw diverging(`tenant ${tenant} has no event at sequence ${next.size + 1}; its log cannot be built`);
           }
           await advance(
             tx,
@@ -113,7 +120,8 @@ export class TreeLog implements AppendLog {
         this.remember(tenant, edge);
       } catch (error) {
         await tx`rollback`.catch(() => {});
-        throw error;
+        if ((error as { code?: string }).code !== TREE_DIVERGED) throw error;
+        diverged(tenant, error as Error);
       } finally {
         tx.release();
       }
@@ -180,6 +188,10 @@ export class TreeLog implements AppendLog {
 
 /** data_corrupted, as audit_log_advance raises it too: a tenant's tree and its events disagree. */
 const TREE_DIVERGED = "XX001";
+
+function diverging(message: string): Error {
+  return Object.assign(new Error(message), { code: TREE_DIVERGED });
+}
 
 /** Tenants whose edges a process keeps; beyond it the least recently written is read again when next written. */
 const EDGES_KEPT = 10_000;

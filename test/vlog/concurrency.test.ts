@@ -62,7 +62,9 @@ async function treesMatchSequences(): Promise<void> {
 
 describe("the tree under concurrent writers", () => {
   it("a tenant whose tree and events disagree fails its own writes only, not the rest of a group commit", async () => {
-    const db = await connectDatabase(database.url, {
+    // A database of its own: the broken tenant stays broken, and the other tests check every tenant's tree.
+    const own = await createTestDatabase();
+    const db = await connectDatabase(own.url, {
       poolSize: 2,
       statementTimeoutMs: 10_000,
       logger: createLogger("warn"),
@@ -73,7 +75,7 @@ describe("the tree under concurrent writers", () => {
       await store.append("sound", [newEvent({ action: "a" })], systemClock);
       await store.append("broken", [newEvent({ action: "a" })], systemClock);
       // Events "stored" outside the service: the sequence moved, the tree did not.
-      await sql`update tenant_sequences set last_sequence = last_sequence + 1 where tenant = 'broken'`;
+      await db.sql`update tenant_sequences set last_sequence = last_sequence + 1 where tenant = 'broken'`;
       // Queued in one tick, so one flush holds all of them.
       const results = await Promise.allSettled([
         groupCommit.append("broken", newEvent({ action: "b" })),
@@ -83,8 +85,16 @@ describe("the tree under concurrent writers", () => {
       expect(broken?.status).toBe("rejected");
       expect(String((broken as PromiseRejectedResult).reason)).toContain("the verifiable log of tenant broken");
       expect(sound.map((r) => r.status)).toEqual(Array(10).fill("fulfilled"));
+      // Starting over it: the broken tenant is reported and left alone, the others are served.
+      const diverged: string[] = [];
+      await new TreeLog(db.sql, eventLeafData).catchUp(
+        (q) => store.range(q),
+        (tenant) => diverged.push(tenant),
+      );
+      expect(diverged).toEqual(["broken"]);
     } finally {
       await db.close();
+      await own.drop();
     }
   });
 

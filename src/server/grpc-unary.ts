@@ -1,8 +1,8 @@
 import type http2 from "node:http2";
 import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type ContextValues } from "@connectrpc/connect";
-import { eventMessageDecoder } from "../service/event-binary-reader.js";
-import { eventMessageEncoder } from "../service/event-binary-writer.js";
+import { eventMessageDecoder } from "../codec/event-binary-reader.js";
+import { eventMessageEncoder } from "../codec/event-binary-writer.js";
 import { envelopeFlagsError } from "./envelope-flags.js";
 import { callerError, envelopeMessage, grpcTimeout, type Invoker, setGrpcStatus } from "./invoker.js";
 

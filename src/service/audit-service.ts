@@ -15,6 +15,7 @@ import {
 import { kPrincipal } from "../auth/principal.js";
 import type { StreamTickets } from "../auth/stream-tickets.js";
 import type { Clock } from "../clock.js";
+import { canonicalJson } from "../codec/event-content.js";
 import { domainError, type FieldViolation, invalidArgument, Reason } from "../errors.js";
 import type { EventFeed } from "../store/event-feed.js";
 import { SERVICE_CATEGORY_PREFIX } from "../store/event-filter.js";
@@ -23,7 +24,7 @@ import type { GroupCommit } from "../store/group-commit.js";
 import type { TemplateStore } from "../store/template-store.js";
 import { microsToTimestamp } from "../store/time.js";
 import { kTraceId } from "./call-context.js";
-import { canonicalJson, readEvent, withCorrelation } from "./event-input.js";
+import { readEvent, withCorrelation } from "./event-input.js";
 import { rowToEvent } from "./event-output.js";
 import { readFilter } from "./filter-input.js";
 import { limits } from "./limits.js";

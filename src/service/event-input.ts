@@ -1,7 +1,8 @@
 import { hash } from "node:crypto";
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { type AuditEvent, OutcomeStatus, OutcomeStatusSchema, type RequestInfo } from "../../gen/audit/v1/event_pb.js";
+import { type AuditEvent, OutcomeStatus, type RequestInfo } from "../../gen/audit/v1/event_pb.js";
+import { canonicalContent, canonicalJson } from "../codec/event-content.js";
 import { type FieldViolation, Reason } from "../errors.js";
 import type { NewEvent } from "../store/event-store.js";
 import { isStorableText } from "../store/text.js";
@@ -75,13 +76,14 @@ export function readEvent(
 
   if (violations.length > before) return undefined;
   const attributes = event.attributes ?? null;
-  let attributesJson: string | undefined;
+  /** The attributes' canonical JSON, made for the size check and used again by the content hash. */
+  let known: { value: JsonObject; json: string } | undefined;
   if (attributes !== null) {
     // Depth first: canonicalJson recurses, and must only be given what is known to be shallow.
     let problem = valueProblem(attributes, 1);
     if (!problem) {
-      attributesJson = canonicalJson(attributes);
-      problem = sizeProblem(attributesJson);
+      known = { value: attributes, json: canonicalJson(attributes) };
+      problem = sizeProblem(known.json);
     }
     if (problem) check.bad("attributes", problem);
   }
@@ -108,7 +110,7 @@ export function readEvent(
     request: request ? requestJson(request) : null,
     attributes,
     parentId: event.parentId,
-    contentHash: hash("sha256", canonicalContent(event, attributesJson), "buffer"),
+    contentHash: hash("sha256", canonicalContent(event, known), "buffer"),
   };
 }
 
@@ -177,69 +179,6 @@ function valueProblem(v: JsonValue, depth: number): string | undefined {
 }
 
 /**
- * What the content hash is taken of: the event as the client sent it, in canonical JSON. By definition that is
- * canonicalJson(toJson(event)) without the output-only fields (tenant, sequence, received_at, expires_at), so a
- * replay hashes the same whatever its wire format or key order; it is written here field by field, in sorted key
- * order, without toJson and a generic sort (their cost: docs/performance.md). test/core/event-content.test.ts checks
- * the two agree on generated events. `attributesJson` is canonicalJson(event.attributes), when set.
- */
-export function canonicalContent(e: AuditEvent, attributesJson: string | undefined): string {
-  let out = text("{", "action", e.action);
-  const { actor, target, outcome, request } = e;
-  if (actor) {
-    let a = text("{", "email", actor.email);
-    a = text(a, "id", actor.id);
-    a = text(a, "name", actor.name);
-    if (actor.roles.length > 0) a = member(a, "roles", `[${actor.roles.map(quote).join(",")}]`);
-    out = member(out, "actor", `${text(a, "type", actor.type)}}`);
-  }
-  if (attributesJson !== undefined) out = member(out, "attributes", attributesJson);
-  out = text(out, "category", e.category);
-  if (e.completedAt) out = member(out, "completedAt", `"${timestampJson(e.completedAt)}"`);
-  out = text(out, "id", e.id);
-  if (e.occurredAt) out = member(out, "occurredAt", `"${timestampJson(e.occurredAt)}"`);
-  if (outcome) {
-    let o = text("{", "code", outcome.code);
-    o = text(o, "message", outcome.message);
-    if (outcome.status !== 0) {
-      o = member(o, "status", JSON.stringify(OutcomeStatusSchema.value[outcome.status]?.name ?? outcome.status));
-    }
-    out = member(out, "outcome", `${o}}`);
-  }
-  out = text(out, "parentId", e.parentId);
-  if (request) {
-    let r = text("{", "correlationId", request.correlationId);
-    if (!Object.is(request.durationMs, 0)) r = member(r, "durationMs", doubleJson(request.durationMs));
-    r = text(r, "ip", request.ip);
-    r = text(r, "method", request.method);
-    r = text(r, "sessionId", request.sessionId);
-    r = text(r, "url", request.url);
-    out = member(out, "request", `${text(r, "userAgent", request.userAgent)}}`);
-  }
-  out = text(out, "source", e.source);
-  if (target) {
-    let t = text("{", "id", target.id);
-    t = text(t, "name", target.name);
-    out = member(out, "target", `${text(t, "type", target.type)}}`);
-  }
-  return `${out}}`;
-}
-
-/** `object` (an open JSON object: "{" and any members) with one more member. */
-function member(object: string, key: string, json: string): string {
-  return `${object}${object.length > 1 ? "," : ""}"${key}":${json}`;
-}
-
-/** A string member, left out when empty as proto3 JSON leaves out default values. */
-function text(object: string, key: string, value: string): string {
-  return value === "" ? object : member(object, key, JSON.stringify(value));
-}
-
-function quote(value: string): string {
-  return JSON.stringify(value);
-}
-
-/**
  * The event with request.correlation_id set to the call's trace id, when the client gave none: the log then links
  * each event to the trace of the call that wrote it. Left out of contentHash, which covers what the client sent, so
  * a retry under another trace is still the same event (and gets the stored one back).
@@ -262,37 +201,4 @@ function requestJson(r: RequestInfo): JsonObject {
   if (r.correlationId !== "") json.correlationId = r.correlationId;
   if (r.sessionId !== "") json.sessionId = r.sessionId;
   return json;
-}
-
-/** A double as proto3 JSON writes it: a number, or a string for the values JSON has no number for. */
-function doubleJson(value: number): string {
-  return Number.isFinite(value) ? JSON.stringify(value) : `"${value}"`;
-}
-
-/** RFC 3339 as proto3 JSON writes a Timestamp: 0, 3, 6 or 9 fractional digits. Valid timestamps only. */
-function timestampJson(ts: Timestamp): string {
-  let fraction = "";
-  if (ts.nanos > 0) {
-    const digits = String(ts.nanos + 1_000_000_000).slice(1);
-    fraction = digits.endsWith("000000") ? digits.slice(0, 3) : digits.endsWith("000") ? digits.slice(0, 6) : digits;
-    fraction = `.${fraction}`;
-  }
-  return new Date(Number(ts.seconds) * 1000).toISOString().replace(".000Z", `${fraction}Z`);
-}
-
-/** JSON with object keys sorted at every level: one text per value, whatever order its keys came in. */
-export function canonicalJson(value: JsonValue): string {
-  if (value === null || typeof value !== "object") return JSON.stringify(value);
-  if (Array.isArray(value)) {
-    let out = "[";
-    for (let i = 0; i < value.length; i++) out += (i === 0 ? "" : ",") + canonicalJson(value[i] as JsonValue);
-    return `${out}]`;
-  }
-  const keys = Object.keys(value).sort();
-  let out = "{";
-  for (let i = 0; i < keys.length; i++) {
-    const key = keys[i] as string;
-    out += `${i === 0 ? "" : ","}${JSON.stringify(key)}:${canonicalJson(value[key] as JsonValue)}`;
-  }
-  return `${out}}`;
 }

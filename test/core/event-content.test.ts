@@ -1,13 +1,15 @@
-import { create, type JsonObject, toJson } from "@bufbuild/protobuf";
+import { create, type DescMessage, getOption, type JsonObject, toJson } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { expect, test } from "vitest";
-import { AuditEventSchema } from "../../gen/audit/v1/event_pb.js";
-import { canonicalContent, canonicalJson, readEvent } from "../../src/service/event-input.js";
-import { auditEvents } from "../support/arbitrary-event.js";
+import { AuditEventSchema, RequestInfoSchema } from "../../gen/audit/v1/event_pb.js";
+import { FieldBehavior, field_behavior } from "../../gen/google/api/field_behavior_pb.js";
+import { canonicalContent, canonicalJson } from "../../src/codec/event-content.js";
+import { readEvent } from "../../src/service/event-input.js";
+import { auditEvents, declaredValues, type FieldValues, messageValues } from "../support/arbitrary-event.js";
 
 const text = fc.oneof(fc.constant(""), fc.string({ maxLength: 10 }), fc.string({ unit: "grapheme", maxLength: 30 }));
 // Valid values (what readEvent lets through to the hash); timestamps with 0, 3, 6 and 9 significant fractional digits.
-const event = auditEvents({
+const valid: FieldValues = {
   text,
   int64: fc.bigInt({ min: 0n, max: 1n << 40n }),
   timestamp: fc.record({
@@ -19,33 +21,57 @@ const event = auditEvents({
       fc.integer({ min: 1, max: 999_999_999 }),
     ),
   }),
+  int32: fc.integer(),
   double: fc.oneof(fc.constant(0), fc.constant(-0), fc.double({ noNaN: true, noDefaultInfinity: true })),
-  outcomeStatus: fc.constantFrom(0, 1, 2),
-  rolesMax: 3,
-  attributesDepth: 3,
-});
+  enumValue: declaredValues,
+  listMax: 3,
+  structDepth: 3,
+};
+const event = auditEvents(valid);
+
+/** toJson's object without the fields the contract marks OUTPUT_ONLY, at every level. */
+function clientContent(desc: DescMessage, json: JsonObject): JsonObject {
+  const out: JsonObject = { ...json };
+  for (const field of desc.fields) {
+    const value = out[field.jsonName];
+    if (value === undefined) continue;
+    if (getOption(field, field_behavior).includes(FieldBehavior.OUTPUT_ONLY)) delete out[field.jsonName];
+    else if (field.fieldKind === "message" && !field.message.typeName.startsWith("google.protobuf.")) {
+      out[field.jsonName] = clientContent(field.message, value as JsonObject);
+    } else if (field.fieldKind === "list" && field.listKind === "message") {
+      const items = value as JsonObject[];
+      out[field.jsonName] = items.map((item) => clientContent(field.message, item));
+    }
+  }
+  return out;
+}
 
 test("the canonical content is canonicalJson of toJson without the output-only fields", () => {
+  // The fields the contract marks OUTPUT_ONLY are the ones the service sets; none is part of what a client sent.
+  const outputOnly = AuditEventSchema.fields.filter((f) =>
+    getOption(f, field_behavior).includes(FieldBehavior.OUTPUT_ONLY),
+  );
+  expect(outputOnly.map((f) => f.name)).toEqual(["tenant", "sequence", "received_at", "expires_at"]);
   fc.assert(
     fc.property(event, (init) => {
       const message = create(AuditEventSchema, init);
-      const { tenant, sequence, receivedAt, expiresAt, ...content } = toJson(AuditEventSchema, message) as JsonObject;
-      const attributes = message.attributes === undefined ? undefined : canonicalJson(message.attributes);
-      expect(canonicalContent(message, attributes)).toBe(canonicalJson(content));
+      const expected = canonicalJson(clientContent(AuditEventSchema, toJson(AuditEventSchema, message) as JsonObject));
+      expect(canonicalContent(message)).toBe(expected);
+      // The attributes' canonical JSON, when the caller has it already, is taken as given.
+      if (message.attributes !== undefined) {
+        const known = { value: message.attributes, json: canonicalJson(message.attributes) };
+        expect(canonicalContent(message, known)).toBe(expected);
+      }
     }),
     { numRuns: 3000 },
   );
 });
 
 test("the stored request is toJson's", () => {
-  const request = fc.record({
-    ip: text,
-    method: text,
-    url: text,
-    userAgent: text,
-    durationMs: fc.oneof(fc.constant(0), fc.constant(-0), fc.double({ min: 0, noNaN: true, noDefaultInfinity: true })),
-    correlationId: text,
-    sessionId: text,
+  // Every field of RequestInfo, from its descriptor; durations as readEvent accepts them.
+  const request = messageValues(RequestInfoSchema, {
+    ...valid,
+    double: fc.oneof(fc.constant(0), fc.constant(-0), fc.double({ min: 0, noNaN: true, noDefaultInfinity: true })),
   });
   fc.assert(
     fc.property(request, (init) => {

@@ -1,5 +1,6 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { ListRequestSchema } from "../../gen/audit/v1/audit_service_pb.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { type AuditApi, apiProtocols, auditApi, type EventJson, failure, type ListJson } from "../support/audit-api.js";
 import { provisionTenant, type TenantTokens } from "../support/clients.js";
@@ -317,7 +318,7 @@ describe.each(apiProtocols)("List over %s", (protocol) => {
     const request: ListJson = { source: "web", includeChildren: true, pageSize: 2 };
     const { nextPageToken: pageToken } = await list(request);
     expect(pageToken).not.toBe("");
-    for (const changed of [
+    const changes = [
       { source: "sso" },
       { order: "ORDER_OLDEST_FIRST" },
       { includeChildren: false },
@@ -331,7 +332,15 @@ describe.each(apiProtocols)("List over %s", (protocol) => {
       { targetType: "project" },
       { category: "Projects" },
       { parentId: "a1" },
-    ] satisfies ListJson[]) {
+      { activeOnly: true },
+      { eventName: "project.create" },
+    ] satisfies ListJson[];
+    // Every filter of ListRequest, from its descriptor: all but the tenant and the paging fields bind the token.
+    const filters = ListRequestSchema.fields
+      .filter((f) => !["tenant", "page_size", "page_token"].includes(f.name))
+      .map((f) => f.jsonName);
+    expect(changes.flatMap((c) => Object.keys(c)).sort()).toEqual(filters.sort());
+    for (const changed of changes) {
       const error = await failure(list({ ...request, ...changed, pageToken }));
       expect(error.code, JSON.stringify(changed)).toBe(Code.InvalidArgument);
       expect(error.violations.map((v) => [v.field, v.reason])).toEqual([["page_token", "INVALID_PAGE_TOKEN"]]);

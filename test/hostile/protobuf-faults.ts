@@ -21,7 +21,9 @@ export function decodes(desc: DescMessage, bytes: Uint8Array): boolean {
 const concat = (...parts: Uint8Array[]) => new Uint8Array(Buffer.concat(parts));
 const tag = (field: number, wireType: WireType) => new BinaryWriter().tag(field, wireType).finish();
 const varint = (n: number) => new BinaryWriter().uint32(n).finish();
-const fieldNumber = fc.integer({ min: 1, max: 40 });
+/** Every field number `desc` declares, and unknown ones a little past the highest: taken from the descriptor. */
+const fieldNumbers = (desc: DescMessage) =>
+  fc.integer({ min: 1, max: Math.max(0, ...desc.fields.map((f) => f.number)) + 24 });
 
 /** Well-formed leading fields (scalars with plausible values), so the fault sits after real content. */
 function validPrefix(desc: DescMessage): fc.Arbitrary<Uint8Array> {
@@ -97,6 +99,7 @@ function nest(path: DescField[], leaf: Uint8Array): Uint8Array {
  */
 export function malformed(desc: DescMessage): fc.Arbitrary<Malformed> {
   const prefix = validPrefix(desc);
+  const fieldNumber = fieldNumbers(desc);
   // protobuf-es reads a known numeric or enum field by its declared type whatever the wire type says, so a length
   // prefix only promises bytes for fields it would read as length-delimited: strings, bytes, messages, repeated and
   // map fields, and unknown ones. (Singular enums once slipped through: a declared length read as an enum value.)

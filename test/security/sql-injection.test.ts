@@ -1,9 +1,10 @@
 import { readdir, readFile } from "node:fs/promises";
+import { ScalarType } from "@bufbuild/protobuf";
 import { Code, ConnectError } from "@connectrpc/connect";
 import fc from "fast-check";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { AdminService, Role } from "../../gen/audit/v1/admin_service_pb.js";
-import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
+import { AuditService, ListRequestSchema } from "../../gen/audit/v1/audit_service_pb.js";
 import type { AuditEvent } from "../../gen/audit/v1/event_pb.js";
 import { clientFor } from "../support/clients.js";
 import { changedTables, databaseFingerprint } from "../support/db-fingerprint.js";
@@ -51,6 +52,20 @@ const FILTERS: {
   { name: "category", of: (e) => e.category },
   { name: "source", of: (e) => e.source },
 ];
+
+test("the filters tried here are every text filter of ListRequest", () => {
+  // Besides FILTERS: actions and parent_id, event_name and page_token have tests of their own below; the tenant is
+  // the caller's own (test/security/tenant-keys.test.ts).
+  const elsewhere = ["actions", "parentId", "eventName", "pageToken", "tenant"];
+  const texts = ListRequestSchema.fields
+    .filter(
+      (f) =>
+        (f.fieldKind === "scalar" || (f.fieldKind === "list" && f.listKind === "scalar")) &&
+        f.scalar === ScalarType.STRING,
+    )
+    .map((f) => f.localName);
+  expect([...FILTERS.map((f) => f.name), ...elsewhere].sort()).toEqual(texts.sort());
+});
 
 let world: World;
 /**

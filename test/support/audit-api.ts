@@ -70,6 +70,8 @@ export type ListJson = {
   parentId?: string;
   includeChildren?: boolean;
   order?: string | number;
+  activeOnly?: boolean;
+  eventName?: string;
 };
 
 export interface AuditApi {

@@ -1,7 +1,11 @@
 import { randomBytes } from "node:crypto";
+import { create, ScalarType } from "@bufbuild/protobuf";
 import fc from "fast-check";
 import { afterAll, beforeAll, expect, test } from "vitest";
+import { EventFilterSchema } from "../../gen/audit/v1/audit_service_pb.js";
+import type { FieldViolation } from "../../src/errors.js";
 import { createLogger } from "../../src/logger.js";
+import { readFilter } from "../../src/service/filter-input.js";
 import { connectDatabase, type Database } from "../../src/store/database.js";
 import { compileFilter, type EventFilter, filterMatches } from "../../src/store/event-filter.js";
 import { type EventRow, EventStore, type NewEvent } from "../../src/store/event-store.js";
@@ -98,6 +102,31 @@ const filterArb: fc.Arbitrary<EventFilter> = fc.record({
   includeChildren: fc.boolean(),
   activeOnly: fc.boolean(),
   eventName: maybe(fc.constantFrom("job.finished", "a", "nothing"), ""),
+});
+
+test("the generated filters set every filter of the contract's EventFilter", () => {
+  // Each field of the EventFilter message, set on its own, reaches one store filter key, which filterArb generates.
+  const generated = new Set(fc.sample(filterArb, 20).flatMap((f) => Object.keys(f)));
+  const base = readFilter(create(EventFilterSchema), "", []) as unknown as Record<string, unknown>;
+  for (const field of EventFilterSchema.fields) {
+    const value =
+      field.fieldKind === "message"
+        ? { seconds: 1_700_000_000n }
+        : field.fieldKind === "list"
+          ? ["a.b"]
+          : field.fieldKind === "enum"
+            ? 1
+            : field.fieldKind === "scalar" && field.scalar === ScalarType.BOOL
+              ? true
+              : "x";
+    const violations: FieldViolation[] = [];
+    const read = readFilter(create(EventFilterSchema, { [field.localName]: value }), "", violations);
+    expect(violations, field.name).toEqual([]);
+    const record = read as unknown as Record<string, unknown>;
+    const changed = Object.keys(record).filter((k) => JSON.stringify(record[k]) !== JSON.stringify(base[k]));
+    expect(changed, field.name).toHaveLength(1);
+    expect(generated, `${field.name} (${changed[0]})`).toContain(changed[0]);
+  }
 });
 
 test("the in-memory filter (Tail) selects exactly the rows the SQL filter (List, replay) selects", async () => {

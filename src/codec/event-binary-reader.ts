@@ -1,63 +1,61 @@
 import { isUtf8 } from "node:buffer";
-import { type DescMessage, type JsonObject, type JsonValue, type Message, ScalarType } from "@bufbuild/protobuf";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import {
-  type Actor,
-  type AuditEvent,
-  AuditEventSchema,
-  type Outcome,
-  type RequestInfo,
-  type Target,
-} from "../../gen/audit/v1/event_pb.js";
-import { BIT64, IMPLICIT_PRESENCE, LEN, VARINT } from "./wire-format.js";
+  type DescField,
+  type DescMessage,
+  type JsonObject,
+  type JsonValue,
+  type Message,
+  ScalarType,
+} from "@bufbuild/protobuf";
+import { WireType } from "@bufbuild/protobuf/wire";
+import { FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
+import { EVENT, type FieldSpec, holdsEvents, Kind, type MessageSpec } from "./event-fields.js";
+import {
+  BOOL_VALUE,
+  ENTRY_KEY,
+  ENTRY_VALUE,
+  LIST_VALUE,
+  LIST_VALUES,
+  NULL_VALUE,
+  NUMBER_VALUE,
+  STRING_VALUE,
+  STRUCT_FIELDS,
+  STRUCT_VALUE,
+} from "./struct-fields.js";
 
 /**
  * Reads requests made of AuditEvents (CreateRequest, BatchCreateRequest) from the protobuf binary form by hand, into
  * the plain objects fromBinary makes. fromBinary is exact but general, and was the largest single cost of a
  * BatchCreate after the events' own checks: a reflective reader per field, a Struct message per attributes value
- * turned into JSON afterwards.
+ * turned into JSON afterwards. The field tables come from the descriptors (event-fields.ts), built once.
  *
  * This reader takes only the common, well-formed case: known fields with their own wire types, each message field
  * at most once, lengths inside their message, valid UTF-8, varints of ordinary size. For anything else it returns
  * undefined and the caller uses fromBinary, so unknown fields, merges of repeated message fields and every error
- * (message and code) stay fromBinary's. test/server/event-binary-reader.test.ts checks that whatever this reader
+ * (message and code) stay fromBinary's. test/codec/event-binary-reader.test.ts checks that whatever this reader
  * returns equals fromBinary's result, on generated messages and on mutations of them.
  */
 export function eventMessageDecoder(desc: DescMessage): ((bytes: Uint8Array) => Message | undefined) | undefined {
-  const fields: Record<number, FieldLayout> = {};
-  const strings: string[] = [];
-  const lists: string[] = [];
+  if (Array.isArray(EVENT)) return undefined;
+  const fields: FieldLayout[] = [];
   for (const field of desc.fields) {
-    const { localName, number } = field;
     if (field.oneof) return undefined;
-    if (field.fieldKind === "message" && field.message.typeName === AuditEventSchema.typeName) {
-      fields[number] = message(localName, EVENT, newEvent);
-    } else if (
-      field.fieldKind === "list" &&
-      field.listKind === "message" &&
-      field.message.typeName === AuditEventSchema.typeName
-    ) {
-      lists.push(localName);
-      fields[number] = events(localName);
-    } else if (
+    if (holdsEvents(field)) fields.push(eventsLayout(field));
+    else if (
       field.fieldKind === "scalar" &&
       field.scalar === ScalarType.STRING &&
-      field.presence === IMPLICIT_PRESENCE
+      field.presence === FeatureSet_FieldPresence.IMPLICIT
     ) {
-      strings.push(localName);
-      fields[number] = string(localName);
+      fields.push(stringLayout(field.localName, field.number));
     } else {
       return undefined;
     }
   }
-  const top = layout(fields);
+  const top = new MessageLayout(desc.typeName, fields);
   return (bytes) => {
-    const made: Record<string, unknown> = { $typeName: desc.typeName };
-    for (const name of strings) made[name] = "";
-    for (const name of lists) made[name] = [];
     const r = new Reader(bytes);
     try {
-      return r.fields(r.end, made, top) as Message;
+      return r.fields(r.end, top.make(), top) as Message;
     } catch (error) {
       if (error === DEFER) return undefined;
       throw error;
@@ -150,11 +148,12 @@ class Reader {
    * another wire type, is fromBinary's. A scalar given twice keeps the last value, as in fromBinary; a message field
    * given twice is merged there, so it is left to it.
    */
-  fields<M extends object>(end: number, message: M, layout: Layout): M {
+  fields<M extends object>(end: number, message: M, layout: MessageLayout): M {
     const m = message as Record<string, unknown>;
+    const byNumber = layout.byNumber;
     while (this.pos < end) {
       const tag = this.tag(end);
-      const field = layout[tag >>> 3];
+      const field = byNumber[tag >>> 3];
       if (field === undefined || (tag & 7) !== field.wireType) throw DEFER;
       const { name } = field;
       if (field.repeated) (m[name] as unknown[]).push(field.read(this, end));
@@ -169,15 +168,15 @@ class Reader {
     if (depth > MAX_DEPTH) throw DEFER;
     const object: JsonObject = {};
     while (this.pos < end) {
-      if (this.tag(end) !== ((1 << 3) | LEN)) throw DEFER;
+      if (this.tag(end) !== STRUCT_FIELDS) throw DEFER;
       const entryEnd = this.length(end);
       let key = "";
       let value: JsonValue = null;
       let valueSeen = false;
       while (this.pos < entryEnd) {
         const tag = this.tag(entryEnd);
-        if (tag === ((1 << 3) | LEN)) key = this.string(entryEnd);
-        else if (tag === ((2 << 3) | LEN) && !valueSeen) {
+        if (tag === ENTRY_KEY) key = this.string(entryEnd);
+        else if (tag === ENTRY_VALUE && !valueSeen) {
           value = this.value(this.length(entryEnd), depth);
           valueSeen = true;
         } else throw DEFER;
@@ -196,23 +195,23 @@ class Reader {
     const tag = this.tag(end);
     let value: JsonValue;
     switch (tag) {
-      case (1 << 3) | VARINT:
+      case NULL_VALUE:
         this.varint(end);
         value = null;
         break;
-      case (2 << 3) | BIT64:
+      case NUMBER_VALUE:
         value = this.double(end);
         break;
-      case (3 << 3) | LEN:
+      case STRING_VALUE:
         value = this.string(end);
         break;
-      case (4 << 3) | VARINT:
+      case BOOL_VALUE:
         value = this.varint(end) !== 0;
         break;
-      case (5 << 3) | LEN:
+      case STRUCT_VALUE:
         value = this.struct(this.length(end), depth + 1);
         break;
-      case (6 << 3) | LEN:
+      case LIST_VALUE:
         value = this.list(this.length(end), depth + 1);
         break;
       default:
@@ -228,111 +227,113 @@ class Reader {
     if (depth > MAX_DEPTH) throw DEFER;
     const values: JsonValue[] = [];
     while (this.pos < end) {
-      if (this.tag(end) !== ((1 << 3) | LEN)) throw DEFER;
+      if (this.tag(end) !== LIST_VALUES) throw DEFER;
       values.push(this.value(this.length(end), depth));
     }
     return values;
   }
 }
 
-/** How to read one field: the property it sets, its wire type, and its value from the reader. */
-interface FieldLayout {
-  name: string;
-  wireType: number;
-  read(r: Reader, end: number): unknown;
-  /** Appended to a list. */
-  repeated?: boolean;
-  /** A message: a second occurrence is merged by fromBinary, so it is left to it. */
-  once?: boolean;
+/**
+ * How to read one field: the property it sets, its wire type, and its value from the reader. A class, so every
+ * field's layout has one hidden class and the reader's loop stays monomorphic.
+ */
+class FieldLayout {
+  constructor(
+    readonly name: string,
+    readonly number: number,
+    readonly wireType: number,
+    readonly read: (r: Reader, end: number) => unknown,
+    /** A scalar's value when absent, which a message is made with; message fields are left unset. */
+    readonly zero: unknown,
+    /** Appended to a list. */
+    readonly repeated = false,
+    /** A message: a second occurrence is merged by fromBinary, so it is left to it. */
+    readonly once = false,
+  ) {}
 }
 
-/** A message's fields by field number. */
-type Layout = (FieldLayout | undefined)[];
+/** A message's fields by field number, and how to make it with its defaults, as fromBinary starts it. */
+class MessageLayout {
+  readonly byNumber: (FieldLayout | undefined)[] = [];
+  /** The message with its defaults: its own lists, its scalars' zero values, its message fields unset. */
+  readonly make: () => Record<string, unknown>;
 
-function layout(fields: Record<number, FieldLayout>): Layout {
-  const out: Layout = [];
-  for (const [number, field] of Object.entries(fields)) out[Number(number)] = field;
-  return out;
+  constructor(typeName: string, fields: FieldLayout[]) {
+    const members = [`$typeName: ${JSON.stringify(typeName)}`];
+    for (const field of fields) {
+      this.byNumber[field.number] = field;
+      if (field.repeated) members.push(`${JSON.stringify(field.name)}: []`);
+      else if (field.zero !== undefined) members.push(`${JSON.stringify(field.name)}: ${sourceOf(field.zero)}`);
+    }
+    // One object literal per message type, compiled once from the descriptor: V8 allocates each message in one
+    // step with its final shape, where a copy of a defaults object at one shared site costs as much as reading the
+    // fields. Names and values are quoted (JSON) or fixed literals, never request data.
+    this.make = new Function(`return () => ({ ${members.join(", ")} });`)() as () => Record<string, unknown>;
+  }
 }
 
-const string = (name: string): FieldLayout => ({ name, wireType: LEN, read: (r, end) => r.string(end) });
-const strings = (name: string): FieldLayout => ({ ...string(name), repeated: true });
-const int32 = (name: string): FieldLayout => ({ name, wireType: VARINT, read: (r, end) => r.int32(end) });
-const int64 = (name: string): FieldLayout => ({ name, wireType: VARINT, read: (r, end) => BigInt(r.varint(end)) });
-const double = (name: string): FieldLayout => ({ name, wireType: BIT64, read: (r, end) => r.double(end) });
-const message = <M extends object>(name: string, fields: Layout, make: () => M): FieldLayout => ({
-  name,
-  wireType: LEN,
-  once: true,
-  read: (r, end) => r.fields(r.length(end), make(), fields),
-});
-const events = (name: string): FieldLayout => ({ ...message(name, EVENT, newEvent), once: false, repeated: true });
+/** A zero value as JavaScript source. */
+function sourceOf(zero: unknown): string {
+  return typeof zero === "bigint" ? `${zero}n` : JSON.stringify(zero);
+}
 
-const TIMESTAMP = layout({ 1: int64("seconds"), 2: int32("nanos") });
-const newTimestamp = (): Timestamp => ({ $typeName: "google.protobuf.Timestamp", seconds: 0n, nanos: 0 });
-const timestamp = (name: string) => message(name, TIMESTAMP, newTimestamp);
+const { Varint: VARINT, Bit64: BIT64, LengthDelimited: LEN } = WireType;
 
-const EVENT = layout({
-  1: string("id"),
-  2: string("tenant"),
-  3: int64("sequence"),
-  4: timestamp("occurredAt"),
-  5: timestamp("receivedAt"),
-  6: timestamp("completedAt"),
-  7: string("source"),
-  8: string("action"),
-  9: string("category"),
-  10: message(
-    "actor",
-    layout({ 1: string("id"), 2: string("type"), 3: string("name"), 4: string("email"), 5: strings("roles") }),
-    (): Actor => ({ $typeName: "audit.v1.Actor", id: "", type: "", name: "", email: "", roles: [] }),
-  ),
-  11: message(
-    "target",
-    layout({ 1: string("id"), 2: string("type"), 3: string("name") }),
-    (): Target => ({ $typeName: "audit.v1.Target", id: "", type: "", name: "" }),
-  ),
-  12: message(
-    "outcome",
-    layout({ 1: int32("status"), 2: string("code"), 3: string("message") }),
-    (): Outcome => ({ $typeName: "audit.v1.Outcome", status: 0, code: "", message: "" }),
-  ),
-  13: message(
-    "request",
-    layout({
-      1: string("ip"),
-      2: string("method"),
-      3: string("url"),
-      4: string("userAgent"),
-      5: double("durationMs"),
-      6: string("correlationId"),
-      7: string("sessionId"),
-    }),
-    (): RequestInfo => ({
-      $typeName: "audit.v1.RequestInfo",
-      ip: "",
-      method: "",
-      url: "",
-      userAgent: "",
-      durationMs: 0,
-      correlationId: "",
-      sessionId: "",
-    }),
-  ),
-  14: { name: "attributes", wireType: LEN, once: true, read: (r, end) => r.struct(r.length(end), 1) },
-  15: string("parentId"),
-  16: timestamp("expiresAt"),
-});
+/** Built once per message type, when the first decoder is made. */
+const layouts = new Map<MessageSpec, MessageLayout>();
 
-function newEvent(): AuditEvent {
-  return {
-    $typeName: "audit.v1.AuditEvent",
-    id: "",
-    tenant: "",
-    sequence: 0n,
-    source: "",
-    action: "",
-    category: "",
-    parentId: "",
-  };
+function layoutOf(spec: MessageSpec): MessageLayout {
+  let layout = layouts.get(spec);
+  if (!layout) {
+    layout = new MessageLayout(spec.typeName, spec.fields.map(fieldLayout));
+    layouts.set(spec, layout);
+  }
+  return layout;
+}
+
+const string = (r: Reader, end: number) => r.string(end);
+const bool = (r: Reader, end: number) => r.varint(end) !== 0;
+const int32 = (r: Reader, end: number) => r.int32(end);
+const int64 = (r: Reader, end: number) => BigInt(r.varint(end));
+const double = (r: Reader, end: number) => r.double(end);
+const struct = (r: Reader, end: number) => r.struct(r.length(end), 1);
+
+function stringLayout(name: string, number: number): FieldLayout {
+  return new FieldLayout(name, number, LEN, string, "");
+}
+
+/** A message field, or a list of them (`repeated`), of the type `layout` reads. */
+function messageLayout(name: string, number: number, layout: MessageLayout, repeated: boolean): FieldLayout {
+  const read = (r: Reader, end: number) => r.fields(r.length(end), layout.make(), layout);
+  return new FieldLayout(name, number, LEN, read, undefined, repeated, !repeated);
+}
+
+/** A field of a request holding one AuditEvent or a list of them. */
+function eventsLayout(field: DescField): FieldLayout {
+  return messageLayout(field.localName, field.number, layoutOf(EVENT as MessageSpec), field.fieldKind === "list");
+}
+
+function fieldLayout(f: FieldSpec): FieldLayout {
+  const { name, number } = f;
+  switch (f.kind) {
+    case Kind.String:
+      return stringLayout(name, number);
+    case Kind.Strings:
+      return new FieldLayout(name, number, LEN, string, undefined, true);
+    case Kind.Bool:
+      return new FieldLayout(name, number, VARINT, bool, false);
+    case Kind.Int32:
+    case Kind.Enum:
+      return new FieldLayout(name, number, VARINT, int32, 0);
+    case Kind.Int64:
+      return new FieldLayout(name, number, VARINT, int64, 0n);
+    case Kind.Double:
+      return new FieldLayout(name, number, BIT64, double, 0);
+    case Kind.Message:
+    case Kind.Messages:
+      return messageLayout(name, number, layoutOf(f.message as MessageSpec), f.kind === Kind.Messages);
+    case Kind.Struct:
+      return new FieldLayout(name, number, LEN, struct, undefined, false, true);
+  }
 }

@@ -9,8 +9,8 @@ import {
   ListRequestSchema,
 } from "../../gen/audit/v1/audit_service_pb.js";
 import { AuditEventSchema } from "../../gen/audit/v1/event_pb.js";
-import { eventMessageDecoder } from "../../src/service/event-binary-reader.js";
-import { auditEvents } from "../support/arbitrary-event.js";
+import { eventMessageDecoder } from "../../src/codec/event-binary-reader.js";
+import { auditEvents, declaredValues } from "../support/arbitrary-event.js";
 
 const readCreate = decoder(CreateRequestSchema);
 const readBatch = decoder(BatchCreateRequestSchema);
@@ -38,10 +38,12 @@ const ordinary = auditEvents({
     seconds: fc.bigInt({ min: 0n, max: 253402300799n }),
     nanos: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 999_999_999 })),
   }),
+  int32: fc.oneof(fc.constant(0), fc.integer({ min: 0, max: 2 ** 31 - 1 })),
   double: fc.oneof(fc.constant(0), fc.constant(-0), fc.double(), fc.integer()),
-  outcomeStatus: fc.integer({ min: 0, max: 3 }),
-  rolesMax: 4,
-  attributesDepth: 4,
+  // Declared or not: an open enum holds any number.
+  enumValue: (e) => fc.oneof(declaredValues(e), fc.integer({ min: 0, max: 3 })),
+  listMax: 4,
+  structDepth: 4,
 });
 
 /** Any value a message can hold: negative and huge numbers, which the reader may leave to fromBinary. */
@@ -52,10 +54,11 @@ const any = auditEvents({
     seconds: fc.bigInt({ min: -(1n << 63n), max: (1n << 63n) - 1n }),
     nanos: fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
   }),
+  int32: fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
   double: fc.double(),
-  outcomeStatus: fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
-  rolesMax: 3,
-  attributesDepth: 3,
+  enumValue: () => fc.integer({ min: -(2 ** 31), max: 2 ** 31 - 1 }),
+  listMax: 3,
+  structDepth: 3,
 });
 
 /** fromBinary's result, or its error. */

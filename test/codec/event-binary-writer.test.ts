@@ -10,8 +10,8 @@ import {
   TailRequestSchema,
 } from "../../gen/audit/v1/audit_service_pb.js";
 import { AuditEventSchema } from "../../gen/audit/v1/event_pb.js";
-import { eventMessageEncoder } from "../../src/service/event-binary-writer.js";
-import { auditEvents } from "../support/arbitrary-event.js";
+import { eventMessageEncoder } from "../../src/codec/event-binary-writer.js";
+import { auditEvents, declaredValues } from "../support/arbitrary-event.js";
 
 // Short and long (over 127 bytes, so lengths take two bytes), ASCII and not, with lone surrogates toBinary replaces.
 const text = fc.oneof(
@@ -33,10 +33,11 @@ const event = auditEvents({
     seconds: int64,
     nanos: fc.oneof(fc.constant(0), fc.integer({ min: -999_999_999, max: 999_999_999 })),
   }),
+  int32: fc.oneof(fc.constant(0), fc.integer()),
   double: fc.oneof(fc.constant(0), fc.constant(-0), fc.double(), fc.integer()),
-  outcomeStatus: fc.oneof(fc.constantFrom(0, 1, 2), fc.integer()),
-  rolesMax: 4,
-  attributesDepth: 4,
+  enumValue: (e) => fc.oneof(declaredValues(e), fc.integer()),
+  listMax: 4,
+  structDepth: 4,
 });
 
 function expectSameBytes<D extends DescMessage>(schema: D, init: MessageInitShape<D>) {

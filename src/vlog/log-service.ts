@@ -126,11 +126,15 @@ export function createLogService(deps: LogServiceDeps | undefined): Pick<Service
     return run(tileHashes(snapshot.tiles));
   }
 
-  /** A size field: 0 means the latest checkpoint's. */
-  async function sizeOf(tenant: string, value: bigint, field: string): Promise<number> {
+  /** A size field, checked before anything is read. */
+  function checkSize(value: bigint, field: string): void {
     if (value < 0n || value > BigInt(Number.MAX_SAFE_INTEGER)) {
       throw invalidArgument([{ field, description: "must be a tree size, zero or more" }]);
     }
+  }
+
+  /** A checked size field: 0 means the latest checkpoint's. */
+  async function sizeOf(tenant: string, value: bigint): Promise<number> {
     return value === 0n ? (await checkpoints.latest(tenant, false)).size : Number(value);
   }
 
@@ -149,6 +153,7 @@ export function createLogService(deps: LogServiceDeps | undefined): Pick<Service
     async getInclusionProof(req: GetInclusionProofRequest) {
       const tenant = req.tenant;
       const ref = req.eventRef;
+      checkSize(req.treeSize, "tree_size");
       let row: Awaited<ReturnType<EventStore["get"]>>;
       if (ref.case === "sequence") {
         if (ref.value < 1n || ref.value > BigInt(Number.MAX_SAFE_INTEGER)) {
@@ -176,7 +181,7 @@ export function createLogService(deps: LogServiceDeps | undefined): Pick<Service
           `tenant ${tenant} has no event ${ref.case} ${ref.value}`,
         );
       }
-      const size = await sizeOf(tenant, req.treeSize, "tree_size");
+      const size = await sizeOf(tenant, req.treeSize);
       const index = row.sequence - 1;
       if (index >= size) {
         throw domainError(
@@ -195,7 +200,8 @@ export function createLogService(deps: LogServiceDeps | undefined): Pick<Service
       if (req.fromSize < 1n || req.fromSize > BigInt(Number.MAX_SAFE_INTEGER)) {
         throw invalidArgument([{ field: "from_size", description: "must be a tree size, 1 or more" }]);
       }
-      const to = await sizeOf(tenant, req.toSize, "to_size");
+      checkSize(req.toSize, "to_size");
+      const to = await sizeOf(tenant, req.toSize);
       const from = Number(req.fromSize);
       if (from > to) {
         throw domainError(Code.OutOfRange, Reason.TreeSizeOutOfRange, `from_size: ${from} is beyond to_size ${to}`, {

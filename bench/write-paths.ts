@@ -16,6 +16,7 @@ import type { Database } from "../src/store/database.js";
 import {
   appendStatement,
   EventStore,
+  INPUT_COLUMNS,
   type InputRow,
   inputRow,
   jsonInput,
@@ -30,42 +31,15 @@ const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const CALLERS = 4;
 const BATCH = 500;
 
-/** Every input column, as the json variant's column list types them. */
-const COLUMNS: [keyof InputRow, string][] = [
-  ["ord", "int"],
-  ["client_id", "boolean"],
-  ["tenant", "text"],
-  ["id", "text"],
-  ["occurred_at", "timestamptz"],
-  ["received_at", "timestamptz"],
-  ["completed_at", "timestamptz"],
-  ["expires_at", "timestamptz"],
-  ["source", "text"],
-  ["action", "text"],
-  ["category", "text"],
-  ["actor_id", "text"],
-  ["actor_type", "text"],
-  ["actor_name", "text"],
-  ["actor_email", "text"],
-  ["actor_roles", "text[]"],
-  ["target_id", "text"],
-  ["target_type", "text"],
-  ["target_name", "text"],
-  ["outcome_status", "smallint"],
-  ["outcome_code", "text"],
-  ["outcome_message", "text"],
-  ["request", "jsonb"],
-  ["attributes", "jsonb"],
-  ["parent_id", "text"],
-  ["content_hash", "bytea"],
-];
+/** Every input column with its SQL type, as the store's json input declares them. */
+const COLUMNS = INPUT_COLUMNS.map(({ key, type }) => [key, type] as const);
 
 /** A row's values as text, the form unnest(text[]), an untyped VALUES list and COPY all carry. */
 function asText(row: InputRow): (string | null)[] {
   return COLUMNS.map(([name]) => {
     const v = row[name];
     if (v === null) return null;
-    if (name === "actor_roles") return `{${(v as string[]).map((r) => `"${r.replace(/["\\]/g, "\\$&")}"`).join(",")}}`;
+    if (name === "actorRoles") return `{${(v as string[]).map((r) => `"${r.replace(/["\\]/g, "\\$&")}"`).join(",")}}`;
     if (name === "request" || name === "attributes") return JSON.stringify(v);
     return String(v);
   });
@@ -73,7 +47,7 @@ function asText(row: InputRow): (string | null)[] {
 
 /** Casts text columns named c0..c24 to the input's types. */
 function typed(sql: postgres.Sql, source: postgres.PendingQuery<postgres.Row[]>) {
-  const list = COLUMNS.map(([name, type], i) => `c${i}::${type} as ${name}`).join(", ");
+  const list = COLUMNS.map(([name, type], i) => `c${i}::${type} as "${name}"`).join(", ");
   return sql`select ${sql.unsafe(list)} from (${source}) as x(${sql.unsafe(COLUMNS.map((_, i) => `c${i}`).join(", "))})`;
 }
 
@@ -94,7 +68,7 @@ const variants: Record<string, (db: Database) => Variant> = {
       return Object.fromEntries(COLUMNS.map(([name], i) => [`c${i}`, row[name]]));
     });
     const defs = COLUMNS.map(([, type], i) => `c${i} ${type}`).join(", ");
-    const names = COLUMNS.map(([name], i) => `c${i} as ${name}`).join(", ");
+    const names = COLUMNS.map(([name], i) => `c${i} as "${name}"`).join(", ");
     return appendStatement(
       db.sql,
       db.sql`select ${db.sql.unsafe(names)} from json_to_recordset(${JSON.stringify(rows)}::json) as x(${db.sql.unsafe(defs)})`,
@@ -159,8 +133,8 @@ const variants: Record<string, (db: Database) => Variant> = {
           id: rows[i]?.id as string,
           tenant,
           sequence: ++last,
-          receivedAt: rows[i]?.received_at as string,
-          occurredAt: rows[i]?.occurred_at as string,
+          receivedAt: rows[i]?.receivedAt as string,
+          occurredAt: rows[i]?.occurredAt as string,
         })),
       );
       await tx.update(tenantSequences).set({ lastSequence: last }).where(eq(tenantSequences.tenant, tenant));

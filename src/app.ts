@@ -33,6 +33,7 @@ import { legacyHandler } from "./legacy/adapter.js";
 import { legacyAdapters } from "./legacy/index.js";
 import type { Logger } from "./logger.js";
 import { createRestTranscoder } from "./rest/transcoder.js";
+import { consoleHandler } from "./server/console.js";
 import { createGrpcUnaryHandlers } from "./server/grpc-unary.js";
 import { createInvoker, type Invoker } from "./server/invoker.js";
 import { type MetricsServer, metricsHandler, startMetricsServer } from "./server/metrics-endpoint.js";
@@ -266,21 +267,23 @@ export async function startApp(options: AppOptions): Promise<App> {
           writeUnknownFields: routerOptions.binaryOptions?.writeUnknownFields,
         })
       : undefined,
-    fallback: legacyHandler(
-      legacyAdapters(invoker, {
-        tenants,
-        authenticate,
-        maxBodyBytes: config.maxBodyBytes,
-        logger,
-        clock,
-        listMaxBytes: config.legacyListMaxBytes,
-      }),
-      {
-        logger,
-        next: rest.handle,
-        onRefused: (req, fields) => logRefusal(logger, req, fields),
-        inTraceContext: withRequestTraceContext,
-      },
+    fallback: consoleHandler(
+      legacyHandler(
+        legacyAdapters(invoker, {
+          tenants,
+          authenticate,
+          maxBodyBytes: config.maxBodyBytes,
+          logger,
+          clock,
+          listMaxBytes: config.legacyListMaxBytes,
+        }),
+        {
+          logger,
+          next: rest.handle,
+          onRefused: (req, fields) => logRefusal(logger, req, fields),
+          inTraceContext: withRequestTraceContext,
+        },
+      ),
     ),
     shutdownController,
     ready: () => database.ping(),

@@ -192,7 +192,7 @@ function origins(env: Env, name: string): string[] {
     .map((o) => o.trim())
     .filter(Boolean);
   for (const origin of list) {
-    if (origin !== "*" && URL.canParse(origin) && new URL(origin).origin === origin) continue;
+    if (origin === "*" || (URL.canParse(origin) && new URL(origin).origin === origin)) continue;
     throw new ConfigError(
       name,
       raw,

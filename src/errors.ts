@@ -1,4 +1,8 @@
 import { Code, ConnectError } from "@connectrpc/connect";
+
+/** The status codes a DomainError carries: gRPC's, as every protocol of the service maps them. */
+export { Code };
+
 import { BadRequestSchema, ErrorInfoSchema } from "../gen/google/rpc/error_details_pb.js";
 
 /** The google.rpc.ErrorInfo domain of every error this service raises. */
@@ -84,6 +88,24 @@ export interface FieldViolation {
   description: string;
   /** MISSING_FIELD when absent, INVALID_FIELD otherwise. */
   reason?: Reason;
+}
+
+/**
+ * A failure in the service's own terms (a code, a stable reason, metadata) raised below the protocol layers, by the
+ * store: it has no wire form of its own. The error-mapping interceptor turns it into what domainError() builds from
+ * the same values, so a caller cannot tell where it was raised.
+ */
+export class DomainError extends Error {
+  override readonly name = "DomainError";
+
+  constructor(
+    readonly code: Code,
+    readonly reason: Reason | string,
+    message: string,
+    readonly metadata: Record<string, string> = {},
+  ) {
+    super(message);
+  }
 }
 
 /** An error carrying a google.rpc.ErrorInfo with a stable reason. */

@@ -1,8 +1,11 @@
 import { create, type MessageInitShape } from "@bufbuild/protobuf";
+import { timestampFromMs } from "@bufbuild/protobuf/wkt";
+import { getTableColumns } from "drizzle-orm";
 import { AuditEventSchema } from "../../gen/audit/v1/event_pb.js";
 import type { FieldViolation } from "../../src/errors.js";
 import { readEvent } from "../../src/service/event-input.js";
 import { inputRow, type NewEvent } from "../../src/store/event-store.js";
+import { events } from "../../src/store/schema.js";
 
 export type EventInit = MessageInitShape<typeof AuditEventSchema>;
 
@@ -31,13 +34,86 @@ export function sampleEvent(i: number): EventInit {
   };
 }
 
-/** The row the service would store for sampleEvent(i), as the store's NewEvent. */
-export function sampleNewEvent(i: number, nowMicros: bigint): NewEvent {
+const DAY_MS = 86_400_000;
+const REALISTIC_ACTIONS = [
+  "project.update",
+  "member.invite",
+  "key.rotate",
+  "user.login",
+  "policy.change",
+  "export.run",
+];
+
+/**
+ * The event clients send (issue 16): every field set, a random hex target id, a client-set occurred_at spread over the
+ * last 30 days, no id (the service assigns one), 3% failures with code and message, and nested attributes. About
+ * 536 bytes in protobuf. `random` makes a run's events reproducible from a seed.
+ */
+export function realisticEvent(i: number, random: () => number = Math.random): EventInit {
+  const hex = (bytes: number) =>
+    Array.from({ length: bytes }, () =>
+      Math.floor(random() * 256)
+        .toString(16)
+        .padStart(2, "0"),
+    ).join("");
+  const actor = `user-${i % ACTORS}`;
+  const failed = random() < 0.03;
+  const occurredMs = Date.now() - Math.floor(random() * 30 * DAY_MS);
+  return {
+    occurredAt: timestampFromMs(occurredMs),
+    action: REALISTIC_ACTIONS[i % REALISTIC_ACTIONS.length],
+    category: "projects",
+    source: "console",
+    actor: { id: actor, type: "user", name: `User ${actor}`, email: `${actor}@example.com`, roles: ["admin"] },
+    target: { id: hex(12), type: "project", name: `Project ${i % 977}` },
+    outcome: failed
+      ? { status: 2, code: "PERMISSION_DENIED", message: "the caller lacks project.update on this project" }
+      : { status: 1, code: "OK", message: "" },
+    request: {
+      ip: `10.${i % 256}.${(i >> 8) % 256}.${1 + (i % 250)}`,
+      method: "PATCH",
+      url: `https://console.example.com/api/v2/projects/${hex(6)}`,
+      userAgent: "Mozilla/5.0 (X11; Linux x86_64) console/4.2.1",
+      durationMs: Math.round(random() * 2500) / 10,
+      correlationId: hex(16),
+      sessionId: `sess-${hex(8)}`,
+    },
+    attributes: {
+      changes: { field: "name", old: "alpha", new: "beta" },
+      geo: { country: "DE", region: "r1" },
+      client: { app: "console", version: "4.2.1" },
+      tags: ["bench", "device"],
+    },
+  };
+}
+
+/** A seeded generator (mulberry32): the same events on every run. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4_294_967_296;
+  };
+}
+
+/** The row the service would store for an event, as the store's NewEvent. */
+export function newEventOf(init: EventInit, nowMicros = BigInt(Date.now()) * 1000n): NewEvent {
   const violations: FieldViolation[] = [];
-  const event = readEvent(create(AuditEventSchema, sampleEvent(i)), "", nowMicros, violations);
+  const event = readEvent(create(AuditEventSchema, init), "", nowMicros, violations);
   if (!event) throw new Error(`bench fixture is invalid: ${JSON.stringify(violations)}`);
   return event;
 }
+
+/** The row the service would store for sampleEvent(i), as the store's NewEvent. */
+export function sampleNewEvent(i: number, nowMicros: bigint): NewEvent {
+  return newEventOf(sampleEvent(i), nowMicros);
+}
+
+/** Each events column's schema key and SQL name. */
+const COLUMN_NAMES = Object.entries(getTableColumns(events)).map(([key, column]) => [key, column.name] as const);
 
 /**
  * A complete events row (column name to value) for raw INSERTs, the baseline the service is compared with: the row
@@ -45,18 +121,19 @@ export function sampleNewEvent(i: number, nowMicros: bigint): NewEvent {
  * the forms a plain INSERT or COPY takes.
  */
 export function rawRow(tenant: string, sequence: number, template: NewEvent, occurredMicros: bigint) {
-  const { ord: _, client_id: __, ...row } = inputRow({ tenant, event: { ...template, id: "" } }, 0, occurredMicros);
-  return {
+  const row = inputRow({ tenant, event: { ...template, id: "" } }, 0, occurredMicros);
+  const values: Record<string, unknown> = {
     ...row,
     sequence,
     request: JSON.stringify(row.request),
     attributes: JSON.stringify(row.attributes),
-    content_hash: template.contentHash,
+    contentHash: template.contentHash,
   };
+  return Object.fromEntries(COLUMN_NAMES.map(([key, name]) => [name, values[key]]));
 }
 
 export type RawRow = ReturnType<typeof rawRow>;
-export const RAW_COLUMNS = Object.keys(rawRow("t", 1, sampleNewEvent(0, 0n), 0n)) as (keyof RawRow)[];
+export const RAW_COLUMNS = COLUMN_NAMES.map(([, name]) => name);
 
 /** One line of COPY ... FROM STDIN text format. */
 export function copyLine(row: RawRow): string {

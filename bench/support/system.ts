@@ -66,6 +66,8 @@ export interface CpuShares {
   seconds: number;
   /** Each group's share of the machine's CPU capacity (cores x seconds), in percent. */
   shares: Record<string, number>;
+  /** Each group's CPU seconds (user + system) during the measurement. */
+  used: Record<string, number>;
   /** Busy share of the machine, all processes. */
   machine: number;
   loadAverage: number;
@@ -109,6 +111,7 @@ export function measureCpu(groups: Record<string, () => number[]>): () => CpuSha
     return {
       seconds: round(seconds),
       shares,
+      used,
       machine: round((100 * (machineEnd.busy - machineStart.busy)) / (machineEnd.total - machineStart.total)),
       loadAverage: round(os.loadavg()[0] ?? 0, 2),
     };

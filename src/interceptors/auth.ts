@@ -29,6 +29,8 @@ export const requiredRoles: ReadonlyMap<string, Requirement> = new Map([
   rule(AuditService.method.publish, Role.WRITER),
   rule(AuditService.method.list, Role.READER),
   rule(AuditService.method.tail, Role.READER),
+  rule(AuditService.method.countEvents, Role.READER),
+  rule(AuditService.method.getEvent, Role.READER),
   rule(AuditService.method.createStreamTicket, Role.READER),
   // The verifiable log: what a reader can already list, in proofs (GetCheckpoint's `fresh` only signs the tree).
   rule(AuditService.method.getCheckpoint, Role.READER),

@@ -1,6 +1,6 @@
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { domainError, Reason } from "../errors.js";
+import { DomainError, domainError, Reason } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { asClientFault } from "./client-faults.js";
 import { kRequestId } from "./context.js";
@@ -59,9 +59,13 @@ const unavailableCodes = new Set([
   "53300",
   "53100",
   "53200",
+  // The database is not accepting connections (ALTER DATABASE … ALLOW_CONNECTIONS false, as for maintenance): the
+  // pool's reconnect fails with this, and it is as unreachable as a stopped server.
+  "55000",
 ]);
 
 export function toConnectError(error: unknown, requestId: string, procedure: string, logger: Logger): ConnectError {
+  if (error instanceof DomainError) return domainError(error.code, error.reason, error.message, error.metadata);
   if (error instanceof ConnectError) {
     // A streaming request's messages are decoded inside the interceptors, so its decode errors arrive here.
     const fault = asClientFault(error);

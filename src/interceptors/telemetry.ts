@@ -160,6 +160,7 @@ export function storeObserver(telemetry: Telemetry): StoreObserver {
   const spanNames = {
     append: "EventStore.append",
     list: "EventStore.list",
+    count: "EventStore.count",
     range: "EventStore.range",
     group_commit: "GroupCommit.wait",
   } as const;

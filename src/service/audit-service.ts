@@ -1,33 +1,36 @@
 import { create, toJson } from "@bufbuild/protobuf";
-import { Code, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
+import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
 import {
   type AuditService,
   type BatchCreateRequest,
   type CreateRequest,
   type CreateStreamTicketRequest,
   EventFilterSchema,
+  type GetEventRequest,
   type ListRequest,
   ListRequestSchema,
   Order,
   type PublishRequest,
   type TailRequest,
 } from "../../gen/audit/v1/audit_service_pb.js";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { kPrincipal } from "../auth/principal.js";
 import type { StreamTickets } from "../auth/stream-tickets.js";
 import type { Clock } from "../clock.js";
 import { canonicalJson } from "../codec/event-content.js";
 import { domainError, type FieldViolation, invalidArgument, Reason } from "../errors.js";
-import type { EventFeed } from "../store/event-feed.js";
+import { type EventFeed, FeedAborted } from "../store/event-feed.js";
 import { SERVICE_CATEGORY_PREFIX } from "../store/event-filter.js";
 import type { AppendResult, EventStore, ListQuery, NewEvent } from "../store/event-store.js";
 import type { GroupCommit } from "../store/group-commit.js";
 import type { TemplateStore } from "../store/template-store.js";
 import { microsToTimestamp } from "../store/time.js";
 import { kTraceId } from "./call-context.js";
+import { countEventsHandler } from "./count-events.js";
 import { readEvent, withCorrelation } from "./event-input.js";
 import { rowToEvent } from "./event-output.js";
 import { readFilter } from "./filter-input.js";
-import { limits } from "./limits.js";
+import { ID_PATTERN, limits, quoted } from "./limits.js";
 import { PageTokens } from "./page-token.js";
 import { readPublishRequest } from "./publish.js";
 
@@ -142,9 +145,23 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
           signal: AbortSignal.any([ctx.signal, lifetime.signal]),
         });
         for await (const row of rows) yield { event: rowToEvent(row) };
+      } catch (error) {
+        throw error instanceof FeedAborted ? abortedTail(error) : error;
       } finally {
         clearTimeout(timer);
       }
+    },
+
+    countEvents: countEventsHandler(store, clock),
+
+    async getEvent(req: GetEventRequest) {
+      if (!ID_PATTERN.test(req.id)) {
+        throw invalidArgument([{ field: "id", description: "must be an event id: 1-128 of A-Z a-z 0-9 . _ : -" }]);
+      }
+      const row = await store.get(req.tenant, req.id);
+      if (!row)
+        throw domainError(Code.NotFound, Reason.EventNotFound, `no event of the tenant has id ${quoted(req.id)}`);
+      return { event: rowToEvent(row) };
     },
 
     async createStreamTicket(req: CreateStreamTicketRequest, ctx: HandlerContext) {
@@ -204,4 +221,19 @@ function checkCategory(category: string, field: string, violations: FieldViolati
   if (category.startsWith(SERVICE_CATEGORY_PREFIX)) {
     violations.push({ field, description: `categories "${SERVICE_CATEGORY_PREFIX}*" are the service's own records` });
   }
+}
+
+/**
+ * A Tail ended by its signal. Ended by the service (a credential, the longest life: an error with an ErrorInfo), the
+ * error says where to resume, as the feed's own endings do; ended by the caller or the framework, it is the signal's.
+ */
+function abortedTail(aborted: FeedAborted): ConnectError {
+  const error = ConnectError.from(aborted.reason);
+  const info = error.findDetails(ErrorInfoSchema)[0];
+  if (!info) return error;
+  const lastSequence = String(aborted.lastSequence);
+  return domainError(error.code, info.reason, `${error.rawMessage}; resume with after_sequence=${lastSequence}`, {
+    ...info.metadata,
+    lastSequence,
+  });
 }

@@ -51,7 +51,7 @@ export function rowToEvent(row: EventRow): AuditEvent {
 
 /**
  * The stored request is toJson of a RequestInfo, whose JSON names are its field names in TypeScript: create() takes
- * the object as it is, several times faster than fromJson, which matters on every row of every page. Should a field
+ * the object as it is, without fromJson's work, on every row of every page. Should a field
  * ever get a JSON name of its own, fromJson takes over.
  */
 const requestJsonIsInit = RequestInfoSchema.fields.every((f) => f.jsonName === f.localName);

@@ -12,6 +12,9 @@ export const limits = {
   pageSizeDefault: 50,
   pageSizeMax: 1000,
   listActions: 50,
+  /** CountEvents: buckets in one answer, and the widest bucket (366 days, in seconds). */
+  countBuckets: 1000,
+  bucketWidthMaxSeconds: 366n * 24n * 3600n,
   templateAttributes: 100,
   templatesPerTenant: 1000,
   /** 100 years: far enough for any retention rule, near enough that expires_at stays a valid timestamp. */

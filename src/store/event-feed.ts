@@ -1,11 +1,24 @@
-import { Code, ConnectError } from "@connectrpc/connect";
 import type postgres from "postgres";
-import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import type { Clock } from "../clock.js";
-import { domainError, Reason } from "../errors.js";
+import { Code, DomainError, Reason } from "../errors.js";
 import type { Logger } from "../logger.js";
 import { type CompiledFilter, compileFilter, type EventFilter, filterMatches } from "./event-filter.js";
 import type { EventRow, EventStore } from "./event-store.js";
+
+/**
+ * A subscription ended by its reader's signal: `reason` is the signal's, `lastSequence` the last event delivered, so
+ * the caller can say how to resume in the terms of whoever aborted (the service: a credential, the longest life).
+ */
+export class FeedAborted extends Error {
+  override readonly name = "FeedAborted";
+
+  constructor(
+    readonly reason: unknown,
+    readonly lastSequence: number,
+  ) {
+    super("the subscription was aborted");
+  }
+}
 
 /** Pauses between attempts to read new rows for live streams before giving up on them (about 4 s in all). */
 const READ_RETRY_DELAYS_MS = [100, 250, 500, 1000, 2000];
@@ -103,25 +116,24 @@ class Subscriber {
   check(signal: AbortSignal): void {
     const resume = `; resume with after_sequence=${this.delivered}`;
     const metadata = { lastSequence: String(this.delivered) };
-    if (signal.aborted) {
-      const error = ConnectError.from(signal.reason);
-      const info = error.findDetails(ErrorInfoSchema)[0];
-      // Ended by the service (credential, longest life): say where to resume, as the feed's own endings do.
-      if (!info) throw error;
-      throw domainError(error.code, info.reason, error.rawMessage + resume, { ...info.metadata, ...metadata });
-    }
+    if (signal.aborted) throw new FeedAborted(signal.reason, this.delivered);
     switch (this.ending) {
       case "slow":
-        throw domainError(
+        throw new DomainError(
           Code.ResourceExhausted,
           Reason.TailTooSlow,
           `the stream fell more than ${this.limit} events behind${resume}`,
           metadata,
         );
       case "interrupted":
-        throw domainError(Code.Unavailable, Reason.TailInterrupted, `reading new events failed${resume}`, metadata);
+        throw new DomainError(Code.Unavailable, Reason.TailInterrupted, `reading new events failed${resume}`, metadata);
       case "closed":
-        throw domainError(Code.Unavailable, Reason.TailInterrupted, `the server is shutting down${resume}`, metadata);
+        throw new DomainError(
+          Code.Unavailable,
+          Reason.TailInterrupted,
+          `the server is shutting down${resume}`,
+          metadata,
+        );
     }
   }
 }
@@ -185,7 +197,7 @@ export class EventFeed {
   async *subscribe(options: SubscribeOptions): AsyncGenerator<EventRow> {
     const { tenant, signal } = options;
     const { store, clock } = this.options;
-    if (this.closed) throw domainError(Code.Unavailable, Reason.TailInterrupted, "the server is shutting down");
+    if (this.closed) throw new DomainError(Code.Unavailable, Reason.TailInterrupted, "the server is shutting down");
     const sub = new Subscriber(compileFilter(options.filter), this.options.bufferEvents, options.afterSequence ?? 0);
     // Registered before any await, so the tenant's feed cannot be dropped while this stream starts.
     const feed = this.attach(tenant, sub);

@@ -1,4 +1,5 @@
-import { and, asc, desc, eq, getTableColumns, gt, lte, type SQL, sql } from "drizzle-orm";
+import { and, asc, desc, eq, getTableColumns, gt, is, lte, SQL, sql } from "drizzle-orm";
+import { PgArray, type PgColumn } from "drizzle-orm/pg-core";
 import type postgres from "postgres";
 import type { Clock } from "../clock.js";
 import { CONNECT_TIMEOUT_SECONDS, type Db } from "./database.js";
@@ -54,6 +55,20 @@ export interface ListQuery extends EventFilter {
   after?: { occurredAt: string; sequence: number };
   /** What "now" is for activeOnly. */
   nowMicros: bigint;
+}
+
+/** CountEvents: the events a filter selects, counted per bucket of `widthSeconds` (aligned to the epoch) and outcome. */
+export interface CountQuery extends EventFilter {
+  tenant: string;
+  widthSeconds: bigint;
+  nowMicros: bigint;
+}
+
+/** One bucket's events of one outcome; `bucketSeconds` is the bucket's start, in seconds since the epoch. */
+export interface CountRow {
+  bucketSeconds: number;
+  outcomeStatus: number;
+  count: number;
 }
 
 /** A tenant's rows after a sequence, in sequence order: Tail's replay and its live reads. */
@@ -194,13 +209,14 @@ export class EventStore {
   }
 
   /**
-   * Built by drizzle, run by postgres.js as a prepared statement: drizzle's per-column row mapping was an eighth of
-   * List's CPU, and the select list already names the columns as EventRow does. With plan_cache_mode
-   * force_custom_plan (database.ts) each run is still planned for its own values, as the plans in docs/storage.md are.
+   * Built by drizzle, run by postgres.js as a prepared statement whose select list already names the columns as
+   * EventRow does, so rows need no mapping. With plan_cache_mode force_custom_plan (database.ts) each run is still
+   * planned for its own values, as the plans in docs/storage.md are.
    *
-   * Building the statement took drizzle another sixth of a List, so its text is kept per shape of query (which
-   * conditions, the order, whether there is a cursor) and only the parameters are made per call, by listParams. A
-   * text is kept only once drizzle's parameters for it have come out equal to listParams', so the two cannot drift.
+   * The statement's text is kept per shape of query (which conditions, the order, whether there is a cursor) and only
+   * the parameters are made per call, by listParams. A text is kept only once drizzle's parameters for it have come
+   * out equal to listParams', so the two cannot drift. Why not drizzle's own prepared statements with placeholders:
+   * docs/performance.md ("Reads").
    */
   list(q: ListQuery): Promise<EventRow[]> {
     return this.observer.operation("list", 0, () => this.select(q));
@@ -241,6 +257,38 @@ export class EventStore {
       .where(and(...conditions))
       .orderBy(direction(events.occurredAt), direction(events.sequence))
       .limit(q.limit);
+  }
+
+  /**
+   * The filter's WHERE clause is List's (compileFilter), so the index that serves a List of the same filter serves the
+   * count: the time range on events_tenant_time_idx, or an equality filter's own index. The caller bounds the range.
+   * Grouped by position: the bucket expression carries a parameter, which GROUP BY could not match by text.
+   */
+  count(q: CountQuery): Promise<CountRow[]> {
+    return this.observer.operation("count", 0, async () => {
+      const rows = await this.countQuery(q);
+      return rows.map((r) => ({
+        bucketSeconds: Number(r.bucketSeconds),
+        outcomeStatus: r.outcomeStatus,
+        count: Number(r.count),
+      }));
+    });
+  }
+
+  /** The SELECT behind `count`, unexecuted: test/core/explain.test.ts EXPLAINs it. */
+  countQuery(q: CountQuery) {
+    const width = sql`make_interval(secs => ${Number(q.widthSeconds)})`;
+    const bucket = sql`extract(epoch from date_bin(${width}, ${events.occurredAt}, 'epoch'::timestamptz))::bigint`;
+    return this.db
+      .select({
+        bucketSeconds: sql<string>`${bucket}`,
+        outcomeStatus: events.outcomeStatus,
+        count: sql<string>`count(*)`,
+      })
+      .from(events)
+      .where(and(eq(events.tenant, q.tenant), ...filterSql(compileFilter(q), q.nowMicros)))
+      .groupBy(sql`1`, sql`2`)
+      .orderBy(sql`1`, sql`2`);
   }
 
   range(q: RangeQuery): Promise<EventRow[]> {
@@ -332,9 +380,9 @@ export function appendStatement(
   return sql<StatementRow[]>`
     with input as (${input}),
     existing as (
-      select i.ord, e.content_hash = i.content_hash as same, e.*
+      select i.ord, e.content_hash = i."contentHash" as same, e.*
       from input i join events e on e.tenant = i.tenant and e.id = i.id
-      where i.client_id
+      where i."clientId"
     ),
     fresh as (
       select i.*, row_number() over (partition by i.tenant order by i.ord) as rank
@@ -351,15 +399,8 @@ export function appendStatement(
     ),
     -- Referenced by nothing: PostgreSQL runs every data-modifying CTE to completion all the same.
     inserted as (
-      insert into events (
-        tenant, sequence, id, occurred_at, received_at, completed_at, expires_at, source, action, category,
-        actor_id, actor_type, actor_name, actor_email, actor_roles, target_id, target_type, target_name,
-        outcome_status, outcome_code, outcome_message, request, attributes, parent_id, content_hash)
-      select
-        f.tenant, s.last_sequence - c.n + f.rank, f.id, f.occurred_at, f.received_at, f.completed_at,
-        f.expires_at, f.source, f.action, f.category, f.actor_id, f.actor_type, f.actor_name, f.actor_email,
-        f.actor_roles, f.target_id, f.target_type, f.target_name, f.outcome_status, f.outcome_code,
-        f.outcome_message, f.request, f.attributes, f.parent_id, f.content_hash
+      insert into events (${sql.unsafe(INSERT_COLUMNS)})
+      select ${sql.unsafe(INSERT_VALUES)}
       from fresh f join counts c using (tenant) join sequences s using (tenant)
     )
     select
@@ -372,58 +413,80 @@ export function appendStatement(
 
 /**
  * The rows as one jsonb parameter: one JSON.stringify in Node and one parse in PostgreSQL, whatever the batch size,
- * so the statement text never changes and stays prepared. Measured faster than unnest arrays, VALUES and COPY; jsonb
- * rather than json because json_to_recordset lexes its text again, and parses request and attributes a third time
- * (about 2.5 ms less per 500 events, bench/write-paths.ts).
+ * so the statement text never changes and stays prepared. Its columns are InputRow's keys with the schema's types
+ * (INPUT_COLUMNS). jsonb rather than json because json_to_recordset lexes its text again and parses request and
+ * attributes a third time; docs/performance.md compares the ways of shipping rows (bench/write-paths.ts).
  */
 export function jsonInput(sql: postgres.Sql | postgres.ReservedSql, rows: InputRow[]) {
   return sql`
-    select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as x(
-      ord int, client_id boolean, tenant text, id text, occurred_at timestamptz, received_at timestamptz,
-      completed_at timestamptz, expires_at timestamptz, source text, action text, category text,
-      actor_id text, actor_type text, actor_name text, actor_email text, actor_roles text[],
-      target_id text, target_type text, target_name text, outcome_status smallint, outcome_code text,
-      outcome_message text, request jsonb, attributes jsonb, parent_id text, content_hash bytea)
+    select * from jsonb_to_recordset(${JSON.stringify(rows)}::jsonb) as x(${sql.unsafe(INPUT_COLUMN_LIST)})
   `;
 }
 
-/** The statement's input: one JSON object per event, keys as the jsonb_to_recordset column list names them. */
-export function inputRow({ tenant, event }: GroupItem, ord: number, receivedMicros: bigint) {
-  const { iso: receivedAt, ms: receivedMs } = received(receivedMicros);
-  return {
-    ord,
-    // Only an id the client chose can already be stored: a fresh uuidv7 needs no lookup (an index probe per event).
-    client_id: event.id !== "",
-    tenant,
-    id: event.id || uuidv7(receivedMs),
-    occurred_at: event.occurredAt ?? receivedAt,
-    received_at: receivedAt,
-    completed_at: event.completedAt ?? null,
-    expires_at: event.ttlMinutes
-      ? microsToIso(receivedMicros + BigInt(event.ttlMinutes) * 60_000_000n)
-      : (event.expiresAt ?? null),
-    source: event.source ?? "",
-    action: event.action,
-    category: event.category ?? "",
-    actor_id: event.actorId ?? "",
-    actor_type: event.actorType ?? "",
-    actor_name: event.actorName ?? "",
-    actor_email: event.actorEmail ?? "",
-    actor_roles: event.actorRoles ?? [],
-    target_id: event.targetId ?? "",
-    target_type: event.targetType ?? "",
-    target_name: event.targetName ?? "",
-    outcome_status: event.outcomeStatus ?? 0,
-    outcome_code: event.outcomeCode ?? "",
-    outcome_message: event.outcomeMessage ?? "",
-    request: event.request ?? null,
-    attributes: event.attributes ?? null,
-    parent_id: event.parentId ?? "",
-    content_hash: `\\x${event.contentHash.toString("hex")}`,
-  };
+/** The columns of events by their schema keys (occurredAt), in the schema's order: the one list of columns. */
+const COLUMNS = Object.entries(getTableColumns(events)) as [keyof typeof events.$inferSelect, PgColumn][];
+
+/**
+ * Each input column by its InputRow key and SQL type: ord (the event's place in the write), clientId (whether the
+ * client chose the id), and every events column but sequence, which the statement assigns.
+ */
+export const INPUT_COLUMNS: readonly { key: keyof InputRow; type: string }[] = [
+  { key: "ord", type: "int" },
+  { key: "clientId", type: "boolean" },
+  ...COLUMNS.flatMap(([key, column]) => (key === "sequence" ? [] : [{ key, type: column.getSQLType() }])),
+];
+
+const INPUT_COLUMN_LIST = INPUT_COLUMNS.map(({ key, type }) => `"${key}" ${type}`).join(", ");
+const INSERT_COLUMNS = COLUMNS.map(([, column]) => column.name).join(", ");
+/** Each column's value in the insert: the input's, but for sequence the tenant's next (see appendStatement). */
+const INSERT_VALUES = COLUMNS.map(([key]) =>
+  key === "sequence" ? "s.last_sequence - c.n + f.rank" : `f."${key}"`,
+).join(", ");
+
+/** A column's default as the input's JSON carries it: what an event that leaves the column unset is stored with. */
+function jsonDefault(column: PgColumn): unknown {
+  if (!column.hasDefault) return null;
+  if (!is(column.default, SQL)) return column.default;
+  if (is(column, PgArray)) return [];
+  throw new Error(`the default of events.${column.name} has no JSON form`);
 }
 
-export type InputRow = ReturnType<typeof inputRow>;
+/**
+ * An input row with every column at the value it takes when the event leaves it unset, in INPUT_COLUMNS' order. Each
+ * row starts as a copy of it, so all rows share one shape and the loop in inputRow only overwrites properties (adding
+ * them one by one made JSON.stringify of the batch markedly slower).
+ */
+const UNSET_ROW: Record<string, unknown> = {
+  ord: 0,
+  clientId: false,
+  ...Object.fromEntries(COLUMNS.flatMap(([key, column]) => (key === "sequence" ? [] : [[key, jsonDefault(column)]]))),
+};
+const COPIED = Object.keys(UNSET_ROW).filter((key) => key !== "ord" && key !== "clientId");
+
+/** The statement's input: one JSON object per event, keyed as INPUT_COLUMNS names the columns. */
+export function inputRow({ tenant, event }: GroupItem, ord: number, receivedMicros: bigint): InputRow {
+  const { iso: receivedAt, ms: receivedMs } = received(receivedMicros);
+  // Only an id the client chose can already be stored: a fresh uuidv7 needs no lookup (an index probe per event).
+  const row = { ...UNSET_ROW };
+  row.ord = ord;
+  row.clientId = event.id !== "";
+  const given = event as Record<string, unknown>;
+  for (const key of COPIED) {
+    const value = given[key];
+    if (value !== undefined && value !== null) row[key] = value;
+  }
+  // The columns the store assigns or derives; assigning keeps each key where the schema put it.
+  row.tenant = tenant;
+  row.id = event.id || uuidv7(receivedMs);
+  row.occurredAt = event.occurredAt ?? receivedAt;
+  row.receivedAt = receivedAt;
+  if (event.ttlMinutes) row.expiresAt = microsToIso(receivedMicros + BigInt(event.ttlMinutes) * 60_000_000n);
+  row.contentHash = `\\x${event.contentHash.toString("hex")}`;
+  return row as InputRow;
+}
+
+/** One event as the append statement takes it: the stored row but its sequence, and what the statement needs. */
+export type InputRow = Omit<EventRow, "sequence"> & { ord: number; clientId: boolean; contentHash: string };
 
 /** Every event of a write shares its received_at: formatted once, not once per event. */
 let lastReceived = { micros: -1n, iso: "", ms: 0 };
@@ -494,32 +557,8 @@ function outcomes(input: InputRow[], result: StatementRow[], atomic: boolean): I
 
 /** The row as inserted, built from what was sent rather than read back. */
 function storedRow(sent: InputRow, sequence: number): EventRow {
-  return {
-    tenant: sent.tenant,
-    sequence,
-    id: sent.id,
-    occurredAt: sent.occurred_at,
-    receivedAt: sent.received_at,
-    completedAt: sent.completed_at,
-    expiresAt: sent.expires_at,
-    source: sent.source,
-    action: sent.action,
-    category: sent.category,
-    actorId: sent.actor_id,
-    actorType: sent.actor_type,
-    actorName: sent.actor_name,
-    actorEmail: sent.actor_email,
-    actorRoles: sent.actor_roles,
-    targetId: sent.target_id,
-    targetType: sent.target_type,
-    targetName: sent.target_name,
-    outcomeStatus: sent.outcome_status,
-    outcomeCode: sent.outcome_code,
-    outcomeMessage: sent.outcome_message,
-    request: sent.request,
-    attributes: sent.attributes,
-    parentId: sent.parent_id,
-  };
+  const { ord: _ord, clientId: _clientId, contentHash: _hash, tenant, ...row } = sent;
+  return { tenant, sequence, ...row };
 }
 
 /**

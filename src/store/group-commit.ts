@@ -1,6 +1,5 @@
-import { Code } from "@connectrpc/connect";
 import type { Clock } from "../clock.js";
-import { domainError, Reason } from "../errors.js";
+import { Code, DomainError, Reason } from "../errors.js";
 import { type AppendResult, type EventStore, type GroupItem, type ItemOutcome, sqlState } from "./event-store.js";
 import { noObserver, type StoreObserver } from "./observer.js";
 
@@ -52,7 +51,7 @@ export class GroupCommit {
   append(tenant: string, event: GroupItem["event"]): Promise<AppendResult> {
     if (this.queue.length >= this.options.queueLimit) {
       return Promise.reject(
-        domainError(
+        new DomainError(
           Code.ResourceExhausted,
           Reason.IngestQueueFull,
           `the ingest queue is full (${this.options.queueLimit} events waiting); retry with backoff`,

@@ -1,5 +1,5 @@
 /** The store's database operations, as telemetry names them. */
-export type StoreOperation = "append" | "list" | "range" | "group_commit";
+export type StoreOperation = "append" | "list" | "count" | "range" | "group_commit";
 
 /**
  * What the store tells whoever observes it (metrics, tracing), without knowing who that is: the layers above

@@ -199,7 +199,7 @@ test("reads Struct entries and Values as fromBinary does: missing parts, repeate
 
 test("is offered only for requests made of AuditEvents and strings", () => {
   const made = AuditService.methods.filter((m) => eventMessageDecoder(m.input)).map((m) => m.name);
-  expect(made).toEqual(["Create", "BatchCreate", "CreateStreamTicket"]);
+  expect(made).toEqual(["Create", "BatchCreate", "GetEvent", "CreateStreamTicket"]);
   for (const schema of [ListRequestSchema, AuditEventSchema]) {
     expect(eventMessageDecoder(schema), schema.typeName).toBeUndefined();
   }

@@ -89,7 +89,7 @@ test("leaves messages with unknown fields to toBinary, which writes them back", 
 
 test("is offered only for messages made of AuditEvents and strings", () => {
   const made = AuditService.methods.filter((m) => eventMessageEncoder(m.output)).map((m) => m.name);
-  expect(made).toEqual(["Create", "BatchCreate", "Publish", "List", "Tail"]);
+  expect(made).toEqual(["Create", "BatchCreate", "Publish", "List", "Tail", "GetEvent"]);
   for (const schema of [ListRequestSchema, TailRequestSchema, AuditEventSchema]) {
     expect(eventMessageEncoder(schema), schema.typeName).toBeUndefined();
   }

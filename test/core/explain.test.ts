@@ -2,7 +2,7 @@ import type postgres from "postgres";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { createLogger } from "../../src/logger.js";
 import { connectDatabase, type Database } from "../../src/store/database.js";
-import { EventStore, type ListQuery } from "../../src/store/event-store.js";
+import { type CountQuery, EventStore, type ListQuery } from "../../src/store/event-store.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { everyEvent } from "../support/events.js";
 
@@ -108,5 +108,34 @@ test.each(shapes)("%s uses %s", async (shape, query, index) => {
   const plan = rows.map((r) => r["QUERY PLAN"] as string).join("\n");
   console.log(`-- ${shape}\n${plan}\n`);
   expect(plan).toMatch(new RegExp(`(Index Scan( Backward)? using|Bitmap Index Scan on) ${index} `));
+  expect(plan).not.toContain("Seq Scan");
+});
+
+/** CountEvents: List's WHERE clause over a bounded range, grouped; the same indexes must serve it. */
+const countShapes: [string, Partial<CountQuery>, string][] = [
+  ["a day", { startTime: "2024-03-01T00:00:00Z", endTime: "2024-03-02T00:00:00Z" }, "events_tenant_time_idx"],
+  [
+    "an actor over a month",
+    { actorId: "actor42", startTime: "2024-02-01T00:00:00Z", endTime: "2024-03-01T00:00:00Z" },
+    "events_tenant_actor_time_idx",
+  ],
+  [
+    "an action prefix over a year",
+    { actions: ["admin.*"], startTime: "2024-01-01T00:00:00Z", endTime: "2025-01-01T00:00:00Z" },
+    "events_tenant_action_idx",
+  ],
+];
+
+test.each(countShapes)("CountEvents over %s uses %s", async (shape, query, index) => {
+  const q: CountQuery = { tenant: "acme", ...everyEvent, widthSeconds: 3600n, nowMicros: 0n, ...query };
+  const { sql: text, params } = store.countQuery(q).toSQL();
+  const rows = await database.sql.unsafe(
+    `explain (analyze, buffers off, costs off, timing off, summary off) ${text}`,
+    params as postgres.ParameterOrJSON<never>[],
+    { prepare: false },
+  );
+  const plan = rows.map((r) => r["QUERY PLAN"] as string).join("\n");
+  console.log(`-- CountEvents, ${shape}\n${plan}\n`);
+  expect(plan).toMatch(new RegExp(`(Index( Only)? Scan( Backward)? using|Bitmap Index Scan on) ${index} `));
   expect(plan).not.toContain("Seq Scan");
 });

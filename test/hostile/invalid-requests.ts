@@ -320,6 +320,63 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
     ),
   ],
   [
+    A.getEvent,
+    fc.oneof(
+      fc
+        .constantFrom("", "has space", long(129), "a/b", "ü")
+        .map((id) => inv(A.getEvent, `id ${JSON.stringify(id.slice(0, 20))}`, { id }, "id")),
+      fc.constant(inv(A.getEvent, "unknown id", { id: "no-such-event" }, undefined, Code.NotFound)),
+      fc.constant(inv(A.getEvent, "tenant globex", { tenant: "globex", id: "x" }, undefined, Code.PermissionDenied)),
+    ),
+  ],
+  [
+    A.countEvents,
+    fc.oneof(
+      badFilters.map(({ label, filter, field }) =>
+        inv(
+          A.countEvents,
+          label,
+          { filter: { startTime: ts(nowSeconds() - 3600n), ...filter }, bucketWidth: { seconds: 3600n } },
+          `filter.${field}`,
+        ),
+      ),
+      fc.constant(inv(A.countEvents, "no start_time", { bucketWidth: { seconds: 60n } }, "filter.start_time")),
+      fc.constant(
+        inv(A.countEvents, "no bucket_width", { filter: { startTime: ts(nowSeconds() - 60n) } }, "bucket_width"),
+      ),
+      fc
+        .constantFrom({ seconds: 0n }, { seconds: -60n }, { seconds: 1n, nanos: 5 }, { seconds: 366n * 86400n + 1n })
+        .map((w) =>
+          inv(
+            A.countEvents,
+            `bucket_width ${w.seconds}s`,
+            { filter: { startTime: ts(nowSeconds() - 60n) }, bucketWidth: w },
+            "bucket_width",
+          ),
+        ),
+      fc.integer({ min: 1001, max: 1_000_000 }).map((n) =>
+        inv(
+          A.countEvents,
+          `${n} buckets`,
+          {
+            filter: { startTime: ts(1_000_000_000n), endTime: ts(1_000_000_000n + BigInt(n)) },
+            bucketWidth: { seconds: 1n },
+          },
+          "bucket_width",
+        ),
+      ),
+      fc.constant(
+        inv(
+          A.countEvents,
+          "tenant globex",
+          { tenant: "globex", filter: { startTime: ts(1n) }, bucketWidth: { seconds: 86400n } },
+          undefined,
+          Code.PermissionDenied,
+        ),
+      ),
+    ),
+  ],
+  [
     A.createStreamTicket,
     fc.oneof(
       fc

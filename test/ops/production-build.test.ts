@@ -39,6 +39,12 @@ test("the compiled service runs with plain node: ready, serves RPCs, and drains 
   expect(event?.tenant).toBe("built");
   expect(event?.action).toBe("build.check");
 
+  // The browser console is part of the build.
+  const page = await fetch(`${service.url}/console/`);
+  expect(page.status).toBe(200);
+  const script = /src="\.\/(assets\/[^"]+\.js)"/.exec(await page.text())?.[1];
+  expect((await fetch(`${service.url}/console/${script}`)).headers.get("content-type")).toMatch(/^text\/javascript/);
+
   // The embedded PostgreSQL was never started, and the process's own logs name no TypeScript file.
   expect(service.logs.join("\n")).not.toMatch(/embedded PostgreSQL|\.ts:\d/);
   service.signal("SIGTERM");

@@ -148,7 +148,16 @@ describe(`npm start as ${isRoot ? "root" : "an ordinary user"}, in a checkout un
     project = path.join(outer, "audit-trail");
     execFileSync("mkdir", [project]);
     // A checkout of its own (hard links: the same files, under the closed directory), as `git clone` and `npm ci` make.
-    for (const entry of ["package.json", "tsconfig.json", "src", "gen", "drizzle", "scripts", "node_modules"]) {
+    for (const entry of [
+      "package.json",
+      "tsconfig.json",
+      "src",
+      "gen",
+      "drizzle",
+      "scripts",
+      "console",
+      "node_modules",
+    ]) {
       try {
         execFileSync("cp", ["-al", path.join(repoRoot, entry), project]);
       } catch {

@@ -60,6 +60,18 @@ const requests = new Map<DescMethod, () => Promise<Record<string, unknown>>>([
   [AuditService.method.getCheckpoint, async () => ({ tenant: "acme" })],
   [AuditService.method.getInclusionProof, async () => ({ tenant: "acme", eventRef: { case: "sequence", value: 1n } })],
   [AuditService.method.getConsistencyProof, async () => ({ tenant: "acme", fromSize: 1n })],
+  [
+    AuditService.method.getEvent,
+    async () => {
+      const event = { id: "matrix-get", action: "matrix.get" };
+      await clientFor(AuditService, world.app, "connect", world.app.adminToken).create({ tenant: "acme", event });
+      return { tenant: "acme", id: event.id };
+    },
+  ],
+  [
+    AuditService.method.countEvents,
+    async () => ({ tenant: "acme", filter: { startTime: { seconds: 1n } }, bucketWidth: { seconds: 366n * 86400n } }),
+  ],
   [AdminService.method.createTenant, async () => ({ tenant: { id: unique("matrix-t") } })],
   [AdminService.method.listTenants, async () => ({})],
   [

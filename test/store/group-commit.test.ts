@@ -1,7 +1,8 @@
-import { Code, ConnectError } from "@connectrpc/connect";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { systemClock } from "../../src/clock.js";
-import { reasonOf } from "../../src/errors.js";
+import { DomainError, reasonOf } from "../../src/errors.js";
+import { toConnectError } from "../../src/interceptors/error-mapping.js";
 import { createLogger } from "../../src/logger.js";
 import { connectDatabase, type Database } from "../../src/store/database.js";
 import { type AppendResult, EventStore, type NewEvent } from "../../src/store/event-store.js";
@@ -139,10 +140,14 @@ test("a full queue refuses new appends with RESOURCE_EXHAUSTED and INGEST_QUEUE_
     "rejected",
     "rejected",
   ]);
+  // The store's error is a domain error; the one mapping interceptor gives it its wire form.
   const refused = (results[3] as PromiseRejectedResult).reason;
-  expect(refused).toBeInstanceOf(ConnectError);
-  expect((refused as ConnectError).code).toBe(Code.ResourceExhausted);
-  expect(reasonOf(refused as ConnectError)).toBe("INGEST_QUEUE_FULL");
+  expect(refused).toBeInstanceOf(DomainError);
+  expect(refused).toMatchObject({ code: Code.ResourceExhausted, reason: "INGEST_QUEUE_FULL" });
+  const mapped = toConnectError(refused, "request-1", "audit.v1.AuditService/Create", createLogger("silent"));
+  expect(mapped.code).toBe(Code.ResourceExhausted);
+  expect(reasonOf(mapped)).toBe("INGEST_QUEUE_FULL");
+  expect(mapped.rawMessage).toBe((refused as DomainError).message);
   // Once the queue has drained, appends are accepted again.
   await commit.idle();
   expect(stored(await commit.append("queue-full", newEvent({ action: "later" }))).sequence).toBe(4);

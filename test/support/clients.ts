@@ -9,9 +9,14 @@ export const protocols = ["connect", "connect-binary", "grpc-web", "grpc"] as co
 export type Protocol = (typeof protocols)[number];
 
 /** Where a service listens, and the superadmin token it accepts: a TestApp, or a service in a child process. */
-export type ServiceAddress = Pick<TestApp, "url" | "adminToken">;
+export type ServiceAddress = Pick<TestApp, "url" | "adminToken"> & TlsTrust;
 
-export function transportFor(app: Pick<TestApp, "url">, protocol: Protocol, token?: string): Transport {
+/** For an https URL: the certificate (or CA) to trust, when it is not one Node trusts already (a self-signed one). */
+export interface TlsTrust {
+  ca?: Buffer;
+}
+
+export function transportFor(app: Pick<TestApp, "url"> & TlsTrust, protocol: Protocol, token?: string): Transport {
   const interceptors: Interceptor[] = token
     ? [
         (next) => (req) => {
@@ -20,21 +25,28 @@ export function transportFor(app: Pick<TestApp, "url">, protocol: Protocol, toke
         },
       ]
     : [];
+  const nodeOptions = app.ca ? { ca: app.ca } : undefined;
   switch (protocol) {
     case "connect":
-      return createConnectTransport({ baseUrl: app.url, httpVersion: "1.1", interceptors });
+      return createConnectTransport({ baseUrl: app.url, httpVersion: "1.1", interceptors, nodeOptions });
     case "connect-binary":
-      return createConnectTransport({ baseUrl: app.url, httpVersion: "2", useBinaryFormat: true, interceptors });
+      return createConnectTransport({
+        baseUrl: app.url,
+        httpVersion: "2",
+        useBinaryFormat: true,
+        interceptors,
+        nodeOptions,
+      });
     case "grpc-web":
-      return createGrpcWebTransport({ baseUrl: app.url, httpVersion: "1.1", interceptors });
+      return createGrpcWebTransport({ baseUrl: app.url, httpVersion: "1.1", interceptors, nodeOptions });
     case "grpc":
-      return createGrpcTransport({ baseUrl: app.url, interceptors });
+      return createGrpcTransport({ baseUrl: app.url, interceptors, nodeOptions });
   }
 }
 
 export function clientFor<S extends DescService>(
   service: S,
-  app: Pick<TestApp, "url">,
+  app: Pick<TestApp, "url"> & TlsTrust,
   protocol: Protocol,
   token?: string,
 ): Client<S> {

@@ -41,9 +41,16 @@ export interface GrpcJsClient {
   close(): void;
 }
 
-/** A @grpc/grpc-js client (HTTP/2 cleartext) for the service at `url`, sending `authorization: Bearer <token>`. */
-export function grpcJsClient(url: string, token?: string, options: { deadlineMs?: number } = {}): GrpcJsClient {
-  const client = new grpc.Client(new URL(url).host, grpc.credentials.createInsecure());
+/**
+ * A @grpc/grpc-js client for the service at `url`, sending `authorization: Bearer <token>`: HTTP/2 cleartext, or TLS
+ * with `credentials` (grpc.credentials.createSsl).
+ */
+export function grpcJsClient(
+  url: string,
+  token?: string,
+  options: { deadlineMs?: number; credentials?: grpc.ChannelCredentials } = {},
+): GrpcJsClient {
+  const client = new grpc.Client(new URL(url).host, options.credentials ?? grpc.credentials.createInsecure());
   const methodOf = (service: GrpcService, method: string) => {
     const def = (definition[`audit.v1.${service}`] as grpc.ServiceDefinition | undefined)?.[method];
     if (!def) throw new Error(`audit.v1.${service} has no method ${method}`);

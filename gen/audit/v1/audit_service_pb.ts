@@ -10,15 +10,15 @@ import type { GetCheckpointRequestSchema, GetCheckpointResponseSchema, GetConsis
 import { file_audit_v1_verifiable_log } from "./verifiable_log_pb.js";
 import { file_google_api_annotations } from "../../google/api/annotations_pb.js";
 import { file_google_api_field_behavior } from "../../google/api/field_behavior_pb.js";
-import type { Timestamp } from "@bufbuild/protobuf/wkt";
-import { file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
+import type { Duration, Timestamp } from "@bufbuild/protobuf/wkt";
+import { file_google_protobuf_duration, file_google_protobuf_timestamp } from "@bufbuild/protobuf/wkt";
 import type { Message } from "@bufbuild/protobuf";
 
 /**
  * Describes the file audit/v1/audit_service.proto.
  */
 export const file_audit_v1_audit_service: GenFile = /*@__PURE__*/
-  fileDesc("ChxhdWRpdC92MS9hdWRpdF9zZXJ2aWNlLnByb3RvEghhdWRpdC52MSJJCg1DcmVhdGVSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRIoCgVldmVudBgCIAEoCzIULmF1ZGl0LnYxLkF1ZGl0RXZlbnRCA+BBAiI1Cg5DcmVhdGVSZXNwb25zZRIjCgVldmVudBgBIAEoCzIULmF1ZGl0LnYxLkF1ZGl0RXZlbnQiTwoSQmF0Y2hDcmVhdGVSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRIpCgZldmVudHMYAiADKAsyFC5hdWRpdC52MS5BdWRpdEV2ZW50QgPgQQIiOwoTQmF0Y2hDcmVhdGVSZXNwb25zZRIkCgZldmVudHMYASADKAsyFC5hdWRpdC52MS5BdWRpdEV2ZW50IoQCCg5QdWJsaXNoUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSFwoKZXZlbnRfbmFtZRgCIAEoCUID4EECEi4KCmF0dHJpYnV0ZXMYAyADKAsyGi5hdWRpdC52MS5QdWJsaXNoQXR0cmlidXRlEhgKC3R0bF9taW51dGVzGAQgASgDSACIAQESHgoFYWN0b3IYBSABKAsyDy5hdWRpdC52MS5BY3RvchIOCgZzb3VyY2UYBiABKAkSIAoGdGFyZ2V0GAcgASgLMhAuYXVkaXQudjEuVGFyZ2V0EhEKCXBhcmVudF9pZBgIIAEoCRIKCgJpZBgJIAEoCUIOCgxfdHRsX21pbnV0ZXMiLwoQUHVibGlzaEF0dHJpYnV0ZRIMCgRuYW1lGAEgASgJEg0KBXZhbHVlGAIgASgJIjYKD1B1Ymxpc2hSZXNwb25zZRIjCgVldmVudBgBIAEoCzIULmF1ZGl0LnYxLkF1ZGl0RXZlbnQi5AMKC0xpc3RSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHYWN0aW9ucxgGIAMoCRIQCghhY3Rvcl9pZBgHIAEoCRISCgphY3Rvcl9uYW1lGAggASgJEhEKCXRhcmdldF9pZBgJIAEoCRITCgt0YXJnZXRfdHlwZRgKIAEoCRIQCghjYXRlZ29yeRgLIAEoCRIOCgZzb3VyY2UYDCABKAkSKAoHb3V0Y29tZRgNIAEoDjIXLmF1ZGl0LnYxLk91dGNvbWVTdGF0dXMSEQoJcGFyZW50X2lkGA4gASgJEhgKEGluY2x1ZGVfY2hpbGRyZW4YDyABKAgSHgoFb3JkZXIYECABKA4yDy5hdWRpdC52MS5PcmRlchITCgthY3RpdmVfb25seRgRIAEoCBISCgpldmVudF9uYW1lGBIgASgJEh8KF2luY2x1ZGVfc2VydmljZV9yZWNvcmRzGBMgASgIIk0KDExpc3RSZXNwb25zZRIkCgZldmVudHMYASADKAsyFC5hdWRpdC52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKNAwoLRXZlbnRGaWx0ZXISLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2FjdGlvbnMYAyADKAkSEAoIYWN0b3JfaWQYBCABKAkSEgoKYWN0b3JfbmFtZRgFIAEoCRIRCgl0YXJnZXRfaWQYBiABKAkSEwoLdGFyZ2V0X3R5cGUYByABKAkSEAoIY2F0ZWdvcnkYCCABKAkSDgoGc291cmNlGAkgASgJEigKB291dGNvbWUYCiABKA4yFy5hdWRpdC52MS5PdXRjb21lU3RhdHVzEhEKCXBhcmVudF9pZBgLIAEoCRIYChBpbmNsdWRlX2NoaWxkcmVuGAwgASgIEhMKC2FjdGl2ZV9vbmx5GA0gASgIEhIKCmV2ZW50X25hbWUYDiABKAkSHwoXaW5jbHVkZV9zZXJ2aWNlX3JlY29yZHMYDyABKAgidAoLVGFpbFJlcXVlc3QSDgoGdGVuYW50GAEgASgJEiUKBmZpbHRlchgCIAEoCzIVLmF1ZGl0LnYxLkV2ZW50RmlsdGVyEhsKDmFmdGVyX3NlcXVlbmNlGAMgASgDSACIAQFCEQoPX2FmdGVyX3NlcXVlbmNlIjMKDFRhaWxSZXNwb25zZRIjCgVldmVudBgBIAEoCzIULmF1ZGl0LnYxLkF1ZGl0RXZlbnQiKwoZQ3JlYXRlU3RyZWFtVGlja2V0UmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkiXQoaQ3JlYXRlU3RyZWFtVGlja2V0UmVzcG9uc2USDgoGdGlja2V0GAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCpOCgVPcmRlchIVChFPUkRFUl9VTlNQRUNJRklFRBAAEhYKEk9SREVSX05FV0VTVF9GSVJTVBABEhYKEk9SREVSX09MREVTVF9GSVJTVBACMuoICgxBdWRpdFNlcnZpY2USZwoGQ3JlYXRlEhcuYXVkaXQudjEuQ3JlYXRlUmVxdWVzdBoYLmF1ZGl0LnYxLkNyZWF0ZVJlc3BvbnNlIiqC0+STAiQ6BWV2ZW50IhsvdjEvdGVuYW50cy97dGVuYW50fS9ldmVudHMSfgoLQmF0Y2hDcmVhdGUSHC5hdWRpdC52MS5CYXRjaENyZWF0ZVJlcXVlc3QaHS5hdWRpdC52MS5CYXRjaENyZWF0ZVJlc3BvbnNlIjKC0+STAiw6ASoiJy92MS90ZW5hbnRzL3t0ZW5hbnR9L2V2ZW50czpiYXRjaENyZWF0ZRJuCgdQdWJsaXNoEhguYXVkaXQudjEuUHVibGlzaFJlcXVlc3QaGS5hdWRpdC52MS5QdWJsaXNoUmVzcG9uc2UiLoLT5JMCKDoBKiIjL3YxL3RlbmFudHMve3RlbmFudH0vZXZlbnRzOnB1Ymxpc2gSXQoETGlzdBIVLmF1ZGl0LnYxLkxpc3RSZXF1ZXN0GhYuYXVkaXQudjEuTGlzdFJlc3BvbnNlIiaQAgGC0+STAh0SGy92MS90ZW5hbnRzL3t0ZW5hbnR9L2V2ZW50cxJkCgRUYWlsEhUuYXVkaXQudjEuVGFpbFJlcXVlc3QaFi5hdWRpdC52MS5UYWlsUmVzcG9uc2UiK5ACAYLT5JMCIhIgL3YxL3RlbmFudHMve3RlbmFudH0vZXZlbnRzOnRhaWwwARKOAQoSQ3JlYXRlU3RyZWFtVGlja2V0EiMuYXVkaXQudjEuQ3JlYXRlU3RyZWFtVGlja2V0UmVxdWVzdBokLmF1ZGl0LnYxLkNyZWF0ZVN0cmVhbVRpY2tldFJlc3BvbnNlIi2C0+STAic6ASoiIi92MS90ZW5hbnRzL3t0ZW5hbnR9L3N0cmVhbVRpY2tldHMSfQoNR2V0Q2hlY2twb2ludBIeLmF1ZGl0LnYxLkdldENoZWNrcG9pbnRSZXF1ZXN0Gh8uYXVkaXQudjEuR2V0Q2hlY2twb2ludFJlc3BvbnNlIiuC0+STAiUSIy92MS90ZW5hbnRzL3t0ZW5hbnR9L2xvZy9jaGVja3BvaW50EpABChFHZXRJbmNsdXNpb25Qcm9vZhIiLmF1ZGl0LnYxLkdldEluY2x1c2lvblByb29mUmVxdWVzdBojLmF1ZGl0LnYxLkdldEluY2x1c2lvblByb29mUmVzcG9uc2UiMpACAYLT5JMCKRInL3YxL3RlbmFudHMve3RlbmFudH0vbG9nL2luY2x1c2lvblByb29mEpgBChNHZXRDb25zaXN0ZW5jeVByb29mEiQuYXVkaXQudjEuR2V0Q29uc2lzdGVuY3lQcm9vZlJlcXVlc3QaJS5hdWRpdC52MS5HZXRDb25zaXN0ZW5jeVByb29mUmVzcG9uc2UiNJACAYLT5JMCKxIpL3YxL3RlbmFudHMve3RlbmFudH0vbG9nL2NvbnNpc3RlbmN5UHJvb2ZiBnByb3RvMw", [file_audit_v1_event, file_audit_v1_verifiable_log, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_timestamp]);
+  fileDesc("ChxhdWRpdC92MS9hdWRpdF9zZXJ2aWNlLnByb3RvEghhdWRpdC52MSJJCg1DcmVhdGVSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRIoCgVldmVudBgCIAEoCzIULmF1ZGl0LnYxLkF1ZGl0RXZlbnRCA+BBAiI1Cg5DcmVhdGVSZXNwb25zZRIjCgVldmVudBgBIAEoCzIULmF1ZGl0LnYxLkF1ZGl0RXZlbnQiTwoSQmF0Y2hDcmVhdGVSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRIpCgZldmVudHMYAiADKAsyFC5hdWRpdC52MS5BdWRpdEV2ZW50QgPgQQIiOwoTQmF0Y2hDcmVhdGVSZXNwb25zZRIkCgZldmVudHMYASADKAsyFC5hdWRpdC52MS5BdWRpdEV2ZW50IoQCCg5QdWJsaXNoUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSFwoKZXZlbnRfbmFtZRgCIAEoCUID4EECEi4KCmF0dHJpYnV0ZXMYAyADKAsyGi5hdWRpdC52MS5QdWJsaXNoQXR0cmlidXRlEhgKC3R0bF9taW51dGVzGAQgASgDSACIAQESHgoFYWN0b3IYBSABKAsyDy5hdWRpdC52MS5BY3RvchIOCgZzb3VyY2UYBiABKAkSIAoGdGFyZ2V0GAcgASgLMhAuYXVkaXQudjEuVGFyZ2V0EhEKCXBhcmVudF9pZBgIIAEoCRIKCgJpZBgJIAEoCUIOCgxfdHRsX21pbnV0ZXMiLwoQUHVibGlzaEF0dHJpYnV0ZRIMCgRuYW1lGAEgASgJEg0KBXZhbHVlGAIgASgJIjYKD1B1Ymxpc2hSZXNwb25zZRIjCgVldmVudBgBIAEoCzIULmF1ZGl0LnYxLkF1ZGl0RXZlbnQi5AMKC0xpc3RSZXF1ZXN0Eg4KBnRlbmFudBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCRIuCgpzdGFydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIsCghlbmRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDwoHYWN0aW9ucxgGIAMoCRIQCghhY3Rvcl9pZBgHIAEoCRISCgphY3Rvcl9uYW1lGAggASgJEhEKCXRhcmdldF9pZBgJIAEoCRITCgt0YXJnZXRfdHlwZRgKIAEoCRIQCghjYXRlZ29yeRgLIAEoCRIOCgZzb3VyY2UYDCABKAkSKAoHb3V0Y29tZRgNIAEoDjIXLmF1ZGl0LnYxLk91dGNvbWVTdGF0dXMSEQoJcGFyZW50X2lkGA4gASgJEhgKEGluY2x1ZGVfY2hpbGRyZW4YDyABKAgSHgoFb3JkZXIYECABKA4yDy5hdWRpdC52MS5PcmRlchITCgthY3RpdmVfb25seRgRIAEoCBISCgpldmVudF9uYW1lGBIgASgJEh8KF2luY2x1ZGVfc2VydmljZV9yZWNvcmRzGBMgASgIIk0KDExpc3RSZXNwb25zZRIkCgZldmVudHMYASADKAsyFC5hdWRpdC52MS5BdWRpdEV2ZW50EhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKNAwoLRXZlbnRGaWx0ZXISLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASLAoIZW5kX3RpbWUYAiABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEg8KB2FjdGlvbnMYAyADKAkSEAoIYWN0b3JfaWQYBCABKAkSEgoKYWN0b3JfbmFtZRgFIAEoCRIRCgl0YXJnZXRfaWQYBiABKAkSEwoLdGFyZ2V0X3R5cGUYByABKAkSEAoIY2F0ZWdvcnkYCCABKAkSDgoGc291cmNlGAkgASgJEigKB291dGNvbWUYCiABKA4yFy5hdWRpdC52MS5PdXRjb21lU3RhdHVzEhEKCXBhcmVudF9pZBgLIAEoCRIYChBpbmNsdWRlX2NoaWxkcmVuGAwgASgIEhMKC2FjdGl2ZV9vbmx5GA0gASgIEhIKCmV2ZW50X25hbWUYDiABKAkSHwoXaW5jbHVkZV9zZXJ2aWNlX3JlY29yZHMYDyABKAgidAoLVGFpbFJlcXVlc3QSDgoGdGVuYW50GAEgASgJEiUKBmZpbHRlchgCIAEoCzIVLmF1ZGl0LnYxLkV2ZW50RmlsdGVyEhsKDmFmdGVyX3NlcXVlbmNlGAMgASgDSACIAQFCEQoPX2FmdGVyX3NlcXVlbmNlIjMKDFRhaWxSZXNwb25zZRIjCgVldmVudBgBIAEoCzIULmF1ZGl0LnYxLkF1ZGl0RXZlbnQiKwoZQ3JlYXRlU3RyZWFtVGlja2V0UmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkiXQoaQ3JlYXRlU3RyZWFtVGlja2V0UmVzcG9uc2USDgoGdGlja2V0GAEgASgJEi8KC2V4cGlyZV90aW1lGAIgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcCIyCg9HZXRFdmVudFJlcXVlc3QSDgoGdGVuYW50GAEgASgJEg8KAmlkGAIgASgJQgPgQQIiNwoQR2V0RXZlbnRSZXNwb25zZRIjCgVldmVudBgBIAEoCzIULmF1ZGl0LnYxLkF1ZGl0RXZlbnQihgEKEkNvdW50RXZlbnRzUmVxdWVzdBIOCgZ0ZW5hbnQYASABKAkSKgoGZmlsdGVyGAIgASgLMhUuYXVkaXQudjEuRXZlbnRGaWx0ZXJCA+BBAhI0CgxidWNrZXRfd2lkdGgYAyABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CA+BBAiJRChNDb3VudEV2ZW50c1Jlc3BvbnNlEisKB2J1Y2tldHMYASADKAsyGi5hdWRpdC52MS5FdmVudENvdW50QnVja2V0Eg0KBXRvdGFsGAIgASgDInsKEEV2ZW50Q291bnRCdWNrZXQSLgoKc3RhcnRfdGltZRgBIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASDQoFdG90YWwYAiABKAMSKAoIb3V0Y29tZXMYAyADKAsyFi5hdWRpdC52MS5PdXRjb21lQ291bnQiRgoMT3V0Y29tZUNvdW50EicKBnN0YXR1cxgBIAEoDjIXLmF1ZGl0LnYxLk91dGNvbWVTdGF0dXMSDQoFY291bnQYAiABKAMqTgoFT3JkZXISFQoRT1JERVJfVU5TUEVDSUZJRUQQABIWChJPUkRFUl9ORVdFU1RfRklSU1QQARIWChJPUkRFUl9PTERFU1RfRklSU1QQAjLUCgoMQXVkaXRTZXJ2aWNlEmcKBkNyZWF0ZRIXLmF1ZGl0LnYxLkNyZWF0ZVJlcXVlc3QaGC5hdWRpdC52MS5DcmVhdGVSZXNwb25zZSIqgtPkkwIkOgVldmVudCIbL3YxL3RlbmFudHMve3RlbmFudH0vZXZlbnRzEn4KC0JhdGNoQ3JlYXRlEhwuYXVkaXQudjEuQmF0Y2hDcmVhdGVSZXF1ZXN0Gh0uYXVkaXQudjEuQmF0Y2hDcmVhdGVSZXNwb25zZSIygtPkkwIsOgEqIicvdjEvdGVuYW50cy97dGVuYW50fS9ldmVudHM6YmF0Y2hDcmVhdGUSbgoHUHVibGlzaBIYLmF1ZGl0LnYxLlB1Ymxpc2hSZXF1ZXN0GhkuYXVkaXQudjEuUHVibGlzaFJlc3BvbnNlIi6C0+STAig6ASoiIy92MS90ZW5hbnRzL3t0ZW5hbnR9L2V2ZW50czpwdWJsaXNoEl0KBExpc3QSFS5hdWRpdC52MS5MaXN0UmVxdWVzdBoWLmF1ZGl0LnYxLkxpc3RSZXNwb25zZSImkAIBgtPkkwIdEhsvdjEvdGVuYW50cy97dGVuYW50fS9ldmVudHMSZAoEVGFpbBIVLmF1ZGl0LnYxLlRhaWxSZXF1ZXN0GhYuYXVkaXQudjEuVGFpbFJlc3BvbnNlIiuQAgGC0+STAiISIC92MS90ZW5hbnRzL3t0ZW5hbnR9L2V2ZW50czp0YWlsMAESbgoIR2V0RXZlbnQSGS5hdWRpdC52MS5HZXRFdmVudFJlcXVlc3QaGi5hdWRpdC52MS5HZXRFdmVudFJlc3BvbnNlIiuQAgGC0+STAiISIC92MS90ZW5hbnRzL3t0ZW5hbnR9L2V2ZW50cy97aWR9EngKC0NvdW50RXZlbnRzEhwuYXVkaXQudjEuQ291bnRFdmVudHNSZXF1ZXN0Gh0uYXVkaXQudjEuQ291bnRFdmVudHNSZXNwb25zZSIskAIBgtPkkwIjEiEvdjEvdGVuYW50cy97dGVuYW50fS9ldmVudHM6Y291bnQSjgEKEkNyZWF0ZVN0cmVhbVRpY2tldBIjLmF1ZGl0LnYxLkNyZWF0ZVN0cmVhbVRpY2tldFJlcXVlc3QaJC5hdWRpdC52MS5DcmVhdGVTdHJlYW1UaWNrZXRSZXNwb25zZSItgtPkkwInOgEqIiIvdjEvdGVuYW50cy97dGVuYW50fS9zdHJlYW1UaWNrZXRzEn0KDUdldENoZWNrcG9pbnQSHi5hdWRpdC52MS5HZXRDaGVja3BvaW50UmVxdWVzdBofLmF1ZGl0LnYxLkdldENoZWNrcG9pbnRSZXNwb25zZSIrgtPkkwIlEiMvdjEvdGVuYW50cy97dGVuYW50fS9sb2cvY2hlY2twb2ludBKQAQoRR2V0SW5jbHVzaW9uUHJvb2YSIi5hdWRpdC52MS5HZXRJbmNsdXNpb25Qcm9vZlJlcXVlc3QaIy5hdWRpdC52MS5HZXRJbmNsdXNpb25Qcm9vZlJlc3BvbnNlIjKQAgGC0+STAikSJy92MS90ZW5hbnRzL3t0ZW5hbnR9L2xvZy9pbmNsdXNpb25Qcm9vZhKYAQoTR2V0Q29uc2lzdGVuY3lQcm9vZhIkLmF1ZGl0LnYxLkdldENvbnNpc3RlbmN5UHJvb2ZSZXF1ZXN0GiUuYXVkaXQudjEuR2V0Q29uc2lzdGVuY3lQcm9vZlJlc3BvbnNlIjSQAgGC0+STAisSKS92MS90ZW5hbnRzL3t0ZW5hbnR9L2xvZy9jb25zaXN0ZW5jeVByb29mYgZwcm90bzM", [file_audit_v1_event, file_audit_v1_verifiable_log, file_google_api_annotations, file_google_api_field_behavior, file_google_protobuf_duration, file_google_protobuf_timestamp]);
 
 /**
  * @generated from message audit.v1.CreateRequest
@@ -536,6 +536,157 @@ export const CreateStreamTicketResponseSchema: GenMessage<CreateStreamTicketResp
   messageDesc(file_audit_v1_audit_service, 13);
 
 /**
+ * @generated from message audit.v1.GetEventRequest
+ */
+export type GetEventRequest = Message<"audit.v1.GetEventRequest"> & {
+  /**
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * @generated from field: string id = 2;
+   */
+  id: string;
+};
+
+/**
+ * Describes the message audit.v1.GetEventRequest.
+ * Use `create(GetEventRequestSchema)` to create a new message.
+ */
+export const GetEventRequestSchema: GenMessage<GetEventRequest> = /*@__PURE__*/
+  messageDesc(file_audit_v1_audit_service, 14);
+
+/**
+ * @generated from message audit.v1.GetEventResponse
+ */
+export type GetEventResponse = Message<"audit.v1.GetEventResponse"> & {
+  /**
+   * @generated from field: audit.v1.AuditEvent event = 1;
+   */
+  event?: AuditEvent | undefined;
+};
+
+/**
+ * Describes the message audit.v1.GetEventResponse.
+ * Use `create(GetEventResponseSchema)` to create a new message.
+ */
+export const GetEventResponseSchema: GenMessage<GetEventResponse> = /*@__PURE__*/
+  messageDesc(file_audit_v1_audit_service, 15);
+
+/**
+ * @generated from message audit.v1.CountEventsRequest
+ */
+export type CountEventsRequest = Message<"audit.v1.CountEventsRequest"> & {
+  /**
+   * @generated from field: string tenant = 1;
+   */
+  tenant: string;
+
+  /**
+   * The filter of List. start_time is required; end_time defaults to now. At most 1000 buckets fit between them.
+   *
+   * @generated from field: audit.v1.EventFilter filter = 2;
+   */
+  filter?: EventFilter | undefined;
+
+  /**
+   * Whole seconds, at least 1 s and at most 366 days. Buckets are aligned to the Unix epoch (UTC): a bucket of one
+   * day starts at midnight UTC.
+   *
+   * @generated from field: google.protobuf.Duration bucket_width = 3;
+   */
+  bucketWidth?: Duration | undefined;
+};
+
+/**
+ * Describes the message audit.v1.CountEventsRequest.
+ * Use `create(CountEventsRequestSchema)` to create a new message.
+ */
+export const CountEventsRequestSchema: GenMessage<CountEventsRequest> = /*@__PURE__*/
+  messageDesc(file_audit_v1_audit_service, 16);
+
+/**
+ * @generated from message audit.v1.CountEventsResponse
+ */
+export type CountEventsResponse = Message<"audit.v1.CountEventsResponse"> & {
+  /**
+   * Every bucket that overlaps [start_time, end_time), oldest first, empty ones included. The first and last may be
+   * partial: only events inside the filter's time range are counted.
+   *
+   * @generated from field: repeated audit.v1.EventCountBucket buckets = 1;
+   */
+  buckets: EventCountBucket[];
+
+  /**
+   * The sum of every bucket's total.
+   *
+   * @generated from field: int64 total = 2;
+   */
+  total: bigint;
+};
+
+/**
+ * Describes the message audit.v1.CountEventsResponse.
+ * Use `create(CountEventsResponseSchema)` to create a new message.
+ */
+export const CountEventsResponseSchema: GenMessage<CountEventsResponse> = /*@__PURE__*/
+  messageDesc(file_audit_v1_audit_service, 17);
+
+/**
+ * @generated from message audit.v1.EventCountBucket
+ */
+export type EventCountBucket = Message<"audit.v1.EventCountBucket"> & {
+  /**
+   * The bucket is [start_time, start_time + bucket_width).
+   *
+   * @generated from field: google.protobuf.Timestamp start_time = 1;
+   */
+  startTime?: Timestamp | undefined;
+
+  /**
+   * @generated from field: int64 total = 2;
+   */
+  total: bigint;
+
+  /**
+   * One entry per outcome status with events in the bucket, in enum order.
+   *
+   * @generated from field: repeated audit.v1.OutcomeCount outcomes = 3;
+   */
+  outcomes: OutcomeCount[];
+};
+
+/**
+ * Describes the message audit.v1.EventCountBucket.
+ * Use `create(EventCountBucketSchema)` to create a new message.
+ */
+export const EventCountBucketSchema: GenMessage<EventCountBucket> = /*@__PURE__*/
+  messageDesc(file_audit_v1_audit_service, 18);
+
+/**
+ * @generated from message audit.v1.OutcomeCount
+ */
+export type OutcomeCount = Message<"audit.v1.OutcomeCount"> & {
+  /**
+   * @generated from field: audit.v1.OutcomeStatus status = 1;
+   */
+  status: OutcomeStatus;
+
+  /**
+   * @generated from field: int64 count = 2;
+   */
+  count: bigint;
+};
+
+/**
+ * Describes the message audit.v1.OutcomeCount.
+ * Use `create(OutcomeCountSchema)` to create a new message.
+ */
+export const OutcomeCountSchema: GenMessage<OutcomeCount> = /*@__PURE__*/
+  messageDesc(file_audit_v1_audit_service, 19);
+
+/**
  * The order of a listing.
  *
  * @generated from enum audit.v1.Order
@@ -620,6 +771,27 @@ export const AuditService: GenService<{
     methodKind: "server_streaming";
     input: typeof TailRequestSchema;
     output: typeof TailResponseSchema;
+  },
+  /**
+   * One event by its id, whatever List's default filters would leave out (a child event, a service record).
+   *
+   * @generated from rpc audit.v1.AuditService.GetEvent
+   */
+  getEvent: {
+    methodKind: "unary";
+    input: typeof GetEventRequestSchema;
+    output: typeof GetEventResponseSchema;
+  },
+  /**
+   * Counts the events List would return for the same filter in time buckets of one width, by outcome: a chart of
+   * the log over time.
+   *
+   * @generated from rpc audit.v1.AuditService.CountEvents
+   */
+  countEvents: {
+    methodKind: "unary";
+    input: typeof CountEventsRequestSchema;
+    output: typeof CountEventsResponseSchema;
   },
   /**
    * Issues a ticket that authenticates one Server-Sent Events Tail stream in place of an Authorization header, which

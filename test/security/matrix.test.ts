@@ -57,6 +57,9 @@ const requests = new Map<DescMethod, () => Promise<Record<string, unknown>>>([
   [AuditService.method.list, async () => ({ tenant: "acme", pageSize: 10 })],
   [AuditService.method.tail, async () => ({ tenant: "acme", afterSequence: 0n })],
   [AuditService.method.createStreamTicket, async () => ({ tenant: "acme" })],
+  [AuditService.method.getCheckpoint, async () => ({ tenant: "acme" })],
+  [AuditService.method.getInclusionProof, async () => ({ tenant: "acme", eventRef: { case: "sequence", value: 1n } })],
+  [AuditService.method.getConsistencyProof, async () => ({ tenant: "acme", fromSize: 1n })],
   [
     AuditService.method.getEvent,
     async () => {

@@ -7,6 +7,8 @@
  *   4. List, first and a later page of 100, tenant + 24 h window, with and without an actor filter, 1M events, at 1
  *      and 4 concurrent streams; CountEvents over the same windows in hourly buckets
  *   5. Create over REST and the Axonize legacy route against Connect JSON, HTTP/1.1
+ *   6. BatchCreate and unary Create with the verifiable log on (the default, as in 2 and 3) against the same service
+ *      with VERIFIABLE_LOG=false, in turn
  *
  * Each part runs for two workloads (BENCH_WORKLOADS=flat,realistic): the flat event of fixtures' sampleEvent, and the
  * realistic one of realisticEvent (nested attributes, random target ids, client times over 30 days, no ids, 3%
@@ -63,7 +65,7 @@ const LIST_DAYS = 10;
 const LIST_STREAMS = (process.env.BENCH_LIST_STREAMS ?? "1,8").split(",").map(Number);
 const CORES = os.availableParallelism();
 /**
- * BENCH_ONLY=raw,batch,unary,echo-ref,http,list runs only those parts (e.g. to profile one). `tracing` is never run
+ * BENCH_ONLY=raw,batch,unary,echo-ref,http,list,vlog runs only those parts (e.g. to profile one). `tracing` is never run
  * by default: BENCH_ONLY=unary,tracing adds unary Create with tracing on beside the usual rows, which run with it off.
  */
 const ONLY = process.env.BENCH_ONLY?.split(",");
@@ -631,6 +633,100 @@ async function unaryCreate(
   }
 }
 
+/**
+ * What the verifiable log costs the write paths: the same BatchCreate and Create loads against two services, one with
+ * the log on and one with VERIFIABLE_LOG=false, in turn. Each has a database of its own on the same server: the log
+ * refuses writes to a tree another instance let fall behind, and the superadmin's records share one tenant.
+ */
+async function logCost(server: BenchServer, databaseUrl: string, offDatabase: string, workload: Workload) {
+  const on = await startService(databaseUrl);
+  const offDb = await openDatabase(server, offDatabase, 1);
+  const off = await startService(server.databaseUrl(offDatabase), { VERIFIABLE_LOG: "false" });
+  try {
+    const shapes = [
+      {
+        name: "BatchCreate gRPC, 500 events x 4 callers",
+        path: "BatchCreate",
+        perCall: 500,
+        tenants: [0, 1, 2, 3].map((i) => `vlog-batch-${workload.key}-${i}`),
+        body: (tenant: string) =>
+          grpcBody(BatchCreateRequestSchema, {
+            tenant,
+            events: Array.from({ length: 500 }, (_, i) => workload.event(i)),
+          }),
+        connections: 4,
+        streams: 1,
+      },
+      {
+        name: "Create gRPC, 64 streams (group commit)",
+        path: "Create",
+        perCall: 1,
+        tenants: [`vlog-unary-${workload.key}`],
+        body: (tenant: string) => grpcBody(CreateRequestSchema, { tenant, event: workload.event(7) }),
+        connections: 4,
+        streams: 16,
+      },
+    ];
+    for (const shape of shapes) {
+      const specs = new Map<Service, Parameters<typeof load>[0]>();
+      for (const [target, prefix] of [
+        [on, "on"],
+        [off, "off"],
+      ] as const) {
+        const tenants = shape.tenants.map((t) => `${t}-${prefix}`);
+        const keys = await provision(target, tenants);
+        specs.set(target, {
+          url: `${target.url}/audit.v1.AuditService/${shape.path}`,
+          http1: false,
+          grpc: true,
+          requests: tenants.map((tenant) => ({
+            headers: grpcHeaders(keys.get(tenant) as string),
+            body: shape.body(tenant),
+          })),
+          connections: shape.connections,
+          streamsPerConnection: shape.streams,
+        });
+      }
+      const once = (target: Service) => async () => {
+        const result = await load(specs.get(target) as Parameters<typeof load>[0]);
+        await settle();
+        return { ...result, value: (result.ok * shape.perCall) / result.seconds };
+      };
+      for (const target of [on, off]) await load(specs.get(target) as Parameters<typeof load>[0], 2);
+      await settle();
+      const [without, withLog] = await interleavedRounds([
+        { pids: { service: () => [off.pid], ...pgGroup(server) }, once: once(off) },
+        { pids: { service: () => [on.pid], ...pgGroup(server) }, once: once(on) },
+      ]);
+      if (!without || !withLog) throw new Error("interleaved rounds returned too few results");
+      const ratios = withLog.values.map((v, i) => v / (without.values[i] as number));
+      const row = (name: string, m: Measured<LoadResult & { value: number }>): Row => ({
+        workload: workload.key,
+        name,
+        value: round(m.result.value, 0),
+        unit: "events/s",
+        p50Ms: m.result.p50Ms,
+        p99Ms: m.result.p99Ms,
+        cpu: m.cpu,
+        serverCpuUsPerRequest: serverCpuUs(m.cpu, m.result.ok),
+        tool: m.result.tool,
+        rounds: m.values.map((v) => round(v, 0)),
+      });
+      const offName = `${shape.name}, VERIFIABLE_LOG=false`;
+      rows.push(row(offName, without), {
+        ...row(`${shape.name}, verifiable log on`, withLog),
+        ratio: { to: offName, value: round(median(ratios), 2), target: 0.9 },
+        note: `in turn with the row above; ratio per round ${ratios.map((r) => round(r, 2)).join(", ")}`,
+      });
+    }
+  } finally {
+    await off.stop();
+    await on.stop();
+    await offDb.close();
+    await dropDatabase(server, offDatabase);
+  }
+}
+
 async function httpRoutes(server: BenchServer, service: Service, workload: Workload) {
   const tenant = `bench-http-${workload.key}`;
   const event = toJson(AuditEventSchema, create(AuditEventSchema, workload.event(11)));
@@ -1188,7 +1284,7 @@ async function main() {
       }
     }
 
-    if (selected("batch") || selected("unary") || selected("http")) {
+    if (selected("batch") || selected("unary") || selected("http") || selected("vlog")) {
       const service = await startService(server.databaseUrl(runDatabase));
       rssPids.push(service.pid);
       try {
@@ -1204,6 +1300,10 @@ async function main() {
           if (selected("http")) {
             console.log(`5. REST and legacy routes vs Connect JSON, ${workload.key} event`);
             await httpRoutes(server, service, workload);
+          }
+          if (selected("vlog")) {
+            console.log(`6. the verifiable log on and off, ${workload.key} event`);
+            await logCost(server, server.databaseUrl(runDatabase), `${runDatabase}_log_off`, workload);
           }
         }
       } finally {

@@ -30,6 +30,12 @@ GRANT SELECT, INSERT, UPDATE ON credentials TO :"app_role";
 -- Event templates for Publish: created and deleted whole, never changed.
 GRANT SELECT, INSERT, DELETE ON event_templates TO :"app_role";
 
+-- The verifiable log (docs/verifiable-log.md): the head row per tenant moves with every append; full tiles and signed
+-- checkpoints are written once and never changed.
+GRANT SELECT, INSERT, UPDATE ON log_heads TO :"app_role";
+GRANT SELECT, INSERT ON log_tiles TO :"app_role";
+GRANT SELECT, INSERT ON log_checkpoints TO :"app_role";
+
 -- drizzle's record of applied migrations, read only: an instance started without MIGRATION_DATABASE_URL checks that
 -- the schema is current and starts without migrating.
 GRANT USAGE ON SCHEMA drizzle TO :"app_role";

@@ -9,7 +9,7 @@ import { ServerReflection as ServerReflectionAlpha } from "../gen/grpc/reflectio
 import { Health } from "../gen/health/v1/health_pb.js";
 import { FrontierService } from "../gen/raystack/frontier/v1beta1/frontier_pb.js";
 import { Authenticator } from "./auth/authenticator.js";
-import { adminTokenFile, bootstrapAdmin } from "./auth/bootstrap.js";
+import { adminTokenFile, bootstrapAdmin, databaseFile } from "./auth/bootstrap.js";
 import { PasswordGuard } from "./auth/password-guard.js";
 import { kStreamTicket, StreamTickets } from "./auth/stream-tickets.js";
 import { type Clock, systemClock } from "./clock.js";
@@ -56,6 +56,10 @@ import { GroupCommit } from "./store/group-commit.js";
 import { IdentityStore } from "./store/identity-store.js";
 import { sharedSecret } from "./store/secrets.js";
 import { TemplateStore } from "./store/template-store.js";
+import { eventLeafData } from "./vlog/leaf.js";
+import { Checkpoints, createLogService } from "./vlog/log-service.js";
+import { checkpointSigner } from "./vlog/signing-key.js";
+import { TreeLog } from "./vlog/tree-log.js";
 
 export interface App {
   server: RunningServer;
@@ -102,7 +106,9 @@ export async function startApp(options: AppOptions): Promise<App> {
     tracing: config.tracing || options.spanExporter ? startTracing(options.spanExporter) : undefined,
   };
   const observer = storeObserver(telemetry);
-  const store = new EventStore(database.db, observer);
+  // The verifiable log's tree advances inside every append transaction; its leaf is the event as List returns it.
+  const treeLog = config.verifiableLog ? new TreeLog(database.sql, eventLeafData) : undefined;
+  const store = new EventStore(database.db, observer, treeLog);
   const groupCommit = new GroupCommit(store, clock, {
     maxBatch: config.groupCommitMaxBatch,
     queueLimit: config.ingestQueueLimit,
@@ -120,6 +126,25 @@ export async function startApp(options: AppOptions): Promise<App> {
     adminToken: config.adminToken,
     tokenFile: await adminTokenFile(config.dataDir, identities, config.databaseUrl === undefined),
   });
+  let checkpoints: Checkpoints | undefined;
+  if (treeLog) {
+    // Events stored before the log existed, or while an instance ran without it, join the trees in sequence order.
+    const added = await treeLog.catchUp(
+      (q) => store.range(q),
+      (tenant, err) =>
+        logger.error({ tenant, err }, "this tenant's verifiable log disagrees with its events; its writes are refused"),
+    );
+    if (added > 0) logger.info({ events: added }, "added events to the verifiable log");
+    const signer = await checkpointSigner({
+      configured: config.logSigningKey,
+      file: await databaseFile(config.dataDir, identities, config.databaseUrl === undefined, "log-signing-key"),
+      db: database.db,
+      logger,
+    });
+    checkpoints = new Checkpoints(treeLog, signer, clock, logger);
+    checkpoints.start(config.logCheckpointIntervalMs);
+  }
+  // After the trees caught up: the service's own start-up records are appended like any event.
   for (const { change, credential } of bootstrapped) {
     const action = change === "installed" ? SelfAuditAction.CredentialCreate : SelfAuditAction.CredentialRevoke;
     await selfAudit.startupChange(action, credential);
@@ -172,6 +197,7 @@ export async function startApp(options: AppOptions): Promise<App> {
   };
   const audit = createAuditService({
     store,
+    log: createLogService(treeLog && checkpoints && { log: treeLog, checkpoints, store }),
     groupCommit,
     templates,
     feed,
@@ -285,6 +311,7 @@ export async function startApp(options: AppOptions): Promise<App> {
       await selfAudit.close();
       // Calls cut off by the grace period may have left events queued: commit them before the pool closes.
       await groupCommit.idle();
+      await checkpoints?.stop();
       await metricsServer?.close();
       await telemetry.tracing?.shutdown();
       await database.close();

@@ -2,6 +2,7 @@ import { createPrivateKey, X509Certificate } from "node:crypto";
 import { readFileSync, statSync } from "node:fs";
 import { isIP } from "node:net";
 import path from "node:path";
+import { parseSignerKey } from "./vlog/note.js";
 
 /** Every setting the service reads, with its default. The README's configuration table lists the same. */
 export interface Config {
@@ -63,6 +64,12 @@ export interface Config {
   http2MaxConcurrentStreams: number;
   /** Most bytes of audits (children included) one Universal Controller audit list holds and answers. */
   legacyListMaxBytes: number;
+  /** Keep the per-tenant Merkle trees and sign checkpoints (docs/verifiable-log.md). */
+  verifiableLog: boolean;
+  /** The note signer key (PRIVATE+KEY+name+id+key); undefined: generated once into DATA_DIR. */
+  logSigningKey: string | undefined;
+  /** How often a tenant whose tree has grown gets a new signed checkpoint. */
+  logCheckpointIntervalMs: number;
 }
 
 type Env = Record<string, string | undefined>;
@@ -114,6 +121,9 @@ export function loadConfig(env: Env = process.env): Config {
     tailStreamsTotal: int(env, "TAIL_STREAMS_TOTAL", 1_000, 1, 1_000_000),
     http2MaxConcurrentStreams: int(env, "HTTP2_MAX_CONCURRENT_STREAMS", 256, 1, 1_000_000),
     legacyListMaxBytes: int(env, "LEGACY_LIST_MAX_BYTES", 16 * 1024 * 1024, 64 * 1024, 1024 * 1024 * 1024),
+    verifiableLog: bool(env, "VERIFIABLE_LOG", true),
+    logSigningKey: signerKey(env, "LOG_SIGNING_KEY"),
+    logCheckpointIntervalMs: int(env, "LOG_CHECKPOINT_INTERVAL_MS", 60_000, 1_000, 86_400_000),
   };
 }
 
@@ -156,6 +166,15 @@ export function maskSecrets(url: string): string {
 
 // One helper per kind of value. Each returns the fallback for an unset or empty variable and throws a ConfigError
 // that says what is allowed for anything else.
+
+/** A C2SP note signer key for Ed25519 (src/vlog/note.ts). */
+function signerKey(env: Env, name: string): string | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw === "") return undefined;
+  const parsed = parseSignerKey(raw);
+  if (typeof parsed === "string") throw new ConfigError(name, raw, parsed, { secret: true });
+  return raw.trim();
+}
 
 function bool(env: Env, name: string, fallback: boolean): boolean {
   const raw = env[name];

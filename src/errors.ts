@@ -56,6 +56,10 @@ export const Reason = {
   CredentialNotFound: "CREDENTIAL_NOT_FOUND",
   // Reads of one event by id (Frontier's GetOrganizationAuditLog).
   EventNotFound: "EVENT_NOT_FOUND",
+  // The verifiable log: a tree size beyond the tenant's tree (OUT_OF_RANGE, metadata `field`, `treeSize`), or an
+  // instance running with VERIFIABLE_LOG=false (FAILED_PRECONDITION).
+  TreeSizeOutOfRange: "TREE_SIZE_OUT_OF_RANGE",
+  VerifiableLogOff: "VERIFIABLE_LOG_OFF",
   // Event templates and Publish. Each Publish reason has one message (src/service/publish-messages.ts) that the
   // Universal Controller adapter repeats verbatim.
   TemplateNotFound: "TEMPLATE_NOT_FOUND",

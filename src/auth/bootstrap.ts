@@ -98,8 +98,18 @@ export async function bootstrapAdmin(options: {
  * `admin-token`; a DATABASE_URL database's is named by the database's identity (cluster system identifier and name),
  * so switching between databases never overwrites another database's token.
  */
-export async function adminTokenFile(dataDir: string, store: IdentityStore, embedded: boolean): Promise<string> {
-  if (embedded) return path.join(dataDir, "admin-token");
+export function adminTokenFile(dataDir: string, store: IdentityStore, embedded: boolean): Promise<string> {
+  return databaseFile(dataDir, store, embedded, "admin-token");
+}
+
+/** `base` in DATA_DIR for the embedded database, `base-<system identifier>-<database>` for a DATABASE_URL one. */
+export async function databaseFile(
+  dataDir: string,
+  store: IdentityStore,
+  embedded: boolean,
+  base: string,
+): Promise<string> {
+  if (embedded) return path.join(dataDir, base);
   const { systemIdentifier, database } = await store.databaseIdentity();
-  return path.join(dataDir, `admin-token-${systemIdentifier}-${database.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
+  return path.join(dataDir, `${base}-${systemIdentifier}-${database.replace(/[^A-Za-z0-9_.-]/g, "_")}`);
 }

@@ -15,12 +15,20 @@ import { EVENT, type FieldSpec, type Kind, type MessageSpec } from "./event-fiel
  * check their size), so it is not made twice.
  */
 export function canonicalContent(e: AuditEvent, known?: Known): string {
-  return object(EVENT as MessageSpec, e, known);
+  return object(EVENT as MessageSpec, e, known, false);
 }
 
-function object(spec: MessageSpec, m: Message, known: Known | undefined): string {
+/**
+ * The whole event in canonical JSON, output fields included: canonicalJson(toJson(event)), the event as List returns
+ * it over Connect, which the verifiable log's leaves hash (src/vlog/leaf.ts).
+ */
+export function canonicalEvent(e: AuditEvent): string {
+  return object(EVENT as MessageSpec, e, undefined, true);
+}
+
+function object(spec: MessageSpec, m: Message, known: Known | undefined, all: boolean): string {
   const values = m as unknown as Record<string, unknown>;
-  const fields = spec.contentOrder;
+  const fields = all ? spec.jsonOrder : spec.contentOrder;
   let out = "";
   for (let i = 0; i < fields.length; i++) {
     const f = fields[i] as FieldSpec;
@@ -62,13 +70,15 @@ function object(spec: MessageSpec, m: Message, known: Known | undefined): string
       case 7 satisfies typeof Kind.Message: {
         if (value === undefined) continue;
         const message = f.message as MessageSpec;
-        json = message.timestamp ? `"${timestampJson(value as Timestamp)}"` : object(message, value as Message, known);
+        json = message.timestamp
+          ? `"${timestampJson(value as Timestamp)}"`
+          : object(message, value as Message, known, all);
         break;
       }
       case 8 satisfies typeof Kind.Messages: {
         if ((value as Message[]).length === 0) continue;
         const message = f.message as MessageSpec;
-        json = `[${(value as Message[]).map((item) => object(message, item, known)).join(",")}]`;
+        json = `[${(value as Message[]).map((item) => object(message, item, known, all)).join(",")}]`;
         break;
       }
       case 9 satisfies typeof Kind.Struct:

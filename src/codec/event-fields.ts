@@ -63,6 +63,8 @@ export interface MessageSpec {
   readonly fields: readonly FieldSpec[];
   /** The fields a client sets (all but OUTPUT_ONLY ones) by JSON name, in the order canonical JSON sorts keys. */
   readonly contentOrder: readonly FieldSpec[];
+  /** Every field by JSON name, in the order canonical JSON sorts keys. */
+  readonly jsonOrder: readonly FieldSpec[];
   /** Timestamp, whose JSON is an RFC 3339 string. */
   readonly timestamp: boolean;
 }
@@ -95,13 +97,17 @@ export function messageSpec(desc: DescMessage): MessageSpec | string[] {
           desc,
           typeName: desc.typeName,
           fields,
-          contentOrder: fields
-            .filter((f) => !f.outputOnly)
-            .sort((a, b) => (a.jsonName < b.jsonName ? -1 : a.jsonName > b.jsonName ? 1 : 0)),
+          contentOrder: byJsonName(fields.filter((f) => !f.outputOnly)),
+          jsonOrder: byJsonName(fields),
           timestamp: desc.typeName === TIMESTAMP,
         };
   specs.set(desc.typeName, spec);
   return spec;
+}
+
+/** Sorted as canonical JSON sorts keys: by UTF-16 code units. */
+function byJsonName(fields: FieldSpec[]): FieldSpec[] {
+  return [...fields].sort((a, b) => (a.jsonName < b.jsonName ? -1 : a.jsonName > b.jsonName ? 1 : 0));
 }
 
 /** The fields of `desc` and of the messages inside it that the codec cannot take, by path; empty when none. */

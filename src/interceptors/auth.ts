@@ -32,6 +32,10 @@ export const requiredRoles: ReadonlyMap<string, Requirement> = new Map([
   rule(AuditService.method.countEvents, Role.READER),
   rule(AuditService.method.getEvent, Role.READER),
   rule(AuditService.method.createStreamTicket, Role.READER),
+  // The verifiable log: what a reader can already list, in proofs (GetCheckpoint's `fresh` only signs the tree).
+  rule(AuditService.method.getCheckpoint, Role.READER),
+  rule(AuditService.method.getInclusionProof, Role.READER),
+  rule(AuditService.method.getConsistencyProof, Role.READER),
   rule(AdminService.method.createTenant, Role.SUPERADMIN),
   rule(AdminService.method.listTenants, Role.ADMIN),
   rule(AdminService.method.createApiKey, Role.ADMIN),

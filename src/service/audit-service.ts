@@ -36,6 +36,8 @@ import { readPublishRequest } from "./publish.js";
 
 export interface AuditServiceDeps {
   store: EventStore;
+  /** GetCheckpoint, GetInclusionProof and GetConsistencyProof: the verifiable log's RPCs (src/vlog/log-service.ts). */
+  log: Pick<ServiceImpl<typeof AuditService>, "getCheckpoint" | "getInclusionProof" | "getConsistencyProof">;
   /** Single-event appends (Create, Publish) go through it, so concurrent calls share a commit. */
   groupCommit: Pick<GroupCommit, "append">;
   templates: TemplateStore;
@@ -66,6 +68,7 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
   }
 
   return {
+    ...deps.log,
     async create(req: CreateRequest, ctx: HandlerContext) {
       const violations: FieldViolation[] = [];
       const tenant = req.tenant;

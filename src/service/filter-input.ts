@@ -22,6 +22,7 @@ export interface FilterFields {
   includeChildren: boolean;
   activeOnly: boolean;
   eventName: string;
+  includeServiceRecords: boolean;
 }
 
 /** Checks the filters of a List or Tail request, reporting each bad field under `prefix` (`""`, `filter.`). */
@@ -77,5 +78,6 @@ export function readFilter(f: FilterFields, prefix: string, violations: FieldVio
     includeChildren: f.includeChildren,
     activeOnly: f.activeOnly,
     eventName: f.eventName,
+    includeServiceRecords: f.includeServiceRecords,
   };
 }

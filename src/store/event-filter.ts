@@ -35,6 +35,8 @@ export interface EventFilter {
   activeOnly: boolean;
   /** Only events published from this template. */
   eventName: string;
+  /** Without a category, the service's own records (SERVICE_CATEGORY_PREFIX) are left out unless this is set. */
+  includeServiceRecords?: boolean;
 }
 
 type TextColumn = "action" | "actorId" | "actorName" | "targetId" | "targetType" | "category" | "source" | "parentId";
@@ -78,7 +80,8 @@ export function compileFilter(f: EventFilter): CompiledFilter {
   equals("targetId", f.targetId);
   equals("targetType", f.targetType);
   if (f.category) equals("category", f.category);
-  else if (!f.eventName) conditions.push({ op: "notPrefix", column: "category", value: SERVICE_CATEGORY_PREFIX });
+  else if (!f.eventName && !f.includeServiceRecords)
+    conditions.push({ op: "notPrefix", column: "category", value: SERVICE_CATEGORY_PREFIX });
   equals("source", f.source);
   if (f.outcomeStatus) conditions.push({ op: "outcome", value: f.outcomeStatus });
   if (f.parentId) equals("parentId", f.parentId);

@@ -82,6 +82,15 @@ export interface RangeQuery {
   limit: number;
 }
 
+/**
+ * A step of every append transaction between its statement and COMMIT, given the rows the statement stored (all
+ * tenants, input order); it sends the COMMIT itself, pipelined with its own last statement. The verifiable log
+ * (src/vlog/tree-log.ts) is one: its tree advances in the transaction that stores the events.
+ */
+export interface AppendLog {
+  commit(tx: postgres.ReservedSql, stored: EventRow[]): Promise<void>;
+}
+
 /** SQLSTATEs after which running the same transaction again can succeed: deadlock, serialization failure. */
 const RETRYABLE = new Set(["40P01", "40001"]);
 const ATTEMPTS = 3;
@@ -94,6 +103,7 @@ export class EventStore {
   constructor(
     private readonly db: Db,
     private readonly observer: StoreObserver = noObserver,
+    private readonly log?: AppendLog,
   ) {
     // The postgres.js client under drizzle: the append statement and List run on it directly (see each).
     this.sql = (db as Db & { $client: postgres.Sql }).$client;
@@ -169,8 +179,7 @@ export class EventStore {
         ]);
         const receivedMicros = clock.nowMicros();
         const rows = items.map((item, ord) => inputRow(item, ord, receivedMicros));
-        const [result] = await Promise.all([appendStatement(tx, jsonInput(tx, rows), atomic), tx`commit`]);
-        return outcomes(rows, result, atomic);
+        return await this.finish(tx, appendStatement(tx, jsonInput(tx, rows), atomic), rows, atomic);
       } catch (error) {
         await tx`rollback`.catch(() => {});
         if (attempt >= ATTEMPTS || !RETRYABLE.has(sqlState(error) ?? "")) throw error;
@@ -178,6 +187,25 @@ export class EventStore {
         tx.release();
       }
     }
+  }
+
+  /** Runs the append statement and commits; with a log, its step goes between the two (one round trip more). */
+  private async finish(
+    tx: postgres.ReservedSql,
+    statement: ReturnType<typeof appendStatement>,
+    rows: InputRow[],
+    atomic: boolean,
+  ): Promise<ItemOutcome[]> {
+    if (!this.log) {
+      const [result] = await Promise.all([statement, tx`commit`]);
+      return outcomes(rows, result, atomic);
+    }
+    const out = outcomes(rows, await statement, atomic);
+    await this.log.commit(
+      tx,
+      out.flatMap((o) => (o.kind === "stored" ? [o.row] : [])),
+    );
+    return out;
   }
 
   /**

@@ -138,8 +138,12 @@ export class GroupCommit {
   }
 }
 
-/** Data exceptions (22) and integrity violations (23) come from some row's content, not from the database's state. */
+/**
+ * Data exceptions (22) and integrity violations (23) come from some row's content, not from the database's state;
+ * data_corrupted (XX001) from one tenant's verifiable-log tree disagreeing with its events. Either way the other
+ * events of the flush are not at fault.
+ */
 function isRowError(error: unknown): boolean {
   const state = sqlState(error);
-  return state !== undefined && (state.startsWith("22") || state.startsWith("23"));
+  return state !== undefined && (state.startsWith("22") || state.startsWith("23") || state === "XX001");
 }

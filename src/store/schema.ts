@@ -155,3 +155,38 @@ export const eventTemplates = pgTable(
   },
   (t) => [primaryKey({ name: "event_templates_pkey", columns: [t.tenant, t.name] })],
 );
+
+/**
+ * The verifiable log's tree per tenant (src/vlog/, docs/verifiable-log.md): its size and right edge, rewritten with
+ * every append in the same transaction, under the tenant_sequences row lock, so `size` always equals last_sequence.
+ * `edge` is each level's partial tile of hashes, level 0 first (widths follow from the size).
+ */
+export const logHeads = pgTable("log_heads", {
+  tenant: text("tenant").primaryKey(),
+  size: bigint("size", { mode: "number" }).notNull(),
+  edge: bytea("edge").notNull(),
+});
+
+/** Full tiles of the tree (C2SP tlog-tiles): 256 hashes of 32 bytes each, written once when they fill. */
+export const logTiles = pgTable(
+  "log_tiles",
+  {
+    tenant: text("tenant").notNull(),
+    level: smallint("level").notNull(),
+    index: bigint("index", { mode: "number" }).notNull(),
+    hashes: bytea("hashes").notNull(),
+  },
+  (t) => [primaryKey({ name: "log_tiles_pkey", columns: [t.tenant, t.level, t.index] })],
+);
+
+/** Signed checkpoints, one per tenant and size: what GetCheckpoint serves; kept so every size signed stays provable. */
+export const logCheckpoints = pgTable(
+  "log_checkpoints",
+  {
+    tenant: text("tenant").notNull(),
+    size: bigint("size", { mode: "number" }).notNull(),
+    note: text("note").notNull(),
+    signedAt: timestamptz("signed_at").notNull(),
+  },
+  (t) => [primaryKey({ name: "log_checkpoints_pkey", columns: [t.tenant, t.size] })],
+);

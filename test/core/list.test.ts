@@ -335,6 +335,7 @@ describe.each(apiProtocols)("List over %s", (protocol) => {
       { parentId: "a1" },
       { activeOnly: true },
       { eventName: "project.create" },
+      { includeServiceRecords: true },
     ] satisfies ListJson[];
     // Every filter of ListRequest, from its descriptor: all but the tenant and the paging fields bind the token.
     const filters = ListRequestSchema.fields

@@ -388,6 +388,58 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
     ),
   ],
   [
+    A.getCheckpoint,
+    fc.constant(inv(A.getCheckpoint, "tenant globex", { tenant: "globex" }, undefined, Code.PermissionDenied)),
+  ],
+  [
+    A.getInclusionProof,
+    fc.oneof(
+      fc.constant(inv(A.getInclusionProof, "no event", {}, "sequence")),
+      fc
+        .constantFrom(0n, -1n, -(2n ** 63n))
+        .map((n) =>
+          inv(A.getInclusionProof, `sequence ${n}`, { eventRef: { case: "sequence", value: n } }, "sequence"),
+        ),
+      fc.constant(
+        inv(A.getInclusionProof, "tree_size -1", { eventRef: { case: "id", value: "x" }, treeSize: -1n }, "tree_size"),
+      ),
+      fc.constant(
+        inv(
+          A.getInclusionProof,
+          "tenant globex",
+          { tenant: "globex", eventRef: { case: "sequence", value: 1n } },
+          undefined,
+          Code.PermissionDenied,
+        ),
+      ),
+    ),
+  ],
+  [
+    A.getConsistencyProof,
+    fc.oneof(
+      fc.constantFrom(0n, -1n).map((n) => inv(A.getConsistencyProof, `from_size ${n}`, { fromSize: n }, "from_size")),
+      fc.constant(inv(A.getConsistencyProof, "to_size -1", { fromSize: 1n, toSize: -1n }, "to_size")),
+      fc.constant(
+        inv(
+          A.getConsistencyProof,
+          "to_size beyond the tree",
+          { fromSize: 1n, toSize: 2n ** 50n },
+          undefined,
+          Code.OutOfRange,
+        ),
+      ),
+      fc.constant(
+        inv(
+          A.getConsistencyProof,
+          "tenant globex",
+          { tenant: "globex", fromSize: 1n },
+          undefined,
+          Code.PermissionDenied,
+        ),
+      ),
+    ),
+  ],
+  [
     A.publish,
     fc.oneof(
       fc.constant(inv(A.publish, "no event_name", {}, "event_name")),

@@ -147,6 +147,24 @@ describe("the application's own database role", () => {
     expect(rewritten?.n).toBe(0);
   });
 
+  it("keeps the verifiable log with what it is granted, and cannot rewrite full tiles or signed checkpoints", async () => {
+    const tokens = await provisionTenant(app, "roles-log");
+    const audit = clientFor(AuditService, app, "connect", tokens.readerWriter);
+    await audit.batchCreate({ events: newEvents("log", 300) });
+    const checkpoint = await audit.getCheckpoint({ fresh: true });
+    expect(Number(checkpoint.treeSize)).toBeGreaterThanOrEqual(300);
+    const proof = await audit.getConsistencyProof({ fromSize: 1n });
+    expect(proof.hashes.length).toBeGreaterThan(0);
+    const answers = {
+      "update tiles": await attempt(asApp`update log_tiles set hashes = ''::bytea`),
+      "delete tiles": await attempt(asApp`delete from log_tiles`),
+      "update checkpoints": await attempt(asApp`update log_checkpoints set note = ''`),
+      "delete checkpoints": await attempt(asApp`delete from log_checkpoints`),
+      "delete heads": await attempt(asApp`delete from log_heads`),
+    };
+    for (const [what, answer] of Object.entries(answers)) expect(answer, what).toMatch(/^42501: permission denied/);
+  });
+
   it("starts without MIGRATION_DATABASE_URL once the database is migrated, and says why not before", async () => {
     const asAppOnly = (url: string) =>
       startTestApp({ database: { url, drop: async () => {} }, env: { DATABASE_URL: url } });

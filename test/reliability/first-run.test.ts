@@ -225,13 +225,20 @@ describe(`npm start as ${isRoot ? "root" : "an ordinary user"}, in a checkout un
   });
 
   it("keeps the database superuser's password private: 0600 in DATA_DIR, nothing in /tmp", () => {
-    for (const file of ["pg-password", "pg-app-password", "admin-token"]) {
+    for (const file of ["pg-password", "pg-app-password", "admin-token", "log-signing-key"]) {
       expect([file, statSync(path.join(dataDir, file)).mode & 0o777]).toEqual([file, 0o600]);
     }
     expect(pgPasswordFilesInTmp().filter((f) => !tmpBefore.includes(f))).toEqual([]);
     // initdb's copy of the password is gone as soon as initdb is.
     if (isRoot) expect(readdirSync(path.dirname(String(pg.databaseDir)))).toEqual(["pg"]);
-    expect(readdirSync(dataDir).sort()).toEqual(["admin-token", "pg", "pg-app-password", "pg-password", "service.pid"]);
+    expect(readdirSync(dataDir).sort()).toEqual([
+      "admin-token",
+      "log-signing-key",
+      "pg",
+      "pg-app-password",
+      "pg-password",
+      "service.pid",
+    ]);
   });
 
   it("runs the service as a role that cannot delete, update, truncate or switch off the trigger (42501)", async () => {

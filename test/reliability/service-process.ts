@@ -5,8 +5,12 @@ import { readFile, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
+import { generateSignerKey } from "../../src/vlog/note.js";
 import { childEnv } from "../support/child-env.js";
 import type { ServiceAddress } from "../support/clients.js";
+
+/** The checkpoint signing key of every service this test process starts (each has its own DATA_DIR). */
+const signingKey = generateSignerKey("audit-trail.test");
 
 const repoRoot = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 
@@ -57,6 +61,8 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
       LOG_LEVEL: "info",
       DATA_DIR: dataDir,
       SHUTDOWN_GRACE_MS: "5000",
+      // Every process of a test signs checkpoints with one key, as instances sharing a database must.
+      LOG_SIGNING_KEY: signingKey,
       ...options.env,
       DATABASE_URL: options.databaseUrl,
       AUDIT_ADMIN_TOKEN: adminToken,

@@ -53,6 +53,9 @@ const documented: Record<string, Needs> = {
   "audit.v1.AuditService/Tail": "reader",
   "audit.v1.AuditService/GetEvent": "reader",
   "audit.v1.AuditService/CountEvents": "reader",
+  "audit.v1.AuditService/GetCheckpoint": "reader",
+  "audit.v1.AuditService/GetInclusionProof": "reader",
+  "audit.v1.AuditService/GetConsistencyProof": "reader",
   "audit.v1.AuditService/CreateStreamTicket": "reader",
   "audit.v1.AdminService/CreateTenant": "superadmin",
   "audit.v1.AdminService/ListTenants": "admin",
@@ -113,6 +116,9 @@ const requests = new Map<DescMethod, () => Promise<Record<string, unknown>>>([
   [AuditService.method.list, async () => ({ tenant: "acme", pageSize: 10 })],
   [AuditService.method.tail, async () => ({ tenant: "acme", afterSequence: 0n })],
   [AuditService.method.createStreamTicket, async () => ({ tenant: "acme" })],
+  [AuditService.method.getCheckpoint, async () => ({ tenant: "acme" })],
+  [AuditService.method.getInclusionProof, async () => ({ tenant: "acme", eventRef: { case: "sequence", value: 1n } })],
+  [AuditService.method.getConsistencyProof, async () => ({ tenant: "acme", fromSize: 1n })],
   [
     AuditService.method.getEvent,
     async () => {

@@ -264,8 +264,8 @@ test("legacy filters: GET /audit userName and Universal Controller's audit filte
     { numRuns: 120 },
   );
   // Only the user created above was written, with its self-audit record (user.create); every table is otherwise as
-  // it was.
-  const changed = changedTables(fingerprint, await databaseFingerprint(world.sql));
+  // it was. The verifiable log's tables follow the events (its checkpoints are also signed on a timer).
+  const changed = changedTables(fingerprint, await databaseFingerprint(world.sql)).filter((c) => !c.startsWith("log_"));
   expect(changed.map((c) => c.split(" ")[0])).toEqual(["credentials", "events", "tenant_sequences"]);
   const [{ n }] = (await world.sql`
     select count(*)::int as n from events where category not like 'audit-trail.%'`) as unknown as [{ n: number }];

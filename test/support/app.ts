@@ -5,6 +5,7 @@ import { type App, startApp } from "../../src/app.js";
 import type { Clock } from "../../src/clock.js";
 import { loadConfig } from "../../src/config.js";
 import { createLogger } from "../../src/logger.js";
+import { generateSignerKey } from "../../src/vlog/note.js";
 import { createTestDatabase, type TestDatabase } from "./database.js";
 
 export interface TestApp {
@@ -18,6 +19,9 @@ export interface TestApp {
   adminToken: string;
   close(): Promise<void>;
 }
+
+/** The checkpoint signer key of every test instance; its verifier key is what the verify tool is given. */
+export const TEST_LOG_SIGNING_KEY = generateSignerKey("audit-trail.test");
 
 /** The real service on a free port, over its own fresh database. */
 export async function startTestApp(
@@ -38,6 +42,8 @@ export async function startTestApp(
     LOG_LEVEL: "info",
     SHUTDOWN_GRACE_MS: "2000",
     AUDIT_ADMIN_TOKEN: adminToken,
+    // A key of the test process rather than one generated into the checkout's .data/ (instances share it, as they must).
+    LOG_SIGNING_KEY: TEST_LOG_SIGNING_KEY,
     ...options.env,
   });
   const app = await startApp({

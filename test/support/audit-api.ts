@@ -72,6 +72,7 @@ export type ListJson = {
   order?: string | number;
   activeOnly?: boolean;
   eventName?: string;
+  includeServiceRecords?: boolean;
 };
 
 export interface AuditApi {

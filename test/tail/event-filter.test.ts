@@ -102,6 +102,7 @@ const filterArb: fc.Arbitrary<EventFilter> = fc.record({
   includeChildren: fc.boolean(),
   activeOnly: fc.boolean(),
   eventName: maybe(fc.constantFrom("job.finished", "a", "nothing"), ""),
+  includeServiceRecords: fc.boolean(),
 });
 
 test("the generated filters set every filter of the contract's EventFilter", () => {

@@ -5,6 +5,7 @@ import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { startTestApp, type TestApp } from "./support/app.js";
+import { childEnv } from "./support/child-env.js";
 
 // The README's shell examples, run as written against a real server (issue 14, item 8), so they cannot drift from
 // what the service does. The substitutions, also stated in the README:
@@ -68,9 +69,7 @@ function script(code: string): string {
 }
 
 function run(code: string): { child: ChildProcess; output: Promise<{ status: number | null; out: string }> } {
-  const env: NodeJS.ProcessEnv = { ...process.env, AUDIT_URL: app.url, KEY: key ?? "" };
-  delete env.AUDIT_TOKEN;
-  delete env.AUDIT_ADMIN_TOKEN;
+  const env = childEnv({ AUDIT_URL: app.url, KEY: key ?? "" });
   const child = spawn("bash", ["-c", script(code)], { cwd: root, env, detached: true });
   let out = "";
   child.stdout?.on("data", (chunk) => {

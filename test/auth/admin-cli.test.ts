@@ -1,9 +1,12 @@
 import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
+import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { startTestApp, type TestApp } from "../support/app.js";
+import { childEnv } from "../support/child-env.js";
 import { clientFor } from "../support/clients.js";
+import { expectError } from "../support/errors.js";
 
 const run = promisify(execFile);
 let app: TestApp;
@@ -14,7 +17,7 @@ afterAll(() => app?.close());
 
 async function cli(...args: string[]) {
   const { stdout } = await run(process.execPath, ["--import", "tsx", "src/cli/admin.ts", ...args], {
-    env: { ...process.env, AUDIT_URL: app.url, AUDIT_ADMIN_TOKEN: app.adminToken },
+    env: childEnv({ AUDIT_URL: app.url, AUDIT_ADMIN_TOKEN: app.adminToken }),
   });
   return JSON.parse(stdout);
 }
@@ -22,7 +25,7 @@ async function cli(...args: string[]) {
 /** Runs the CLI with `input` on its standard input (a pipe); resolves with its exit code and output. */
 function cliWithInput(input: string, env: Record<string, string | undefined>, ...args: string[]) {
   const child = spawn(process.execPath, ["--import", "tsx", "src/cli/admin.ts", ...args], {
-    env: { ...process.env, AUDIT_URL: app.url, ...env },
+    env: childEnv({ AUDIT_URL: app.url, ...env }),
   });
   let stdout = "";
   let stderr = "";
@@ -69,6 +72,11 @@ test("the admin CLI creates a tenant, a key and a user, lists and revokes", asyn
   expect(JSON.stringify(credentials)).not.toContain(key.token);
   const revoked = await cli("revoke", "--tenant", "cli-co", key.credential.id);
   expect(revoked.credential.revokeTime).toBeTruthy();
+  // The revoked key is refused from then on.
+  await expectError(clientFor(AuditService, app, "connect", key.token).create({ event: { action: "cli.after" } }), {
+    code: Code.Unauthenticated,
+    reason: "CREDENTIAL_REVOKED",
+  });
 }, 240_000);
 
 test("create-user reads the password from standard input, and has no --password option", async () => {
@@ -97,7 +105,7 @@ test("create-user asks for the password on a terminal without echoing it", async
     .map((a) => `'${a}'`)
     .join(" ");
   const child = spawn("script", ["-qec", command, "/dev/null"], {
-    env: { ...process.env, AUDIT_URL: app.url, AUDIT_ADMIN_TOKEN: app.adminToken },
+    env: childEnv({ AUDIT_URL: app.url, AUDIT_ADMIN_TOKEN: app.adminToken }),
   });
   let screen = "";
   const waitFor = (text: string) =>

@@ -6,6 +6,7 @@ import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { ErrorInfoSchema, RetryInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { clientFor, provisionTenant } from "../support/clients.js";
+import { expectAll } from "../support/expect-all.js";
 
 // Password guesses (Login and HTTP Basic) are slowed per user and per client address, the scrypt work running at
 // once is bounded, and a user's sessions are capped. Everything over the network, against a real database.
@@ -135,7 +136,7 @@ describe("password guessing", () => {
     expect(checked + busy.length).toBe(40);
     expect(checked).toBeGreaterThanOrEqual(3);
     expect(busy.length).toBeGreaterThan(0);
-    expect(busy.every((o) => o.code === Code.ResourceExhausted && (o.retryMs ?? 0) > 0)).toBe(true);
+    expectAll(busy, (o) => o.code === Code.ResourceExhausted && (o.retryMs ?? 0) > 0, "busy");
     const slowestChecked = Math.max(...outcomes.filter((o) => o.reason === "INVALID_PASSWORD").map((o) => o.ms));
     const medianBusy = busy.map((o) => o.ms).sort((a, b) => a - b)[Math.floor(busy.length / 2)] as number;
     console.log(

@@ -12,9 +12,9 @@ import { AuditService, type ListRequestSchema } from "../../gen/audit/v1/audit_s
 import { OutcomeStatus } from "../../gen/audit/v1/event_pb.js";
 import { consoleHandler } from "../../src/server/console.js";
 import type { NodeHandler } from "../../src/server/listener.js";
-import { TcpProxy } from "../reliability/tcp-proxy.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
+import { TcpProxy } from "../support/tcp-proxy.js";
 import { ARTIFACTS, buildConsole, launchChromium, openPage, type WatchedPage } from "./browser.js";
 
 let app: TestApp;

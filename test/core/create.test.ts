@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { type ApiProtocol, apiProtocols, auditApi, type EventJson, failure, micros } from "../support/audit-api.js";
 import { provisionTenant, type TenantTokens } from "../support/clients.js";
+import { expectAll } from "../support/expect-all.js";
 
 let app: TestApp;
 let acme: TenantTokens;
@@ -133,7 +134,7 @@ describe.each(apiProtocols)("over %s", (protocol) => {
     const first = Number(events[0]?.sequence);
     expect(events.map((e) => Number(e.sequence))).toEqual([first, first + 1, first + 2]);
     expect(new Set(events.map((e) => e.receivedAt)).size).toBe(1);
-    expect(events.every((e) => e.tenant === "acme")).toBe(true);
+    expectAll(events, (e) => e.tenant === "acme", "events");
     const stored = await storedWithSource(protocol, source("batch"));
     expect(stored.sort((a, b) => Number(a.sequence) - Number(b.sequence))).toEqual(events);
   });

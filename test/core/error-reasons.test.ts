@@ -9,12 +9,12 @@ import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { FrontierService } from "../../gen/raystack/frontier/v1beta1/frontier_pb.js";
 import { limits } from "../../src/service/limits.js";
 import { eventTemplates } from "../../src/store/schema.js";
-import { TcpProxy } from "../reliability/tcp-proxy.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { clientFor, protocols, provisionTenant, type TenantTokens } from "../support/clients.js";
 import { createTestDatabase } from "../support/database.js";
 import { expectError } from "../support/errors.js";
 import { until } from "../support/held-writes.js";
+import { TcpProxy } from "../support/tcp-proxy.js";
 
 // Reasons docs/errors.md lists that no other test produced, each provoked through a real call and checked for its
 // code, reason and HTTP status; and the legacy rows docs/legacy.md lists that no other test produced (Frontier's

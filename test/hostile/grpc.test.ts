@@ -1,9 +1,9 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import {
-  expectHeapNearBaseline,
+  expectMemoryNearBaseline,
   HostileRun,
-  settledHeapBytes,
+  settledMemoryBytes,
   startTarget,
   stopTarget,
   type Target,
@@ -30,14 +30,14 @@ test("gRPC: malformed messages, broken frames and invalid requests are refused, 
   const sender = grpcSender(h2);
   // A first small round warms caches and compiled code, so the baseline is the service at rest, not at start-up.
   await run.fuzz(fc.oneof(malformedMessageCases(sender, target), framingCases(sender, target)), { runs: 4, batch: 20 });
-  const baseline = await settledHeapBytes();
+  const baseline = await settledMemoryBytes();
 
   await run.fuzz(malformedMessageCases(sender, target), { runs: 60, batch: 40 });
   await run.fuzz(framingCases(sender, target), { runs: 20, batch: 30 });
   await run.fuzz(invalidRequestCases(sender, target), { runs: 24, batch: 25 });
 
   h2.close();
-  await expectHeapNearBaseline(baseline);
+  await expectMemoryNearBaseline(baseline);
   console.log(run.summary("gRPC"));
   expect(run.total()).toBeGreaterThan(3000);
 }, 180_000);

@@ -25,8 +25,10 @@ export interface Outcome {
   code?: Code | 0;
   /** The server refused at the connection or stream level: a reset stream, a closed socket (with the reason). */
   cut?: string;
-  /** The fields a google.rpc.BadRequest detail names. */
+  /** The fields a google.rpc.BadRequest detail names, or the ErrorInfo's `field` metadata. */
   fields?: string[];
+  /** The google.rpc.ErrorInfo reason, when the answer carries one. */
+  reason?: string;
   /** What the server said, for failure messages. */
   detail: string;
 }
@@ -36,8 +38,15 @@ export interface Expectation {
   codes?: Code[];
   /** Acceptable HTTP statuses (REST, legacy and connection-level cases). */
   statuses?: number[];
-  /** Whether a reset stream or closed connection is an acceptable refusal. */
-  cut?: boolean;
+  /** The documented ErrorInfo reason the refusal carries. */
+  reason?: string;
+  /** The fields the refusal names, exactly (none: `[]`). */
+  fields?: string[];
+  /**
+   * The documented connection- or stream-level refusal, when that is the answer: the start of the outcome's `cut`
+   * (`RST_STREAM 7`). Any other cut is a failure.
+   */
+  cut?: string;
   /** A further check of the response; returns what is wrong, if anything. */
   check?: (outcome: Outcome) => string | undefined;
 }
@@ -63,7 +72,10 @@ const NEVER = new Set<Code | 0>([Code.Internal, Code.Unknown, Code.DataLoss]);
 export function judge(c: HostileCase, o: Outcome): string | undefined {
   const said = `${o.status === undefined ? "" : `HTTP ${o.status} `}${o.code === undefined ? "" : `${Code[o.code] ?? o.code} `}${o.cut ? `cut (${o.cut}) ` : ""}${o.detail.slice(0, 300)}`;
   if (o.code !== undefined && NEVER.has(o.code)) return `got ${said}`;
-  if (o.cut !== undefined) return c.expect.cut ? c.expect.check?.(o) : `cut off: ${said}`;
+  if (c.expect.cut !== undefined) {
+    return o.cut?.startsWith(c.expect.cut) ? c.expect.check?.(o) : `expected a cut (${c.expect.cut}), got ${said}`;
+  }
+  if (o.cut !== undefined) return `cut off: ${said}`;
   if (c.expect.codes) {
     if (o.code === undefined || !c.expect.codes.includes(o.code as Code)) {
       return `expected ${c.expect.codes.map((x) => Code[x]).join(" or ")}, got ${said}`;
@@ -71,6 +83,15 @@ export function judge(c: HostileCase, o: Outcome): string | undefined {
   } else if (c.expect.statuses) {
     if (o.status === undefined || !c.expect.statuses.includes(o.status)) {
       return `expected HTTP ${c.expect.statuses.join(" or ")}, got ${said}`;
+    }
+  }
+  if (c.expect.reason !== undefined && o.reason !== c.expect.reason) {
+    return `expected reason ${c.expect.reason}, got ${o.reason ?? "none"}: ${said}`;
+  }
+  if (c.expect.fields !== undefined) {
+    const named = [...new Set(o.fields ?? [])].sort();
+    if (named.join(",") !== [...c.expect.fields].sort().join(",")) {
+      return `expected fields [${c.expect.fields.join(", ")}], got [${named.join(", ")}]: ${said}`;
     }
   }
   return c.expect.check?.(o);
@@ -179,24 +200,31 @@ export class HostileRun {
   }
 }
 
-/** The heap after full collections; needs node's --expose-gc (vitest.config.ts sets it for the forks). */
-export async function settledHeapBytes(): Promise<number> {
+/**
+ * What the process retains after full collections: the JS heap plus ArrayBuffers and other memory outside it
+ * (`external`), where request bodies live. Needs node's --expose-gc (vitest.config.ts sets it for the forks). This
+ * catches what hostile cases leave behind; peaks while a body streams are test/hostile/streamed-bodies.test.ts's.
+ */
+export async function settledMemoryBytes(): Promise<number> {
   const gc = (globalThis as { gc?: () => void }).gc;
   if (!gc) throw new Error("run with --expose-gc to measure memory");
   for (let i = 0; i < 4; i++) {
     gc();
     await sleep(20);
   }
-  return process.memoryUsage().heapUsed;
+  const { heapUsed, external } = process.memoryUsage();
+  return heapUsed + external;
 }
 
 /**
- * Memory returns to its baseline: growth past the tolerance means the hostile cases left something behind
+ * Retained memory returns to its baseline: growth past the tolerance means the hostile cases left something behind
  * (buffers, sessions, listeners). The tolerance absorbs caches and compiled code that a first run creates.
  */
-export async function expectHeapNearBaseline(baselineBytes: number, toleranceBytes = 24 * 1024 * 1024) {
-  const after = await settledHeapBytes();
+export async function expectMemoryNearBaseline(baselineBytes: number, toleranceBytes = 24 * 1024 * 1024) {
+  const after = await settledMemoryBytes();
   const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
-  console.log(`heap after GC: ${mb(baselineBytes)} before the cases, ${mb(after)} after`);
-  expect(after - baselineBytes, `heap grew from ${mb(baselineBytes)} to ${mb(after)}`).toBeLessThan(toleranceBytes);
+  console.log(`heap and external memory after GC: ${mb(baselineBytes)} before the cases, ${mb(after)} after`);
+  expect(after - baselineBytes, `retained memory grew from ${mb(baselineBytes)} to ${mb(after)}`).toBeLessThan(
+    toleranceBytes,
+  );
 }

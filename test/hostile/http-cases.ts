@@ -17,6 +17,7 @@ import { type Channel, type HostileCase, hostileCase, type Outcome, type Target 
 import { invalidRequests } from "./invalid-requests.js";
 import { jsonFaults } from "./json-faults.js";
 import { allMethods, MAX_BODY_BYTES, tokenFor } from "./rpc-cases.js";
+import { restOutcome } from "./wire.js";
 
 export interface RawRequest {
   method: string;
@@ -47,8 +48,9 @@ export class RawHttp {
           const chunks: Buffer[] = [];
           res.on("data", (c: Buffer) => chunks.push(c));
           res.on("end", () => {
-            const body = Buffer.concat(chunks).toString("utf8");
-            resolve({ status: res.statusCode, detail: `${res.headers["content-type"] ?? ""} ${body.slice(0, 300)}` });
+            resolve(
+              restOutcome(res.statusCode, res.headers["content-type"] ?? "", Buffer.concat(chunks).toString("utf8")),
+            );
           });
           res.on("error", (e) => resolve({ status: res.statusCode, cut: e.message, detail: "" }));
         },
@@ -65,15 +67,28 @@ export class RawHttp {
   }
 }
 
+/** The one documented answer to a raw request: an HTTP status, and for REST's google.rpc.Status its reason and fields. */
+interface Documented {
+  status: number;
+  reason?: string;
+  fields?: string[];
+}
+
 function raw(
   channel: Channel,
   label: string,
-  statuses: number[],
+  expected: number | Documented,
   req: RawRequest,
   client: RawHttp,
   check?: (o: Outcome) => string | undefined,
 ): HostileCase {
-  return hostileCase({ channel, label, expect: { statuses, check }, send: (signal) => client.send(req, signal) });
+  const { status, reason, fields } = typeof expected === "number" ? { status: expected } : expected;
+  return hostileCase({
+    channel,
+    label,
+    expect: { statuses: [status], reason, fields, check },
+    send: (signal) => client.send(req, signal),
+  });
 }
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
@@ -121,7 +136,6 @@ const TRAVERSALS = [
 
 /** Paths around a valid route that must not reach it: dot segments, doubled slashes, encoded separators and verbs. */
 const ROUTE_TRICKS = [
-  "/v1/tenants/acme/events/..",
   "/v1/tenants/acme/./events",
   "/v1/tenants/acme/events/../../globex/events",
   "//v1/tenants/acme/events",
@@ -140,8 +154,25 @@ const ROUTE_TRICKS = [
   `/v1/tenants/acme/events/${"x/".repeat(2000)}`,
   "/v1/tenants/acme/eventsx",
   "/v1/tenants/acme%2Fevents",
-  "/v1/tenants",
 ];
+
+/** A tenant slug (docs/auth.md, "Identity model"). */
+const SLUG = /^[a-z0-9][a-z0-9_-]{0,62}$/;
+
+/**
+ * What docs/rest.md promises for a tenant path segment: malformed percent-encoding is 400 `MALFORMED_PATH`; anything
+ * else is decoded into `tenant`, where a value that is not a slug is 400 `INVALID_FIELD` naming `tenant`.
+ */
+function tenantSegmentAnswer(segment: string): Documented {
+  let decoded: string;
+  try {
+    decoded = decodeURIComponent(segment);
+  } catch {
+    return { status: 400, reason: "MALFORMED_PATH", fields: [] };
+  }
+  if (SLUG.test(decoded)) throw new Error(`traversal ${segment} is a valid tenant slug: it tests nothing`);
+  return { status: 400, reason: "INVALID_FIELD", fields: ["tenant"] };
+}
 
 /** REST requests to hostile paths: a 4xx (no route, bad tenant, method not allowed), never a write or a read. */
 export function restPathCases(client: RawHttp, target: Target): fc.Arbitrary<HostileCase> {
@@ -172,7 +203,7 @@ export function restPathCases(client: RawHttp, target: Target): fc.Arbitrary<Hos
         raw(
           "rest",
           `${route.method} /v1/tenants/${tenant.slice(0, 40)}${route.suffix}`,
-          [400, 403, 404, 405],
+          tenantSegmentAnswer(tenant),
           {
             method: route.method,
             path: `/v1/tenants/${tenant}${route.suffix}`,
@@ -191,7 +222,9 @@ export function restPathCases(client: RawHttp, target: Target): fc.Arbitrary<Hos
         raw(
           "rest",
           `${method} ${path.slice(0, 60)}`,
-          [400, 403, 404, 405],
+          // No route matches (docs/rest.md): dot segments, doubled slashes and encoded separators are not normalised.
+          // (`/v1/tenants/acme/events/..` is GetEvent's route with the id "..", a valid id: not a trick.)
+          { status: 404, reason: "UNKNOWN_ROUTE", fields: [] },
           {
             method,
             path,
@@ -204,49 +237,64 @@ export function restPathCases(client: RawHttp, target: Target): fc.Arbitrary<Hos
   );
 }
 
+/** Query strings that break the List route's parameters, each with its documented reason and field (docs/rest.md). */
+const BAD_QUERIES: [string, string, string[]][] = [
+  ["pageSize=99999999999999999999", "INVALID_FIELD", ["pageSize"]],
+  ["pageSize=-1", "INVALID_FIELD", ["pageSize"]],
+  ["pageSize=1e3", "INVALID_FIELD", ["pageSize"]],
+  ["pageSize=0x10", "INVALID_FIELD", ["pageSize"]],
+  ["pageSize=1.5", "INVALID_FIELD", ["pageSize"]],
+  ["pageSize=", "INVALID_FIELD", ["pageSize"]],
+  ["pageSize=1&pageSize=2", "INVALID_FIELD", ["pageSize"]],
+  ["page_size=1&pageSize=2", "INVALID_FIELD", ["pageSize"]],
+  ["startTime=garbage", "INVALID_FIELD", ["startTime"]],
+  ["startTime=2024-13-01T00:00:00Z", "INVALID_FIELD", ["startTime"]],
+  ["startTime=10000-01-01T00:00:00Z", "INVALID_FIELD", ["startTime"]],
+  ["outcome=BOGUS", "INVALID_FIELD", ["outcome"]],
+  ["outcome=99", "INVALID_FIELD", ["outcome"]],
+  ["order=7", "INVALID_FIELD", ["order"]],
+  ["tenant=globex", "UNKNOWN_QUERY_PARAMETER", ["tenant"]],
+  ["pageToken=garbage", "INVALID_PAGE_TOKEN", ["pageToken"]],
+  ["foo=1", "UNKNOWN_QUERY_PARAMETER", ["foo"]],
+  ["__proto__=1", "UNKNOWN_QUERY_PARAMETER", ["__proto__"]],
+  ["constructor.prototype=1", "UNKNOWN_QUERY_PARAMETER", ["constructor.prototype"]],
+  ["actorId.x=1", "UNKNOWN_QUERY_PARAMETER", ["actorId.x"]],
+  ["event.action=x", "UNKNOWN_QUERY_PARAMETER", ["event.action"]],
+  ["%zz=1", "MALFORMED_QUERY", []],
+  ["actorId=%zz", "MALFORMED_QUERY", []],
+  ["actorId=%00", "INVALID_FIELD", ["actorId"]],
+  ["actions=*", "INVALID_FIELD", ["actions[0]"]],
+  ["actions=a*b", "INVALID_FIELD", ["actions[0]"]],
+  ["includeChildren=maybe", "INVALID_FIELD", ["includeChildren"]],
+  ["activeOnly=2", "INVALID_FIELD", ["activeOnly"]],
+  ["startTime=1&endTime=0", "INVALID_FIELD", ["startTime"]],
+];
+
 /** Query strings that break the List route's parameters: unknown, repeated, malformed or out of range. */
 export function restQueryCases(client: RawHttp, target: Target): fc.Arbitrary<HostileCase> {
-  const queries = fc.oneof(
-    fc.constantFrom(
-      "pageSize=99999999999999999999",
-      "pageSize=-1",
-      "pageSize=1e3",
-      "pageSize=0x10",
-      "pageSize=1.5",
-      "pageSize=",
-      "pageSize=1&pageSize=2",
-      "page_size=1&pageSize=2",
-      "startTime=garbage",
-      "startTime=2024-13-01T00:00:00Z",
-      "startTime=10000-01-01T00:00:00Z",
-      "outcome=BOGUS",
-      "outcome=99",
-      "order=7",
-      "tenant=globex",
-      "pageToken=garbage",
-      "foo=1",
-      "__proto__=1",
-      "constructor.prototype=1",
-      "actorId.x=1",
-      "event.action=x",
-      "%zz=1",
-      "actorId=%zz",
-      "actorId=%00",
-      "actions=*",
-      "actions=a*b",
-      "includeChildren=maybe",
-      "activeOnly=2",
-      "startTime=1&endTime=0",
-    ),
-    fc.integer({ min: 51, max: 3000 }).map((n) => Array.from({ length: n }, (_, i) => `actions=a${i}`).join("&")),
-    fc.integer({ min: 2000, max: 20_000 }).map((n) => `actorId=${"x".repeat(n)}`),
+  const actions = (n: number) => Array.from({ length: n }, (_, i) => `actions=a${i}`).join("&");
+  const queries: fc.Arbitrary<[string, Documented]> = fc.oneof(
+    fc
+      .constantFrom(...BAD_QUERIES)
+      .map(([q, reason, fields]): [string, Documented] => [q, { status: 400, reason, fields }]),
+    // Over 50 actions, well under the 32 KiB header limit; then well over it, refused before routing with 431
+    // (docs/limits.md). Nothing near the limit, where the request line's other bytes would decide.
+    fc
+      .integer({ min: 51, max: 1500 })
+      .map((n): [string, Documented] => [actions(n), { status: 400, reason: "INVALID_FIELD", fields: ["actions"] }]),
+    fc.integer({ min: 3200, max: 4000 }).map((n): [string, Documented] => [actions(n), { status: 431 }]),
+    fc
+      .integer({ min: 2000, max: 20_000 })
+      .map((n): [string, Documented] => [
+        `actorId=${"x".repeat(n)}`,
+        { status: 400, reason: "INVALID_FIELD", fields: ["actorId"] },
+      ]),
   );
-  return queries.map((q) =>
+  return queries.map(([q, expected]) =>
     raw(
       "rest",
       `GET /v1/tenants/acme/events?${q.slice(0, 60)}`,
-      // A query past the server's 32 KiB header limit is refused before routing: 431 (or 414).
-      q.length > 30_000 ? [400, 414, 431] : [400],
+      expected,
       { method: "GET", path: `/v1/tenants/acme/events?${q}`, headers: bearer(target.acme.reader) },
       client,
     ),
@@ -299,7 +347,7 @@ export function restBodyCases(client: RawHttp, target: Target): fc.Arbitrary<Hos
         return raw(
           "rest",
           `${route.method} ${route.path}: ${f.label}`,
-          [400],
+          400,
           { method: route.method, path: route.path, headers: headersFor(method), body: f.bytes },
           client,
         );
@@ -321,7 +369,7 @@ export function restBodyCases(client: RawHttp, target: Target): fc.Arbitrary<Hos
         return raw(
           "rest",
           `${route.method} ${route.path} as ${JSON.stringify(type)}`,
-          [415],
+          { status: 415, reason: "UNSUPPORTED_MEDIA_TYPE", fields: [] },
           {
             method: route.method,
             path: route.path,
@@ -338,7 +386,7 @@ export function restBodyCases(client: RawHttp, target: Target): fc.Arbitrary<Hos
         return raw(
           "rest",
           `${route.method} ${route.path} with Content-Encoding ${encoding}`,
-          [415],
+          { status: 415, reason: "UNSUPPORTED_MEDIA_TYPE", fields: [] },
           {
             method: route.method,
             path: route.path,
@@ -352,7 +400,7 @@ export function restBodyCases(client: RawHttp, target: Target): fc.Arbitrary<Hos
       raw(
         "rest",
         "GET /v1/tenants/acme/events with a body",
-        [400],
+        400,
         {
           method: "GET",
           path: "/v1/tenants/acme/events",
@@ -377,13 +425,31 @@ export function restBodyCases(client: RawHttp, target: Target): fc.Arbitrary<Hos
         return raw(
           "rest",
           `${route.method} ${route.path}: ${size} bytes${chunked ? " chunked" : ""}`,
-          [413],
+          { status: 413, reason: "BODY_TOO_LARGE", fields: [] },
           { method: route.method, path: route.path, headers: headersFor(method), body },
           client,
         );
       }),
   );
 }
+
+/**
+ * A contract field path as a REST caller sees it (docs/rest.md, "Field paths are the caller's"): relative to the body
+ * when the route's body is one field, in JSON names, except for Frontier's routes, which keep proto names.
+ */
+function restField(method: DescMethod, field: string): string | undefined {
+  const body = hasOption(method, httpRule) ? getOption(method, httpRule).body : "";
+  // The body field itself: REST sends it as `{}`, an empty message, refused for the first of its own fields.
+  if (field === body) return undefined;
+  const relative = body && body !== "*" && field.startsWith(`${body}.`) ? field.slice(body.length + 1) : field;
+  if (method.parent.typeName.startsWith("raystack.")) return relative;
+  return relative.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
+}
+
+const restFields = (method: DescMethod, field: string) => {
+  const named = restField(method, field);
+  return named === undefined ? undefined : [named];
+};
 
 /** The invalid-request tables over REST: the status of the table's code. */
 export function restInvalidRequestCases(client: RawHttp, target: Target): fc.Arbitrary<HostileCase> {
@@ -415,16 +481,24 @@ export function restInvalidRequestCases(client: RawHttp, target: Target): fc.Arb
       if (!req) throw new Error(`${r.method.name} has no REST route`);
       const token =
         r.caller === "none" ? undefined : r.caller === "superadmin" ? target.app.adminToken : target.acme.admin;
-      const statuses = r.codes.map((c) => codeToHttpStatus(c));
-      // An empty path variable leaves an empty segment, which no route matches.
-      if (/\/\/|\/(?:$|\?|:)/.test(req.path)) statuses.push(404);
-      // Near the 32 KiB header limit a path may fit (the RPC's own refusal) or not (431/414): both are refusals.
-      // Past it only the limit can answer; test/hostile/connections.test.ts checks that limit on its own.
+      // An empty path variable leaves an empty segment, which no route matches (UNKNOWN_ROUTE); a path past the
+      // 32 KiB header limit is refused before routing (431, docs/limits.md). Paths near the limit, where the request
+      // line's other bytes would decide, are not sent.
       const length = req.path.length;
+      if (length > 30_000 && length < 34_000) return undefined;
+      const expected: Documented =
+        length >= 34_000
+          ? { status: 431 }
+          : /\/\/|\/(?:$|\?|:)/.test(req.path)
+            ? { status: 404, reason: "UNKNOWN_ROUTE", fields: [] }
+            : {
+                status: codeToHttpStatus(r.code),
+                ...(r.field === undefined ? {} : { fields: restFields(r.method, r.field) }),
+              };
       return raw(
         "rest",
         `${r.method.name}: ${r.label}`,
-        length > 34_000 ? [414, 431] : length > 30_000 ? [...statuses, 414, 431] : statuses,
+        expected,
         {
           method: req.method,
           path: req.path,

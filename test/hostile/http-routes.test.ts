@@ -1,9 +1,9 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import {
-  expectHeapNearBaseline,
+  expectMemoryNearBaseline,
   HostileRun,
-  settledHeapBytes,
+  settledMemoryBytes,
   startTarget,
   stopTarget,
   type Target,
@@ -47,13 +47,13 @@ test("REST and legacy routes: traversal, encodings, bad bodies and queries, XML 
     universalControllerCases(client, target),
   );
   await run.fuzz(fc.oneof(rest, legacy), { runs: 4, batch: 20 });
-  const baseline = await settledHeapBytes();
+  const baseline = await settledMemoryBytes();
 
   await run.fuzz(rest, { runs: 60, batch: 30 });
   await run.fuzz(legacy, { runs: 50, batch: 30 });
 
   client.close();
-  await expectHeapNearBaseline(baseline);
+  await expectMemoryNearBaseline(baseline);
   console.log(run.summary("REST and legacy routes"));
   expect(run.total()).toBeGreaterThan(3000);
 }, 180_000);

@@ -1,9 +1,9 @@
 import fc from "fast-check";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import {
-  expectHeapNearBaseline,
+  expectMemoryNearBaseline,
   HostileRun,
-  settledHeapBytes,
+  settledMemoryBytes,
   startTarget,
   stopTarget,
   type Target,
@@ -44,7 +44,7 @@ test("gRPC-web and Connect: malformed bodies, broken frames, protocol faults and
     invalidRequestCases(json, target),
   ];
   await run.fuzz(fc.oneof(...everything), { runs: 4, batch: 20 });
-  const baseline = await settledHeapBytes();
+  const baseline = await settledMemoryBytes();
 
   await run.fuzz(fc.oneof(malformedMessageCases(grpcWeb, target), framingCases(grpcWeb, target)), {
     runs: 30,
@@ -61,7 +61,7 @@ test("gRPC-web and Connect: malformed bodies, broken frames, protocol faults and
     batch: 25,
   });
 
-  await expectHeapNearBaseline(baseline);
+  await expectMemoryNearBaseline(baseline);
   console.log(run.summary("gRPC-web and Connect"));
   expect(run.total()).toBeGreaterThan(3000);
 }, 180_000);

@@ -4,6 +4,7 @@ import { codeFromHttpStatus, endStreamFromJson, errorFromJsonBytes } from "@conn
 import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
 import { trailerParse } from "@connectrpc/connect/protocol-grpc-web";
 import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { h2Request, type RawH2Response } from "../support/h2.js";
 import type { Outcome } from "./harness.js";
 
 /** A gRPC-style length-prefixed message: flags, 4-byte big-endian length, payload. */
@@ -38,17 +39,9 @@ function fromError(error: ConnectError | undefined, status: number | undefined):
     status,
     code: error.code,
     fields,
+    reason: error.findDetails(ErrorInfoSchema)[0]?.reason,
     detail: `${error.rawMessage}${fields.length ? ` [${fields.join(", ")}]` : ""}`,
   };
-}
-
-export interface RawH2Response {
-  headers: http2.IncomingHttpHeaders;
-  trailers: http2.IncomingHttpHeaders;
-  body: Buffer;
-  /** The RST_STREAM code when the server reset the stream; 0 when it ended normally. */
-  rstCode: number;
-  error?: string;
 }
 
 /**
@@ -87,39 +80,7 @@ export class H2Client {
     session = this.session(),
     end = true,
   ): Promise<RawH2Response> {
-    return new Promise((resolve, reject) => {
-      const stream = session.request(headers, { endStream: end && body === undefined });
-      let responseHeaders: http2.IncomingHttpHeaders = {};
-      let trailers: http2.IncomingHttpHeaders = {};
-      let error: string | undefined;
-      const chunks: Buffer[] = [];
-      const onAbort = () => stream.close(http2.constants.NGHTTP2_CANCEL);
-      signal.addEventListener("abort", onAbort, { once: true });
-      stream.on("response", (h) => {
-        responseHeaders = h;
-      });
-      stream.on("trailers", (t) => {
-        trailers = t;
-      });
-      stream.on("data", (c: Buffer) => chunks.push(c));
-      stream.on("error", (e) => {
-        error = e.message;
-      });
-      stream.on("close", () => {
-        signal.removeEventListener("abort", onAbort);
-        if (signal.aborted) reject(signal.reason);
-        else
-          resolve({
-            headers: responseHeaders,
-            trailers,
-            body: Buffer.concat(chunks),
-            rstCode: stream.rstCode ?? 0,
-            error,
-          });
-      });
-      if (body !== undefined && end) stream.end(body);
-      else if (body !== undefined) stream.write(body);
-    });
+    return h2Request(session, headers, body, { signal, end });
   }
 
   close(): void {
@@ -182,8 +143,38 @@ export async function connectStreamOutcome(res: Response): Promise<Outcome> {
   return fromError(endStreamFromJson(end.data).error, 200);
 }
 
-/** A REST or legacy response: its status and the start of its body. */
+/** A REST or legacy response: its status, the start of its body, and a google.rpc.Status body's reason and fields. */
 export async function httpOutcome(res: Response): Promise<Outcome> {
-  const text = await res.text();
-  return { status: res.status, detail: `${res.headers.get("content-type") ?? ""} ${text.slice(0, 300)}` };
+  return restOutcome(res.status, res.headers.get("content-type") ?? "", await res.text());
+}
+
+interface StatusJson {
+  details?: {
+    "@type"?: string;
+    reason?: string;
+    metadata?: { field?: string };
+    fieldViolations?: { field?: string }[];
+  }[];
+}
+
+/** An HTTP answer as an Outcome; a google.rpc.Status JSON body (REST's errors) gives its reason and fields. */
+export function restOutcome(status: number | undefined, contentType: string, text: string): Outcome {
+  const outcome: Outcome = { status, detail: `${contentType} ${text.slice(0, 300)}` };
+  let json: StatusJson | undefined;
+  try {
+    json = JSON.parse(text) as StatusJson;
+  } catch {
+    return outcome;
+  }
+  const details = Array.isArray(json?.details) ? json.details : [];
+  const info = details.find((d) => d["@type"]?.endsWith("google.rpc.ErrorInfo"));
+  const violations = details.flatMap((d) =>
+    d["@type"]?.endsWith("google.rpc.BadRequest") ? (d.fieldViolations ?? []) : [],
+  );
+  outcome.reason = info?.reason;
+  outcome.fields = [
+    ...violations.flatMap((v) => (v.field ? [v.field] : [])),
+    ...(info?.metadata?.field ? [info.metadata.field] : []),
+  ];
+  return outcome;
 }

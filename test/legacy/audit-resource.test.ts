@@ -7,6 +7,7 @@ import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { type AuditEventSchema, OutcomeStatus } from "../../gen/audit/v1/event_pb.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
+import { expectAll } from "../support/expect-all.js";
 import { whileTableMissing } from "./outage.js";
 
 let app: TestApp;
@@ -299,7 +300,7 @@ describe("credentials and tenants", () => {
     expect(theirs).toHaveLength(1);
     expect(theirs[0]).toMatchObject({ accountId: Number(globex.numericId), eventType: "LOGIN" });
     expect(Number(globex.numericId)).not.toBe(Number(acme.numericId));
-    expect((await audits("")).every((a) => a.accountId === Number(acme.numericId))).toBe(true);
+    expectAll(await audits(""), (a) => a.accountId === Number(acme.numericId));
   });
 });
 

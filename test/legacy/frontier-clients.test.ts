@@ -7,6 +7,7 @@ import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_de
 import { FrontierService as OwnFrontierService } from "../../gen/raystack/frontier/v1beta1/frontier_pb.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { protocols, provisionTenant, type TenantTokens, transportFor } from "../support/clients.js";
+import { failureOf } from "../support/errors.js";
 import { protonFrontierService } from "../support/proton.js";
 
 let app: TestApp;
@@ -297,26 +298,24 @@ describe.each(protocols)("@raystack/proton's FrontierService stubs over %s", (pr
     expect(got?.context).toEqual({ k: "v" });
     expect(got?.createdAt && timestampDate(got.createdAt).toISOString()).toBe("2024-02-03T04:05:06.789Z");
 
-    const error = await client(acme.reader)
-      .getOrganizationAuditLog({ orgId: "acme", id: "no-such-log" })
-      .catch((e: unknown) => ConnectError.from(e));
+    const error = await failureOf(client(acme.reader).getOrganizationAuditLog({ orgId: "acme", id: "no-such-log" }));
     expect(error).toBeInstanceOf(ConnectError);
-    expect((error as ConnectError).code).toBe(Code.NotFound);
+    expect(error.code).toBe(Code.NotFound);
   });
 
   test("a batch with an invalid log is refused whole, naming logs[i].field", async () => {
     const action = `proton.atomic.${protocol}`;
-    const error = await client(acme.writer)
-      .createOrganizationAuditLogs({
+    const error = await failureOf(
+      client(acme.writer).createOrganizationAuditLogs({
         orgId: "acme",
         logs: [
           { source: "proton", action },
           { source: "proton", action, id: "has space" },
         ],
-      })
-      .catch((e: unknown) => ConnectError.from(e));
-    expect((error as ConnectError).code).toBe(Code.InvalidArgument);
-    const fields = (error as ConnectError).findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations);
+      }),
+    );
+    expect(error.code).toBe(Code.InvalidArgument);
+    const fields = error.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations);
     expect(fields.map((v) => v.field)).toEqual(["logs[1].id"]);
     const { logs } = await client(acme.reader).listOrganizationAuditLogs({ orgId: "acme", action });
     expect(logs).toEqual([]);
@@ -326,28 +325,26 @@ describe.each(protocols)("@raystack/proton's FrontierService stubs over %s", (pr
     const proton = client(acme.admin) as unknown as Record<string, (req: object) => Promise<unknown>>;
     for (const name of ["listUsers", "getOrganization"]) {
       const call = proton[name] as (req: object) => Promise<unknown>;
-      const error = await call({}).catch((e: unknown) => ConnectError.from(e));
-      expect((error as ConnectError).code, name).toBe(Code.Unimplemented);
+      const error = await failureOf(call({}));
+      expect(error.code, name).toBe(Code.Unimplemented);
     }
   });
 
   test("an organization id of any size is refused as another tenant's, quoted at most 256 characters long", async () => {
     const orgId = "o".repeat(100_000);
-    const error = await client(acme.reader)
-      .listOrganizationAuditLogs({ orgId })
-      .catch((e: unknown) => ConnectError.from(e));
-    expect((error as ConnectError).code).toBe(Code.PermissionDenied);
-    expect((error as ConnectError).findDetails(ErrorInfoSchema)[0]?.reason).toBe("TENANT_MISMATCH");
-    expect((error as ConnectError).rawMessage.length).toBeLessThan(400);
+    const error = await failureOf(client(acme.reader).listOrganizationAuditLogs({ orgId }));
+    expect(error.code).toBe(Code.PermissionDenied);
+    expect(error.findDetails(ErrorInfoSchema)[0]?.reason).toBe("TENANT_MISMATCH");
+    expect(error.rawMessage.length).toBeLessThan(400);
   });
 
   test("authentication comes before the organization is looked at", async () => {
     const transport = transportFor(app, protocol);
     const anonymous = createClient(FrontierService, transport);
     for (const orgId of ["acme", "no-such-org"]) {
-      const error = await anonymous.listOrganizationAuditLogs({ orgId }).catch((e: unknown) => ConnectError.from(e));
-      expect((error as ConnectError).code).toBe(Code.Unauthenticated);
-      expect((error as ConnectError).findDetails(ErrorInfoSchema)[0]?.reason).toBe("MISSING_CREDENTIAL");
+      const error = await failureOf(anonymous.listOrganizationAuditLogs({ orgId }));
+      expect(error.code).toBe(Code.Unauthenticated);
+      expect(error.findDetails(ErrorInfoSchema)[0]?.reason).toBe("MISSING_CREDENTIAL");
     }
   });
 });

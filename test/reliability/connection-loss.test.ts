@@ -4,7 +4,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createLogger } from "../../src/logger.js";
 import { connectDatabase, type Database } from "../../src/store/database.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
-import { TcpProxy } from "./tcp-proxy.js";
+import { expectAll } from "../support/expect-all.js";
+import { TcpProxy } from "../support/tcp-proxy.js";
 
 let testDatabase: TestDatabase;
 let proxy: TcpProxy;
@@ -79,7 +80,7 @@ describe("the database connection drops under a transaction", () => {
       `connection loss: ${cuts.length} cuts (${cuts.join(", ")}) with 3 transactions in flight each; transactions failed with ${distinct.join(", ")}; ` +
         `queries served again ${recoveries.join(", ")} ms after the database returned; process alive`,
     );
-    expect(codes.every((c) => c !== "ok")).toBe(true);
+    expectAll(codes, (c) => c !== "ok", "codes");
     expect(await database.ping()).toBe(true);
   }, 30_000);
 });

@@ -3,6 +3,8 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { provisionTenant } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { expectAll } from "../support/expect-all.js";
+import { seededRandom, TEST_SEED } from "../support/random.js";
 import { type Attempt, runLoad, send, tally, type Writer } from "./load.js";
 import { killAllServiceProcesses, type ServiceProcess, startServiceProcess } from "./service-process.js";
 import { checkStore, describeSequences } from "./verify-store.js";
@@ -32,6 +34,8 @@ describe("kill -9 under load", () => {
     );
     const tokenOf = new Map(writers.map((w) => [w.tenant, w.token]));
     const attempts: Attempt[] = [];
+    const random = seededRandom();
+    console.log(`crash: TEST_SEED=${TEST_SEED}`);
 
     for (let round = 1; round <= ROUNDS; round++) {
       const stop = new AbortController();
@@ -42,8 +46,9 @@ describe("kill -9 under load", () => {
         maxBatch: 40,
         prefix: `crash${round}`,
         signal: stop.signal,
+        random,
       });
-      await sleep(1000 + Math.random() * 1500);
+      await sleep(1000 + random() * 1500);
       service.signal("SIGKILL");
       const status = await service.exited;
       stop.abort();
@@ -69,7 +74,7 @@ describe("kill -9 under load", () => {
       expect(check.ackedFound).toBe(check.ackedEvents);
       expect(check.partialCalls).toBe(0);
       expect(check.unknown).toBe(0);
-      expect(check.tenants.every((t) => t.gapless)).toBe(true);
+      expectAll(check.tenants, (t) => t.gapless, "check.tenants");
 
       // A client retries what it never heard back about, with the same ids: each lands exactly once, and a call that
       // had committed before the crash answers with the events already stored.
@@ -86,7 +91,7 @@ describe("kill -9 under load", () => {
       expect(retried.stored).toBe(retried.ackedEvents);
       expect(retried.duplicated).toEqual([]);
       expect(retried.wrongSequence).toEqual([]);
-      expect(retried.tenants.every((t) => t.gapless)).toBe(true);
+      expectAll(retried.tenants, (t) => t.gapless, "retried.tenants");
     }
   }, 180_000);
 });

@@ -8,6 +8,7 @@ import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { ROOT_STATE_DIR } from "../../src/store/embedded.js";
+import { childEnv } from "../support/child-env.js";
 import { clientFor, provisionTenant } from "../support/clients.js";
 import { newEvents } from "./load.js";
 
@@ -39,8 +40,7 @@ const postgresPids = new Set<number>();
 const removeAfter: string[] = [];
 
 function npmStart(cwd: string): NpmStart {
-  const env: Record<string, string | undefined> = { ...process.env, PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info" };
-  for (const name of ["DATABASE_URL", "MIGRATION_DATABASE_URL", "AUDIT_ADMIN_TOKEN", "DATA_DIR"]) delete env[name];
+  const env = childEnv({ PORT: "0", HOST: "127.0.0.1", LOG_LEVEL: "info" });
   // Its own process group, so that afterAll can kill whatever a failed test leaves, npm and node alike.
   const child = spawn("npm", ["start"], { cwd, env, stdio: ["ignore", "pipe", "pipe"], detached: true });
   started.push(child);

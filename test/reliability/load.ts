@@ -5,6 +5,7 @@ import { type Code, ConnectError, createClient } from "@connectrpc/connect";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { type AuditEvent, AuditEventSchema, OutcomeStatus } from "../../gen/audit/v1/event_pb.js";
 import { transportFor } from "../support/clients.js";
+import { seededRandom } from "../support/random.js";
 
 /** A tenant and a writer key for it. */
 export interface Writer {
@@ -85,6 +86,8 @@ export interface LoadOptions {
   prefix: string;
   /** Callers stop starting calls once this is aborted. */
   signal: AbortSignal;
+  /** Picks each call's kind and size (seeded, so that a failing run can be repeated with TEST_SEED). */
+  random?: () => number;
   /** Callers also stop after a failed call (the service went away). Default true; otherwise they back off 20 ms. */
   stopOnFailure?: boolean;
 }
@@ -92,12 +95,13 @@ export interface LoadOptions {
 /** Concurrent Create and BatchCreate over gRPC until `signal` aborts; resolves with every attempt once all answered. */
 export async function runLoad(options: LoadOptions): Promise<Attempt[]> {
   const attempts: Attempt[] = [];
+  const random = options.random ?? seededRandom();
   const worker = async (w: number) => {
     const writer = options.writers[w % options.writers.length] as Writer;
     const client = createClient(AuditService, transportFor({ url: options.url }, "grpc", writer.token));
     while (!options.signal.aborted) {
-      const batch = Math.random() < 0.5;
-      const size = batch ? 2 + Math.floor(Math.random() * (options.maxBatch - 1)) : 1;
+      const batch = random() < 0.5;
+      const size = batch ? 2 + Math.floor(random() * (options.maxBatch - 1)) : 1;
       const attempt: Attempt = {
         kind: batch ? "batch" : "create",
         tenant: writer.tenant,

@@ -5,9 +5,10 @@ import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { provisionTenant, transportFor } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { expectAll } from "../support/expect-all.js";
+import { TcpProxy } from "../support/tcp-proxy.js";
 import { newEvents, runLoad, tally } from "./load.js";
 import { killAllServiceProcesses, type ServiceProcess, startServiceProcess } from "./service-process.js";
-import { TcpProxy } from "./tcp-proxy.js";
 import { checkStore, describeSequences } from "./verify-store.js";
 
 const MiB = 1024 * 1024;
@@ -238,7 +239,7 @@ describe("database outage", () => {
     expect([...codes].filter((c) => c !== "Unavailable")).toEqual([]);
     expect(check.ackedFound).toBe(check.ackedEvents);
     expect(check.partialCalls).toBe(0);
-    expect(check.tenants.every((t) => t.gapless)).toBe(true);
+    expectAll(check.tenants, (t) => t.gapless, "check.tenants");
     expect(internal).toEqual([]);
   }, 90_000);
 });

@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { generateSignerKey } from "../../src/vlog/note.js";
+import { childEnv } from "../support/child-env.js";
 import type { ServiceAddress } from "../support/clients.js";
 
 /** The checkpoint signing key of every service this test process starts (each has its own DATA_DIR). */
@@ -54,8 +55,7 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
   const dataDir = mkdtempSync(path.join(tmpdir(), "audit-trail-rel-"));
   const child = spawn(process.execPath, options.nodeArgs ?? ["--import", "tsx", "src/main.ts"], {
     cwd: repoRoot,
-    env: {
-      ...process.env,
+    env: childEnv({
       PORT: "0",
       HOST: "127.0.0.1",
       LOG_LEVEL: "info",
@@ -66,7 +66,7 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
       ...options.env,
       DATABASE_URL: options.databaseUrl,
       AUDIT_ADMIN_TOKEN: adminToken,
-    },
+    }),
     stdio: ["ignore", "pipe", "pipe"],
   });
   children.add(child);

@@ -6,6 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestApp } from "../support/app.js";
 import { provisionTenant } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { expectAll } from "../support/expect-all.js";
 import { type Attempt, newEvents, runLoad, send, tally, type Writer } from "./load.js";
 import { killAllServiceProcesses, startServiceProcess } from "./service-process.js";
 import { checkStore, describeSequences } from "./verify-store.js";
@@ -59,12 +60,14 @@ describe("SIGTERM under load", () => {
       outcome: "pending",
     }));
     const bigCalls = big.map((a, i) => send(service.url, (writers[i] as Writer).token, a));
-    await sleep(100);
+    // Signalled once the big calls are on the wire and none has answered; the assertions below check they were
+    // still in flight when the signal went, so the test cannot pass with nothing to drain.
+    await sleep(20);
     const signalledAt = performance.now();
     service.signal("SIGTERM");
 
-    // New calls once the service is stopping: refused, and quickly.
-    await sleep(200);
+    // New calls once the service is stopping (it logged so): refused, and quickly.
+    while (!service.logs.some((l) => l.includes('"shutting down"'))) await sleep(10);
     const late: Attempt[] = writers.map((w) => ({
       kind: "create",
       tenant: w.tenant,
@@ -96,6 +99,12 @@ describe("SIGTERM under load", () => {
         `acknowledged ${check.ackedEvents}, found ${check.ackedFound}, refused calls stored ${check.unackedWholeCalls}, ` +
         `partial ${check.partialCalls}; ${describeSequences(check)}`,
     );
+    // Something was in flight at SIGTERM: both big batches and a call of most load workers (a worker can be
+    // between two calls at that instant).
+    expect(big.filter((a) => (a.startedAt ?? 0) < signalledAt && (a.endedAt ?? 0) > signalledAt).length).toBe(
+      big.length,
+    );
+    expect(inFlight.length).toBeGreaterThanOrEqual(big.length + 4);
     expect(status).toEqual({ code: 0, signal: null });
     expect(exitedAfter).toBeLessThan(GRACE_MS + 2000);
     expect(big.map((a) => a.outcome)).toEqual(big.map(() => "acked"));
@@ -109,7 +118,7 @@ describe("SIGTERM under load", () => {
     // A refused call was refused before it ran: nothing of it is stored.
     expect(check.unackedWholeCalls).toBe(0);
     expect(check.partialCalls).toBe(0);
-    expect(check.tenants.every((t) => t.gapless)).toBe(true);
+    expectAll(check.tenants, (t) => t.gapless, "check.tenants");
     expect(service.logs.filter((l) => l.includes('"level":50') || l.startsWith("stderr:"))).toEqual([]);
     // Draining ended with the calls, not with the grace period.
     expect(service.logs.filter((l) => l.includes("grace period over"))).toEqual([]);

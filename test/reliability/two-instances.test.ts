@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { AuditEvent } from "../../gen/audit/v1/event_pb.js";
 import { provisionTenant } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { expectAll } from "../support/expect-all.js";
 import { type Attempt, newEvents, runLoad, send, type Writer } from "./load.js";
 import { killAllServiceProcesses, type ServiceProcess, startServiceProcess } from "./service-process.js";
 import { checkStore, describeSequences } from "./verify-store.js";
@@ -60,7 +61,7 @@ describe("two instances on one database", () => {
     expect(check.stored).toBe(check.ackedEvents);
     expect(check.duplicated).toEqual([]);
     expect(check.wrongSequence).toEqual([]);
-    expect(check.tenants.every((t) => t.gapless)).toBe(true);
+    expectAll(check.tenants, (t) => t.gapless, "check.tenants");
   }, 60_000);
 
   it("store one event when the same id reaches both at once, and refuse the loser of a conflict", async () => {
@@ -127,7 +128,7 @@ describe("two instances on one database", () => {
     expect(check.duplicated).toEqual([]);
     expect(check.wrongSequence).toEqual([]);
     expect(check.lost).toEqual([]);
-    expect(check.tenants.every((t) => t.gapless)).toBe(true);
+    expectAll(check.tenants, (t) => t.gapless, "check.tenants");
   }, 60_000);
 });
 

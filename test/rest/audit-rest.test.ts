@@ -1,5 +1,5 @@
 import { fromJson, type JsonObject, type MessageInitShape, toJson } from "@bufbuild/protobuf";
-import { type Client, Code, ConnectError } from "@connectrpc/connect";
+import { type Client, Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AdminService } from "../../gen/audit/v1/admin_service_pb.js";
 import {
@@ -13,6 +13,7 @@ import { AuditEventSchema } from "../../gen/audit/v1/event_pb.js";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
+import { failureOf } from "../support/errors.js";
 
 // The audit.v1 routes end to end: each REST call next to the same call over Connect, on one running service.
 let app: TestApp;
@@ -131,15 +132,6 @@ describe("List: query parameters give the same page as Connect", () => {
 });
 
 describe("errors: the same code, message and reason as over Connect", () => {
-  async function connectError(call: Promise<unknown>): Promise<ConnectError> {
-    return call.then(
-      () => {
-        throw new Error("expected the Connect call to fail");
-      },
-      (e: unknown) => ConnectError.from(e),
-    );
-  }
-
   const cases: Array<{
     name: string;
     method: string;
@@ -200,7 +192,7 @@ describe("errors: the same code, message and reason as over Connect", () => {
   ];
   test.each(cases)("$name → $status", async ({ method, path, token, body, status, connect }) => {
     const reply = await rest(method, path, { token: token ? (acme[token] as string) : undefined, body });
-    const expected = await connectError(connect(acme));
+    const expected = await failureOf(connect(acme));
     expect(reply.status, reply.text).toBe(status);
     expect(reply.json.code).toBe(expected.code);
     // The same message, except that REST names fields relative to its body (docs/rest.md, "Field paths").

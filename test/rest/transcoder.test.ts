@@ -10,6 +10,7 @@ import { createRestTranscoder } from "../../src/rest/transcoder.js";
 import { createInvoker, registration } from "../../src/server/invoker.js";
 import * as invalid from "../gen/resttest/v1/invalid_rules_pb.js";
 import { Color, type Echo, EchoSchema, EchoService, type ParamsSchema } from "../gen/resttest/v1/rest_test_pb.js";
+import { h2Request } from "../support/h2.js";
 import { type EchoServer, MAX_BODY_BYTES, startEchoServer } from "./echo-server.js";
 
 let server: EchoServer;
@@ -255,20 +256,8 @@ describe("routes: REST and Connect reach the handler with the same message", () 
   test("HTTP/2 (h2c) requests are transcoded too", async () => {
     const session = http2.connect(server.url);
     try {
-      const { status, body } = await new Promise<{ status: number; body: string }>((resolve, reject) => {
-        const stream = session.request({ ":method": "GET", ":path": "/v1/items/h2?name=x" });
-        let status = 0;
-        let body = "";
-        stream.on("response", (h) => {
-          status = Number(h[":status"]);
-        });
-        stream.setEncoding("utf8");
-        stream.on("data", (chunk: string) => {
-          body += chunk;
-        });
-        stream.on("end", () => resolve({ status, body }));
-        stream.on("error", reject);
-      });
+      const reply = await h2Request(session, { ":method": "GET", ":path": "/v1/items/h2?name=x" });
+      const [status, body] = [Number(reply.headers[":status"]), reply.body.toString("utf8")];
       expect(status).toBe(200);
       expect(JSON.parse(body).params).toEqual({ id: "h2", name: "x" });
     } finally {
@@ -889,17 +878,11 @@ describe("classification: RPC protocols never reach the REST routes", () => {
   test("a gRPC call to an unknown procedure is UNIMPLEMENTED in gRPC terms", async () => {
     const session = http2.connect(server.url);
     try {
-      const headers = await new Promise<http2.IncomingHttpHeaders>((resolve, reject) => {
-        const stream = session.request({
-          ":method": "POST",
-          ":path": "/v1/items/x",
-          "content-type": "application/grpc",
-          te: "trailers",
-        });
-        stream.on("response", resolve);
-        stream.on("error", reject);
-        stream.end();
-      });
+      const { headers } = await h2Request(
+        session,
+        { ":method": "POST", ":path": "/v1/items/x", "content-type": "application/grpc", te: "trailers" },
+        new Uint8Array(0),
+      );
       expect(headers[":status"]).toBe(200);
       expect(headers["grpc-status"]).toBe("12");
     } finally {

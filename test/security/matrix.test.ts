@@ -1,14 +1,16 @@
 import { create, type DescMethod, type JsonObject, toJson } from "@bufbuild/protobuf";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
+import { createGrpcWebTransport } from "@connectrpc/connect-node";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AdminService, Role } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection as ServerReflectionAlpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { Health } from "../../gen/health/v1/health_pb.js";
 import { FrontierService } from "../../gen/raystack/frontier/v1beta1/frontier_pb.js";
-import { grants, type Principal } from "../../src/auth/principal.js";
 import { Reason } from "../../src/errors.js";
-import { requiredRoles } from "../../src/interceptors/auth.js";
 import { clientFor, type Protocol, transportFor } from "../support/clients.js";
 import { changedTables, databaseFingerprint } from "../support/db-fingerprint.js";
 import { restRequest } from "../support/rest-request.js";
@@ -37,8 +39,65 @@ afterAll(async () => {
   await stopWorld(world);
 });
 
-/** Every RPC, from the service descriptors: an RPC added later is in the matrix without a change here. */
-const rpcs: DescMethod[] = [...AuditService.methods, ...AdminService.methods, ...FrontierService.methods];
+/**
+ * Who may call each RPC, written by hand from docs/auth.md ("Roles", "Admin API and CLI") and docs/operations.md
+ * (health and reflection need no credential) — never from src's own table, so a permissive edit there fails here.
+ * The minimum role; `admin` holds reader and writer in its tenant, `superadmin` everything (docs/auth.md).
+ */
+type Needs = "public" | "authenticated" | "reader" | "writer" | "admin" | "superadmin";
+const documented: Record<string, Needs> = {
+  "audit.v1.AuditService/Create": "writer",
+  "audit.v1.AuditService/BatchCreate": "writer",
+  "audit.v1.AuditService/Publish": "writer",
+  "audit.v1.AuditService/List": "reader",
+  "audit.v1.AuditService/Tail": "reader",
+  "audit.v1.AuditService/GetEvent": "reader",
+  "audit.v1.AuditService/CountEvents": "reader",
+  "audit.v1.AuditService/GetCheckpoint": "reader",
+  "audit.v1.AuditService/GetInclusionProof": "reader",
+  "audit.v1.AuditService/GetConsistencyProof": "reader",
+  "audit.v1.AuditService/CreateStreamTicket": "reader",
+  "audit.v1.AdminService/CreateTenant": "superadmin",
+  "audit.v1.AdminService/ListTenants": "admin",
+  "audit.v1.AdminService/CreateApiKey": "admin",
+  "audit.v1.AdminService/CreateUser": "admin",
+  "audit.v1.AdminService/Login": "public",
+  "audit.v1.AdminService/GetCaller": "authenticated",
+  "audit.v1.AdminService/RevokeCredential": "admin",
+  "audit.v1.AdminService/ListCredentials": "admin",
+  "audit.v1.AdminService/CreateEventTemplate": "admin",
+  "audit.v1.AdminService/GetEventTemplate": "admin",
+  "audit.v1.AdminService/ListEventTemplates": "admin",
+  "audit.v1.AdminService/DeleteEventTemplate": "admin",
+  "raystack.frontier.v1beta1.FrontierService/CreateOrganizationAuditLogs": "writer",
+  "raystack.frontier.v1beta1.FrontierService/ListOrganizationAuditLogs": "reader",
+  "raystack.frontier.v1beta1.FrontierService/GetOrganizationAuditLog": "reader",
+  "grpc.health.v1.Health/Check": "public",
+  "grpc.health.v1.Health/Watch": "public",
+  "grpc.health.v1.Health/List": "public",
+  "grpc.reflection.v1.ServerReflection/ServerReflectionInfo": "public",
+  "grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo": "public",
+};
+/** The roles each role holds, as docs/auth.md describes them. */
+const holds: Record<"reader" | "writer" | "admin" | "superadmin", Needs[]> = {
+  reader: ["reader"],
+  writer: ["writer"],
+  admin: ["reader", "writer", "admin"],
+  superadmin: ["reader", "writer", "admin", "superadmin"],
+};
+const roleName = (role: Role) => Role[role].toLowerCase() as keyof typeof holds;
+
+const procedureOf = (rpc: DescMethod) => `${rpc.parent.typeName}/${rpc.name}`;
+
+/** Every RPC of every service the port serves, from the descriptors: a new RPC fails until the table names it. */
+const services = [AuditService, AdminService, FrontierService, Health, ServerReflection, ServerReflectionAlpha];
+const rpcs: DescMethod[] = services.flatMap((service) => service.methods);
+/** The services with REST routes (google.api.http); health and reflection have none. */
+const restRpcs: DescMethod[] = [AuditService, AdminService, FrontierService].flatMap((service) => service.methods);
+
+test("the documented table names exactly the RPCs served", () => {
+  expect(Object.keys(documented).sort()).toEqual(rpcs.map(procedureOf).sort());
+});
 
 let serial = 0;
 const unique = (prefix: string) => `${prefix}${++serial}`;
@@ -112,6 +171,14 @@ const requests = new Map<DescMethod, () => Promise<Record<string, unknown>>>([
     async () => ({ orgId: "acme", logs: [{ source: "s", action: "matrix.frontier" }] }),
   ],
   [FrontierService.method.listOrganizationAuditLogs, async () => ({ orgId: "acme" })],
+  [Health.method.check, async () => ({ service: "audit.v1.AuditService" })],
+  [Health.method.watch, async () => ({ service: "audit.v1.AuditService" })],
+  [Health.method.list, async () => ({})],
+  [ServerReflection.method.serverReflectionInfo, async () => ({ messageRequest: { case: "listServices", value: "" } })],
+  [
+    ServerReflectionAlpha.method.serverReflectionInfo,
+    async () => ({ messageRequest: { case: "listServices", value: "" } }),
+  ],
   [
     FrontierService.method.getOrganizationAuditLog,
     async () => {
@@ -128,37 +195,49 @@ const serviceRecordsAside = { exceptServiceRecords: true };
 
 const superadmin = () => clientFor(AdminService, world.app, "connect", world.app.adminToken);
 
-const isPublic = (rpc: DescMethod) => requiredRoles.get(`${rpc.parent.typeName}/${rpc.name}`) === "public";
+const isPublic = (rpc: DescMethod) => documented[procedureOf(rpc)] === "public";
 
 type Expected = { allow: true } | { allow: false; code: Code; reason: string };
 
 /**
- * What the auth rules say for this caller on this RPC acting on acme: requiredRoles (src/interceptors/auth.ts) for
- * the role, grants() for the role hierarchy, and the tenant check for RPCs whose request names a tenant.
+ * What docs/auth.md says for this caller on this RPC acting on acme: the documented role, the role hierarchy, and the
+ * tenant check for RPCs whose request names a tenant (a contract fact, read from the request descriptor).
  */
 function expectation(rpc: DescMethod, caller: Caller): Expected {
   const deny = (code: Code, reason: string): Expected => ({ allow: false, code, reason });
-  const required = requiredRoles.get(`${rpc.parent.typeName}/${rpc.name}`);
-  if (required === undefined) return deny(Code.PermissionDenied, Reason.InsufficientRole);
-  if (required === "public") return { allow: true };
+  const needs = documented[procedureOf(rpc)];
+  if (needs === undefined) throw new Error(`${procedureOf(rpc)} is not in the documented table`);
+  if (needs === "public") return { allow: true };
   if (caller === "no credential") return deny(Code.Unauthenticated, Reason.MissingCredential);
   if (caller === "wrong token") return deny(Code.Unauthenticated, Reason.InvalidToken);
   const identity = identityOf(caller);
   if (!identity) throw new Error(`no identity for ${caller}`);
-  if (required === "authenticated") return { allow: true };
-  const principal: Principal = {
-    credentialId: "",
-    kind: 1,
-    tenant: identity.tenant,
-    roles: new Set(identity.roles),
-    name: "",
-  };
-  if (!grants(principal, required)) return deny(Code.PermissionDenied, Reason.InsufficientRole);
+  if (needs === "authenticated") return { allow: true };
+  if (!identity.roles.some((role) => holds[roleName(role)].includes(needs))) {
+    return deny(Code.PermissionDenied, Reason.InsufficientRole);
+  }
   const namesTenant = rpc.input.fields.some((f) => ["tenant", "org_id"].includes(f.name) && f.fieldKind === "scalar");
   if (namesTenant && identity.tenant !== "acme" && !identity.roles.includes(Role.SUPERADMIN)) {
     return deny(Code.PermissionDenied, Reason.TenantMismatch);
   }
   return { allow: true };
+}
+
+/** Reflection is a bidirectional stream, which needs HTTP/2 (docs/operations.md): the protocol over HTTP/2. */
+function http2Transport(protocol: Protocol, token: string | undefined) {
+  if (protocol === "connect") return transportFor(world.app, "connect-binary", token);
+  if (protocol !== "grpc-web") return transportFor(world.app, protocol, token);
+  const header: Record<string, string> = token ? { authorization: `Bearer ${token}` } : {};
+  return createGrpcWebTransport({
+    baseUrl: world.app.url,
+    httpVersion: "2",
+    interceptors: [
+      (next) => (req) => {
+        for (const [k, v] of Object.entries(header)) req.header.set(k, v);
+        return next(req);
+      },
+    ],
+  });
 }
 
 /** One call's result, as text to search for leaked data, and its code and ErrorInfo reason. */
@@ -176,15 +255,24 @@ async function callRpc(
 ): Promise<Result> {
   const client = createClient(
     rpc.parent,
-    transportFor(world.app, protocol, tokenOf(world, caller)),
+    rpc.methodKind === "bidi_streaming"
+      ? http2Transport(protocol, tokenOf(world, caller))
+      : transportFor(world.app, protocol, tokenOf(world, caller)),
   ) as unknown as Record<string, (req: unknown, options?: { signal?: AbortSignal }) => unknown>;
   const call = client[rpc.localName] as (req: unknown, options?: { signal?: AbortSignal }) => unknown;
   try {
     let response: unknown;
-    if (rpc.methodKind === "server_streaming") {
-      // An allowed Tail replays acme's events from sequence 0: its first message is enough.
+    if (rpc.methodKind === "server_streaming" || rpc.methodKind === "bidi_streaming") {
+      // An allowed Tail replays acme's events from sequence 0, Watch sends the current status, reflection answers
+      // its one request: the first message is enough.
       const abort = new AbortController();
-      const it = (call(request, { signal: abort.signal }) as AsyncIterable<unknown>)[Symbol.asyncIterator]();
+      const input =
+        rpc.methodKind === "bidi_streaming"
+          ? (async function* () {
+              yield request;
+            })()
+          : request;
+      const it = (call(input, { signal: abort.signal }) as AsyncIterable<unknown>)[Symbol.asyncIterator]();
       response = (await it.next()).value;
       abort.abort();
     } else {
@@ -261,7 +349,7 @@ describe.each<Protocol>(["connect", "grpc", "grpc-web"])("every RPC over %s", (p
 });
 
 describe("every REST route", () => {
-  test.each(rpcs.map((rpc) => [`${rpc.parent.name}.${rpc.name}`, rpc] as const))(
+  test.each(restRpcs.map((rpc) => [`${rpc.parent.name}.${rpc.name}`, rpc] as const))(
     "%s × every caller",
     async (_, rpc) => {
       const build = requests.get(rpc);

@@ -73,6 +73,12 @@ let world: World;
  * (actor ids "0" to "2"), which a generated value such as "1" must find too.
  */
 let seeded: AuditEvent[] = [];
+/** acme's child events, one per PARENT_IDS entry. */
+let children: AuditEvent[] = [];
+/** The payloads that are valid event ids (docs: `[A-Za-z0-9._:-]{1,128}`), as parents, and one plain parent id. */
+const PARENT_IDS = [...PAYLOADS.filter((p) => /^[A-Za-z0-9._:-]{1,128}$/.test(p)), "parent-1"];
+/** Events published from acme's template (world.template), which the event_name filter must find. */
+const PUBLISHED = 2;
 let fingerprint: Record<string, string>;
 let tried = 0;
 
@@ -89,9 +95,18 @@ beforeAll(async () => {
       })),
     });
   }
-  const everything = await clientFor(AuditService, world.app, "connect", world.acme.reader).list({ pageSize: 1000 });
-  seeded = everything.events;
-  expect(seeded.length).toBe(PAYLOADS.length + 3);
+  // Children whose parent_id is each payload that is a valid id, and events published from acme's template: the
+  // parent_id and event_name filters have rows to match, so a filter that matched nothing would fail.
+  const writer = clientFor(AuditService, world.app, "connect", world.acme.writer);
+  await writer.batchCreate({ events: PARENT_IDS.map((parentId) => ({ action: "child", parentId })) });
+  for (let i = 0; i < PUBLISHED; i++) {
+    await writer.publish({ eventName: world.template, attributes: [{ name: "n", value: String(i) }] });
+  }
+  const reader = clientFor(AuditService, world.app, "connect", world.acme.reader);
+  children = (await reader.list({ includeChildren: true, actions: ["child"], pageSize: 1000 })).events;
+  expect(children.map((e) => e.parentId).sort()).toEqual([...PARENT_IDS].sort());
+  seeded = (await reader.list({ pageSize: 1000 })).events;
+  expect(seeded.length).toBe(PAYLOADS.length + 3 + PUBLISHED);
   fingerprint = await databaseFingerprint(world.sql);
 });
 afterAll(async () => {
@@ -168,11 +183,37 @@ test("actions match exactly, and a trailing * is a literal prefix: % _ and \\ ar
 
 test("parent_id, event_name and page_token take injections as plain values or refuse them", async () => {
   const audit = clientFor(AuditService, world.app, "connect", world.acme.reader);
-  for (const v of PAYLOADS) {
+  // Positive controls: each filter finds what it should, so an empty answer below means "matched nothing".
+  expect(PARENT_IDS.length).toBeGreaterThan(2);
+  const published = (await audit.list({ eventName: world.template, pageSize: 1000 })).events;
+  expect(published.length).toBe(PUBLISHED);
+  // Wildcards and near misses of the real values, beside the payloads.
+  const values = [
+    ...PAYLOADS,
+    "parent-%",
+    "parent_1",
+    "parent-1 ",
+    "matrix_tpl",
+    "matrix.%",
+    world.template.toUpperCase(),
+  ];
+  for (const v of values) {
     tried += 3;
-    expect((await audit.list({ parentId: v, pageSize: 1000 })).events).toEqual([]);
-    expect((await audit.list({ eventName: v, pageSize: 1000 })).events).toEqual([]);
+    expect(ids((await audit.list({ parentId: v, pageSize: 1000 })).events), `parentId = ${JSON.stringify(v)}`).toEqual(
+      ids(children.filter((e) => e.parentId === v)),
+    );
+    expect(
+      ids((await audit.list({ eventName: v, pageSize: 1000 })).events),
+      `eventName = ${JSON.stringify(v)}`,
+    ).toEqual(v === world.template ? ids(published) : []);
     await expect(audit.list({ pageToken: v })).rejects.toMatchObject({ code: Code.InvalidArgument });
+  }
+  for (const parentId of PARENT_IDS) {
+    const found = (await audit.list({ parentId, pageSize: 1000 })).events;
+    expect(
+      found.map((e) => e.parentId),
+      parentId,
+    ).toEqual([parentId]);
   }
   expect(changedTables(fingerprint, await databaseFingerprint(world.sql))).toEqual([]);
 });
@@ -228,7 +269,7 @@ test("legacy filters: GET /audit userName and Universal Controller's audit filte
   expect(changed.map((c) => c.split(" ")[0])).toEqual(["credentials", "events", "tenant_sequences"]);
   const [{ n }] = (await world.sql`
     select count(*)::int as n from events where category not like 'audit-trail.%'`) as unknown as [{ n: number }];
-  expect(n).toBe(PAYLOADS.length * 2 + 6);
+  expect(n).toBe(PAYLOADS.length * 2 + 6 + PARENT_IDS.length + PUBLISHED);
 });
 
 /**
@@ -236,8 +277,9 @@ test("legacy filters: GET /audit userName and Universal Controller's audit filte
  * here until it is reviewed and listed.
  */
 const REVIEWED_UNPARAMETERISED = new Map([
-  // The output column list, built from the schema at load time.
-  ["store/event-store.ts", ["EXISTING_COLUMNS"]],
+  // The insert's column and value lists, the output column list and the JSON input's record definition, all built
+  // from the schema at load time.
+  ["store/event-store.ts", ["INSERT_COLUMNS", "INSERT_VALUES", "EXISTING_COLUMNS", "INPUT_COLUMN_LIST"]],
   // scripts/app-role.sql with the configured role name quoted as an identifier.
   ["store/database.ts", ["grants"]],
   // The embedded service role's CREATE/ALTER ROLE, quoted by the server's format(%I, %L): a constant role name and

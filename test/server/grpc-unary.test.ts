@@ -1,7 +1,16 @@
 import { randomBytes } from "node:crypto";
 import http2 from "node:http2";
 import { gzipSync } from "node:zlib";
-import { create, type DescMessage, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import {
+  create,
+  createRegistry,
+  type DescMessage,
+  fromBinary,
+  type JsonValue,
+  type MessageInitShape,
+  toBinary,
+  toJson,
+} from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import {
@@ -10,10 +19,13 @@ import {
   ListRequestSchema,
   ListResponseSchema,
 } from "../../gen/audit/v1/audit_service_pb.js";
+import { OutcomeStatus } from "../../gen/audit/v1/event_pb.js";
+import { file_google_rpc_error_details } from "../../gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "../../gen/google/rpc/status_pb.js";
 import { startTestApp, type TestApp } from "../support/app.js";
 import { provisionTenant } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { h2Request, type RawH2Response } from "../support/h2.js";
 
 /**
  * The direct unary gRPC path (src/server/grpc-unary.ts) must answer exactly as Connect's gRPC handler does. Two
@@ -39,12 +51,7 @@ afterAll(async () => {
   await database?.drop();
 });
 
-interface Reply {
-  status: number;
-  headers: http2.IncomingHttpHeaders;
-  trailers: http2.IncomingHttpHeaders;
-  body: Buffer;
-}
+type Reply = RawH2Response;
 
 function frame(message: Uint8Array, compressed = false): Buffer {
   const out = Buffer.alloc(5 + message.length);
@@ -57,32 +64,21 @@ function frame(message: Uint8Array, compressed = false): Buffer {
 async function call(app: TestApp, method: string, body: Buffer, headers: Record<string, string> = {}): Promise<Reply> {
   const session = http2.connect(app.url);
   try {
-    return await new Promise<Reply>((resolve, reject) => {
-      const stream = session.request({
+    const reply = await h2Request(
+      session,
+      {
         ":method": "POST",
         ":path": `/audit.v1.AuditService/${method}`,
         "content-type": "application/grpc",
         te: "trailers",
         authorization: `Bearer ${token}`,
         ...headers,
-      });
-      const reply: Reply = { status: 0, headers: {}, trailers: {}, body: Buffer.alloc(0) };
-      const chunks: Buffer[] = [];
-      stream.on("response", (h) => {
-        reply.status = Number(h[":status"]);
-        reply.headers = h;
-      });
-      stream.on("data", (c: Buffer) => chunks.push(c));
-      // The answer is complete with its trailers. Connect's own handler answers an oversized message without
-      // reading the rest of the body, so its stream never closes: the reply cannot wait for "close".
-      stream.on("trailers", (t) => {
-        reply.trailers = t;
-        resolve({ ...reply, body: Buffer.concat(chunks) });
-      });
-      stream.on("error", reject);
-      stream.on("close", () => resolve({ ...reply, body: Buffer.concat(chunks) }));
-      stream.end(body);
-    });
+      },
+      body,
+      { untilTrailers: true },
+    );
+    if (reply.error) throw new Error(reply.error);
+    return reply;
   } finally {
     session.destroy();
   }
@@ -91,22 +87,91 @@ async function call(app: TestApp, method: string, body: Buffer, headers: Record<
 const message = <D extends DescMessage>(schema: D, init: MessageInitShape<D>) =>
   frame(toBinary(schema, create(schema, init)));
 
-/** What a gRPC client sees of an answer, minus what differs between any two calls (request ids, times). */
-function observed(reply: Reply) {
-  const details = reply.trailers["grpc-status-details-bin"];
-  const status = details ? fromBinary(StatusSchema, Buffer.from(String(details), "base64")) : undefined;
-  return {
-    http: reply.status,
-    contentType: reply.headers["content-type"],
-    grpcStatus: reply.trailers["grpc-status"] ?? reply.headers["grpc-status"],
-    grpcMessage: reply.trailers["grpc-message"] ?? reply.headers["grpc-message"],
-    details: status?.details.map((d) => d.typeUrl),
-    requestId: typeof (reply.headers["x-request-id"] ?? reply.trailers["x-request-id"]),
-  };
+const detailTypes = createRegistry(file_google_rpc_error_details);
+const responseSchemas = { Create: CreateResponseSchema, List: ListResponseSchema };
+
+/** Every message of a gRPC body, decoded; an envelope that does not decode is kept as its bytes. */
+function messages(body: Buffer, schema: DescMessage): JsonValue[] {
+  const found: JsonValue[] = [];
+  for (let at = 0; at + 5 <= body.length; ) {
+    const length = body.readUInt32BE(at + 1);
+    const bytes = body.subarray(at + 5, at + 5 + length);
+    try {
+      found.push(body[at] === 0 ? toJson(schema, fromBinary(schema, bytes)) : { compressed: bytes.toString("base64") });
+    } catch {
+      found.push({ undecodable: bytes.toString("base64") });
+    }
+    at += 5 + length;
+  }
+  return found;
 }
 
+/**
+ * Keys whose values differ between any two calls, at any depth: the event's id (a fresh UUIDv7 per call), its
+ * sequence, times the server sets and page tokens. Cases send `occurredAt` themselves, so it is compared.
+ */
+const volatileKeys = new Set(["id", "sequence", "receivedAt", "expiresAt", "nextPageToken"]);
+function withoutVolatile(value: JsonValue): JsonValue {
+  if (Array.isArray(value)) return value.map(withoutVolatile);
+  if (value && typeof value === "object") {
+    return Object.fromEntries(
+      Object.entries(value)
+        .filter(([key]) => !volatileKeys.has(key))
+        .map(([key, v]) => [key, withoutVolatile(v as JsonValue)]),
+    );
+  }
+  return value;
+}
+
+/**
+ * What a gRPC client sees of an answer — status, message, every detail decoded, the decoded response messages and
+ * the metadata — minus what differs between any two calls (ids, times, page tokens).
+ */
+function observed(reply: Reply, method: keyof typeof responseSchemas) {
+  const details = reply.trailers["grpc-status-details-bin"];
+  const status = details ? fromBinary(StatusSchema, Buffer.from(String(details), "base64")) : undefined;
+  const requestId = reply.headers["x-request-id"] ?? reply.trailers["x-request-id"];
+  return withoutVolatile({
+    http: Number(reply.headers[":status"]),
+    contentType: reply.headers["content-type"] ?? null,
+    grpcStatus: reply.trailers["grpc-status"] ?? reply.headers["grpc-status"] ?? null,
+    grpcMessage: reply.trailers["grpc-message"] ?? reply.headers["grpc-message"] ?? null,
+    status: status ? toJson(StatusSchema, status, { registry: detailTypes }) : null,
+    messages: messages(reply.body, responseSchemas[method]),
+    requestIdIsSet: typeof requestId === "string" && requestId.length > 0,
+  });
+}
+
+/** An event with every field a client may set, so a field the direct path drops or alters shows. */
+const fullEvent = {
+  occurredAt: { seconds: 1_700_000_000n, nanos: 123_456_000 },
+  completedAt: { seconds: 1_700_000_001n },
+  source: "billing",
+  action: "fast.full",
+  category: "payments",
+  actor: { id: "u-1", type: "user", name: "Ann", email: "ann@example.com", roles: ["payer", "admin"] },
+  target: { id: "inv-7", type: "invoice", name: "Invoice 7" },
+  outcome: { status: OutcomeStatus.FAILURE, code: "CARD_DECLINED", message: "declined" },
+  request: {
+    ip: "192.0.2.1",
+    method: "POST",
+    url: "/pay",
+    userAgent: "test",
+    durationMs: 12.5,
+    correlationId: "c-1",
+    sessionId: "s-1",
+  },
+  attributes: { amount: 12.5, currency: "EUR", nested: { ok: true, list: [1, "two", null] } },
+  parentId: "parent-1",
+};
+
 const cases: [string, "Create" | "List", () => Buffer][] = [
-  ["a valid Create", "Create", () => message(CreateRequestSchema, { tenant: "fast", event: { action: "fast.one" } })],
+  [
+    "a valid Create",
+    "Create",
+    () => message(CreateRequestSchema, { tenant: "fast", event: { action: "fast.one", occurredAt: { seconds: 1n } } }),
+  ],
+  ["a Create with every field", "Create", () => message(CreateRequestSchema, { tenant: "fast", event: fullEvent })],
   ["an invalid event", "Create", () => message(CreateRequestSchema, { tenant: "fast", event: { action: "" } })],
   ["another tenant", "Create", () => message(CreateRequestSchema, { tenant: "other", event: { action: "x" } })],
   ["a forged page token", "List", () => message(ListRequestSchema, { tenant: "fast", pageToken: "forged" })],
@@ -124,7 +189,20 @@ const cases: [string, "Create" | "List", () => Buffer][] = [
 
 test.each(cases)("%s: answered as Connect's handler answers it", async (_name, method, body) => {
   const [a, b] = await Promise.all([call(direct, method, body()), call(connect, method, body())]);
-  expect(observed(a)).toEqual(observed(b));
+  expect(observed(a, method)).toEqual(observed(b, method));
+});
+
+test("a List of stored events with every field: answered as Connect's handler answers it", async () => {
+  await call(
+    direct,
+    "Create",
+    message(CreateRequestSchema, { tenant: "fast", event: { ...fullEvent, action: "full.listed" } }),
+  );
+  const list = message(ListRequestSchema, { tenant: "fast", pageSize: 5, includeChildren: true, actions: ["full.*"] });
+  const [a, b] = await Promise.all([call(direct, "List", list), call(connect, "List", list)]);
+  const seen = observed(a, "List");
+  expect(seen).toEqual(observed(b, "List"));
+  expect(seen).toMatchObject({ messages: [{ events: [{ action: "full.listed", parentId: "parent-1" }] }] });
 });
 
 test("the direct path answers uncompressed; Connect compresses what the client accepts", async () => {
@@ -152,8 +230,8 @@ test("a bad grpc-timeout is refused like Connect refuses it", async () => {
   const body = message(CreateRequestSchema, { tenant: "fast", event: { action: "t" } });
   const headers = { "grpc-timeout": "forever" };
   const [a, b] = await Promise.all([call(direct, "Create", body, headers), call(connect, "Create", body, headers)]);
-  expect(observed(a)).toEqual(observed(b));
-  expect(Number(observed(a).grpcStatus)).toBe(Code.InvalidArgument);
+  expect(observed(a, "Create")).toEqual(observed(b, "Create"));
+  expect(Number(a.trailers["grpc-status"] ?? a.headers["grpc-status"])).toBe(Code.InvalidArgument);
 });
 
 test("the interceptors run: the call is logged with its request id, and the stored event is the caller's", async () => {

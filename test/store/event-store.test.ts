@@ -7,6 +7,7 @@ import { type EventRow, EventStore } from "../../src/store/event-store.js";
 import { GroupCommit } from "../../src/store/group-commit.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { everyEvent, newEvent } from "../support/events.js";
+import { expectAll } from "../support/expect-all.js";
 
 let testDb: TestDatabase;
 let database: Database;
@@ -164,7 +165,7 @@ describe("two service instances on one database", () => {
       const results = await Promise.all(writes);
       writing = false;
       await watcher;
-      expect(results.every((r) => (r as { ok: boolean }).ok)).toBe(true);
+      expectAll(results, (r) => (r as { ok: boolean }).ok, "results");
       expect(snapshots).toBeGreaterThan(0);
       // Per tenant: 10 batches of 5 and 20 single events.
       for (const tenant of tenants) expect(await sequencesOf(tenant)).toEqual(range(70));

@@ -9,14 +9,19 @@ export interface ExpectedError {
   fields?: string[];
 }
 
-/** Awaits a call that must fail, and checks its code, ErrorInfo reason and field violations. */
-export async function expectError(call: Promise<unknown>, expected: ExpectedError): Promise<ConnectError> {
-  const error = await call.then(
+/** The error a call that must fail failed with; a call that succeeds fails the test. */
+export async function failureOf(call: Promise<unknown>, expected = "an error"): Promise<ConnectError> {
+  return call.then(
     () => {
-      throw new Error(`expected ${Code[expected.code]}, but the call succeeded`);
+      throw new Error(`expected ${expected}, but the call succeeded`);
     },
     (e: unknown) => ConnectError.from(e),
   );
+}
+
+/** Awaits a call that must fail, and checks its code, ErrorInfo reason and field violations. */
+export async function expectError(call: Promise<unknown>, expected: ExpectedError): Promise<ConnectError> {
+  const error = await failureOf(call, Code[expected.code]);
   expect(Code[error.code], error.message).toBe(Code[expected.code]);
   if (expected.reason) {
     const info = error.findDetails(ErrorInfoSchema)[0];

@@ -130,11 +130,16 @@ export async function read(stream: TailStream, count: number, timeoutMs = 30_000
   }
 }
 
-/** Whether the stream delivers anything within `ms`; the stream is closed either way. */
-export async function deliversWithin(stream: TailStream, ms: number): Promise<TailedEvent | undefined> {
-  const quiet = new Promise<undefined>((resolve) => setTimeout(() => resolve(undefined), ms));
+/**
+ * The stream delivers nothing more until `marker` (an event it matches, written now), and then the marker: a stray
+ * event, however late, would arrive before it, since streams deliver in sequence order. A positive control in place of
+ * a quiet period, which passes when a stray event is merely slow. Closes the stream.
+ */
+export async function nextIsMarker(stream: TailStream, marker: () => Promise<string | undefined>): Promise<void> {
   try {
-    return await Promise.race([stream.next().catch(() => undefined), quiet]);
+    const id = await marker();
+    const [next] = await read(stream, 1);
+    if (next?.id !== id) throw new Error(`expected only the marker ${id}, got ${next?.action} ${next?.id}`);
   } finally {
     stream.close();
   }

@@ -437,10 +437,9 @@ async function load(spec: Omit<LoadSpec, "seconds">, seconds = SECONDS): Promise
   return result;
 }
 
-async function batchCreate(server: BenchServer, service: Service, db: Database, workload: Workload) {
-  const tenants = [0, 1, 2, 3].map((i) => `bench-batch-${workload.key}-${i}`);
-  const keys = await provision(service, tenants);
-  const spec = {
+/** BatchCreate load: one caller per tenant, each sending 500 of the workload's events a request. */
+function batchCreateSpec(service: Service, tenants: string[], keys: Map<string, string>, workload: Workload) {
+  return {
     url: `${service.url}/audit.v1.AuditService/BatchCreate`,
     http1: false,
     grpc: true,
@@ -454,6 +453,12 @@ async function batchCreate(server: BenchServer, service: Service, db: Database, 
     connections: 4,
     streamsPerConnection: 1,
   };
+}
+
+async function batchCreate(server: BenchServer, service: Service, db: Database, workload: Workload) {
+  const tenants = [0, 1, 2, 3].map((i) => `bench-batch-${workload.key}-${i}`);
+  const keys = await provision(service, tenants);
+  const spec = batchCreateSpec(service, tenants, keys, workload);
   await load(spec, 2);
   await settle();
   // Raw INSERT and BatchCreate in turn, so the ratio compares them on the same machine, database and table size.
@@ -1103,20 +1108,7 @@ async function growthPhase(server: BenchServer, db: Database, workload: Workload
   try {
     const tenants = [0, 1, 2, 3].map((i) => `growth-batch-${i}`);
     const keys = await provision(service, [...tenants, "growth-list"]);
-    const batchSpec = {
-      url: `${service.url}/audit.v1.AuditService/BatchCreate`,
-      http1: false,
-      grpc: true,
-      requests: tenants.map((tenant, t) => ({
-        headers: grpcHeaders(keys.get(tenant) as string),
-        body: grpcBody(BatchCreateRequestSchema, {
-          tenant,
-          events: Array.from({ length: 500 }, (_, i) => workload.event(t * 500 + i)),
-        }),
-      })),
-      connections: 4,
-      streamsPerConnection: 1,
-    };
+    const batchSpec = batchCreateSpec(service, tenants, keys, workload);
     await load(batchSpec, 2);
     const batch = await rounds({ service: () => [service.pid], ...pgGroup(server) }, async () => {
       const before = await count(db, tenants);

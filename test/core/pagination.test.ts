@@ -44,11 +44,15 @@ afterAll(() => app?.close());
  * Writes small batches into the same tenant and listing until stopped: some at instants inside the listed range
  * (including ones the originals share), some at the current time.
  */
-function keepInserting(label: string): { written(): number; stop(): Promise<void> } {
+function keepInserting(label: string): { written(): number; firstBatch: Promise<void>; stop(): Promise<void> } {
   const writer = auditApi(app, "connect", acme.writer);
   let running = true;
   let written = 0;
   let round = 0;
+  let committed: () => void = () => {};
+  const firstBatch = new Promise<void>((resolve) => {
+    committed = resolve;
+  });
   const loop = (async () => {
     while (running) {
       round++;
@@ -59,10 +63,12 @@ function keepInserting(label: string): { written(): number; stop(): Promise<void
       ];
       await writer.batchCreate({ events });
       written += events.length;
+      committed();
     }
   })();
   return {
     written: () => written,
+    firstBatch,
     async stop() {
       running = false;
       await loop;
@@ -94,6 +100,8 @@ describe.each(apiProtocols)("over %s", (protocol) => {
           seen.push(...page.events);
           pageToken = page.nextPageToken;
           pages++;
+          // The later pages are read after inserts have committed, however fast the first page came back.
+          if (pages === 1) await inserter.firstBatch;
         } while (pageToken && pages < 100);
         // Inserts committed while the pages were being read.
         expect(inserter.written()).toBeGreaterThan(0);

@@ -237,7 +237,8 @@ describe("in Chromium", () => {
     const expected = await listIds({ actorId: "u0", startTime: timestampFromMs(Date.parse(`${from}Z`)) });
     expect(expected.length).toBeGreaterThan(0);
     await expect.poll(() => rowIds(page)).toEqual(expected);
-    expect(await form.locator('[name="from"]').inputValue()).toBe(from);
+    // A datetime-local input normalises its value: seconds are left out when they are zero.
+    expect(await form.locator('[name="from"]').inputValue()).toBe(from.endsWith(":00") ? from.slice(0, 16) : from);
     await form.locator('[name="range"]').selectOption("1h");
     await page.getByRole("button", { name: "Apply" }).click();
     await expect.poll(() => new URL(page.url()).searchParams.get("range")).toBe("1h");

@@ -5,12 +5,11 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
-import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
 import { ConfigError, entropyBits, loadConfig } from "../../src/config.js";
+import { selfSignedCertificate } from "../support/certificate.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 
-const run = promisify(execFile);
 const repoRoot = path.join(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const goodToken = randomBytes(32).toString("base64");
 
@@ -18,27 +17,7 @@ let dir: string;
 let tls: { cert: string; key: string; otherKey: string; notPem: string; unreadable: string };
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), "audit-config-"));
-  const pair = async (name: string) => {
-    const [cert, key] = [path.join(dir, `${name}.crt`), path.join(dir, `${name}.key`)];
-    await run("openssl", [
-      "req",
-      "-x509",
-      "-newkey",
-      "ec",
-      "-pkeyopt",
-      "ec_paramgen_curve:prime256v1",
-      "-nodes",
-      "-subj",
-      "/CN=localhost",
-      "-days",
-      "1",
-      "-keyout",
-      key,
-      "-out",
-      cert,
-    ]);
-    return { cert, key };
-  };
+  const pair = (name: string) => selfSignedCertificate(dir, name);
   const [a, b] = await Promise.all([pair("a"), pair("b")]);
   const notPem = path.join(dir, "not.pem");
   await writeFile(notPem, "hello\n");

@@ -1,4 +1,3 @@
-import { execFile } from "node:child_process";
 import { X509Certificate } from "node:crypto";
 import { mkdtemp, readFile, rm } from "node:fs/promises";
 import http2 from "node:http2";
@@ -7,18 +6,17 @@ import net from "node:net";
 import { tmpdir } from "node:os";
 import path from "node:path";
 import tls from "node:tls";
-import { promisify } from "node:util";
 import * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { startTestApp, type TestApp } from "../support/app.js";
+import { selfSignedCertificate } from "../support/certificate.js";
 import { clientFor, protocols, provisionTenant, type TenantTokens } from "../support/clients.js";
 import { grpcJsClient } from "../support/grpc-js-client.js";
 
 // README: with TLS_CERT and TLS_KEY "the port serves TLS with ALPN (h2 and http/1.1)". One port, both protocols,
 // every client kind: gRPC needs h2, browsers' gRPC-web and Connect over HTTP/1.1 need http/1.1.
 
-const run = promisify(execFile);
 let dir: string;
 let ca: Buffer;
 let app: TestApp;
@@ -26,27 +24,7 @@ let acme: TenantTokens;
 
 beforeAll(async () => {
   dir = await mkdtemp(path.join(tmpdir(), "audit-tls-"));
-  const [cert, key] = [path.join(dir, "server.crt"), path.join(dir, "server.key")];
-  // Self-signed, for the address the clients dial: it is its own CA.
-  await run("openssl", [
-    "req",
-    "-x509",
-    "-newkey",
-    "ec",
-    "-pkeyopt",
-    "ec_paramgen_curve:prime256v1",
-    "-nodes",
-    "-subj",
-    "/CN=localhost",
-    "-addext",
-    "subjectAltName=IP:127.0.0.1,DNS:localhost",
-    "-days",
-    "1",
-    "-keyout",
-    key,
-    "-out",
-    cert,
-  ]);
+  const { cert, key } = await selfSignedCertificate(dir, "server");
   ca = await readFile(cert);
   app = await startTestApp({ env: { TLS_CERT: cert, TLS_KEY: key } });
   // The superadmin's calls go over TLS too, trusting the self-signed certificate.

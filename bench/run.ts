@@ -15,9 +15,10 @@
  * failures). Next to each rate the service's and PostgreSQL's CPU per event, call or page is printed: on a shared
  * machine CPU per unit is steadier than a rate. A summary checks the targets of docs/performance.md per workload.
  *
- * PostgreSQL is DATABASE_URL's server or an embedded one kept in .data/bench. Writes go to a fresh database that is
- * dropped at the end; the List data set lives in `audit_bench_list` and is loaded once (COPY, time-bounded, resumed
- * by the next run if cut short). Each figure is the median of BENCH_ROUNDS runs of BENCH_SECONDS seconds.
+ * The service runs as production runs it, `node dist/src/main.js` (built first when dist/ is stale); its RSS is
+ * reported over the run and per part. PostgreSQL is DATABASE_URL's server or an embedded one kept in .data/bench.
+ * Writes go to a fresh database that is dropped at the end; the List data set lives in `audit_bench_list` and is
+ * loaded once (COPY, time-bounded, resumed by the next run if cut short). Each figure is the median of BENCH_ROUNDS runs of BENCH_SECONDS seconds.
  * Prints a table and writes everything to bench/results/bench-<time>.json.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";

@@ -87,7 +87,8 @@ export function createGrpcUnaryHandlers(
           controller: request,
           timeoutMs: timeout.error ? undefined : timeout.timeoutMs,
           protocolName: "grpc",
-          url: `${headers[":scheme"]}://${headers[":authority"]}${headers[":path"]}`,
+          // HTTP/2 allows Host in place of :authority, as node's compatibility layer reads it.
+          url: `${headers[":scheme"]}://${headers[":authority"] ?? headers.host}${headers[":path"]}`,
           responseHeader: { "content-type": "application/grpc+proto" },
           responseTrailer: { "grpc-status": "0" },
         })

@@ -174,7 +174,7 @@ describe("the handler's context", () => {
       { event },
       {
         ...init({ "x-test": "1" }),
-        signal: abort.signal,
+        controller: abort,
       },
     );
     setTimeout(() => abort.abort(new ConnectError("gone", Code.Canceled)), 20);

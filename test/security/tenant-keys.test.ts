@@ -78,7 +78,7 @@ describe("all-digit tenant slugs", () => {
     expect(rows.map((r) => `${r.tenant} ${r.action}`)).toEqual([
       "1 digits.by-number",
       "1 digits.rpc",
-      "acme given.acme.by-number",
+      "acme acme.by-number",
     ]);
   });
 });

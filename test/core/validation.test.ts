@@ -1,7 +1,6 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
-import { startTestApp, type TestApp } from "../support/app.js";
 import {
   type AuditApi,
   apiProtocols,
@@ -10,16 +9,11 @@ import {
   type EventJson,
   failure,
 } from "../support/audit-api.js";
-import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
+import { clientFor } from "../support/clients.js";
+import { appFixture } from "../support/fixture.js";
 import { grpcErrorDetails, grpcJsClient } from "../support/grpc-js-client.js";
 
-let app: TestApp;
-let acme: TenantTokens;
-beforeAll(async () => {
-  app = await startTestApp();
-  acme = await provisionTenant(app, "acme");
-});
-afterAll(() => app?.close());
+const given = appFixture({ tenants: ["acme"] });
 
 const event = (fields: EventJson = {}): EventJson => ({ action: "doc.edit", source: "invalid", ...fields });
 const long = (n: number) => "x".repeat(n);
@@ -178,7 +172,7 @@ const accepted = (protocol: string): [string, EventJson][] => [
 describe.each(apiProtocols)("over %s", (protocol) => {
   let api: AuditApi;
   beforeAll(() => {
-    api = auditApi(app, protocol, acme.readerWriter);
+    api = auditApi(given.app, protocol, given.acme.readerWriter);
   });
   afterAll(() => api.close());
 
@@ -225,9 +219,9 @@ test.each([
   ["a timestamp after 9999", '{"event":{"action":"a","occurredAt":"10000-01-01T00:00:00Z"}}', "Timestamp"],
   ["text that is not JSON", '{"event":', ""],
 ])("Connect JSON with %s is INVALID_ARGUMENT", async (_name, body, mentions) => {
-  const res = await fetch(`${app.url}/audit.v1.AuditService/Create`, {
+  const res = await fetch(`${given.app.url}/audit.v1.AuditService/Create`, {
     method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${acme.writer}` },
+    headers: { "content-type": "application/json", authorization: `Bearer ${given.acme.writer}` },
     body,
   });
   expect(res.status).toBe(400);
@@ -249,7 +243,7 @@ describe("timestamps only the binary encodings can carry", () => {
   ];
 
   test.each(["connect-binary", "grpc-web"] as const)("are INVALID_ARGUMENT over %s", async (protocol) => {
-    const client = clientFor(AuditService, app, protocol, acme.readerWriter);
+    const client = clientFor(AuditService, given.app, protocol, given.acme.readerWriter);
     for (const [name, ts] of bad) {
       const onCreate = await connectApiError(
         client.create({ event: { action: "a", source: "invalid", completedAt: ts } }),
@@ -267,7 +261,7 @@ describe("timestamps only the binary encodings can carry", () => {
   });
 
   test("are INVALID_ARGUMENT over grpc-js", async () => {
-    const client = grpcJsClient(app.url, acme.readerWriter);
+    const client = grpcJsClient(given.app.url, given.acme.readerWriter);
     try {
       for (const [name, { seconds, nanos }] of bad) {
         const ts = { seconds: String(seconds), nanos };

@@ -18,6 +18,7 @@ import { describe, expect, test } from "vitest";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { asClientFault } from "../../src/interceptors/client-faults.js";
+import { failureOf } from "../support/errors.js";
 
 /**
  * asClientFault recognises some of connect-es's and protobuf-es's errors only by their message text. Each case here
@@ -38,14 +39,8 @@ test("the patterns are pinned to the installed library versions", () => {
 });
 
 /** The error `fn` throws, as a ConnectError the way Connect's handlers see it. */
-async function raised(fn: () => unknown, code = Code.Internal): Promise<ConnectError> {
-  try {
-    await fn();
-  } catch (error) {
-    return error instanceof ConnectError ? error : ConnectError.from(error, code);
-  }
-  throw new Error("nothing was thrown");
-}
+const raised = (fn: () => unknown, code = Code.Internal) =>
+  failureOf(fn, "a throw", (error) => ConnectError.from(error, code));
 
 const reasonOf = (error: ConnectError | undefined) => error?.findDetails(ErrorInfoSchema)[0]?.reason;
 const create = AuditService.method.create;

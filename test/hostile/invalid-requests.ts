@@ -214,16 +214,16 @@ const templateCases: [DescMethod, fc.Arbitrary<InvalidRequest>][] = [
           "template.attributes[1].name",
         ),
       ),
-      fc
-        .constantFrom(0, 6, 99, -1)
-        .map((type) =>
-          inv(
-            M.createEventTemplate,
-            `attribute type ${type}`,
-            T({ attributes: [{ name: "a", type }] }),
-            "template.attributes[0].type",
-          ),
+      fc.constantFrom(0, 6, 99, -1).map((type) =>
+        inv(
+          M.createEventTemplate,
+          `attribute type ${type}`,
+          T({ attributes: [{ name: "a", type }] }),
+          "template.attributes[0].type",
+          // 0 is ATTRIBUTE_TYPE_UNSPECIFIED: a required enum left empty.
+          type === 0 ? "MISSING_FIELD" : "INVALID_FIELD",
         ),
+      ),
       fc
         .constantFrom(-1n, 2n ** 40n)
         .map((ttl) =>

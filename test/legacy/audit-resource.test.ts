@@ -263,7 +263,11 @@ describe("errors", () => {
     });
     expect([post.status, post.headers.get("allow")]).toEqual([405, "GET, HEAD"]);
     const html = await get("", { accept: "text/html" });
-    expect([html.status, html.headers.get("content-type")]).toEqual([406, "application/json"]);
+    expect([html.status, html.headers.get("content-type"), JSON.parse(html.text).error.code]).toEqual([
+      406,
+      "application/json",
+      "NOT_ACCEPTABLE",
+    ]);
     expect((await get("", { accept: "application/json;q=0, application/xml;q=0" })).status).toBe(406);
   });
 

@@ -338,11 +338,13 @@ describe("POST /uc/resources/audit/list", () => {
     expect(
       await text(await call(LIST, "status=*", { contentType: "application/x-www-form-urlencoded" }), 415),
     ).toContain("application/xml or application/json");
-    expect(await text(await call(LIST, "{}", { accept: "text/html" }), 406)).toContain("Not Acceptable");
+    expect((await text(await call(LIST, "{}", { accept: "text/html" }), 406)).startsWith("Not Acceptable. ")).toBe(
+      true,
+    );
     const big = JSON.stringify({ source: "x".repeat(4.5 * 1024 * 1024) });
-    expect(await text(await call(LIST, big), 413)).toContain("too large");
+    expect(await text(await call(LIST, big), 413)).toBe("Request body too large. The limit is 4194304 bytes.");
     const get = await call(LIST, "", { method: "GET" });
-    expect(await text(get, 405)).toContain("Method Not Allowed");
+    expect(await text(get, 405)).toBe("Method Not Allowed. Use POST.");
     expect(get.headers.get("allow")).toBe("POST");
   });
 
@@ -358,7 +360,9 @@ describe("POST /uc/resources/audit/list", () => {
       );
     }
     const missing = await call(LIST, filter, { auth: null });
-    expect(await text(missing, 401)).toContain("Authentication required");
+    expect(await text(missing, 401)).toBe(
+      "Authentication required. Use HTTP Basic with the user name tenant/username.",
+    );
     expect(missing.headers.get("www-authenticate")).toMatch(/^Basic realm=/);
     expect(await text(await call(LIST, filter, { auth: basic("acme", "ops.viewer", "wrong password") }), 401)).toBe(
       "Invalid credentials.",
@@ -531,7 +535,7 @@ describe("POST /uc/resources/universalevent/publish", () => {
       400,
       "Invalid attributes.service. Value must be a string.",
     ],
-    ["malformed JSON", '{"name": "deploy"', 400, "Invalid request. The body is not valid JSON"],
+    ["malformed JSON", '{"name": "deploy"', 400, "Invalid request. The body is not valid JSON: "],
   ])("%s: the document's message", async (_name, body, status, message) => {
     const before = (await published("deploy")).length;
     expect(await text(await publish(body), status)).toContain(message);
@@ -544,7 +548,7 @@ describe("POST /uc/resources/universalevent/publish", () => {
     const external = `<!DOCTYPE universalEvent [<!ENTITY x SYSTEM "file:///etc/passwd">]><universalEvent><name>&x;</name></universalEvent>`;
     expect(await text(await xml(external), 400)).toContain("DOCTYPE and ENTITY declarations are not accepted");
     expect(await text(await xml("<universalEvent><name>heartbeat</universalEvent>"), 400)).toContain(
-      "not acceptable XML",
+      "Invalid request. The body is not acceptable XML: ",
     );
     expect(await text(await xml("<event><name>heartbeat</name></event>"), 400)).toContain("<universalEvent>");
     expect((await published("heartbeat")).length).toBe(before);
@@ -553,7 +557,9 @@ describe("POST /uc/resources/universalevent/publish", () => {
   test("401 without valid Basic credentials, the document's 403 without the writer role, 415, 405", async () => {
     const body = '{"name": "heartbeat"}';
     const missing = await publish(body, { auth: null });
-    expect(await text(missing, 401)).toContain("Authentication required");
+    expect(await text(missing, 401)).toBe(
+      "Authentication required. Use HTTP Basic with the user name tenant/username.",
+    );
     expect(missing.headers.get("www-authenticate")).toMatch(/^Basic /);
     expect(await text(await publish(body, { auth: basic("acme", "ops.publisher", "nope") }), 401)).toBe(
       "Invalid credentials.",
@@ -563,8 +569,10 @@ describe("POST /uc/resources/universalevent/publish", () => {
         "Operation prohibited due to security constraints.",
       );
     }
-    expect(await text(await publish(body, { contentType: "text/plain" }), 415)).toContain("Unsupported Media Type");
-    expect(await text(await publish("", { method: "GET" }), 405)).toContain("Method Not Allowed");
+    expect(await text(await publish(body, { contentType: "text/plain" }), 415)).toBe(
+      "Unsupported Media Type text/plain. Use application/xml or application/json.",
+    );
+    expect(await text(await publish("", { method: "GET" }), 405)).toBe("Method Not Allowed. Use POST.");
   });
 
   test("another tenant's users publish only against their own templates", async () => {
@@ -576,7 +584,6 @@ describe("POST /uc/resources/universalevent/publish", () => {
 });
 
 describe("when the database fails in an unexpected way", () => {
-  const unexpected = "Unexpected request failure. See log(s) for more details.";
   const broken = appFixture({ tenants: ["acme"] });
   beforeAll(async () => {
     await createUsers(broken.app, "acme");
@@ -592,7 +599,7 @@ describe("when the database fails in an unexpected way", () => {
 
   test("the list answers the document's 500 and logs the failure", async () => {
     const list = await call(LIST, "{}", { base: broken.app, auth: basic("acme", "ops.viewer") });
-    expect(await text(list, 500)).toBe(unexpected);
+    expect(await text(list, 500)).toBe("Unexpected request failure. See log(s) for more details.");
     expect(broken.app.logs.some((line) => line.includes("universal controller request failed"))).toBe(true);
   });
 
@@ -601,6 +608,6 @@ describe("when the database fails in an unexpected way", () => {
       base: broken.app,
       auth: basic("acme", "ops.publisher"),
     });
-    expect(await text(publish, 500)).toBe(unexpected);
+    expect(await text(publish, 500)).toBe("Unexpected request failure. See log(s) for more details.");
   });
 });

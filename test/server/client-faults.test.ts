@@ -113,4 +113,29 @@ describe("JSON connect-es could not read gets a reason and a hint", () => {
     const fault = asClientFault(await json([1]));
     expect(reasonOf(fault)).toBe("MALFORMED_MESSAGE");
   });
+
+  // docs/errors.md: a value of the wrong type is INVALID_FIELD, whatever the field's type; protobuf-es names the
+  // type it could not read for a message, enum or well-known type, not the field.
+  test.each([
+    ["a message field given a number", { event: 5 }, "audit.v1.AuditEvent"],
+    ["an enum value that names none", { event: { action: "a", outcome: { status: "NO" } } }, "audit.v1.OutcomeStatus"],
+    ["a timestamp that is not RFC 3339", { event: { action: "a", occurredAt: "x" } }, "google.protobuf.Timestamp"],
+    ["a Struct given a number", { event: { action: "a", attributes: 5 } }, "google.protobuf.Struct"],
+  ])("%s", async (_what, value, type) => {
+    const fault = asClientFault(await json(value));
+    expect([reasonOf(fault), fault?.findDetails(ErrorInfoSchema)[0]?.metadata]).toEqual(["INVALID_FIELD", { type }]);
+  });
+
+  test("JSON that is not UTF-8, read as the service reads it (a fatal TextDecoder)", async () => {
+    const input = createMethodSerializationLookup(
+      create,
+      undefined,
+      // Not in connect-es's option type, yet passed on to its JSON parsing (src/app.ts sets it the same way).
+      { textDecoder: new TextDecoder("utf-8", { fatal: true }) } as object,
+      { readMaxBytes: 1 << 20, writeMaxBytes: 1 << 20 },
+    ).getI(false);
+    const error = await raised(() => input.parse(new Uint8Array([0x7b, 0xff, 0x7d])), Code.InvalidArgument);
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(reasonOf(asClientFault(error))).toBe("MALFORMED_MESSAGE");
+  });
 });

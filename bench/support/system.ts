@@ -118,14 +118,48 @@ export function measureCpu(groups: Record<string, () => number[]>): () => CpuSha
   };
 }
 
-/** Tracks the highest RSS of some processes until stopped. */
-export function watchRss(pids: () => number[]): { max(): number; stop(): void } {
+/** Resident memory of a process split as the kernel counts it, in MiB: anonymous (heaps, buffers) and file-backed. */
+export function rssSplitMiB(pid: number): { anon: number; file: number } | undefined {
+  try {
+    const text = readFileSync(`/proc/${pid}/smaps_rollup`, "utf8");
+    const field = (name: string) => Number(new RegExp(`^${name}:\\s+(\\d+) kB`, "m").exec(text)?.[1] ?? 0) / 1024;
+    return { anon: round(field("Anonymous")), file: round(field("Rss") - field("Anonymous")) };
+  } catch {
+    return undefined;
+  }
+}
+
+/**
+ * Tracks the highest RSS of some processes until stopped: over the whole run and per part (the name last given to
+ * `part`). Sampled from /proc every 200 ms while the processes are loaded. Each time a part's peak rises, `peak` is
+ * told, so the caller can ask the process what its memory is made of at that moment.
+ */
+export function watchRss(
+  pids: () => number[],
+  peak?: (pid: number, mib: number, part: string) => void,
+): { max(): number; parts(): Record<string, number>; part(name: string): void; stop(): void } {
   let max = 0;
+  let current = "";
+  const parts = new Map<string, number>();
   const timer = setInterval(() => {
-    for (const pid of pids()) max = Math.max(max, rssMiB(pid));
+    for (const pid of pids()) {
+      const mib = rssMiB(pid);
+      max = Math.max(max, mib);
+      if (mib > (parts.get(current) ?? 0)) {
+        parts.set(current, mib);
+        peak?.(pid, mib, current);
+      }
+    }
   }, 200);
   timer.unref();
-  return { max: () => round(max), stop: () => clearInterval(timer) };
+  return {
+    max: () => round(max),
+    parts: () => Object.fromEntries([...parts].map(([name, mib]) => [name, round(mib)])),
+    part: (name) => {
+      current = name;
+    },
+    stop: () => clearInterval(timer),
+  };
 }
 
 export function round(n: number, digits = 1): number {

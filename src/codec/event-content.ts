@@ -11,12 +11,9 @@ import { EVENT, type FieldSpec, type Kind, type MessageSpec } from "./event-fiel
  * tables (event-fields.ts), keys already in sorted order, without toJson and a generic sort (their cost:
  * docs/performance.md); test/core/event-content.test.ts checks the two agree on events generated from the descriptors.
  * Valid events only (readEvent's checks first): timestamps in range, finite attribute numbers.
- *
- * `known` is the canonical JSON of one Struct value of the event, already made (readEvent makes the attributes' to
- * check their size), so it is not made twice.
  */
-export function canonicalContent(e: AuditEvent, known?: Known): string {
-  return object(EVENT as MessageSpec, e, known, false);
+export function canonicalContent(e: AuditEvent): string {
+  return object(EVENT as MessageSpec, e, false);
 }
 
 /**
@@ -24,10 +21,10 @@ export function canonicalContent(e: AuditEvent, known?: Known): string {
  * it over Connect, which the verifiable log's leaves hash (src/vlog/leaf.ts).
  */
 export function canonicalEvent(e: AuditEvent): string {
-  return object(EVENT as MessageSpec, e, undefined, true);
+  return object(EVENT as MessageSpec, e, true);
 }
 
-function object(spec: MessageSpec, m: Message, known: Known | undefined, all: boolean): string {
+function object(spec: MessageSpec, m: Message, all: boolean): string {
   const values = m as unknown as Record<string, unknown>;
   const fields = all ? spec.jsonOrder : spec.contentOrder;
   let out = "";
@@ -75,20 +72,18 @@ function object(spec: MessageSpec, m: Message, known: Known | undefined, all: bo
       case 7 satisfies typeof Kind.Message: {
         if (value === undefined) continue;
         const message = f.message as MessageSpec;
-        json = message.timestamp
-          ? `"${timestampJson(value as Timestamp)}"`
-          : object(message, value as Message, known, all);
+        json = message.timestamp ? `"${timestampJson(value as Timestamp)}"` : object(message, value as Message, all);
         break;
       }
       case 8 satisfies typeof Kind.Messages: {
         if ((value as Message[]).length === 0) continue;
         const message = f.message as MessageSpec;
-        json = `[${(value as Message[]).map((item) => object(message, item, known, all)).join(",")}]`;
+        json = `[${(value as Message[]).map((item) => object(message, item, all)).join(",")}]`;
         break;
       }
       case 9 satisfies typeof Kind.Struct:
         if (value === undefined) continue;
-        json = value === known?.value ? known.json : canonicalJson(value as JsonObject);
+        json = structJson(value as JsonObject);
         break;
       default:
         continue;
@@ -99,11 +94,23 @@ function object(spec: MessageSpec, m: Message, known: Known | undefined, all: bo
   return `{${out}}`;
 }
 
-/** The canonical JSON of a Struct value, made already. */
-interface Known {
-  value: JsonObject;
-  json: string;
+/**
+ * The canonical JSON of a Struct value (an event's attributes), made once per value: readEvent makes it to check the
+ * attributes' size, the content hash and the event's leaf in the verifiable log, written when it is stored, take it
+ * again. By the value's identity, so it holds only while a decoded value is not changed, which nothing does: a
+ * request's messages are read, never edited, and a stored row's attributes are the request's.
+ */
+export function structJson(value: JsonObject): string {
+  let json = structTexts.get(value);
+  if (json === undefined) {
+    json = canonicalJson(value);
+    structTexts.set(value, json);
+  }
+  return json;
 }
+
+/** structJson's texts; an entry goes with its value. */
+const structTexts = new WeakMap<JsonObject, string>();
 
 /** A double as proto3 JSON writes it: a number, or a string for the values JSON has no number for. */
 function doubleJson(value: number): string {

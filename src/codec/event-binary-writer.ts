@@ -29,6 +29,9 @@ import {
  * largest cost of a List page. The fields written are AuditEvent's descriptors' (event-fields.ts), in field-number
  * order; the output is byte for byte what toBinary writes (test/codec/event-binary-writer.test.ts checks it on events
  * generated from the same descriptors). A message with unknown fields is left to toBinary.
+ *
+ * The bytes returned are the encoder's own until its next call (every message is written into one shared buffer):
+ * copy them, as the gRPC envelope does, before encoding another message.
  */
 export function eventMessageEncoder(desc: DescMessage): ((message: Message) => Uint8Array) | undefined {
   if (Array.isArray(EVENT)) return undefined;
@@ -69,11 +72,21 @@ const LEN = WireType.LengthDelimited;
 /** Integers up to here are exact as numbers, and written without a bigint. */
 const MAX_SAFE = BigInt(Number.MAX_SAFE_INTEGER);
 
+/**
+ * Where every message is written (encoding is synchronous): one buffer, grown as needed and let go of again once it
+ * grew past SCRATCH_KEPT. Writing a page of events so takes no new memory; fresh buffers, doubling as they fill,
+ * cost the page faults of new memory and the copies between them on every call (docs/performance.md, "Reads").
+ */
+let scratch = Buffer.allocUnsafe(64 * 1024);
+const SCRATCH_KEPT = 4 * 1024 * 1024;
+
 class Writer {
-  private buf = Buffer.allocUnsafe(4096);
+  private buf = scratch;
   private pos = 0;
 
+  /** The bytes written, in the shared buffer: valid until the next message is encoded. */
   finish(): Uint8Array {
+    if (this.buf.length <= SCRATCH_KEPT) scratch = this.buf;
     return this.buf.subarray(0, this.pos);
   }
 

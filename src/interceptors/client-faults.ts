@@ -1,5 +1,11 @@
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
+import { AdminService } from "../../gen/audit/v1/admin_service_pb.js";
+import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
+import { ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb.js";
+import { ServerReflection as ServerReflectionAlpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
+import { Health } from "../../gen/health/v1/health_pb.js";
+import { FrontierService } from "../../gen/raystack/frontier/v1beta1/frontier_pb.js";
 import { ERROR_DOMAIN, Reason } from "../errors.js";
 
 /**
@@ -15,9 +21,22 @@ const CLIENT_FAULTS = [
   /^protocol error: (missing input message|received extra input message)/,
 ];
 
-/** connect-es's INVALID_ARGUMENT for a JSON request it cannot read; it carries no ErrorInfo. */
-const JSON_FAULT = /^cannot decode (message|field) ([\w.]+) from JSON: /;
+/**
+ * connect-es's INVALID_ARGUMENT for a JSON request it cannot read; it carries no ErrorInfo. protobuf-es names the
+ * field (`field T.f`) for a scalar or list value, else the type it could not read a value as (`message T`, `enum T`,
+ * or a well-known type such as `google.protobuf.Value`).
+ */
+const JSON_FAULT = /^cannot decode (?:(message|field|enum) )?([\w.]+) from JSON\b/;
 const UNKNOWN_KEY = /key "(.*)" is unknown$/;
+/** connect-es's INVALID_ARGUMENT for a JSON request that is not UTF-8 (TextDecoder's fatal error). */
+const NOT_UTF8 = /^The encoded data was not valid for encoding utf-8$/;
+
+/** The request messages of the served RPCs: a JSON document that is not one of them is not a message at all. */
+const REQUEST_TYPES = new Set(
+  [AuditService, AdminService, FrontierService, Health, ServerReflection, ServerReflectionAlpha].flatMap((s) =>
+    s.methods.map((m) => m.input.typeName),
+  ),
+);
 
 /**
  * The INVALID_ARGUMENT a misreported client fault should have been, or the reason and a hint added to a JSON
@@ -31,9 +50,13 @@ export function asClientFault(error: ConnectError): ConnectError | undefined {
 }
 
 function jsonFault(error: ConnectError): ConnectError | undefined {
+  if (error.findDetails(ErrorInfoSchema).length > 0) return undefined;
+  if (NOT_UTF8.test(error.rawMessage)) {
+    return fault(`${error.rawMessage}; send the JSON as UTF-8`, error, Reason.MalformedMessage, {});
+  }
   const json = JSON_FAULT.exec(error.rawMessage);
-  if (!json || error.findDetails(ErrorInfoSchema).length > 0) return undefined;
-  const [, kind, name] = json as unknown as [string, string, string];
+  if (!json) return undefined;
+  const [, kind, name] = json as unknown as [string, string | undefined, string];
   const key = UNKNOWN_KEY.exec(error.rawMessage)?.[1];
   if (key !== undefined) {
     const message = `${error.rawMessage}; remove "${key}" or correct its name (a field name from the .proto, or its lowerCamelCase JSON name)`;
@@ -45,7 +68,9 @@ function jsonFault(error: ConnectError): ConnectError | undefined {
     return fault(message, error, Reason.InvalidField, { field: name.slice(dot + 1), message: name.slice(0, dot) });
   }
   const message = `${error.rawMessage}; check the JSON against ${name} in the .proto (proto-JSON: RFC 3339 timestamps, 64-bit integers as strings, enums by name)`;
-  return fault(message, error, Reason.MalformedMessage, {});
+  // The request itself is not a message; anything else is a field's value that is not of its type, named by type.
+  if (kind === "message" && REQUEST_TYPES.has(name)) return fault(message, error, Reason.MalformedMessage, {});
+  return fault(message, error, Reason.InvalidField, { type: name });
 }
 
 function fault(message: string, error: ConnectError, reason: Reason, metadata: Record<string, string>) {

@@ -165,7 +165,7 @@ export function createRestTranscoder(options: RestTranscoderOptions): RestTransc
     const init: CallInit = {
       header,
       contextValues,
-      signal: gone.signal,
+      controller: gone,
       timeoutMs,
       protocolName: "rest",
       url,

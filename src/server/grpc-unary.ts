@@ -6,12 +6,21 @@ import { eventMessageEncoder } from "../codec/event-binary-writer.js";
 import { envelopeFlagsError } from "./envelope-flags.js";
 import { callerError, envelopeMessage, grpcTimeout, type Invoker, setGrpcStatus } from "./invoker.js";
 
-/** Serves one unary gRPC call; the caller has checked it with `takesGrpcFastPath`. */
+/**
+ * Serves one unary gRPC call on its HTTP/2 stream, with node's stream API; the caller has checked the headers with
+ * `takesGrpcFastPath`.
+ */
 export type GrpcUnaryHandler = (
-  req: http2.Http2ServerRequest,
-  res: http2.Http2ServerResponse,
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
   contextValues: ContextValues,
 ) => void;
+
+/**
+ * A stream's errors (a reset, a write after the client went away) end its call through 'close', as in node's
+ * compatibility layer; unheard, an 'error' event would end the process.
+ */
+const ignore = () => {};
 
 /**
  * A direct path for unary gRPC calls with uncompressed protobuf bodies, the bulk of machine-to-machine traffic: it
@@ -51,9 +60,11 @@ export function createGrpcUnaryHandlers(
         }
       : binary.serialize;
 
-    handlers.set(`/${method.parent.typeName}/${method.name}`, (req, res, contextValues) => {
+    handlers.set(`/${method.parent.typeName}/${method.name}`, (stream, headers, contextValues) => {
+      stream.on("error", ignore);
       const header: Record<string, string> = {};
-      for (const [name, value] of Object.entries(req.headers)) {
+      for (const name in headers) {
+        const value = headers[name];
         if (name.charCodeAt(0) !== 58 /* ":" */ && value !== undefined) {
           header[name] = Array.isArray(value) ? value.join(", ") : value;
         }
@@ -61,12 +72,10 @@ export function createGrpcUnaryHandlers(
       const timeout = grpcTimeout(header["grpc-timeout"], maxTimeoutMs);
       // Aborted when the client goes away before the answer is sent, as Connect's node adapter does.
       const request = new AbortController();
-      const onClose = () => {
-        if (!res.writableFinished) request.abort(new ConnectError("the client closed the call", Code.Canceled));
-      };
-      res.once("close", onClose);
+      const onClose = () => request.abort(new ConnectError("the client closed the call", Code.Canceled));
+      stream.once("close", onClose);
       const read = async () => {
-        const envelope = await readEnvelope(req, readMaxBytes);
+        const envelope = await readEnvelope(stream, readMaxBytes);
         if (timeout.error) throw timeout.error;
         if (envelope.flags > 1) throw envelopeFlagsError(envelope.flags);
         return parse(await envelopeMessage(envelope, readMaxBytes)) as never;
@@ -75,10 +84,11 @@ export function createGrpcUnaryHandlers(
         .unary(method as never, read, {
           header,
           contextValues,
-          signal: request.signal,
+          controller: request,
           timeoutMs: timeout.error ? undefined : timeout.timeoutMs,
           protocolName: "grpc",
-          url: `${req.scheme}://${req.authority}${req.url}`,
+          // HTTP/2 allows Host in place of :authority, as node's compatibility layer reads it.
+          url: `${headers[":scheme"]}://${headers[":authority"] ?? headers.host}${headers[":path"]}`,
           responseHeader: { "content-type": "application/grpc+proto" },
           responseTrailer: { "grpc-status": "0" },
         })
@@ -95,21 +105,22 @@ export function createGrpcUnaryHandlers(
               error = callerError(thrown);
             }
           }
-          res.off("close", onClose);
-          if (res.destroyed || res.headersSent) return;
+          stream.off("close", onClose);
+          if (stream.destroyed || stream.closed || stream.headersSent) return;
           if (error) setGrpcStatus(outcome.trailer, error);
-          const head: Record<string, string> = {};
+          const head: http2.OutgoingHttpHeaders = { ":status": 200 };
           outcome.header.forEach((value, name) => {
             head[name] = value;
           });
-          const trailer: Record<string, string> = {};
+          const trailer: http2.OutgoingHttpHeaders = {};
           outcome.trailer.forEach((value, name) => {
             trailer[name] = value;
           });
-          res.writeHead(200, head);
-          res.addTrailers(trailer);
-          if (frame) res.end(frame);
-          else res.end();
+          // The status goes in trailers after the message, or after no message for an error, as Connect sends it.
+          stream.respond(head, { waitForTrailers: true });
+          stream.once("wantTrailers", () => stream.sendTrailers(trailer));
+          if (frame) stream.end(frame);
+          else stream.end();
         });
     });
   }
@@ -117,18 +128,14 @@ export function createGrpcUnaryHandlers(
 }
 
 /**
- * Whether a request can take the direct path: HTTP/2, POST, gRPC with the protobuf codec, and an uncompressed body
+ * Whether an HTTP/2 request can take the direct path: POST, gRPC with the protobuf codec, and an uncompressed body
  * (a client may still accept compressed responses; the direct path answers uncompressed, which gRPC allows).
  */
-export function takesGrpcFastPath(req: {
-  httpVersionMajor: number;
-  method?: string;
-  headers: http2.IncomingHttpHeaders;
-}) {
-  if (req.httpVersionMajor !== 2 || req.method !== "POST") return false;
-  const type = req.headers["content-type"];
+export function takesGrpcFastPath(headers: http2.IncomingHttpHeaders): boolean {
+  if (headers[":method"] !== "POST") return false;
+  const type = headers["content-type"];
   if (type !== "application/grpc" && type !== "application/grpc+proto") return false;
-  const encoding = req.headers["grpc-encoding"];
+  const encoding = headers["grpc-encoding"];
   return encoding === undefined || encoding === "identity";
 }
 
@@ -139,7 +146,7 @@ export function takesGrpcFastPath(req: {
  * No message, or bytes beyond the first, are refused with Connect's own codes and messages.
  */
 function readEnvelope(
-  req: http2.Http2ServerRequest,
+  stream: http2.ServerHttp2Stream,
   readMaxBytes: number,
 ): Promise<{ flags: number; data: Uint8Array }> {
   return new Promise((resolve, reject) => {
@@ -149,8 +156,8 @@ function readEnvelope(
     let failed = false;
     const fail = (error: ConnectError) => {
       failed = true;
-      req.off("data", onData);
-      req.pause();
+      stream.off("data", onData);
+      stream.pause();
       reject(error);
     };
     const onData = (chunk: Buffer) => {
@@ -173,14 +180,13 @@ function readEnvelope(
         fail(new ConnectError("protocol error: received extra input message for unary method", Code.Unimplemented));
       }
     };
-    req.on("data", onData);
-    req.once("error", (error) => reject(ConnectError.from(error, Code.Canceled)));
+    stream.on("data", onData);
     // A stream reset before its end never emits "end": settle, so the call's context is released.
     let ended = false;
-    req.once("close", () => {
+    stream.once("close", () => {
       if (!ended) reject(new ConnectError("the client closed the call", Code.Canceled));
     });
-    req.once("end", () => {
+    stream.once("end", () => {
       ended = true;
       if (failed) return;
       const body = chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks);

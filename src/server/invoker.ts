@@ -16,8 +16,8 @@ import {
   type ConnectRouterOptions,
   type ContextValues,
   createContextValues,
-  createHandlerContext,
   createServiceImplSpec,
+  type HandlerContext,
   type MethodImplSpec,
   type ServiceImpl,
 } from "@connectrpc/connect";
@@ -61,7 +61,8 @@ export type InvokerOptions = Pick<
 >;
 
 type HeadersInit = ConstructorParameters<typeof Headers>[0];
-type CallContext = ReturnType<typeof createHandlerContext>;
+/** The handler context as Connect's createHandlerContext makes it: a HandlerContext that the invoker ends. */
+type CallContext = HandlerContext & { abort(reason: unknown): void };
 
 /** How a call arrived: what its handler context says about the request. */
 export interface CallInit {
@@ -71,8 +72,11 @@ export interface CallInit {
   contextValues?: ContextValues;
   /** The route a REST or legacy call came by, as kRoute in its context (metrics, traces). */
   route?: string;
-  /** Aborted when the caller goes away. */
-  signal?: AbortSignal;
+  /**
+   * The call's own controller, which the caller aborts (with a CANCELED error) when its client goes away: the
+   * handler context's signal is its signal. A fresh one when absent.
+   */
+  controller?: AbortController;
   /** The caller's deadline; over the router's maxTimeoutMs is INVALID_ARGUMENT, as on Connect's own path. */
   timeoutMs?: number;
   /** The context's protocolName. */
@@ -160,21 +164,7 @@ export function createInvoker(services: ServiceRegistration[], options: InvokerO
     if (!spec) throw new ConnectError(`${method.parent.typeName}/${method.name} is not served`, Code.Unimplemented);
     const contextValues = init.contextValues ?? createContextValues();
     if (init.route !== undefined) contextValues.set(kRoute, init.route);
-    const context = createHandlerContext({
-      ...spec,
-      service: method.parent,
-      requestMethod: "POST",
-      protocolName: init.protocolName,
-      url: init.url ?? `/${method.parent.typeName}/${method.name}`,
-      timeoutMs: init.timeoutMs,
-      shutdownSignal: options.shutdownSignal,
-      requestSignal: init.signal,
-      requestHeader: init.header,
-      responseHeader: init.responseHeader,
-      responseTrailer: init.responseTrailer,
-      contextValues,
-    });
-    return { spec, context };
+    return { spec, context: handlerContext(method, init, contextValues, options.shutdownSignal) };
   }
 
   return {
@@ -254,6 +244,51 @@ export function createInvoker(services: ServiceRegistration[], options: InvokerO
       const output = serialization.getO(true);
       return { parse: (bytes) => input.parse(bytes), serialize: (message) => output.serialize(message as never) };
     },
+  };
+}
+
+/**
+ * What Connect's createHandlerContext makes, on one AbortController (the caller's, when it brings one): its signal
+ * is aborted by the caller, the deadline, the server's shutdown or the invoker's end of the call, whichever comes
+ * first, with that one's reason. createHandlerContext links three controllers per call for the same.
+ */
+function handlerContext(
+  method: DescMethod,
+  init: CallInit,
+  values: ContextValues,
+  shutdownSignal: AbortSignal | undefined,
+): CallContext {
+  const controller = init.controller ?? new AbortController();
+  const signal = controller.signal;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const onShutdown = () => abort(shutdownSignal?.reason);
+  const abort = (reason: unknown) => {
+    clearTimeout(timer);
+    shutdownSignal?.removeEventListener("abort", onShutdown);
+    if (!signal.aborted) controller.abort(reason);
+  };
+  const timeoutMs = init.timeoutMs;
+  const deadline = timeoutMs === undefined ? undefined : Date.now() + timeoutMs;
+  if (timeoutMs !== undefined) {
+    const expire = () => abort(new ConnectError("the operation timed out", Code.DeadlineExceeded));
+    if (timeoutMs <= 0) expire();
+    else timer = setTimeout(expire, timeoutMs);
+  }
+  if (shutdownSignal?.aborted) abort(shutdownSignal.reason);
+  else shutdownSignal?.addEventListener("abort", onShutdown);
+  return {
+    method,
+    service: method.parent,
+    requestMethod: "POST",
+    protocolName: init.protocolName,
+    url: init.url ?? `/${method.parent.typeName}/${method.name}`,
+    signal,
+    timeoutMs: () => (deadline === undefined ? undefined : deadline - Date.now()),
+    requestHeader: new Headers(init.header),
+    responseHeader: new Headers(init.responseHeader),
+    responseTrailer: new Headers(init.responseTrailer),
+    values,
+    abort,
   };
 }
 

@@ -24,6 +24,39 @@ export interface ListenerOptions {
 export const TIMEOUT_CHECK_MS = 1000;
 
 /**
+ * Serves an HTTP/2 stream with node's stream API, before node's compatibility layer makes request and response
+ * objects of it; returns whether it took the stream. `rawHeaders` are the header list as received (names and values
+ * alternating, pseudo-headers included).
+ */
+export type StreamTaker = (
+  stream: http2.ServerHttp2Stream,
+  headers: http2.IncomingHttpHeaders,
+  rawHeaders: string[],
+) => boolean;
+
+/**
+ * Offers each HTTP/2 stream to `take` first; the streams it leaves get request and response objects and reach the
+ * server's request listener as before. node's compatibility layer is the 'stream' listener the server added with
+ * its request listener: it is replaced by one that calls it for the streams `take` leaves, so a stream taken never
+ * gets the objects (or their listeners on the stream) at all.
+ */
+export function takeHttp2Streams(server: http2.Http2Server | http2.Http2SecureServer, take: StreamTaker): void {
+  const compat = server.listeners("stream");
+  if (compat.length !== 1) throw new Error("takeHttp2Streams: expected only node's compatibility 'stream' listener");
+  const requests = compat[0] as (...args: unknown[]) => void;
+  server.removeAllListeners("stream");
+  const onStream = (
+    stream: http2.ServerHttp2Stream,
+    headers: http2.IncomingHttpHeaders,
+    flags: number,
+    rawHeaders: string[],
+  ) => {
+    if (!take(stream, headers, rawHeaders)) requests.call(server, stream, headers, flags, rawHeaders);
+  };
+  server.on("stream", onStream);
+}
+
+/**
  * Bounds what an HTTP/2 client can hold without sending a request: a session must open its first stream within
  * the headers timeout, and a stream must deliver its whole request (the client's half of it) within the request
  * timeout, or it is reset. node's http2 has neither limit, so a client could keep a connection or a stream open
@@ -124,7 +157,7 @@ function refuseMalformedRequest(error: Error & { code?: string }, socket: net.So
  * so each connection's first bytes are compared with the HTTP/2 preface and the socket is handed to the matching
  * server. Browsers speak HTTP/1.1 (or h2 over TLS); gRPC clients send the preface.
  */
-export function createCleartextListener(listener: NodeHandler, options: ListenerOptions) {
+export function createCleartextListener(listener: NodeHandler, options: ListenerOptions, take?: StreamTaker) {
   const h1 = http.createServer(
     {
       headersTimeout: options.headersTimeoutMs,
@@ -148,6 +181,7 @@ export function createCleartextListener(listener: NodeHandler, options: Listener
     },
     listener,
   );
+  if (take) takeHttp2Streams(h2, take);
   limitHttp2Clients(h2, options);
   const tcp = net.createServer((socket) => {
     // A connection must send its first bytes in time, however slowly it trickles them (slow-loris).

@@ -19,7 +19,9 @@ import {
   type ListenerOptions,
   limitHttp2Clients,
   type NodeHandler,
+  type StreamTaker,
   TIMEOUT_CHECK_MS,
+  takeHttp2Streams,
 } from "./listener.js";
 import { negotiationRefusal, type RpcRefusal, sendRpcRefusal, unknownProcedure } from "./rpc-refusals.js";
 
@@ -65,7 +67,10 @@ export interface RunningServer {
 const REQUEST_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
 /** The context of a call arriving at the port: its request id (the caller's x-request-id when well-formed), its peer. */
-export function requestContextValues(req: Parameters<NodeHandler>[0]): ContextValues {
+export function requestContextValues(req: {
+  headers: http.IncomingHttpHeaders | http2.IncomingHttpHeaders;
+  socket?: { remoteAddress?: string } | null;
+}): ContextValues {
   const given = req.headers["x-request-id"];
   return createContextValues()
     .set(kRequestId, typeof given === "string" && REQUEST_ID.test(given) ? given : randomUUID())
@@ -104,11 +109,6 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       return;
     }
     const contextValues = requestContextValues(req);
-    const direct = options.grpcUnary?.get(path);
-    if (direct && takesGrpcFastPath(req)) {
-      direct(req as http2.Http2ServerRequest, res as http2.Http2ServerResponse, contextValues);
-      return;
-    }
     const uReq = universalRequestFromNodeRequest(req, res, undefined, contextValues);
     if (isEnveloped(req.headers["content-type"]))
       uReq.body = checkEnvelopeFlags(uReq.body as AsyncIterable<Uint8Array>);
@@ -179,6 +179,25 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     connect(req, res);
   };
 
+  /**
+   * Unary gRPC calls the direct path serves get their HTTP/2 stream before node makes request and response objects
+   * of it. The rest of an HTTP/2 port's requests, and these ones whenever the listener above would do more than
+   * route them (shutting down, a header list over the limit, CORS for an Origin, an Expect), go to the listener.
+   */
+  const grpcUnary = options.grpcUnary;
+  const takeGrpcUnary: StreamTaker | undefined =
+    grpcUnary &&
+    ((stream, headers, rawHeaders) => {
+      if (closing || headers.origin !== undefined || headers.expect !== undefined) return false;
+      if (!takesGrpcFastPath(headers)) return false;
+      const path = headers[":path"] ?? "";
+      const query = path.indexOf("?");
+      const direct = grpcUnary.get(query === -1 ? path : path.slice(0, query));
+      if (!direct || headerListSize(rawHeaders) > timeouts.maxHeaderBytes) return false;
+      direct(stream, headers, requestContextValues({ headers, socket: stream.session?.socket }));
+      return true;
+    });
+
   const sockets = new Set<net.Socket>();
   const sessions = new Set<http2.Http2Session>();
   let entry: net.Server;
@@ -194,6 +213,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       },
       listener,
     );
+    if (takeGrpcUnary) takeHttp2Streams(secure, takeGrpcUnary);
     // HTTP/1.1 over TLS is served by this server, which tracks its timeouts itself once it listens (node has these
     // properties when allowHTTP1 is set; its types do not declare them).
     Object.assign(secure, {
@@ -208,7 +228,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     });
     entry = secure;
   } else {
-    const servers = createCleartextListener(listener, timeouts);
+    const servers = createCleartextListener(listener, timeouts, takeGrpcUnary);
     servers.h2.on("session", (s) => {
       sessions.add(s);
       s.once("close", () => sessions.delete(s));
@@ -263,7 +283,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
 }
 
 /** A header list's size as HTTP/2 counts it (RFC 9113 §6.5.2): name and value octets plus 32 per field. */
-function headerListSize(rawHeaders: string[]): number {
+function headerListSize(rawHeaders: readonly string[]): number {
   let size = 0;
   for (const field of rawHeaders) size += Buffer.byteLength(field) + 16;
   return size;

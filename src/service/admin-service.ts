@@ -128,7 +128,9 @@ export function createIdentityAdmin(deps: IdentityAdminDeps): IdentityAdmin {
       else if (!USERNAME.test(req.username)) {
         violations.push({ field: "username", description: "must be 1-128 characters of A-Z a-z 0-9 . _ @ + -" });
       }
-      if (req.password.length < MIN_PASSWORD) {
+      if (req.password === "") {
+        violations.push({ field: "password", description: "is required", reason: Reason.MissingField });
+      } else if (req.password.length < MIN_PASSWORD) {
         violations.push({ field: "password", description: `must be at least ${MIN_PASSWORD} characters` });
       } else if (req.password.length > 1024 || !isStorableText(req.password)) {
         violations.push({ field: "password", description: "must be at most 1024 characters of valid text" });

@@ -155,6 +155,8 @@ export function createAuditService(deps: AuditServiceDeps): ServiceImpl<typeof A
     countEvents: countEventsHandler(store, clock),
 
     async getEvent(req: GetEventRequest) {
+      if (req.id === "")
+        throw invalidArgument([{ field: "id", description: "is required", reason: Reason.MissingField }]);
       if (!ID_PATTERN.test(req.id)) {
         throw invalidArgument([{ field: "id", description: "must be an event id: 1-128 of A-Z a-z 0-9 . _ : -" }]);
       }

@@ -1,23 +1,19 @@
 import { execFile, spawn } from "node:child_process";
 import { promisify } from "node:util";
 import { Code } from "@connectrpc/connect";
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { expect, test } from "vitest";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
-import { startTestApp, type TestApp } from "../support/app.js";
 import { childEnv } from "../support/child-env.js";
 import { clientFor } from "../support/clients.js";
 import { expectError } from "../support/errors.js";
+import { appFixture } from "../support/fixture.js";
 
 const run = promisify(execFile);
-let app: TestApp;
-beforeAll(async () => {
-  app = await startTestApp();
-});
-afterAll(() => app?.close());
+const given = appFixture();
 
 async function cli(...args: string[]) {
   const { stdout } = await run(process.execPath, ["--import", "tsx", "src/cli/admin.ts", ...args], {
-    env: childEnv({ AUDIT_URL: app.url, AUDIT_ADMIN_TOKEN: app.adminToken }),
+    env: childEnv({ AUDIT_URL: given.app.url, AUDIT_ADMIN_TOKEN: given.app.adminToken }),
   });
   return JSON.parse(stdout);
 }
@@ -25,7 +21,7 @@ async function cli(...args: string[]) {
 /** Runs the CLI with `input` on its standard input (a pipe); resolves with its exit code and output. */
 function cliWithInput(input: string, env: Record<string, string | undefined>, ...args: string[]) {
   const child = spawn(process.execPath, ["--import", "tsx", "src/cli/admin.ts", ...args], {
-    env: childEnv({ AUDIT_URL: app.url, ...env }),
+    env: childEnv({ AUDIT_URL: given.app.url, ...env }),
   });
   let stdout = "";
   let stderr = "";
@@ -43,7 +39,7 @@ function cliWithInput(input: string, env: Record<string, string | undefined>, ..
 
 /** Whether `tenant/username` with `password` authenticates (HTTP Basic on a Connect call). */
 async function canLogIn(tenant: string, username: string, password: string): Promise<boolean> {
-  const response = await fetch(`${app.url}/audit.v1.AdminService/GetCaller`, {
+  const response = await fetch(`${given.app.url}/audit.v1.AdminService/GetCaller`, {
     method: "POST",
     headers: {
       "content-type": "application/json",
@@ -59,11 +55,13 @@ test("the admin CLI creates a tenant, a key and a user, lists and revokes", asyn
   expect(tenant.id).toBe("cli-co");
   const key = await cli("create-key", "--tenant", "cli-co", "--name", "svc", "--roles", "writer,reader");
   expect(key.token).toMatch(/^at_/);
-  const { event } = await clientFor(AuditService, app, "connect", key.token).create({ event: { action: "cli.test" } });
+  const { event } = await clientFor(AuditService, given.app, "connect", key.token).create({
+    event: { action: "cli.test" },
+  });
   expect(event?.tenant).toBe("cli-co");
   const created = await cliWithInput(
     "carol's secret\n",
-    { AUDIT_ADMIN_TOKEN: app.adminToken },
+    { AUDIT_ADMIN_TOKEN: given.app.adminToken },
     ...["create-user", "--tenant", "cli-co", "--username", "carol", "--roles", "reader"],
   );
   expect(created.code, created.stderr).toBe(0);
@@ -73,10 +71,13 @@ test("the admin CLI creates a tenant, a key and a user, lists and revokes", asyn
   const revoked = await cli("revoke", "--tenant", "cli-co", key.credential.id);
   expect(revoked.credential.revokeTime).toBeTruthy();
   // The revoked key is refused from then on.
-  await expectError(clientFor(AuditService, app, "connect", key.token).create({ event: { action: "cli.after" } }), {
-    code: Code.Unauthenticated,
-    reason: "CREDENTIAL_REVOKED",
-  });
+  await expectError(
+    clientFor(AuditService, given.app, "connect", key.token).create({ event: { action: "cli.after" } }),
+    {
+      code: Code.Unauthenticated,
+      reason: "CREDENTIAL_REVOKED",
+    },
+  );
 }, 240_000);
 
 test("create-user reads the password from standard input, and has no --password option", async () => {
@@ -84,14 +85,20 @@ test("create-user reads the password from standard input, and has no --password 
   const password = "correct horse battery staple\nwith a second line";
   const created = await cliWithInput(
     `${password}\n`,
-    { AUDIT_ADMIN_TOKEN: app.adminToken },
+    { AUDIT_ADMIN_TOKEN: given.app.adminToken },
     ...["create-user", "--tenant", "stdin-co", "--username", "dave", "--roles", "reader"],
   );
   expect(created.code, created.stderr).toBe(0);
   expect(await canLogIn("stdin-co", "dave", password)).toBe(true);
   expect(await canLogIn("stdin-co", "dave", `${password}\n`)).toBe(false);
 
-  const refused = await cliWithInput("", { AUDIT_ADMIN_TOKEN: app.adminToken }, "create-user", "--password", "pw");
+  const refused = await cliWithInput(
+    "",
+    { AUDIT_ADMIN_TOKEN: given.app.adminToken },
+    "create-user",
+    "--password",
+    "pw",
+  );
   expect(refused.code).toBe(2);
   expect(refused.stderr).toContain("Unknown option '--password'");
 }, 240_000);
@@ -105,7 +112,7 @@ test("create-user asks for the password on a terminal without echoing it", async
     .map((a) => `'${a}'`)
     .join(" ");
   const child = spawn("script", ["-qec", command, "/dev/null"], {
-    env: childEnv({ AUDIT_URL: app.url, AUDIT_ADMIN_TOKEN: app.adminToken }),
+    env: childEnv({ AUDIT_URL: given.app.url, AUDIT_ADMIN_TOKEN: given.app.adminToken }),
   });
   let screen = "";
   const waitFor = (text: string) =>
@@ -144,6 +151,6 @@ test("a superadmin lists and revokes global credentials by leaving out --tenant"
   expect(credentials.map((c: { id: string }) => c.id)).toEqual(["bootstrap-admin"]);
   const revoked = await cli("revoke", "bootstrap-admin");
   expect(revoked.credential.revokeTime).toBeTruthy();
-  const after = await cliWithInput("", { AUDIT_ADMIN_TOKEN: app.adminToken }, "list-tenants");
+  const after = await cliWithInput("", { AUDIT_ADMIN_TOKEN: given.app.adminToken }, "list-tenants");
   expect(after.stderr).toContain("Unauthenticated: the credential has been revoked");
 }, 240_000);

@@ -1,28 +1,23 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import postgres from "postgres";
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { beforeAll, expect, test } from "vitest";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { startTestApp, type TestApp } from "../support/app.js";
-import { clientFor, type Protocol, provisionTenant, type TenantTokens } from "../support/clients.js";
+import { clientFor, type Protocol } from "../support/clients.js";
+import { appFixture } from "../support/fixture.js";
 
-let app: TestApp;
-let acme: TenantTokens;
-
+const given = appFixture({ tenants: ["acme"] });
 beforeAll(async () => {
-  app = await startTestApp();
-  acme = await provisionTenant(app, "acme");
   // Break the schema under the running service so an insert fails with a database error it cannot map.
-  const sql = postgres(app.databaseUrl, { max: 1, onnotice: () => {} });
+  const sql = postgres(given.app.databaseUrl, { max: 1, onnotice: () => {} });
   await sql`alter table events rename column source to source_renamed`;
   await sql.end();
 });
-afterAll(() => app?.close());
 
 test.each<Protocol>(["connect", "grpc-web", "grpc"])(
   "an unexpected failure is INTERNAL with a request id, no stack and no SQL (%s)",
   async (protocol) => {
-    const client = clientFor(AuditService, app, protocol, acme.writer);
+    const client = clientFor(AuditService, given.app, protocol, given.acme.writer);
     const error = await client.create({ event: { action: "x" } }).then(
       () => expect.fail("the create should fail"),
       (e) => ConnectError.from(e),
@@ -36,7 +31,7 @@ test.each<Protocol>(["connect", "grpc-web", "grpc"])(
       expect(error.rawMessage.toLowerCase()).not.toContain(leak);
     }
     // The full story is in the server's log under the same request id.
-    const logged = app.logs.find((line) => line.includes(requestId) && line.includes("internal error"));
+    const logged = given.app.logs.find((line) => line.includes(requestId) && line.includes("internal error"));
     expect(logged).toMatch(/source/);
   },
 );

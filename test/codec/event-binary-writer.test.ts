@@ -75,6 +75,27 @@ test("writes lists of events and their page token as toBinary does, however larg
   expectSameBytes(ListResponseSchema, { events: [big, big] });
 });
 
+test("gives each message's own bytes when they are copied before the next is encoded, past any earlier size", () => {
+  // One buffer serves every call: a page after a message that outgrew what is kept, and after a small one, is whole.
+  const encode = eventMessageEncoder(ListResponseSchema);
+  if (!encode) throw new Error("no encoder for ListResponse");
+  const huge = { action: "x", attributes: { blob: "y".repeat(5 << 20) } };
+  fc.assert(
+    fc.property(fc.array(fc.array(event, { maxLength: 20 }), { minLength: 2, maxLength: 4 }), (pages) => {
+      const messages = [
+        ...pages.map((events) => ({ events })),
+        { events: [huge] },
+        ...pages.map((events) => ({ events })),
+      ].map((init) => create(ListResponseSchema, init));
+      const copies = messages.map((message) => Buffer.from(encode(message)));
+      messages.forEach((message, i) => {
+        expect(copies[i]?.equals(Buffer.from(toBinary(ListResponseSchema, message)))).toBe(true);
+      });
+    }),
+    { numRuns: 10 },
+  );
+});
+
 test("leaves messages with unknown fields to toBinary, which writes them back", () => {
   const unknown = [{ no: 99, wireType: 0, data: new Uint8Array([42]) }];
   const message = create(ListResponseSchema, {

@@ -1,17 +1,13 @@
 import postgres from "postgres";
 import { afterAll, beforeAll, expect, test } from "vitest";
-import { startTestApp, type TestApp } from "../support/app.js";
 import { auditApi, type EventJson } from "../support/audit-api.js";
-import { provisionTenant, type TenantTokens } from "../support/clients.js";
+import { appFixture } from "../support/fixture.js";
 
-let app: TestApp;
-let acme: TenantTokens;
 let sql: postgres.Sql;
 let stored: EventJson[];
+const given = appFixture({ tenants: ["acme"] });
 beforeAll(async () => {
-  app = await startTestApp();
-  acme = await provisionTenant(app, "acme");
-  const api = auditApi(app, "grpc-js", acme.writer);
+  const api = auditApi(given.app, "grpc-js", given.acme.writer);
   ({ events: stored } = await api.batchCreate({
     events: [
       { id: "keep-1", action: "payment.refund", actor: { id: "u1" }, attributes: { amount: 10 } },
@@ -20,11 +16,10 @@ beforeAll(async () => {
   }));
   api.close();
   // The service's own database and role: whatever the application may do, it may not rewrite the log.
-  sql = postgres(app.databaseUrl, { max: 1, onnotice: () => {} });
+  sql = postgres(given.app.databaseUrl, { max: 1, onnotice: () => {} });
 });
 afterAll(async () => {
   await sql?.end();
-  await app?.close();
 });
 
 test.each([
@@ -51,7 +46,7 @@ test("the events are untouched and new ones can still be appended", async () => 
     { id: "keep-1", action: "payment.refund", attributes: { amount: 10 } },
     { id: "keep-2", action: "payment.refund", attributes: { amount: 20 } },
   ]);
-  const api = auditApi(app, "connect", acme.readerWriter);
+  const api = auditApi(given.app, "connect", given.acme.readerWriter);
   await api.create({ event: { id: "keep-3", action: "payment.refund" } });
   const { events } = await api.list({ order: "ORDER_OLDEST_FIRST" });
   api.close();

@@ -1,23 +1,16 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { startTestApp, type TestApp } from "../support/app.js";
 import { type AuditApi, apiProtocols, auditApi, failure } from "../support/audit-api.js";
-import { provisionTenant, type TenantTokens } from "../support/clients.js";
+import { appFixture } from "../support/fixture.js";
 
-let app: TestApp;
-let acme: TenantTokens;
-beforeAll(async () => {
-  app = await startTestApp();
-  acme = await provisionTenant(app, "acme");
-});
-afterAll(() => app?.close());
+const given = appFixture({ tenants: ["acme"] });
 
 const MiB = 1024 * 1024;
 
 describe.each(apiProtocols)("over %s (MAX_BODY_BYTES left at its 4 MiB default)", (protocol) => {
   let api: AuditApi;
   beforeAll(() => {
-    api = auditApi(app, protocol, acme.readerWriter);
+    api = auditApi(given.app, protocol, given.acme.readerWriter);
   });
   afterAll(() => api.close());
 

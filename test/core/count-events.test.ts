@@ -1,16 +1,14 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { beforeAll, describe, expect, test } from "vitest";
 import { AuditService, type EventFilterSchema } from "../../gen/audit/v1/audit_service_pb.js";
 import { OutcomeStatus } from "../../gen/audit/v1/event_pb.js";
-import { startTestApp, type TestApp } from "../support/app.js";
-import { clientFor, protocols, provisionTenant, type TenantTokens } from "../support/clients.js";
+import { clientFor, protocols } from "../support/clients.js";
 import { ManualClock } from "../support/clock.js";
 import { expectError } from "../support/errors.js";
+import { appFixture } from "../support/fixture.js";
 
-let app: TestApp;
-let acme: TenantTokens;
 const clock = new ManualClock();
 const HOUR = 3600n;
 const at = (time: string) => timestampFromDate(new Date(`2024-01-01T${time}Z`));
@@ -27,19 +25,19 @@ const seed = Array.from({ length: 40 }, (_, i) => ({
   parentId: i % 5 === 4 ? "e0" : "",
 }));
 
+const given = appFixture({ clock, tenants: ["acme", "globex"] });
 beforeAll(async () => {
-  app = await startTestApp({ clock });
-  acme = await provisionTenant(app, "acme");
-  await provisionTenant(app, "globex");
-  await clientFor(AuditService, app, "connect", acme.writer).batchCreate({ events: seed });
+  await clientFor(AuditService, given.app, "connect", given.acme.writer).batchCreate({ events: seed });
   // The same events in another tenant: acme's counts must not see them.
-  await clientFor(AuditService, app, "connect", app.adminToken).batchCreate({ tenant: "globex", events: seed });
+  await clientFor(AuditService, given.app, "connect", given.app.adminToken).batchCreate({
+    tenant: "globex",
+    events: seed,
+  });
 });
-afterAll(() => app?.close());
 
 /** What List returns for the filter, counted per bucket and outcome in JavaScript: the answer CountEvents must give. */
 async function countedFromList(filter: Filter, widthSeconds: bigint) {
-  const list = clientFor(AuditService, app, "connect", acme.reader);
+  const list = clientFor(AuditService, given.app, "connect", given.acme.reader);
   const counts = new Map<number, Map<number, number>>();
   for (let pageToken = "", first = true; first || pageToken !== ""; first = false) {
     const page = await list.list({ ...filter, pageSize: 7, pageToken });
@@ -66,7 +64,7 @@ const filters: [string, Filter][] = [
 
 describe.each(protocols)("CountEvents over %s", (protocol) => {
   test.each(filters)("counts what List returns: %s", async (_label, filter) => {
-    const client = clientFor(AuditService, app, protocol, acme.reader);
+    const client = clientFor(AuditService, given.app, protocol, given.acme.reader);
     for (const width of [HOUR, 15n * 60n, 86400n]) {
       const reply = await client.countEvents({ filter, bucketWidth: { seconds: width } });
       const expected = await countedFromList(filter, width);
@@ -90,7 +88,7 @@ describe.each(protocols)("CountEvents over %s", (protocol) => {
 });
 
 test("a range that starts inside a bucket counts only from start_time; empty buckets are listed", async () => {
-  const client = clientFor(AuditService, app, "grpc-web", acme.reader);
+  const client = clientFor(AuditService, given.app, "grpc-web", given.acme.reader);
   const reply = await client.countEvents({
     filter: { startTime: at("09:30:00"), endTime: at("12:00:00"), includeChildren: true },
     bucketWidth: { seconds: HOUR },
@@ -109,7 +107,7 @@ test("a range that starts inside a bucket counts only from start_time; empty buc
 });
 
 test("without end_time the range ends now, by the service's clock", async () => {
-  const client = clientFor(AuditService, app, "connect", acme.reader);
+  const client = clientFor(AuditService, given.app, "connect", given.acme.reader);
   const now = clock.nowMicros() / 1_000_000n;
   const reply = await client.countEvents({
     filter: { startTime: { seconds: now - 2n * HOUR } },
@@ -127,8 +125,8 @@ test("over REST: GET /v1/tenants/{tenant}/events:count with the filter in the qu
     "filter.actions": "project.*",
     bucketWidth: "3600s",
   });
-  const response = await fetch(`${app.url}/v1/tenants/acme/events:count?${query}`, {
-    headers: { authorization: `Bearer ${acme.reader}` },
+  const response = await fetch(`${given.app.url}/v1/tenants/acme/events:count?${query}`, {
+    headers: { authorization: `Bearer ${given.acme.reader}` },
   });
   expect(response.status).toBe(200);
   const body = (await response.json()) as { total: string; buckets: { total?: string }[] };
@@ -142,7 +140,7 @@ test("over REST: GET /v1/tenants/{tenant}/events:count with the filter in the qu
 });
 
 describe("refusals", () => {
-  const client = () => clientFor(AuditService, app, "connect", acme.reader);
+  const client = () => clientFor(AuditService, given.app, "connect", given.acme.reader);
   const day = { startTime: at("00:00:00"), endTime: at("10:00:00") };
 
   test("start_time is required", async () => {
@@ -181,7 +179,7 @@ describe("refusals", () => {
     );
   });
   test("a writer-only key is refused, and so is another tenant", async () => {
-    const writer = clientFor(AuditService, app, "connect", acme.writer);
+    const writer = clientFor(AuditService, given.app, "connect", given.acme.writer);
     await expectError(writer.countEvents({ filter: day, bucketWidth: { seconds: HOUR } }), {
       code: Code.PermissionDenied,
     });
@@ -200,17 +198,17 @@ describe("refusals", () => {
 
 describe("GetEvent", () => {
   test("returns a child event List leaves out by default, over gRPC-web and REST", async () => {
-    const reply = await clientFor(AuditService, app, "grpc-web", acme.reader).getEvent({ id: "e4" });
+    const reply = await clientFor(AuditService, given.app, "grpc-web", given.acme.reader).getEvent({ id: "e4" });
     expect(reply.event?.parentId).toBe("e0");
     expect(reply.event?.tenant).toBe("acme");
-    const rest = await fetch(`${app.url}/v1/tenants/acme/events/e4`, {
-      headers: { authorization: `Bearer ${acme.reader}` },
+    const rest = await fetch(`${given.app.url}/v1/tenants/acme/events/e4`, {
+      headers: { authorization: `Bearer ${given.acme.reader}` },
     });
     expect(rest.status).toBe(200);
     expect(((await rest.json()) as { event: { id: string } }).event.id).toBe("e4");
   });
   test("an unknown id is NOT_FOUND, a malformed one INVALID_ARGUMENT, another tenant's PERMISSION_DENIED", async () => {
-    const client = clientFor(AuditService, app, "connect", acme.reader);
+    const client = clientFor(AuditService, given.app, "connect", given.acme.reader);
     await expectError(client.getEvent({ id: "nope" }), { code: Code.NotFound, reason: "EVENT_NOT_FOUND" });
     await expectError(client.getEvent({ id: "a b" }), { code: Code.InvalidArgument, fields: ["id"] });
     await expectError(client.getEvent({ tenant: "globex", id: "e4" }), { code: Code.PermissionDenied });

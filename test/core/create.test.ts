@@ -1,23 +1,17 @@
 import { Code } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { startTestApp, type TestApp } from "../support/app.js";
+import { describe, expect, test } from "vitest";
 import { type ApiProtocol, apiProtocols, auditApi, type EventJson, failure, micros } from "../support/audit-api.js";
-import { provisionTenant, type TenantTokens } from "../support/clients.js";
+import { provisionTenant } from "../support/clients.js";
 import { expectAll } from "../support/expect-all.js";
+import { appFixture } from "../support/fixture.js";
 
-let app: TestApp;
-let acme: TenantTokens;
-beforeAll(async () => {
-  app = await startTestApp();
-  acme = await provisionTenant(app, "acme");
-});
-afterAll(() => app?.close());
+const given = appFixture({ tenants: ["acme"] });
 
 const UUID_V7 = /^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/;
 
 /** Everything in acme with this source, children included, oldest first. */
 async function storedWithSource(protocol: ApiProtocol, source: string): Promise<EventJson[]> {
-  const api = auditApi(app, protocol, acme.reader);
+  const api = auditApi(given.app, protocol, given.acme.reader);
   try {
     const { events } = await api.list({ source, includeChildren: true, order: "ORDER_OLDEST_FIRST", pageSize: 1000 });
     return events;
@@ -27,7 +21,7 @@ async function storedWithSource(protocol: ApiProtocol, source: string): Promise<
 }
 
 describe.each(apiProtocols)("over %s", (protocol) => {
-  const api = () => auditApi(app, protocol, acme.writer);
+  const api = () => auditApi(given.app, protocol, given.acme.writer);
   const source = (name: string) => `${protocol}/${name}`;
 
   test("Create stores every field and returns the stored event with its output fields", async () => {
@@ -257,10 +251,10 @@ describe.each(apiProtocols)("over %s", (protocol) => {
 });
 
 test("ids are unique per tenant: another tenant may use the same id", async () => {
-  const globex = await provisionTenant(app, "globex");
+  const globex = await provisionTenant(given.app, "globex");
   const event: EventJson = { id: "shared-id", action: "x", source: "isolation" };
-  const a = auditApi(app, "connect", acme.writer);
-  const b = auditApi(app, "grpc-js", globex.writer);
+  const a = auditApi(given.app, "connect", given.acme.writer);
+  const b = auditApi(given.app, "grpc-js", globex.writer);
   const inAcme = await a.create({ event });
   const inGlobex = await b.create({ event: { ...event, action: "y" } });
   a.close();
@@ -276,8 +270,8 @@ test("ids are unique per tenant: another tenant may use the same id", async () =
 });
 
 test("100 concurrent creates into one tenant get the next 100 sequences in commit order", async () => {
-  const tenant = await provisionTenant(app, "concurrent");
-  const clients = apiProtocols.map((protocol) => auditApi(app, protocol, tenant.readerWriter));
+  const tenant = await provisionTenant(given.app, "concurrent");
+  const clients = apiProtocols.map((protocol) => auditApi(given.app, protocol, tenant.readerWriter));
   const created = await Promise.all(
     Array.from({ length: 100 }, (_, i) =>
       clients[i % clients.length]?.create({ event: { id: `c-${i}`, action: "burst", attributes: { i } } }),
@@ -287,7 +281,7 @@ test("100 concurrent creates into one tenant get the next 100 sequences in commi
   expect(sequences).toEqual(Array.from({ length: 100 }, (_, i) => Number(tenant.firstSequence) + i));
 
   for (const client of clients) client.close();
-  const reader = auditApi(app, "connect", tenant.reader);
+  const reader = auditApi(given.app, "connect", tenant.reader);
   const { events } = await reader.list({ order: "ORDER_OLDEST_FIRST", pageSize: 1000 });
   reader.close();
   expect(events.map((e) => Number(e.sequence))).toEqual(sequences);

@@ -1,7 +1,8 @@
-import { readdir, readFile } from "node:fs/promises";
+import { readFile } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { expect, test } from "vitest";
+import { testSources, withoutComments, withoutTitles } from "../support/test-sources.js";
 
 // docs/errors.md promises a reason for each failure; a promise no test checks can break unnoticed. This check fails
 // when the document lists a reason that no test asserts.
@@ -24,66 +25,6 @@ function documentedReasons(markdown: string): string[] {
   return [...reasons];
 }
 
-/**
- * TypeScript source without its comments. String literals (which may hold `//`) are kept as they are; regular
- * expression literals (which may hold quotes) become `/re/`, so neither is mistaken for the other.
- */
-function withoutComments(source: string): string {
-  let out = "";
-  let i = 0;
-  while (i < source.length) {
-    const c = source[i] as string;
-    const next = source[i + 1];
-    if (c === "/" && next !== "/" && next !== "*" && /(^|[(,=:[!&|?{};+\-*%<>~^]|\breturn)\s*$/.test(out)) {
-      let inClass = false;
-      i++;
-      while (i < source.length && (source[i] !== "/" || inClass) && source[i] !== "\n") {
-        if (source[i] === "\\") i++;
-        else if (source[i] === "[") inClass = true;
-        else if (source[i] === "]") inClass = false;
-        i++;
-      }
-      i++;
-      out += "/re/";
-    } else if (c === "/" && next === "/") {
-      while (i < source.length && source[i] !== "\n") i++;
-    } else if (c === "/" && next === "*") {
-      const end = source.indexOf("*/", i + 2);
-      i = end < 0 ? source.length : end + 2;
-    } else if (c === '"' || c === "'" || c === "`") {
-      const start = i;
-      i++;
-      while (i < source.length && source[i] !== c) i += source[i] === "\\" ? 2 : 1;
-      i++;
-      out += source.slice(start, i);
-    } else {
-      out += c;
-      i++;
-    }
-  }
-  return out;
-}
-
-/** The source with the titles of test(), it(), describe() (and their .each/.skip forms) blanked. */
-function withoutTitles(source: string): string {
-  return source.replace(
-    /\b(test|it|describe)(\.\w+)*(\([^)]*\))?\(\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*'|`(?:[^`\\]|\\.)*`)/g,
-    (match, _fn, _modifier, _each, title: string) => `${match.slice(0, match.length - title.length)}""`,
-  );
-}
-
-async function testSources(dir: string): Promise<string[]> {
-  const files: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const full = path.join(dir, entry.name);
-    if (entry.isDirectory()) {
-      // Generated code is not a test.
-      if (entry.name !== "gen") files.push(...(await testSources(full)));
-    } else if (entry.name.endsWith(".ts") && full !== fileURLToPath(import.meta.url)) files.push(full);
-  }
-  return files;
-}
-
 test("the rule counts an asserted literal, and not a comment, a title or prose", () => {
   const asserted = (source: string) => /(["'`])SOME_REASON\1/.test(withoutTitles(withoutComments(source)));
   expect(asserted(`await expectError(call, { code: Code.NotFound, reason: "SOME_REASON" });`)).toBe(true);
@@ -104,7 +45,7 @@ test("every reason docs/errors.md lists is asserted by a test", async () => {
   // The table and the transcoder's paragraph: a parser that finds a handful has lost its way.
   expect(reasons.length).toBeGreaterThan(50);
   const sources = await Promise.all(
-    (await testSources(path.join(repoRoot, "test"))).map(async (file) =>
+    (await testSources(path.join(repoRoot, "test"), fileURLToPath(import.meta.url))).map(async (file) =>
       withoutTitles(withoutComments(await readFile(file, "utf8"))),
     ),
   );

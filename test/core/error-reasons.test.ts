@@ -3,16 +3,17 @@ import http2 from "node:http2";
 import { Code } from "@connectrpc/connect";
 import { drizzle } from "drizzle-orm/postgres-js";
 import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, inject, test } from "vitest";
+import { describe, expect, inject, test } from "vitest";
 import { AdminService, Role } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { FrontierService } from "../../gen/raystack/frontier/v1beta1/frontier_pb.js";
 import { limits } from "../../src/service/limits.js";
 import { eventTemplates } from "../../src/store/schema.js";
-import { startTestApp, type TestApp } from "../support/app.js";
-import { clientFor, protocols, provisionTenant, type TenantTokens } from "../support/clients.js";
+import { startTestApp } from "../support/app.js";
+import { clientFor, protocols, provisionTenant } from "../support/clients.js";
 import { createTestDatabase } from "../support/database.js";
 import { expectError } from "../support/errors.js";
+import { appFixture } from "../support/fixture.js";
 import { until } from "../support/held-writes.js";
 import { TcpProxy } from "../support/tcp-proxy.js";
 
@@ -28,19 +29,13 @@ async function statusOf(res: Response): Promise<{ http: number; code: number; re
 }
 
 describe("on a shared app", () => {
-  let app: TestApp;
-  let acme: TenantTokens;
-  beforeAll(async () => {
-    app = await startTestApp();
-    acme = await provisionTenant(app, "acme");
-  });
-  afterAll(() => app?.close());
+  const given = appFixture({ tenants: ["acme"] });
 
   test("TEMPLATE_LIMIT: the template past the tenant's limit is RESOURCE_EXHAUSTED (429 on REST)", async () => {
-    const admin = clientFor(AdminService, app, "connect-binary", acme.admin);
+    const admin = clientFor(AdminService, given.app, "connect-binary", given.acme.admin);
     // All but the last allowed one stored directly (the RPC would take a minute on a busy machine), through the
     // Drizzle schema; the last through the RPC, which must accept it: the limit is not lower than documented.
-    const db = postgres(app.databaseUrl, { max: 1, onnotice: () => {} });
+    const db = postgres(given.app.databaseUrl, { max: 1, onnotice: () => {} });
     try {
       await drizzle(db)
         .insert(eventTemplates)
@@ -61,9 +56,9 @@ describe("on a shared app", () => {
       reason: "TEMPLATE_LIMIT",
     });
     expect(error.rawMessage).toContain(String(limits.templatesPerTenant));
-    const rest = await fetch(`${app.url}/v1/tenants/acme/eventTemplates`, {
+    const rest = await fetch(`${given.app.url}/v1/tenants/acme/eventTemplates`, {
       method: "POST",
-      headers: { authorization: `Bearer ${acme.admin}`, "content-type": "application/json" },
+      headers: { authorization: `Bearer ${given.acme.admin}`, "content-type": "application/json" },
       body: JSON.stringify({ name: "one-too-many" }),
     });
     expect(await statusOf(rest)).toEqual({ http: 429, code: Code.ResourceExhausted, reason: "TEMPLATE_LIMIT" });
@@ -75,7 +70,7 @@ describe("on a shared app", () => {
   test("CONCURRENT_UPDATE: a serialization failure that persists past the retries is ABORTED (409 on REST)", async () => {
     // PostgreSQL itself fails the insert with SQLSTATE 40001 for one action, as a serializable conflict would;
     // the store retries such failures, so the caller sees it only when every attempt fails.
-    const sql = postgres(app.databaseUrl, { max: 1, onnotice: () => {} });
+    const sql = postgres(given.app.databaseUrl, { max: 1, onnotice: () => {} });
     await sql.unsafe(`
       create function test_serialization_failure() returns trigger language plpgsql as $$
       begin
@@ -87,7 +82,7 @@ describe("on a shared app", () => {
       create trigger test_serialization_failure before insert on events
         for each row execute function test_serialization_failure();`);
     try {
-      const writer = clientFor(AuditService, app, "grpc", acme.writer);
+      const writer = clientFor(AuditService, given.app, "grpc", given.acme.writer);
       await expectError(writer.batchCreate({ events: [{ id: "conflicted-batch", action: "conflict.always" }] }), {
         code: Code.Aborted,
         reason: "CONCURRENT_UPDATE",
@@ -96,15 +91,17 @@ describe("on a shared app", () => {
         code: Code.Aborted,
         reason: "CONCURRENT_UPDATE",
       });
-      const rest = await fetch(`${app.url}/v1/tenants/acme/events`, {
+      const rest = await fetch(`${given.app.url}/v1/tenants/acme/events`, {
         method: "POST",
-        headers: { authorization: `Bearer ${acme.writer}`, "content-type": "application/json" },
+        headers: { authorization: `Bearer ${given.acme.writer}`, "content-type": "application/json" },
         body: JSON.stringify({ id: "conflicted-rest", action: "conflict.always" }),
       });
       expect(await statusOf(rest)).toEqual({ http: 409, code: Code.Aborted, reason: "CONCURRENT_UPDATE" });
       // Positive control: the same trigger lets every other action through.
       await writer.create({ event: { id: "unconflicted", action: "conflict.never" } });
-      const { events } = await clientFor(AuditService, app, "grpc", acme.reader).list({ actions: ["conflict.*"] });
+      const { events } = await clientFor(AuditService, given.app, "grpc", given.acme.reader).list({
+        actions: ["conflict.*"],
+      });
       expect(events.map((e) => e.id)).toEqual(["unconflicted"]);
     } finally {
       await sql.unsafe(
@@ -116,13 +113,13 @@ describe("on a shared app", () => {
 
   test("MALFORMED_MESSAGE: bytes that are not a message of the type, on Connect (JSON and binary), gRPC-web and gRPC", async () => {
     const path = "/audit.v1.AuditService/Create";
-    const auth = { authorization: `Bearer ${acme.writer}` };
+    const auth = { authorization: `Bearer ${given.acme.writer}` };
     // Connect unary: an error body with the code and ErrorInfo.
     for (const [contentType, body] of [
       ["application/json", "{not json"],
       ["application/proto", new Uint8Array([0x0a, 0xff, 0xff, 0xff])],
     ] as const) {
-      const res = await fetch(`${app.url}${path}`, {
+      const res = await fetch(`${given.app.url}${path}`, {
         method: "POST",
         headers: { ...auth, "content-type": contentType },
         body,
@@ -134,7 +131,7 @@ describe("on a shared app", () => {
     // gRPC-web and gRPC: the same over enveloped framing, checked through real clients' error decoding.
     const garbage = new Uint8Array([0, 0, 0, 0, 4, 0x0a, 0xff, 0xff, 0xff]);
     for (const contentType of ["application/grpc-web+proto", "application/grpc+proto"]) {
-      const session = http2.connect(app.url);
+      const session = http2.connect(given.app.url);
       try {
         const trailers = await new Promise<Record<string, string>>((resolve, reject) => {
           const stream = session.request({ ":method": "POST", ":path": path, "content-type": contentType, ...auth });
@@ -171,13 +168,13 @@ describe("on a shared app", () => {
   });
 
   test("MALFORMED_QUERY: a REST query with broken percent-encoding is 400", async () => {
-    const res = await fetch(`${app.url}/v1/tenants/acme/events?actions=%zz`, {
-      headers: { authorization: `Bearer ${acme.reader}` },
+    const res = await fetch(`${given.app.url}/v1/tenants/acme/events?actions=%zz`, {
+      headers: { authorization: `Bearer ${given.acme.reader}` },
     });
     expect(await statusOf(res)).toEqual({ http: 400, code: Code.InvalidArgument, reason: "MALFORMED_QUERY" });
     // Positive control: the same query well encoded is served.
-    const ok = await fetch(`${app.url}/v1/tenants/acme/events?actions=%25zz`, {
-      headers: { authorization: `Bearer ${acme.reader}` },
+    const ok = await fetch(`${given.app.url}/v1/tenants/acme/events?actions=%25zz`, {
+      headers: { authorization: `Bearer ${given.acme.reader}` },
     });
     expect(ok.status).toBe(200);
   });
@@ -187,11 +184,11 @@ describe("on a shared app", () => {
     // through the app's invoker (the same handler and interceptors, without 10,000 HTTP round trips); the
     // refusals are then checked over the network.
     const LIMIT = 10_000;
-    const init = { header: { authorization: `Bearer ${acme.reader}` }, protocolName: "test" };
+    const init = { header: { authorization: `Bearer ${given.acme.reader}` }, protocolName: "test" };
     for (let i = 0; i < LIMIT; i += 200) {
       const outcomes = await Promise.all(
         Array.from({ length: 200 }, () =>
-          app.app.invoker.unary(AuditService.method.createStreamTicket, { tenant: "acme" }, init),
+          given.app.app.invoker.unary(AuditService.method.createStreamTicket, { tenant: "acme" }, init),
         ),
       );
       expect(outcomes.filter((o) => o.error).map((o) => o.error?.message)).toEqual([]);
@@ -201,14 +198,14 @@ describe("on a shared app", () => {
     // keep-alive race, not the service's answer). New connections for the calls that matter.
     http.globalAgent.destroy();
     for (const protocol of protocols) {
-      await expectError(clientFor(AuditService, app, protocol, acme.reader).createStreamTicket({}), {
+      await expectError(clientFor(AuditService, given.app, protocol, given.acme.reader).createStreamTicket({}), {
         code: Code.ResourceExhausted,
         reason: "STREAM_TICKET_LIMIT",
       });
     }
-    const rest = await fetch(`${app.url}/v1/tenants/acme/streamTickets`, {
+    const rest = await fetch(`${given.app.url}/v1/tenants/acme/streamTickets`, {
       method: "POST",
-      headers: { authorization: `Bearer ${acme.reader}`, "content-type": "application/json" },
+      headers: { authorization: `Bearer ${given.acme.reader}`, "content-type": "application/json" },
       body: "{}",
     });
     expect(await statusOf(rest)).toEqual({ http: 429, code: Code.ResourceExhausted, reason: "STREAM_TICKET_LIMIT" });

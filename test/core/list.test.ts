@@ -1,13 +1,8 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { ListRequestSchema } from "../../gen/audit/v1/audit_service_pb.js";
-import { startTestApp, type TestApp } from "../support/app.js";
 import { type AuditApi, apiProtocols, auditApi, type EventJson, failure, type ListJson } from "../support/audit-api.js";
-import { provisionTenant, type TenantTokens } from "../support/clients.js";
-
-let app: TestApp;
-let acme: TenantTokens;
-let globex: TenantTokens;
+import { appFixture } from "../support/fixture.js";
 
 const at = (time: string) => `2024-01-01T${time}:00Z`;
 const SUCCESS = "OUTCOME_STATUS_SUCCESS";
@@ -156,19 +151,16 @@ const seed: EventJson[] = [
   },
 ];
 
+const given = appFixture({ tenants: ["acme", "globex"] });
 beforeAll(async () => {
-  app = await startTestApp();
-  acme = await provisionTenant(app, "acme");
-  globex = await provisionTenant(app, "globex");
-  const writer = auditApi(app, "connect", acme.writer);
+  const writer = auditApi(given.app, "connect", given.acme.writer);
   await writer.batchCreate({ events: seed });
   writer.close();
   // The same events in another tenant: no listing of acme may show them.
-  const other = auditApi(app, "connect", globex.writer);
+  const other = auditApi(given.app, "connect", given.globex.writer);
   await other.batchCreate({ events: seed.map((e) => ({ ...e, attributes: { tenant: "globex" } })) });
   other.close();
 });
-afterAll(() => app?.close());
 
 /** Each filter shape with the ids it must return, newest first. */
 const cases: [string, ListJson, string[]][] = [
@@ -230,7 +222,7 @@ const cases: [string, ListJson, string[]][] = [
 describe.each(apiProtocols)("List over %s", (protocol) => {
   let api: AuditApi;
   beforeAll(() => {
-    api = auditApi(app, protocol, acme.reader);
+    api = auditApi(given.app, protocol, given.acme.reader);
   });
   afterAll(() => api.close());
   const list = (request: ListJson) => api.list(request);
@@ -259,7 +251,7 @@ describe.each(apiProtocols)("List over %s", (protocol) => {
       expect(byId.get(event.id)).toEqual({
         ...event,
         tenant: "acme",
-        sequence: String(acme.firstSequence + BigInt(index)),
+        sequence: String(given.acme.firstSequence + BigInt(index)),
         receivedAt: expect.any(String),
       });
     }
@@ -353,10 +345,10 @@ describe.each(apiProtocols)("List over %s", (protocol) => {
 });
 
 test("a page token from another tenant's listing is refused", async () => {
-  const other = auditApi(app, "connect", globex.reader);
+  const other = auditApi(given.app, "connect", given.globex.reader);
   const { nextPageToken } = await other.list({ pageSize: 1 });
   other.close();
-  const api = auditApi(app, "grpc-js", acme.reader);
+  const api = auditApi(given.app, "grpc-js", given.acme.reader);
   const error = await failure(api.list({ pageSize: 1, pageToken: nextPageToken }));
   api.close();
   expect(error.code).toBe(Code.InvalidArgument);

@@ -1,6 +1,5 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
-import { startTestApp, type TestApp } from "../support/app.js";
 import {
   type AuditApi,
   apiProtocols,
@@ -10,10 +9,7 @@ import {
   type ListJson,
   micros,
 } from "../support/audit-api.js";
-import { provisionTenant, type TenantTokens } from "../support/clients.js";
-
-let app: TestApp;
-let acme: TenantTokens;
+import { appFixture } from "../support/fixture.js";
 
 const ORIGINALS = 2_500;
 const START = Date.parse("2024-06-01T00:00:00Z");
@@ -21,9 +17,8 @@ const START = Date.parse("2024-06-01T00:00:00Z");
 const instant = (group: number) => new Date(START + group * 1000).toISOString();
 const GROUPS = Math.ceil(ORIGINALS / 7);
 
+const given = appFixture({ tenants: ["acme"] });
 beforeAll(async () => {
-  app = await startTestApp();
-  acme = await provisionTenant(app, "acme");
   // Stored in a scrambled order, so sequence order and time order disagree.
   const originals: EventJson[] = Array.from({ length: ORIGINALS }, (_, i) => {
     const n = (i * 7919) % ORIGINALS;
@@ -34,18 +29,17 @@ beforeAll(async () => {
       occurredAt: instant(Math.floor(n / 7)),
     };
   });
-  const writer = auditApi(app, "connect-binary", acme.writer);
+  const writer = auditApi(given.app, "connect-binary", given.acme.writer);
   for (let i = 0; i < ORIGINALS; i += 1000) await writer.batchCreate({ events: originals.slice(i, i + 1000) });
   writer.close();
 });
-afterAll(() => app?.close());
 
 /**
  * Writes small batches into the same tenant and listing until stopped: some at instants inside the listed range
  * (including ones the originals share), some at the current time.
  */
 function keepInserting(label: string): { written(): number; firstBatch: Promise<void>; stop(): Promise<void> } {
-  const writer = auditApi(app, "connect", acme.writer);
+  const writer = auditApi(given.app, "connect", given.acme.writer);
   let running = true;
   let written = 0;
   let round = 0;
@@ -80,7 +74,7 @@ function keepInserting(label: string): { written(): number; firstBatch: Promise<
 describe.each(apiProtocols)("over %s", (protocol) => {
   let api: AuditApi;
   beforeAll(() => {
-    api = auditApi(app, protocol, acme.reader);
+    api = auditApi(given.app, protocol, given.acme.reader);
   });
   afterAll(() => api.close());
 

@@ -1,7 +1,9 @@
-import { Code } from "@connectrpc/connect";
+import { Code, ConnectError } from "@connectrpc/connect";
+import { errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { AdminService } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
-import { startTestApp, type TestApp } from "../support/app.js";
+import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import {
   type AuditApi,
   apiProtocols,
@@ -10,16 +12,12 @@ import {
   type EventJson,
   failure,
 } from "../support/audit-api.js";
-import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
+import { clientFor } from "../support/clients.js";
+import { expectError } from "../support/errors.js";
+import { appFixture } from "../support/fixture.js";
 import { grpcErrorDetails, grpcJsClient } from "../support/grpc-js-client.js";
 
-let app: TestApp;
-let acme: TenantTokens;
-beforeAll(async () => {
-  app = await startTestApp();
-  acme = await provisionTenant(app, "acme");
-});
-afterAll(() => app?.close());
+const given = appFixture({ tenants: ["acme"] });
 
 const event = (fields: EventJson = {}): EventJson => ({ action: "doc.edit", source: "invalid", ...fields });
 const long = (n: number) => "x".repeat(n);
@@ -37,10 +35,13 @@ const create =
   (api) =>
     api.create({ event: e });
 
-/** Each invalid request with the field paths its google.rpc.BadRequest must name, in order. */
-const invalid: [string, Call, string[]][] = [
-  ["no event", create(undefined), ["event"]],
-  ["no action", create(event({ action: "" })), ["event.action"]],
+/**
+ * Each invalid request with the field paths its google.rpc.BadRequest must name, in order, and those of them that are
+ * required and empty (MISSING_FIELD; every other is INVALID_FIELD, docs/errors.md).
+ */
+const invalid: [string, Call, string[], string[]?][] = [
+  ["no event", create(undefined), ["event"], ["event"]],
+  ["no action", create(event({ action: "" })), ["event.action"], ["event.action"]],
   ["id with a space", create(event({ id: "has space" })), ["event.id"]],
   ["id with a slash", create(event({ id: "a/b" })), ["event.id"]],
   ["id with non-ASCII letters", create(event({ id: "ünï" })), ["event.id"]],
@@ -109,12 +110,14 @@ const invalid: [string, Call, string[]][] = [
     "every bad field at once",
     create(event({ id: "bad id", action: "", outcome: { status: 9 }, target: { name: long(1025) } })),
     ["event.id", "event.action", "event.target.name", "event.outcome.status"],
+    ["event.action"],
   ],
-  ["an empty batch", (api) => api.batchCreate({ events: [] }), ["events"]],
+  ["an empty batch", (api) => api.batchCreate({ events: [] }), ["events"], ["events"]],
   ["a batch of 1001", (api) => api.batchCreate({ events: Array.from({ length: 1001 }, () => event()) }), ["events"]],
   [
     "the fourth event of a batch without action",
     (api) => api.batchCreate({ events: [event(), event(), event(), event({ action: "" }), event()] }),
+    ["events[3].action"],
     ["events[3].action"],
   ],
   [
@@ -178,18 +181,17 @@ const accepted = (protocol: string): [string, EventJson][] => [
 describe.each(apiProtocols)("over %s", (protocol) => {
   let api: AuditApi;
   beforeAll(() => {
-    api = auditApi(app, protocol, acme.readerWriter);
+    api = auditApi(given.app, protocol, given.acme.readerWriter);
   });
   afterAll(() => api.close());
 
-  test.each(invalid)("%s is INVALID_ARGUMENT naming the field", async (_name, call, fields) => {
+  test.each(invalid)("%s is INVALID_ARGUMENT naming the field", async (_name, call, fields, missing = []) => {
     const error = await failure(call(api));
     expect(error.code, error.message).toBe(Code.InvalidArgument);
-    expect(error.violations.map((v) => v.field)).toEqual(fields);
-    for (const violation of error.violations) {
-      expect(violation.description).not.toBe("");
-      expect(["INVALID_FIELD", "MISSING_FIELD"]).toContain(violation.reason);
-    }
+    expect(error.violations.map((v) => [v.field, v.reason])).toEqual(
+      fields.map((f) => [f, missing.includes(f) ? "MISSING_FIELD" : "INVALID_FIELD"]),
+    );
+    for (const violation of error.violations) expect(violation.description).not.toBe("");
     expect(error.domain).toBe("audit.v1");
     expect(error.reason).toBe(error.violations[0]?.reason);
     expect(error.metadata.field).toBe(fields[0]);
@@ -215,25 +217,69 @@ describe.each(apiProtocols)("over %s", (protocol) => {
   });
 });
 
-/** Connect JSON bodies sent as raw text, for what a well-behaved client library refuses to produce. */
-test.each([
-  ["a lone surrogate", '{"event":{"action":"a","category":"\\ud800"}}', "category"],
-  ["an unknown field", '{"event":{"action":"a","colour":"red"}}', "colour"],
-  ["a number where text belongs", '{"event":{"action":42}}', "action"],
-  ["an unknown enum name", '{"event":{"action":"a","outcome":{"status":"MAYBE"}}}', "status"],
-  ["a malformed timestamp", '{"event":{"action":"a","occurredAt":"yesterday"}}', "Timestamp"],
-  ["a timestamp after 9999", '{"event":{"action":"a","occurredAt":"10000-01-01T00:00:00Z"}}', "Timestamp"],
-  ["text that is not JSON", '{"event":', ""],
-])("Connect JSON with %s is INVALID_ARGUMENT", async (_name, body, mentions) => {
-  const res = await fetch(`${app.url}/audit.v1.AuditService/Create`, {
+/**
+ * Connect JSON bodies sent as raw text, for what a well-behaved client library refuses to produce: each with the
+ * reason docs/errors.md gives it, the ErrorInfo metadata naming what was wrong, and a word of the message.
+ */
+test.each<[string, string | Uint8Array, string, Record<string, string>, string]>([
+  [
+    "a lone surrogate",
+    '{"event":{"action":"a","category":"\\ud800"}}',
+    "INVALID_FIELD",
+    { field: "category", message: "audit.v1.AuditEvent" },
+    "category",
+  ],
+  [
+    "an unknown field",
+    '{"event":{"action":"a","colour":"red"}}',
+    "UNKNOWN_FIELD",
+    { field: "colour", message: "audit.v1.AuditEvent" },
+    "colour",
+  ],
+  [
+    "a number where text belongs",
+    '{"event":{"action":42}}',
+    "INVALID_FIELD",
+    { field: "action", message: "audit.v1.AuditEvent" },
+    "action",
+  ],
+  [
+    "an unknown enum name",
+    '{"event":{"action":"a","outcome":{"status":"MAYBE"}}}',
+    "INVALID_FIELD",
+    { type: "audit.v1.OutcomeStatus" },
+    "status",
+  ],
+  [
+    "a malformed timestamp",
+    '{"event":{"action":"a","occurredAt":"yesterday"}}',
+    "INVALID_FIELD",
+    { type: "google.protobuf.Timestamp" },
+    "Timestamp",
+  ],
+  [
+    "a timestamp after 9999",
+    '{"event":{"action":"a","occurredAt":"10000-01-01T00:00:00Z"}}',
+    "INVALID_FIELD",
+    { type: "google.protobuf.Timestamp" },
+    "Timestamp",
+  ],
+  ["a message where text belongs", '{"event":"x"}', "INVALID_FIELD", { type: "audit.v1.AuditEvent" }, "AuditEvent"],
+  ["text that is not JSON", '{"event":', "MALFORMED_MESSAGE", {}, ""],
+  ["a document that is not an object", "[]", "MALFORMED_MESSAGE", {}, "CreateRequest"],
+  ["bytes that are not UTF-8", new Uint8Array([0x7b, 0xff, 0x7d]), "MALFORMED_MESSAGE", {}, "utf-8"],
+])("Connect JSON with %s is INVALID_ARGUMENT", async (_name, body, reason, metadata, mentions) => {
+  const res = await fetch(`${given.app.url}/audit.v1.AuditService/Create`, {
     method: "POST",
-    headers: { "content-type": "application/json", authorization: `Bearer ${acme.writer}` },
+    headers: { "content-type": "application/json", authorization: `Bearer ${given.acme.writer}` },
     body,
   });
   expect(res.status).toBe(400);
-  const error = (await res.json()) as { code: string; message: string };
-  expect(error.code).toBe("invalid_argument");
-  expect(error.message.toLowerCase()).toContain(mentions.toLowerCase());
+  const error = errorFromJsonBytes(new Uint8Array(await res.arrayBuffer()), undefined, new ConnectError(""));
+  expect(error.code).toBe(Code.InvalidArgument);
+  const info = error.findDetails(ErrorInfoSchema)[0];
+  expect([info?.reason, info?.metadata]).toEqual([reason, metadata]);
+  expect(error.rawMessage.toLowerCase()).toContain(mentions.toLowerCase());
 });
 
 /**
@@ -249,7 +295,7 @@ describe("timestamps only the binary encodings can carry", () => {
   ];
 
   test.each(["connect-binary", "grpc-web"] as const)("are INVALID_ARGUMENT over %s", async (protocol) => {
-    const client = clientFor(AuditService, app, protocol, acme.readerWriter);
+    const client = clientFor(AuditService, given.app, protocol, given.acme.readerWriter);
     for (const [name, ts] of bad) {
       const onCreate = await connectApiError(
         client.create({ event: { action: "a", source: "invalid", completedAt: ts } }),
@@ -267,7 +313,7 @@ describe("timestamps only the binary encodings can carry", () => {
   });
 
   test("are INVALID_ARGUMENT over grpc-js", async () => {
-    const client = grpcJsClient(app.url, acme.readerWriter);
+    const client = grpcJsClient(given.app.url, given.acme.readerWriter);
     try {
       for (const [name, { seconds, nanos }] of bad) {
         const ts = { seconds: String(seconds), nanos };
@@ -291,3 +337,22 @@ describe("timestamps only the binary encodings can carry", () => {
     }
   });
 });
+
+/** docs/errors.md: a required field left empty is MISSING_FIELD, whatever else its rule would say about the value. */
+test.each(["connect", "grpc-web"] as const)(
+  "a required id or password left empty is MISSING_FIELD over %s",
+  async (protocol) => {
+    const audit = clientFor(AuditService, given.app, protocol, given.acme.reader);
+    await expectError(audit.getEvent({ id: "" }), {
+      code: Code.InvalidArgument,
+      reason: "MISSING_FIELD",
+      fields: ["id"],
+    });
+    const admin = clientFor(AdminService, given.app, protocol, given.acme.admin);
+    await expectError(admin.createUser({ username: `empty-password-${protocol}`, password: "" }), {
+      code: Code.InvalidArgument,
+      reason: "MISSING_FIELD",
+      fields: ["password"],
+    });
+  },
+);

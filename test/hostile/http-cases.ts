@@ -8,14 +8,14 @@ import {
   type JsonObject,
   toJson,
 } from "@bufbuild/protobuf";
-import { codeToHttpStatus } from "@connectrpc/connect/protocol-connect";
 import fc from "fast-check";
 import { http as httpRule } from "../../gen/google/api/annotations_pb.js";
 import { FieldBehavior, field_behavior } from "../../gen/google/api/field_behavior_pb.js";
+import { documented } from "../support/documented-errors.js";
 import { restRequest } from "../support/rest-request.js";
 import { type Channel, type HostileCase, hostileCase, type Outcome, type Target } from "./harness.js";
-import { invalidRequests } from "./invalid-requests.js";
-import { jsonFaults } from "./json-faults.js";
+import { type InvalidRequest, invalidRequests } from "./invalid-requests.js";
+import { type JsonFault, jsonFaults } from "./json-faults.js";
 import { allMethods, MAX_BODY_BYTES, tokenFor } from "./rpc-cases.js";
 import { restOutcome } from "./wire.js";
 
@@ -311,6 +311,26 @@ function bodyType(method: DescMethod): DescMessage | undefined {
   return field?.fieldKind === "message" ? field.message : undefined;
 }
 
+/**
+ * The documented answer to a body that does not decode (docs/rest.md, "Request assembly" and "Errors"): JSON the
+ * transcoder cannot read, or a non-object where the body is the request, is MALFORMED_BODY; a body that is one field
+ * of the request is that field's value, so a non-object there is INVALID_FIELD naming `(body)`; an unknown key is
+ * UNKNOWN_FIELD and a value of the wrong type INVALID_FIELD, each named by its path as the caller wrote it.
+ */
+function restJsonFaultAnswer(method: DescMethod, f: JsonFault): Documented {
+  const body = getOption(method, httpRule).body;
+  if (f.kind === "not-json" || f.unreadable || (f.kind === "not-object" && body === "*")) {
+    return { status: 400, reason: "MALFORMED_BODY", fields: [] };
+  }
+  if (f.kind === "not-object") return { status: 400, reason: "INVALID_FIELD", fields: ["(body)"] };
+  if (f.kind === "unknown-field") return { status: 400, reason: "UNKNOWN_FIELD", fields: [f.path as string] };
+  return {
+    status: 400,
+    reason: "INVALID_FIELD",
+    fields: [restField(method, `${body === "*" ? "" : `${body}.`}${f.path}`)],
+  };
+}
+
 /** A valid body per REST route to break. */
 const restBodyBases = new Map<string, JsonObject>([
   ["audit.v1.AuditEvent", { action: "hostile.rest", actor: { id: "u1" }, attributes: { k: "v" } }],
@@ -347,7 +367,7 @@ export function restBodyCases(client: RawHttp, target: Target): fc.Arbitrary<Hos
         return raw(
           "rest",
           `${route.method} ${route.path}: ${f.label}`,
-          400,
+          restJsonFaultAnswer(method, f),
           { method: route.method, path: route.path, headers: headersFor(method), body: f.bytes },
           client,
         );
@@ -437,21 +457,29 @@ export function restBodyCases(client: RawHttp, target: Target): fc.Arbitrary<Hos
  * A contract field path as a REST caller sees it (docs/rest.md, "Field paths are the caller's"): relative to the body
  * when the route's body is one field, in JSON names, except for Frontier's routes, which keep proto names.
  */
-function restField(method: DescMethod, field: string): string | undefined {
+function restField(method: DescMethod, field: string): string {
   const body = hasOption(method, httpRule) ? getOption(method, httpRule).body : "";
-  // The body field itself: REST sends it as `{}`, an empty message, refused for the first of its own fields.
-  if (field === body) return undefined;
   const relative = body && body !== "*" && field.startsWith(`${body}.`) ? field.slice(body.length + 1) : field;
   if (method.parent.typeName.startsWith("raystack.")) return relative;
   return relative.replace(/_([a-z0-9])/g, (_, c: string) => c.toUpperCase());
 }
 
-const restFields = (method: DescMethod, field: string) => {
-  const named = restField(method, field);
-  return named === undefined ? undefined : [named];
-};
+/**
+ * The documented answer to an invalid request over REST. A request without its route's body field is sent as `{}`,
+ * an empty message, so the refusal is the table's `rest` answer about that message's own fields.
+ */
+function restAnswer(r: InvalidRequest): Documented {
+  const body = hasOption(r.method, httpRule) ? getOption(r.method, httpRule).body : "";
+  const answer = r.field !== undefined && r.field === body ? r.rest : r;
+  if (!answer) throw new Error(`${r.method.name}: ${r.label}: REST sends {} for ${body}; give the table a rest answer`);
+  return {
+    status: documented(answer.reason).http,
+    reason: answer.reason,
+    fields: answer.field === undefined ? [] : [restField(r.method, answer.field)],
+  };
+}
 
-/** The invalid-request tables over REST: the status of the table's code. */
+/** The invalid-request tables over REST: the documented status, reason and field of each. */
 export function restInvalidRequestCases(client: RawHttp, target: Target): fc.Arbitrary<HostileCase> {
   const tables = allMethods.filter((m) => hasOption(m, httpRule)).map((m) => invalidRequests.get(m));
   return fc
@@ -491,10 +519,7 @@ export function restInvalidRequestCases(client: RawHttp, target: Target): fc.Arb
           ? { status: 431 }
           : /\/\/|\/(?:$|\?|:)/.test(req.path)
             ? { status: 404, reason: "UNKNOWN_ROUTE", fields: [] }
-            : {
-                status: codeToHttpStatus(r.code),
-                ...(r.field === undefined ? {} : { fields: restFields(r.method, r.field) }),
-              };
+            : restAnswer(r);
       return raw(
         "rest",
         `${r.method.name}: ${r.label}`,

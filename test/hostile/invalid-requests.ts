@@ -1,22 +1,23 @@
 import type { DescMethod } from "@bufbuild/protobuf";
-import { Code } from "@connectrpc/connect";
 import fc from "fast-check";
 import { AdminService, AttributeType, Role } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 
 /**
  * A request that decodes but must be refused: the message (as a protobuf-es init object), who sends it, and the
- * code and field the refusal must carry.
+ * documented reason and field the refusal must carry (the reason fixes the code, docs/errors.md).
  */
 export interface InvalidRequest {
   method: DescMethod;
   label: string;
   message: Record<string, unknown>;
   caller: "none" | "acme-admin" | "superadmin";
-  /** The one documented code (docs/errors.md). */
-  code: Code;
-  /** The field a google.rpc.BadRequest must name (INVALID_ARGUMENT only). */
+  /** The one documented ErrorInfo reason (docs/errors.md). */
+  reason: string;
+  /** The one field the refusal names (google.rpc.BadRequest or ErrorInfo metadata `field`); none when undefined. */
   field?: string;
+  /** The answer over REST when it differs: REST sends a missing body field as `{}`, refused for its own fields. */
+  rest?: { reason: string; field?: string };
 }
 
 const A = AuditService.method;
@@ -25,6 +26,8 @@ const nowSeconds = () => BigInt(Math.floor(Date.now() / 1000));
 const ts = (seconds: bigint, nanos = 0) => ({ seconds, nanos });
 const ok = { action: "hostile.probe" };
 const long = (n: number) => "x".repeat(n);
+/** A required string: empty is MISSING_FIELD, anything else wrong INVALID_FIELD (docs/errors.md). */
+const ruleFor = (value: string) => (value === "" ? "MISSING_FIELD" : "INVALID_FIELD");
 /** The form of a credential id, as docs/errors.md states it (CREDENTIAL_NOT_FOUND). */
 const CREDENTIAL_ID = /^[A-Za-z0-9._:-]{1,128}$/;
 
@@ -33,10 +36,10 @@ function inv(
   label: string,
   message: Record<string, unknown>,
   field: string | undefined,
-  code: Code = Code.InvalidArgument,
+  reason = "INVALID_FIELD",
   caller: InvalidRequest["caller"] = "acme-admin",
 ): InvalidRequest {
-  return { method, label, message, caller, code, field };
+  return { method, label, message, caller, reason, field };
 }
 
 interface BadEvent {
@@ -44,13 +47,19 @@ interface BadEvent {
   event: Record<string, unknown>;
   /** The field's path within the event. */
   field: string;
+  reason: string;
 }
 
 /** Events breaking each AuditEvent rule, with the field the refusal names. */
 const badEvents: fc.Arbitrary<BadEvent> = (() => {
-  const e = (label: string, event: Record<string, unknown>, field: string): BadEvent => ({ label, event, field });
+  const e = (label: string, event: Record<string, unknown>, field: string, reason = "INVALID_FIELD"): BadEvent => ({
+    label,
+    event,
+    field,
+    reason,
+  });
   return fc.oneof(
-    fc.constant(e("empty action", { action: "" }, "action")),
+    fc.constant(e("empty action", { action: "" }, "action", "MISSING_FIELD")),
     fc.integer({ min: 257, max: 20_000 }).map((n) => e(`action of ${n} chars`, { action: long(n) }, "action")),
     fc.constant(e("NUL in action", { action: "a\u0000b" }, "action")),
     fc
@@ -164,11 +173,20 @@ const templateCases: [DescMethod, fc.Arbitrary<InvalidRequest>][] = [
   [
     M.createEventTemplate,
     fc.oneof(
-      fc.constant(inv(M.createEventTemplate, "no template", {}, "template")),
+      fc.constant({
+        ...inv(M.createEventTemplate, "no template", {}, "template", "MISSING_FIELD"),
+        rest: { reason: "MISSING_FIELD", field: "template.name" },
+      }),
       fc
         .constantFrom("", "1bad", "a/b", "a b", long(129), ".hidden")
         .map((name) =>
-          inv(M.createEventTemplate, `name ${JSON.stringify(name.slice(0, 20))}`, T({ name }), "template.name"),
+          inv(
+            M.createEventTemplate,
+            `name ${JSON.stringify(name.slice(0, 20))}`,
+            T({ name }),
+            "template.name",
+            ruleFor(name),
+          ),
         ),
       fc.constant(
         inv(M.createEventTemplate, "description of 1025 chars", T({ description: long(1025) }), "template.description"),
@@ -196,16 +214,16 @@ const templateCases: [DescMethod, fc.Arbitrary<InvalidRequest>][] = [
           "template.attributes[1].name",
         ),
       ),
-      fc
-        .constantFrom(0, 6, 99, -1)
-        .map((type) =>
-          inv(
-            M.createEventTemplate,
-            `attribute type ${type}`,
-            T({ attributes: [{ name: "a", type }] }),
-            "template.attributes[0].type",
-          ),
+      fc.constantFrom(0, 6, 99, -1).map((type) =>
+        inv(
+          M.createEventTemplate,
+          `attribute type ${type}`,
+          T({ attributes: [{ name: "a", type }] }),
+          "template.attributes[0].type",
+          // 0 is ATTRIBUTE_TYPE_UNSPECIFIED: a required enum left empty.
+          type === 0 ? "MISSING_FIELD" : "INVALID_FIELD",
         ),
+      ),
       fc
         .constantFrom(-1n, 2n ** 40n)
         .map((ttl) =>
@@ -221,25 +239,33 @@ const templateCases: [DescMethod, fc.Arbitrary<InvalidRequest>][] = [
   [
     M.getEventTemplate,
     fc.oneof(
-      fc.constant(inv(M.getEventTemplate, "no name", {}, "name")),
+      fc.constant(inv(M.getEventTemplate, "no name", {}, "name", "MISSING_FIELD")),
       fc
         .constantFrom("nope", "../hostile.tpl", "a\u0000", long(300))
         .map((name) =>
-          inv(M.getEventTemplate, `name ${JSON.stringify(name.slice(0, 20))}`, { name }, undefined, Code.NotFound),
+          inv(
+            M.getEventTemplate,
+            `name ${JSON.stringify(name.slice(0, 20))}`,
+            { name },
+            undefined,
+            "TEMPLATE_NOT_FOUND",
+          ),
         ),
     ),
   ],
   [
     M.listEventTemplates,
-    fc.constant(inv(M.listEventTemplates, "tenant globex", { tenant: "globex" }, undefined, Code.PermissionDenied)),
+    fc.constant(inv(M.listEventTemplates, "tenant globex", { tenant: "globex" }, undefined, "TENANT_MISMATCH")),
   ],
   [
     M.deleteEventTemplate,
     fc.oneof(
-      fc.constant(inv(M.deleteEventTemplate, "no name", {}, "name")),
+      fc.constant(inv(M.deleteEventTemplate, "no name", {}, "name", "MISSING_FIELD")),
       fc
         .constantFrom("nope", "../hostile.tpl", "a\u0000")
-        .map((name) => inv(M.deleteEventTemplate, `name ${JSON.stringify(name)}`, { name }, undefined, Code.NotFound)),
+        .map((name) =>
+          inv(M.deleteEventTemplate, `name ${JSON.stringify(name)}`, { name }, undefined, "TEMPLATE_NOT_FOUND"),
+        ),
     ),
   ],
 ];
@@ -251,20 +277,23 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
   [
     A.create,
     fc.oneof(
-      badEvents.map(({ label, event, field }) => inv(A.create, label, { event }, `event.${field}`)),
-      fc.constant(inv(A.create, "no event", {}, "event")),
+      badEvents.map(({ label, event, field, reason }) => inv(A.create, label, { event }, `event.${field}`, reason)),
+      fc.constant({
+        ...inv(A.create, "no event", {}, "event", "MISSING_FIELD"),
+        rest: { reason: "MISSING_FIELD", field: "event.action" },
+      }),
       fc
         .constantFrom("Acme", "acme!", "../globex", long(64), "ac me")
         .map((t) => inv(A.create, `tenant ${JSON.stringify(t.slice(0, 20))}`, { tenant: t, event: ok }, "tenant")),
       fc
         .constantFrom("globex", "nonexistent")
-        .map((t) => inv(A.create, `tenant ${t}`, { tenant: t, event: ok }, undefined, Code.PermissionDenied)),
+        .map((t) => inv(A.create, `tenant ${t}`, { tenant: t, event: ok }, undefined, "TENANT_MISMATCH")),
     ),
   ],
   [
     A.batchCreate,
     fc.oneof(
-      fc.constant(inv(A.batchCreate, "no events", {}, "events")),
+      fc.constant(inv(A.batchCreate, "no events", {}, "events", "MISSING_FIELD")),
       fc
         .integer({ min: 1001, max: 10_000 })
         .map((n) =>
@@ -277,12 +306,13 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
         ),
       fc
         .tuple(fc.integer({ min: 0, max: 20 }), badEvents)
-        .map(([at, { label, event, field }]) =>
+        .map(([at, { label, event, field, reason }]) =>
           inv(
             A.batchCreate,
             `valid events around one with ${label}`,
             { events: [...Array.from({ length: at }, () => ok), event, ok] },
             `events[${at}].${field}`,
+            reason,
           ),
         ),
       fc
@@ -308,7 +338,15 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
       fc
         .oneof(fc.base64String({ minLength: 4, maxLength: 200 }), fc.string({ maxLength: 50 }))
         .filter((t) => t !== "")
-        .map((t) => inv(A.list, `page_token ${JSON.stringify(t.slice(0, 20))}`, { pageToken: t }, "page_token")),
+        .map((t) =>
+          inv(
+            A.list,
+            `page_token ${JSON.stringify(t.slice(0, 20))}`,
+            { pageToken: t },
+            "page_token",
+            "INVALID_PAGE_TOKEN",
+          ),
+        ),
     ),
   ],
   [
@@ -318,7 +356,7 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
       fc
         .constantFrom(-1n, -(2n ** 63n), 2n ** 60n)
         .map((n) => inv(A.tail, `after_sequence ${n}`, { afterSequence: n }, "after_sequence")),
-      fc.constant(inv(A.tail, "tenant globex", { tenant: "globex" }, undefined, Code.PermissionDenied)),
+      fc.constant(inv(A.tail, "tenant globex", { tenant: "globex" }, undefined, "TENANT_MISMATCH")),
     ),
   ],
   [
@@ -326,9 +364,9 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
     fc.oneof(
       fc
         .constantFrom("", "has space", long(129), "a/b", "ü")
-        .map((id) => inv(A.getEvent, `id ${JSON.stringify(id.slice(0, 20))}`, { id }, "id")),
-      fc.constant(inv(A.getEvent, "unknown id", { id: "no-such-event" }, undefined, Code.NotFound)),
-      fc.constant(inv(A.getEvent, "tenant globex", { tenant: "globex", id: "x" }, undefined, Code.PermissionDenied)),
+        .map((id) => inv(A.getEvent, `id ${JSON.stringify(id.slice(0, 20))}`, { id }, "id", ruleFor(id))),
+      fc.constant(inv(A.getEvent, "unknown id", { id: "no-such-event" }, undefined, "EVENT_NOT_FOUND")),
+      fc.constant(inv(A.getEvent, "tenant globex", { tenant: "globex", id: "x" }, undefined, "TENANT_MISMATCH")),
     ),
   ],
   [
@@ -342,9 +380,17 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
           `filter.${field}`,
         ),
       ),
-      fc.constant(inv(A.countEvents, "no start_time", { bucketWidth: { seconds: 60n } }, "filter.start_time")),
       fc.constant(
-        inv(A.countEvents, "no bucket_width", { filter: { startTime: ts(nowSeconds() - 60n) } }, "bucket_width"),
+        inv(A.countEvents, "no start_time", { bucketWidth: { seconds: 60n } }, "filter.start_time", "MISSING_FIELD"),
+      ),
+      fc.constant(
+        inv(
+          A.countEvents,
+          "no bucket_width",
+          { filter: { startTime: ts(nowSeconds() - 60n) } },
+          "bucket_width",
+          "MISSING_FIELD",
+        ),
       ),
       fc
         .constantFrom({ seconds: 0n }, { seconds: -60n }, { seconds: 1n, nanos: 5 }, { seconds: 366n * 86400n + 1n })
@@ -373,7 +419,7 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
           "tenant globex",
           { tenant: "globex", filter: { startTime: ts(1n) }, bucketWidth: { seconds: 86400n } },
           undefined,
-          Code.PermissionDenied,
+          "TENANT_MISMATCH",
         ),
       ),
     ),
@@ -384,17 +430,17 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
       fc
         .constantFrom("Acme", "../globex", long(64), "ac\u0000me")
         .map((t) => inv(A.createStreamTicket, `tenant ${JSON.stringify(t.slice(0, 20))}`, { tenant: t }, "tenant")),
-      fc.constant(inv(A.createStreamTicket, "tenant globex", { tenant: "globex" }, undefined, Code.PermissionDenied)),
+      fc.constant(inv(A.createStreamTicket, "tenant globex", { tenant: "globex" }, undefined, "TENANT_MISMATCH")),
     ),
   ],
   [
     A.getCheckpoint,
-    fc.constant(inv(A.getCheckpoint, "tenant globex", { tenant: "globex" }, undefined, Code.PermissionDenied)),
+    fc.constant(inv(A.getCheckpoint, "tenant globex", { tenant: "globex" }, undefined, "TENANT_MISMATCH")),
   ],
   [
     A.getInclusionProof,
     fc.oneof(
-      fc.constant(inv(A.getInclusionProof, "no event", {}, "sequence")),
+      fc.constant(inv(A.getInclusionProof, "no event", {}, "sequence", "MISSING_FIELD")),
       fc
         .constantFrom(0n, -1n, -(2n ** 63n))
         .map((n) =>
@@ -409,7 +455,7 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
           "tenant globex",
           { tenant: "globex", eventRef: { case: "sequence", value: 1n } },
           undefined,
-          Code.PermissionDenied,
+          "TENANT_MISMATCH",
         ),
       ),
     ),
@@ -424,25 +470,19 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
           A.getConsistencyProof,
           "to_size beyond the tree",
           { fromSize: 1n, toSize: 2n ** 50n },
-          undefined,
-          Code.OutOfRange,
+          "to_size",
+          "TREE_SIZE_OUT_OF_RANGE",
         ),
       ),
       fc.constant(
-        inv(
-          A.getConsistencyProof,
-          "tenant globex",
-          { tenant: "globex", fromSize: 1n },
-          undefined,
-          Code.PermissionDenied,
-        ),
+        inv(A.getConsistencyProof, "tenant globex", { tenant: "globex", fromSize: 1n }, undefined, "TENANT_MISMATCH"),
       ),
     ),
   ],
   [
     A.publish,
     fc.oneof(
-      fc.constant(inv(A.publish, "no event_name", {}, "event_name")),
+      fc.constant(inv(A.publish, "no event_name", {}, "event_name", "MISSING_FIELD")),
       fc
         .constantFrom("nope", "../x", long(200), "a b", "hostile.tpl/x")
         .map((name) =>
@@ -451,7 +491,7 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
             `event_name ${JSON.stringify(name.slice(0, 20))}`,
             { eventName: name },
             undefined,
-            Code.NotFound,
+            "TEMPLATE_NOT_FOUND",
           ),
         ),
       fc
@@ -462,6 +502,7 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
             `ttl_minutes ${ttl}`,
             { eventName: TEMPLATE, ttlMinutes: ttl, attributes: [count] },
             "ttl_minutes",
+            "INVALID_TTL",
           ),
         ),
       fc.constant(
@@ -470,10 +511,17 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
           "attribute without a name",
           { eventName: TEMPLATE, attributes: [count, { value: "1" }] },
           "attributes[1].name",
+          "ATTRIBUTE_NAME_REQUIRED",
         ),
       ),
       fc.constant(
-        inv(A.publish, "attribute twice", { eventName: TEMPLATE, attributes: [count, count] }, "attributes[1].name"),
+        inv(
+          A.publish,
+          "attribute twice",
+          { eventName: TEMPLATE, attributes: [count, count] },
+          "attributes[1].name",
+          "ATTRIBUTE_DUPLICATED",
+        ),
       ),
       fc.integer({ min: 1, max: 10_000 }).map((n) =>
         inv(
@@ -484,6 +532,7 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
             attributes: [count, ...Array.from({ length: n }, (_, i) => ({ name: `u${i}`, value: "v" }))],
           },
           "attributes[1].name",
+          "ATTRIBUTE_UNKNOWN",
         ),
       ),
       fc
@@ -494,9 +543,12 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
             `count ${JSON.stringify(v)}`,
             { eventName: TEMPLATE, attributes: [{ name: "count", value: v }] },
             "attributes[0].value",
+            "ATTRIBUTE_INVALID_VALUE",
           ),
         ),
-      fc.constant(inv(A.publish, "required attribute missing", { eventName: TEMPLATE }, "attributes")),
+      fc.constant(
+        inv(A.publish, "required attribute missing", { eventName: TEMPLATE }, "attributes", "ATTRIBUTE_REQUIRED"),
+      ),
       fc.constant(inv(A.publish, "id with a space", { eventName: TEMPLATE, attributes: [count], id: "a b" }, "id")),
       fc.constant(
         inv(
@@ -511,7 +563,7 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
   [
     M.createTenant,
     fc.oneof(
-      fc.constant(inv(M.createTenant, "no tenant", {}, "tenant", Code.InvalidArgument, "superadmin")),
+      fc.constant(inv(M.createTenant, "no tenant", {}, "tenant", "MISSING_FIELD", "superadmin")),
       fc
         .constantFrom("", "UPPER", long(64), "../x", "x y", "é", "-lead", "a/b")
         .map((id) =>
@@ -520,7 +572,7 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
             `tenant id ${JSON.stringify(id.slice(0, 20))}`,
             { tenant: { id } },
             "tenant.id",
-            Code.InvalidArgument,
+            ruleFor(id),
             "superadmin",
           ),
         ),
@@ -530,20 +582,20 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
           "display name of 300 chars",
           { tenant: { id: "newtenant", displayName: long(300) } },
           "tenant.display_name",
-          Code.InvalidArgument,
+          "INVALID_FIELD",
           "superadmin",
         ),
       ),
       fc.constant(
-        inv(M.createTenant, "by a tenant admin", { tenant: { id: "newtenant" } }, undefined, Code.PermissionDenied),
+        inv(M.createTenant, "by a tenant admin", { tenant: { id: "newtenant" } }, undefined, "INSUFFICIENT_ROLE"),
       ),
     ),
   ],
-  [M.listTenants, fc.constant(inv(M.listTenants, "without a credential", {}, undefined, Code.Unauthenticated, "none"))],
+  [M.listTenants, fc.constant(inv(M.listTenants, "without a credential", {}, undefined, "MISSING_CREDENTIAL", "none"))],
   [
     M.createApiKey,
     fc.oneof(
-      fc.constant(inv(M.createApiKey, "no name", { roles: [Role.READER] }, "name")),
+      fc.constant(inv(M.createApiKey, "no name", { roles: [Role.READER] }, "name", "MISSING_FIELD")),
       fc.constant(inv(M.createApiKey, "name of 300 chars", { name: long(300) }, "name")),
       fc.constant(inv(M.createApiKey, "NUL in name", { name: "a\u0000" }, "name")),
       fc
@@ -554,7 +606,7 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
       ),
       fc.constant(inv(M.createApiKey, "expired already", { name: "k", expireTime: ts(1000n) }, "expire_time")),
       fc.constant(
-        inv(M.createApiKey, "for another tenant", { tenant: "globex", name: "k" }, undefined, Code.PermissionDenied),
+        inv(M.createApiKey, "for another tenant", { tenant: "globex", name: "k" }, undefined, "TENANT_MISMATCH"),
       ),
     ),
   ],
@@ -569,11 +621,14 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
             `username ${JSON.stringify(u.slice(0, 20))}`,
             { username: u, password: "long enough" },
             "username",
+            ruleFor(u),
           ),
         ),
       fc
         .constantFrom("", "short", long(1025), "nul\u0000password")
-        .map((p) => inv(M.createUser, `password of ${p.length} chars`, { username: "user", password: p }, "password")),
+        .map((p) =>
+          inv(M.createUser, `password of ${p.length} chars`, { username: "user", password: p }, "password", ruleFor(p)),
+        ),
       fc.constant(inv(M.createUser, "role 99", { username: "user", password: "long enough", roles: [99] }, "roles[0]")),
     ),
   ],
@@ -588,7 +643,7 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
             `no ${missing}`,
             { ...{ tenant: "acme", username: "nobody", password: "whatever" }, [missing]: "" },
             missing,
-            Code.InvalidArgument,
+            "MISSING_FIELD",
             "none",
           ),
         ),
@@ -601,30 +656,30 @@ export const invalidRequests: ReadonlyMap<DescMethod, fc.Arbitrary<InvalidReques
           { tenant: "acme", username: "no\u0000body", password: "whatever" },
           { tenant: "acme", username: "nobody", password: "what\u0000ever" },
         )
-        .map((m) => inv(M.login, `NUL in ${JSON.stringify(m)}`, m, undefined, Code.Unauthenticated, "none")),
+        .map((m) => inv(M.login, `NUL in ${JSON.stringify(m)}`, m, undefined, "INVALID_PASSWORD", "none")),
       fc.constant(
         inv(
           M.login,
           "unknown user",
           { tenant: "acme", username: "nobody", password: "whatever" },
           undefined,
-          Code.Unauthenticated,
+          "INVALID_PASSWORD",
           "none",
         ),
       ),
     ),
   ],
-  [M.getCaller, fc.constant(inv(M.getCaller, "without a credential", {}, undefined, Code.Unauthenticated, "none"))],
+  [M.getCaller, fc.constant(inv(M.getCaller, "without a credential", {}, undefined, "MISSING_CREDENTIAL", "none"))],
   [
     M.revokeCredential,
     fc.oneof(
-      fc.constant(inv(M.revokeCredential, "no id", {}, "id")),
+      fc.constant(inv(M.revokeCredential, "no id", {}, "id", "MISSING_FIELD")),
       // docs/errors.md: an id of a credential's form that names none is NOT_FOUND; any other id is INVALID_FIELD.
       fc
         .oneof(fc.string({ minLength: 1, maxLength: 40 }), fc.constantFrom("a\u0000b", long(5000)))
         .map((id) =>
           CREDENTIAL_ID.test(id)
-            ? inv(M.revokeCredential, `unknown id ${JSON.stringify(id)}`, { id }, undefined, Code.NotFound)
+            ? inv(M.revokeCredential, `unknown id ${JSON.stringify(id)}`, { id }, undefined, "CREDENTIAL_NOT_FOUND")
             : inv(M.revokeCredential, `malformed id ${JSON.stringify(id.slice(0, 40))}`, { id }, "id"),
         ),
     ),

@@ -1,10 +1,30 @@
-import { type DescField, type DescMessage, fromJsonString, type JsonObject, type JsonValue } from "@bufbuild/protobuf";
+import {
+  type DescField,
+  type DescMessage,
+  fromJson,
+  fromJsonString,
+  type JsonObject,
+  type JsonValue,
+} from "@bufbuild/protobuf";
 import fc from "fast-check";
+
+/**
+ * What is wrong with a JSON body, in docs/errors.md's terms: not JSON (or not UTF-8), not an object, a key the message
+ * lacks, or a value of the wrong type.
+ */
+export type JsonFaultKind = "not-json" | "not-object" | "unknown-field" | "wrong-value";
 
 /** A JSON body that must not decode, and why. */
 export interface JsonFault {
   label: string;
   bytes: Uint8Array;
+  kind: JsonFaultKind;
+  /** Where the fault sits, in proto names (`actor.roles[0]`); an unknown key as it was written. */
+  path?: string;
+  /** The name protobuf-es gives the fault: the unknown key, or the field whose scalar or list value it refused. */
+  name?: string;
+  /** JSON the REST layer refuses before decoding (docs/rest.md): nested deeper than 100 levels, or a number past a double. */
+  unreadable?: boolean;
 }
 
 const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
@@ -13,6 +33,114 @@ const strictUtf8 = new TextDecoder("utf-8", { fatal: true });
 export function decodesJson(desc: DescMessage, bytes: Uint8Array): boolean {
   try {
     fromJsonString(desc, strictUtf8.decode(bytes), { ignoreUnknownFields: false });
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * The fault of a body that does not decode, found the way proto-JSON reads it: bytes that are not UTF-8 JSON, a
+ * document that is not an object, else the first key in document order that names no field or whose value does not
+ * decode as the field's type, walking into message values and list items (well-known types are decoded whole).
+ */
+export function jsonFaultOf(desc: DescMessage, bytes: Uint8Array): Fault {
+  let text: string;
+  let json: unknown;
+  try {
+    text = strictUtf8.decode(bytes);
+    json = JSON.parse(text);
+  } catch {
+    return { kind: "not-json" };
+  }
+  const unreadable = depthOf(text) > 100 || hasInfinity(json);
+  if (!isObject(json)) return { kind: "not-object", unreadable };
+  const fault = objectFault(desc, json, "");
+  if (!fault) throw new Error(`no field of ${text.slice(0, 100)} is at fault, yet it does not decode`);
+  return { ...fault, unreadable };
+}
+
+type Fault = Pick<JsonFault, "kind" | "path" | "name" | "unreadable">;
+
+/** How deep arrays and objects nest in JSON text. */
+function depthOf(text: string): number {
+  let depth = 0;
+  let max = 0;
+  let inString = false;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (inString) {
+      if (c === "\\") i++;
+      else if (c === '"') inString = false;
+    } else if (c === '"') inString = true;
+    else if (c === "[" || c === "{") max = Math.max(max, ++depth);
+    else if (c === "]" || c === "}") depth--;
+  }
+  return max;
+}
+
+function hasInfinity(json: unknown): boolean {
+  if (typeof json === "number") return !Number.isFinite(json);
+  if (typeof json !== "object" || json === null) return false;
+  return Object.values(json).some(hasInfinity);
+}
+
+function isObject(value: unknown): value is JsonObject {
+  return typeof value === "object" && value !== null && !Array.isArray(value);
+}
+
+function objectFault(desc: DescMessage, json: JsonObject, prefix: string): Fault | undefined {
+  for (const [key, value] of Object.entries(json)) {
+    const field = desc.fields.find((f) => f.name === key || f.jsonName === key);
+    if (!field) return { kind: "unknown-field", path: `${prefix}${key}`, name: key };
+    if (value === null) continue;
+    const fault = valueFault(desc, field, value, `${prefix}${field.name}`);
+    if (fault) return fault;
+  }
+  return undefined;
+}
+
+function valueFault(desc: DescMessage, field: DescField, value: JsonValue, at: string): Fault | undefined {
+  const message =
+    (field.fieldKind === "message" || (field.fieldKind === "list" && field.listKind === "message")) &&
+    !field.message.typeName.startsWith("google.protobuf.")
+      ? field.message
+      : undefined;
+  const wrong = (path: string, tried: JsonValue): Fault => ({
+    kind: "wrong-value",
+    path,
+    name: namedBy(desc, field, tried),
+  });
+  const inner = (item: JsonValue, path: string): Fault | undefined => {
+    const tried = field.fieldKind === "list" ? [item] : item;
+    if (!message) return decodes(desc, field, tried) ? undefined : wrong(path, tried);
+    return isObject(item) ? objectFault(message, item, `${path}.`) : wrong(path, tried);
+  };
+  if (field.fieldKind === "list") {
+    if (!Array.isArray(value)) return wrong(at, value);
+    for (const [i, item] of value.entries()) {
+      const fault = inner(item, `${at}[${i}]`);
+      if (fault) return fault;
+    }
+    return undefined;
+  }
+  if (field.fieldKind === "map") return decodes(desc, field, value) ? undefined : wrong(at, value);
+  return inner(value, at);
+}
+
+/** The field protobuf-es names when it refuses the value (`cannot decode field T.f`), not the type (`message T`). */
+function namedBy(desc: DescMessage, field: DescField, value: JsonValue): string | undefined {
+  try {
+    fromJson(desc, { [field.jsonName]: value });
+  } catch (error) {
+    if ((error as Error).message.startsWith(`cannot decode field ${desc.typeName}.${field.name} `)) return field.name;
+  }
+  return undefined;
+}
+
+function decodes(desc: DescMessage, field: DescField, value: JsonValue): boolean {
+  try {
+    fromJson(desc, { [field.jsonName]: value });
     return true;
   } catch {
     return false;
@@ -83,7 +211,7 @@ const WRONG_VALUES: [string, JsonValue | { raw: string }][] = [
 export function jsonFaults(desc: DescMessage, base: JsonObject): fc.Arbitrary<JsonFault> {
   const baseText = Buffer.from(JSON.stringify(base));
   const paths = fieldPaths(desc);
-  const kinds: fc.Arbitrary<JsonFault>[] = [
+  const kinds: fc.Arbitrary<Pick<JsonFault, "label" | "bytes">>[] = [
     fc.integer({ min: 1, max: Math.max(1, baseText.length - 1) }).map((n) => ({
       label: `JSON cut to ${n} of ${baseText.length} bytes`,
       bytes: baseText.subarray(0, n),
@@ -156,5 +284,8 @@ export function jsonFaults(desc: DescMessage, base: JsonObject): fc.Arbitrary<Js
         })),
     );
   }
-  return fc.oneof(...kinds).filter((f) => !decodesJson(desc, f.bytes));
+  return fc
+    .oneof(...kinds)
+    .filter((f) => !decodesJson(desc, f.bytes))
+    .map((f) => ({ ...f, ...jsonFaultOf(desc, f.bytes) }));
 }

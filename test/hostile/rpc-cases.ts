@@ -15,10 +15,11 @@ import { AdminService } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { Role } from "../../src/auth/principal.js";
 import { requiredRoles } from "../../src/interceptors/auth.js";
+import { documented } from "../support/documented-errors.js";
 import type { Channel, Expectation, HostileCase, Outcome, Target } from "./harness.js";
 import { hostileCase } from "./harness.js";
 import { type InvalidRequest, invalidRequests } from "./invalid-requests.js";
-import { decodesJson, jsonFaults } from "./json-faults.js";
+import { decodesJson, type JsonFault, jsonFaults } from "./json-faults.js";
 import { malformed } from "./protobuf-faults.js";
 import { connectOutcome, connectStreamOutcome, envelope, grpcOutcome, grpcWebOutcome, type H2Client } from "./wire.js";
 
@@ -140,7 +141,7 @@ function validPayload(method: DescMethod, binary: boolean): Uint8Array {
   return binary ? toBinary(method.input, message) : Buffer.from(toJsonString(method.input, message));
 }
 
-/** Protobuf bytes that do not decode as the RPC's request, over the sender's protocol: INVALID_ARGUMENT. */
+/** Protobuf bytes that do not decode as the RPC's request, over the sender's protocol: MALFORMED_MESSAGE. */
 export function malformedMessageCases(sender: RpcSender, target: Target): fc.Arbitrary<HostileCase> {
   return fc
     .constantFrom(...allMethods)
@@ -149,13 +150,13 @@ export function malformedMessageCases(sender: RpcSender, target: Target): fc.Arb
       hostileCase({
         channel: sender.channel,
         label: `${method.name}: ${m.label}`,
-        expect: { codes: [Code.InvalidArgument] },
+        expect: { codes: [Code.InvalidArgument], reason: "MALFORMED_MESSAGE", fields: [] },
         send: (signal) => sender.send(method, m.bytes, tokenFor(target, method), {}, signal),
       }),
     );
 }
 
-/** Decodable requests that break a rule of the RPC: the table's code, and the field named in BadRequest. */
+/** Decodable requests that break a rule of the RPC: the table's reason, its documented code, and the one field named. */
 export function invalidRequestCases(sender: RpcSender, target: Target): fc.Arbitrary<HostileCase> {
   const tables = allMethods.map((method) => {
     const table = invalidRequests.get(method);
@@ -172,7 +173,11 @@ export function invalidRequestCases(sender: RpcSender, target: Target): fc.Arbit
       return hostileCase({
         channel: sender.channel,
         label: `${r.method.name}: ${r.label}`,
-        expect: { codes: [r.code], check: (o) => fieldNamed(o, r) },
+        expect: {
+          codes: [documented(r.reason).code],
+          reason: r.reason,
+          fields: r.field === undefined ? [] : [r.field],
+        },
         send: (signal) => sender.send(r.method, payload as Uint8Array, token, {}, signal),
       });
     });
@@ -185,13 +190,6 @@ function jsonOf(r: InvalidRequest): Uint8Array | undefined {
   } catch {
     return undefined;
   }
-}
-
-function fieldNamed(o: Outcome, r: InvalidRequest): string | undefined {
-  if (o.code !== Code.InvalidArgument || r.field === undefined) return undefined;
-  return o.fields?.includes(r.field)
-    ? undefined
-    : `BadRequest should name ${r.field}, named ${o.fields?.join(", ") || "nothing"}`;
 }
 
 /** Whether the bytes happen to be a valid stream of the encoding (brotli has no header, so junk sometimes is). */
@@ -348,7 +346,15 @@ const jsonBases = new Map<DescMethod, JsonObject>([
   ],
 ]);
 
-/** Proto-JSON bodies that do not decode as the RPC's request (over Connect with JSON): INVALID_ARGUMENT. */
+/** The documented answer to a JSON request that does not decode (docs/errors.md, on requests it cannot read). */
+const CONNECT_JSON_FAULTS: Record<JsonFault["kind"], string> = {
+  "not-json": "MALFORMED_MESSAGE",
+  "not-object": "MALFORMED_MESSAGE",
+  "unknown-field": "UNKNOWN_FIELD",
+  "wrong-value": "INVALID_FIELD",
+};
+
+/** Proto-JSON bodies that do not decode as the RPC's request (over Connect with JSON): the reason of their fault. */
 export function jsonFaultCases(sender: RpcSender, target: Target): fc.Arbitrary<HostileCase> {
   return fc
     .constantFrom(...allMethods)
@@ -357,7 +363,11 @@ export function jsonFaultCases(sender: RpcSender, target: Target): fc.Arbitrary<
       hostileCase({
         channel: sender.channel,
         label: `${method.name}: ${f.label}`,
-        expect: { codes: [Code.InvalidArgument] },
+        expect: {
+          codes: [Code.InvalidArgument],
+          reason: CONNECT_JSON_FAULTS[f.kind],
+          fields: f.name === undefined ? [] : [f.name],
+        },
         send: (signal) => sender.send(method, f.bytes, tokenFor(target, method), {}, signal),
       }),
     );

@@ -1,18 +1,15 @@
 import type { MessageInitShape } from "@bufbuild/protobuf";
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { XMLParser, XMLValidator } from "fast-xml-parser";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { beforeAll, describe, expect, test } from "vitest";
 import { AdminService, Role } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { type AuditEventSchema, OutcomeStatus } from "../../gen/audit/v1/event_pb.js";
-import { startTestApp, type TestApp } from "../support/app.js";
-import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
+import { clientFor, provisionTenant } from "../support/clients.js";
 import { expectAll } from "../support/expect-all.js";
+import { appFixture } from "../support/fixture.js";
 import { whileTableMissing } from "./outage.js";
 
-let app: TestApp;
-let acme: TenantTokens;
-let globex: TenantTokens;
 /** Sequence of each seeded acme event, by name. */
 const seq: Record<string, number> = {};
 
@@ -39,11 +36,9 @@ const seeds: Record<string, MessageInitShape<typeof AuditEventSchema>> = {
   hostile: { action: "LOGIN", actor: { name: 'a<b>&"c"\u0001\r' }, occurredAt: at("2016-01-05T00:00:00Z") },
 };
 
+const given = appFixture({ tenants: ["acme", "globex"] });
 beforeAll(async () => {
-  app = await startTestApp();
-  acme = await provisionTenant(app, "acme");
-  globex = await provisionTenant(app, "globex");
-  const writer = clientFor(AuditService, app, "grpc", acme.writer);
+  const writer = clientFor(AuditService, given.app, "grpc", given.acme.writer);
   for (const [name, event] of Object.entries(seeds)) {
     const { event: stored } = await writer.create({ event: { id: `seed-${name}`, ...event } });
     seq[name] = Number(stored?.sequence);
@@ -52,20 +47,19 @@ beforeAll(async () => {
     event: { action: "CREATE", parentId: "seed-create", occurredAt: at("2015-12-15T12:00:01Z") },
   });
   seq.child = Number(child?.sequence);
-  await clientFor(AuditService, app, "grpc", globex.writer).create({
+  await clientFor(AuditService, given.app, "grpc", given.globex.writer).create({
     event: { action: "LOGIN", occurredAt: at("2015-12-02T00:00:00Z") },
   });
-  await clientFor(AdminService, app, "connect", acme.admin).createUser({
+  await clientFor(AdminService, given.app, "connect", given.acme.admin).createUser({
     tenant: "acme",
     username: "ann",
     password: "ann-password",
     roles: [Role.READER],
   });
 });
-afterAll(() => app?.close());
 
-async function get(query = "", headers: Record<string, string> = {}, token: string | null = acme.reader) {
-  const res = await fetch(`${app.url}/audit${query}`, {
+async function get(query = "", headers: Record<string, string> = {}, token: string | null = given.acme.reader) {
+  const res = await fetch(`${given.app.url}/audit${query}`, {
     headers: {
       accept: "application/json",
       ...(token === null ? {} : { authorization: `Bearer ${token}` }),
@@ -75,7 +69,7 @@ async function get(query = "", headers: Record<string, string> = {}, token: stri
   return { status: res.status, headers: res.headers, text: await res.text() };
 }
 
-async function audits(query = "", token = acme.reader) {
+async function audits(query = "", token = given.acme.reader) {
   const res = await get(query, {}, token);
   expect(res.status).toBe(200);
   return (JSON.parse(res.text) as { audit: Record<string, unknown>[] }).audit;
@@ -94,7 +88,7 @@ describe("the document's example", () => {
     );
     expect(audit.find((a) => a.id === seq.login)).toEqual({
       id: seq.login,
-      accountId: Number(acme.numericId),
+      accountId: Number(given.acme.numericId),
       occurredOn: Date.parse("2015-12-01T00:00:00Z"),
       userId: 12345,
       username: "edcAuditJohn",
@@ -120,15 +114,15 @@ describe("the document's example", () => {
   });
 
   test("HEAD: the same status and type, no body", async () => {
-    const res = await fetch(`${app.url}/audit`, {
+    const res = await fetch(`${given.app.url}/audit`, {
       method: "HEAD",
-      headers: { authorization: `Bearer ${acme.reader}` },
+      headers: { authorization: `Bearer ${given.acme.reader}` },
     });
     expect([res.status, res.headers.get("content-type"), await res.text()]).toEqual([200, "application/json", ""]);
   });
 
   test("no Accept header: JSON", async () => {
-    const res = await fetch(`${app.url}/audit`, { headers: { authorization: `Bearer ${acme.reader}` } });
+    const res = await fetch(`${given.app.url}/audit`, { headers: { authorization: `Bearer ${given.acme.reader}` } });
     expect(res.headers.get("content-type")).toBe("application/json");
   });
 });
@@ -148,7 +142,7 @@ describe("XML", () => {
     const login = auditResult.audit.find((a) => a.id === String(seq.login));
     expect(login).toEqual({
       id: String(seq.login),
-      accountId: String(acme.numericId),
+      accountId: String(given.acme.numericId),
       occurredOn: String(Date.parse("2015-12-01T00:00:00Z")),
       userId: "12345",
       username: "edcAuditJohn",
@@ -253,9 +247,9 @@ describe("errors", () => {
 
   test("403: a writer, a key without roles, a global credential", async () => {
     for (const [token, code] of [
-      [acme.writer, "INSUFFICIENT_ROLE"],
-      [acme.noRole, "NO_ROLE"],
-      [app.adminToken, "TENANT_MISMATCH"],
+      [given.acme.writer, "INSUFFICIENT_ROLE"],
+      [given.acme.noRole, "NO_ROLE"],
+      [given.app.adminToken, "TENANT_MISMATCH"],
     ] as const) {
       const res = await get("", {}, token);
       expect([res.status, JSON.parse(res.text).error.code]).toEqual([403, code]);
@@ -263,18 +257,22 @@ describe("errors", () => {
   });
 
   test("405 for other methods, 406 for formats not offered", async () => {
-    const post = await fetch(`${app.url}/audit`, {
+    const post = await fetch(`${given.app.url}/audit`, {
       method: "POST",
-      headers: { authorization: `Bearer ${acme.reader}` },
+      headers: { authorization: `Bearer ${given.acme.reader}` },
     });
     expect([post.status, post.headers.get("allow")]).toEqual([405, "GET, HEAD"]);
     const html = await get("", { accept: "text/html" });
-    expect([html.status, html.headers.get("content-type")]).toEqual([406, "application/json"]);
+    expect([html.status, html.headers.get("content-type"), JSON.parse(html.text).error.code]).toEqual([
+      406,
+      "application/json",
+      "NOT_ACCEPTABLE",
+    ]);
     expect((await get("", { accept: "application/json;q=0, application/xml;q=0" })).status).toBe(406);
   });
 
   test("500: the database fails unexpectedly; nothing internal is shown", async () => {
-    await whileTableMissing(app, "events", async () => {
+    await whileTableMissing(given.app, "events", async () => {
       const res = await get();
       expect(res.status).toBe(500);
       expect(JSON.parse(res.text).error).toEqual({
@@ -288,26 +286,26 @@ describe("errors", () => {
 describe("credentials and tenants", () => {
   test("HTTP Basic as tenant/user, and a bare token", async () => {
     const basic = `Basic ${Buffer.from("acme/ann:ann-password").toString("base64")}`;
-    const res = await fetch(`${app.url}/audit?action=DELETE`, { headers: { authorization: basic } });
+    const res = await fetch(`${given.app.url}/audit?action=DELETE`, { headers: { authorization: basic } });
     expect(res.status).toBe(200);
     expect(((await res.json()) as { audit: unknown[] }).audit).toHaveLength(1);
-    const bare = await fetch(`${app.url}/audit?action=DELETE`, { headers: { authorization: acme.reader } });
+    const bare = await fetch(`${given.app.url}/audit?action=DELETE`, { headers: { authorization: given.acme.reader } });
     expect(bare.status).toBe(200);
   });
 
   test("each tenant sees only its own audits, under its own accountId", async () => {
-    const theirs = await audits("", globex.reader);
+    const theirs = await audits("", given.globex.reader);
     expect(theirs).toHaveLength(1);
-    expect(theirs[0]).toMatchObject({ accountId: Number(globex.numericId), eventType: "LOGIN" });
-    expect(Number(globex.numericId)).not.toBe(Number(acme.numericId));
-    expectAll(await audits(""), (a) => a.accountId === Number(acme.numericId));
+    expect(theirs[0]).toMatchObject({ accountId: Number(given.globex.numericId), eventType: "LOGIN" });
+    expect(Number(given.globex.numericId)).not.toBe(Number(given.acme.numericId));
+    expectAll(await audits(""), (a) => a.accountId === Number(given.acme.numericId));
   });
 });
 
 describe("the cap", () => {
   test(`at most 1000 audits, the newest, with X-Result-Truncated`, async () => {
-    const bulk = await provisionTenant(app, "bulk");
-    const writer = clientFor(AuditService, app, "grpc", bulk.writer);
+    const bulk = await provisionTenant(given.app, "bulk");
+    const writer = clientFor(AuditService, given.app, "grpc", bulk.writer);
     const base = Date.parse("2020-01-01T00:00:00Z");
     const batch = (from: number, n: number) =>
       Array.from({ length: n }, (_, i) => ({
@@ -329,7 +327,7 @@ describe("the cap", () => {
 });
 
 test("503: the database is gone", async () => {
-  await app.app.database.close(0);
+  await given.app.app.database.close(0);
   const res = await get();
   expect([res.status, JSON.parse(res.text).error.code, res.headers.get("retry-after")]).toEqual([
     503,

@@ -1,22 +1,13 @@
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { AdminService, Role } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { OutcomeStatus } from "../../gen/audit/v1/event_pb.js";
 import { timestampToIso } from "../../src/store/time.js";
-import { startTestApp, type TestApp } from "../support/app.js";
-import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
+import { clientFor } from "../support/clients.js";
+import { appFixture } from "../support/fixture.js";
 import { whileTableMissing } from "./outage.js";
 
-let app: TestApp;
-let acme: TenantTokens;
-let globex: TenantTokens;
-
-beforeAll(async () => {
-  app = await startTestApp({ env: { MAX_BODY_BYTES: "65536" } });
-  acme = await provisionTenant(app, "acme");
-  globex = await provisionTenant(app, "globex");
-});
-afterAll(() => app?.close());
+const given = appFixture({ env: { MAX_BODY_BYTES: "65536" }, tenants: ["acme", "globex"] });
 
 interface Post {
   path?: string;
@@ -28,9 +19,9 @@ interface Post {
 
 async function post(body: unknown, init: Post = {}) {
   const headers: Record<string, string> = { "content-type": init.contentType ?? "application/json", ...init.headers };
-  const authorization = init.authorization === undefined ? acme.writer : init.authorization;
+  const authorization = init.authorization === undefined ? given.acme.writer : init.authorization;
   if (authorization !== null) headers.authorization = authorization;
-  const res = await fetch(`${app.url}${init.path ?? "/odata/Audits"}`, {
+  const res = await fetch(`${given.app.url}${init.path ?? "/odata/Audits"}`, {
     method: init.method ?? "POST",
     headers,
     body: typeof body === "string" ? body : JSON.stringify(body),
@@ -52,7 +43,7 @@ async function postError(body: unknown, init?: Post) {
 }
 
 async function stored(token: string) {
-  const { events } = await clientFor(AuditService, app, "grpc", token).list({ pageSize: 1000 });
+  const { events } = await clientFor(AuditService, given.app, "grpc", token).list({ pageSize: 1000 });
   return events;
 }
 
@@ -93,10 +84,10 @@ const documentExample = {
 
 describe("the document's examples", () => {
   test("the example request, verbatim: 201 with the documented defaults", async () => {
-    const res = await fetch(`${app.url}/odata/audits/`, {
+    const res = await fetch(`${given.app.url}/odata/audits/`, {
       method: "POST",
       headers: {
-        Authorization: acme.writer,
+        Authorization: given.acme.writer,
         "Content-Type": "application/json",
         appId: "801A048A-9F23-429F-BF0D-B6D35B22771E",
       },
@@ -111,7 +102,7 @@ describe("the document's examples", () => {
     expect(res.headers.get("content-type")).toBe("application/json; charset=utf-8");
     const body = (await res.json()) as Record<string, unknown>;
     expect(body).toEqual({
-      "@odata.context": `${app.url}/odata/$metadata#Audits/$entity`,
+      "@odata.context": `${given.app.url}/odata/$metadata#Audits/$entity`,
       entityName: "device123",
       entityId: "1321233231123",
       action: "CreateDevice",
@@ -164,7 +155,7 @@ describe("what the route accepts", () => {
   });
 
   test("Bearer tokens as well as bare ones", async () => {
-    expect((await post(minimal, { authorization: `Bearer ${acme.writer}` })).status).toBe(201);
+    expect((await post(minimal, { authorization: `Bearer ${given.acme.writer}` })).status).toBe(201);
   });
 
   test("property names in any case, requestURL as requestUrl, key/value pairs as Key/Value", async () => {
@@ -204,7 +195,7 @@ describe("what the route accepts", () => {
   ])("result %s is successful: %s", async (result, successful) => {
     const { body } = await post({ ...minimal, result });
     expect(body.isSuccessful).toBe(successful);
-    const [event] = (await stored(acme.reader)).filter((e) => e.id === body.id);
+    const [event] = (await stored(given.acme.reader)).filter((e) => e.id === body.id);
     expect(event?.outcome).toMatchObject({
       code: String(result),
       status: successful ? OutcomeStatus.SUCCESS : OutcomeStatus.FAILURE,
@@ -294,7 +285,7 @@ describe("errors", () => {
   });
 
   test("401: no credential, a wrong token, a revoked key; with WWW-Authenticate", async () => {
-    const admin = clientFor(AdminService, app, "connect", acme.admin);
+    const admin = clientFor(AdminService, given.app, "connect", given.acme.admin);
     const key = await admin.createApiKey({ tenant: "acme", name: "doomed", roles: [Role.WRITER] });
     await admin.revokeCredential({ tenant: "acme", id: key.credential?.id ?? "" });
     for (const [authorization, code] of [
@@ -311,9 +302,9 @@ describe("errors", () => {
 
   test("403: a reader, a key without roles, a global credential", async () => {
     for (const [authorization, code] of [
-      [acme.reader, "INSUFFICIENT_ROLE"],
-      [acme.noRole, "NO_ROLE"],
-      [app.adminToken, "TENANT_MISMATCH"],
+      [given.acme.reader, "INSUFFICIENT_ROLE"],
+      [given.acme.noRole, "NO_ROLE"],
+      [given.app.adminToken, "TENANT_MISMATCH"],
     ] as const) {
       const { status, error } = await postError({ ...minimal, action: "Refused" }, { authorization });
       expect([status, error.code]).toEqual([403, code]);
@@ -332,7 +323,7 @@ describe("errors", () => {
   });
 
   test("500: the database fails unexpectedly; nothing internal is shown", async () => {
-    await whileTableMissing(app, "tenant_sequences", async () => {
+    await whileTableMissing(given.app, "tenant_sequences", async () => {
       const { status, error } = await postError({ ...minimal, action: "Refused" });
       expect([status, error.code]).toEqual([500, "INTERNAL"]);
       expect(error.message).toMatch(/^internal error \(request id [\w-]+\)$/);
@@ -340,7 +331,7 @@ describe("errors", () => {
   });
 
   test("nothing was stored by any refused request", async () => {
-    const events = await stored(acme.reader);
+    const events = await stored(given.acme.reader);
     expect(events.filter((e) => e.action === "Refused")).toEqual([]);
     expect(events.filter((e) => e.target?.name === "other")).toEqual([]);
   });
@@ -352,13 +343,16 @@ describe("idempotency, tenants and the round trip", () => {
     const again = await post({ ...minimal, id: "ax-replay" });
     expect(again.status).toBe(201);
     expect(again.body).toEqual(first.body);
-    expect((await stored(acme.reader)).filter((e) => e.id === "ax-replay")).toHaveLength(1);
+    expect((await stored(given.acme.reader)).filter((e) => e.id === "ax-replay")).toHaveLength(1);
   });
 
   test("the body's tenant is Axonize data: the audit goes to the caller's tenant only", async () => {
-    const { body } = await post({ ...minimal, tenant: "acme", id: "ax-tenant" }, { authorization: globex.writer });
-    expect((await stored(globex.reader)).map((e) => e.id)).toContain("ax-tenant");
-    expect((await stored(acme.reader)).map((e) => e.id)).not.toContain("ax-tenant");
+    const { body } = await post(
+      { ...minimal, tenant: "acme", id: "ax-tenant" },
+      { authorization: given.globex.writer },
+    );
+    expect((await stored(given.globex.reader)).map((e) => e.id)).toContain("ax-tenant");
+    expect((await stored(given.acme.reader)).map((e) => e.id)).not.toContain("ax-tenant");
     expect(body.tenant).toBe("acme");
   });
 
@@ -367,7 +361,7 @@ describe("idempotency, tenants and the round trip", () => {
       { ...documentExample, id: "ax-roundtrip", userId: "4711", userName: "ann", sourceName: "portal-eu" },
       { headers: { appId: documentExample.appId } },
     );
-    const [event] = (await stored(acme.reader)).filter((e) => e.id === "ax-roundtrip");
+    const [event] = (await stored(given.acme.reader)).filter((e) => e.id === "ax-roundtrip");
     expect(event).toMatchObject({
       tenant: "acme",
       action: " CreateDevice ",
@@ -396,14 +390,14 @@ describe("idempotency, tenants and the round trip", () => {
     expect(event?.completedAt && timestampToIso(event.completedAt)).toBe("2018-06-17T11:55:02.019642Z");
     expect(body.createDate).toBe(event?.receivedAt && timestampToIso(event.receivedAt));
 
-    const res = await fetch(`${app.url}/audit?startDate=06/17/2018&stopDate=06/17/2018&userName=ann`, {
-      headers: { authorization: acme.reader },
+    const res = await fetch(`${given.app.url}/audit?startDate=06/17/2018&stopDate=06/17/2018&userName=ann`, {
+      headers: { authorization: given.acme.reader },
     });
     const { audit } = (await res.json()) as { audit: Record<string, unknown>[] };
     expect(audit).toEqual([
       {
         id: Number(event?.sequence),
-        accountId: Number(acme.numericId),
+        accountId: Number(given.acme.numericId),
         occurredOn: Date.parse("2018-06-17T11:55:01.816Z"),
         userId: 4711,
         username: "ann",
@@ -423,7 +417,7 @@ describe("idempotency, tenants and the round trip", () => {
   });
 
   test("503: the database is gone", async () => {
-    await app.app.database.close(0);
+    await given.app.app.database.close(0);
     const { status, error, headers } = await postError({ ...minimal, action: "Refused" });
     expect([status, error.code, headers.get("retry-after")]).toEqual([503, "DATABASE_UNAVAILABLE", "1"]);
   });

@@ -2,31 +2,25 @@ import { randomUUID } from "node:crypto";
 import { timestampDate, timestampFromDate } from "@bufbuild/protobuf/wkt";
 import { Code, ConnectError, createClient } from "@connectrpc/connect";
 import { ApiClient, type GooglerpcStatus, type V1Beta1AuditLog } from "@raystack/frontier/api-client";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { beforeAll, describe, expect, test } from "vitest";
 import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { FrontierService as OwnFrontierService } from "../../gen/raystack/frontier/v1beta1/frontier_pb.js";
-import { startTestApp, type TestApp } from "../support/app.js";
-import { protocols, provisionTenant, type TenantTokens, transportFor } from "../support/clients.js";
+import { protocols, transportFor } from "../support/clients.js";
 import { failureOf } from "../support/errors.js";
+import { appFixture } from "../support/fixture.js";
 import { protonFrontierService } from "../support/proton.js";
 
-let app: TestApp;
-let acme: TenantTokens;
-let globex: TenantTokens;
 let FrontierService: typeof OwnFrontierService;
 
+const given = appFixture({ tenants: ["acme", "globex"] });
 beforeAll(async () => {
-  app = await startTestApp();
-  acme = await provisionTenant(app, "acme");
-  globex = await provisionTenant(app, "globex");
   FrontierService = await protonFrontierService();
 });
-afterAll(() => app?.close());
 
 /** Frontier's official REST client (npm @raystack/frontier, generated from Frontier's OpenAPI). */
 function sdk(token?: string) {
   return new ApiClient({
-    baseUrl: app.url,
+    baseUrl: given.app.url,
     baseApiParams: { headers: token ? { Authorization: `Bearer ${token}` } : {} },
   });
 }
@@ -70,7 +64,7 @@ const log = (action: string, extra: Partial<V1Beta1AuditLog> = {}): V1Beta1Audit
 describe("Frontier's REST SDK (@raystack/frontier api-client)", () => {
   test("create, then list and get return the logs as Frontier renders them (proto field names)", async () => {
     const id = randomUUID();
-    const created = await sdk(acme.writer).frontierServiceCreateOrganizationAuditLogs("acme", {
+    const created = await sdk(given.acme.writer).frontierServiceCreateOrganizationAuditLogs("acme", {
       logs: [
         log("sdk.project.create", {
           id,
@@ -85,7 +79,9 @@ describe("Frontier's REST SDK (@raystack/frontier api-client)", () => {
     expect(created.status).toBe(200);
     expect(created.data).toEqual({});
 
-    const listed = await sdk(acme.reader).frontierServiceListOrganizationAuditLogs("acme", { source: "frontier" });
+    const listed = await sdk(given.acme.reader).frontierServiceListOrganizationAuditLogs("acme", {
+      source: "frontier",
+    });
     expect(listed.status).toBe(200);
     const logs = listed.data.logs ?? [];
     const full = logs.find((l) => l.id === id);
@@ -104,17 +100,20 @@ describe("Frontier's REST SDK (@raystack/frontier api-client)", () => {
     expect(minimal?.context).toEqual({});
     expect(minimal?.id).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-7/);
 
-    const got = await sdk(acme.reader).frontierServiceGetOrganizationAuditLog("acme", id);
+    const got = await sdk(given.acme.reader).frontierServiceGetOrganizationAuditLog("acme", id);
     expect(got.status).toBe(200);
     expect(got.data.log).toEqual(full);
     // By the organization's numeric id too.
-    const byNumber = await sdk(acme.reader).frontierServiceGetOrganizationAuditLog(String(acme.numericId), id);
+    const byNumber = await sdk(given.acme.reader).frontierServiceGetOrganizationAuditLog(
+      String(given.acme.numericId),
+      id,
+    );
     expect(byNumber.data.log).toEqual(full);
   });
 
   test("list filters: source, action, start_time and end_time inclusive, ignore_system", async () => {
     const at = (minute: number) => `2023-06-07T05:${String(minute).padStart(2, "0")}:00.000Z`;
-    await sdk(acme.writer).frontierServiceCreateOrganizationAuditLogs("acme", {
+    await sdk(given.acme.writer).frontierServiceCreateOrganizationAuditLogs("acme", {
       logs: [
         { source: "filters-a", action: "f.one", created_at: at(1) },
         { source: "filters-a", action: "f.two", created_at: at(2) },
@@ -124,7 +123,7 @@ describe("Frontier's REST SDK (@raystack/frontier api-client)", () => {
       ],
     });
     const list = async (query: ListQuery) =>
-      ((await sdk(acme.reader).frontierServiceListOrganizationAuditLogs("acme", query)).data.logs ?? []).map(
+      ((await sdk(given.acme.reader).frontierServiceListOrganizationAuditLogs("acme", query)).data.logs ?? []).map(
         (l) => `${l.source}/${l.action}@${l.created_at?.slice(14, 16)}`,
       );
     const window = { start_time: at(1), end_time: at(5) };
@@ -156,19 +155,20 @@ describe("Frontier's REST SDK (@raystack/frontier api-client)", () => {
 
   test("one List call returns at most 1000 logs, the newest; end_time reaches the older ones", async () => {
     const at = (i: number) => new Date(Date.UTC(2022, 0, 1) + i * 1000).toISOString();
-    const writer = sdk(acme.writer);
+    const writer = sdk(given.acme.writer);
     await writer.frontierServiceCreateOrganizationAuditLogs("acme", {
       logs: Array.from({ length: 1000 }, (_, i) => ({ source: "cap", action: `cap.${i + 1}`, created_at: at(i + 1) })),
     });
     await writer.frontierServiceCreateOrganizationAuditLogs("acme", {
       logs: [{ source: "cap", action: "cap.0", created_at: at(0) }],
     });
-    const first = (await sdk(acme.reader).frontierServiceListOrganizationAuditLogs("acme", { source: "cap" })).data;
+    const first = (await sdk(given.acme.reader).frontierServiceListOrganizationAuditLogs("acme", { source: "cap" }))
+      .data;
     const logs = first.logs ?? [];
     expect(logs).toHaveLength(1000);
     expect(logs[0]?.action).toBe("cap.1000");
     expect(logs[999]?.action).toBe("cap.1");
-    const older = await sdk(acme.reader).frontierServiceListOrganizationAuditLogs("acme", {
+    const older = await sdk(given.acme.reader).frontierServiceListOrganizationAuditLogs("acme", {
       source: "cap",
       end_time: logs[999]?.created_at,
     });
@@ -177,30 +177,36 @@ describe("Frontier's REST SDK (@raystack/frontier api-client)", () => {
 
   test("each organization lists and gets only its own logs", async () => {
     const id = `globex-${randomUUID()}`;
-    await sdk(globex.writer).frontierServiceCreateOrganizationAuditLogs("globex", { logs: [log("isolation", { id })] });
-    const own = await sdk(globex.reader).frontierServiceListOrganizationAuditLogs("globex", { action: "isolation" });
+    await sdk(given.globex.writer).frontierServiceCreateOrganizationAuditLogs("globex", {
+      logs: [log("isolation", { id })],
+    });
+    const own = await sdk(given.globex.reader).frontierServiceListOrganizationAuditLogs("globex", {
+      action: "isolation",
+    });
     expect(own.data.logs?.map((l) => l.id)).toEqual([id]);
-    const acmeList = await sdk(acme.reader).frontierServiceListOrganizationAuditLogs("acme", { action: "isolation" });
+    const acmeList = await sdk(given.acme.reader).frontierServiceListOrganizationAuditLogs("acme", {
+      action: "isolation",
+    });
     expect(acmeList.data.logs ?? []).toEqual([]);
     // Another organization's log id, asked of one's own organization, does not exist there.
-    const notFound = await sdkError(sdk(acme.reader).frontierServiceGetOrganizationAuditLog("acme", id));
+    const notFound = await sdkError(sdk(given.acme.reader).frontierServiceGetOrganizationAuditLog("acme", id));
     expect(notFound.status).toBe(404);
     expect(documentedError(notFound.error, Code.NotFound).reason).toBe("EVENT_NOT_FOUND");
     // An id no log can have is not found either, and not quoted back.
     const odd = "not an id ".repeat(50);
     const oddError = await sdkError(
-      sdk(acme.reader).frontierServiceGetOrganizationAuditLog("acme", encodeURIComponent(odd)),
+      sdk(given.acme.reader).frontierServiceGetOrganizationAuditLog("acme", encodeURIComponent(odd)),
     );
     expect(oddError.status).toBe(404);
     expect(JSON.stringify(oddError.error)).not.toContain("not an id");
     // And asking of the other organization is refused before anything is looked up.
-    const other = await sdkError(sdk(acme.reader).frontierServiceGetOrganizationAuditLog("globex", id));
+    const other = await sdkError(sdk(given.acme.reader).frontierServiceGetOrganizationAuditLog("globex", id));
     expect(other.status).toBe(403);
   });
 
   test("errors are Frontier's documented ones: 400, 401, 403, 404 with {code, message, details[@type]}", async () => {
     const bad = await sdkError(
-      sdk(acme.writer).frontierServiceCreateOrganizationAuditLogs("acme", {
+      sdk(given.acme.writer).frontierServiceCreateOrganizationAuditLogs("acme", {
         logs: [log("ok"), { action: "no.source" } as V1Beta1AuditLog],
       }),
     );
@@ -219,14 +225,14 @@ describe("Frontier's REST SDK (@raystack/frontier api-client)", () => {
     expect(unknownOrg.error).toEqual(unauthenticated.error);
 
     const forbidden = await sdkError(
-      sdk(acme.reader).frontierServiceCreateOrganizationAuditLogs("acme", { logs: [log("reader.write")] }),
+      sdk(given.acme.reader).frontierServiceCreateOrganizationAuditLogs("acme", { logs: [log("reader.write")] }),
     );
     expect(forbidden.status).toBe(403);
     expect(documentedError(forbidden.error, Code.PermissionDenied).reason).toBe("INSUFFICIENT_ROLE");
-    const writerReads = await sdkError(sdk(acme.writer).frontierServiceListOrganizationAuditLogs("acme"));
+    const writerReads = await sdkError(sdk(given.acme.writer).frontierServiceListOrganizationAuditLogs("acme"));
     expect(writerReads.status).toBe(403);
 
-    const missing = await sdkError(sdk(app.adminToken).frontierServiceListOrganizationAuditLogs("no-such-org"));
+    const missing = await sdkError(sdk(given.app.adminToken).frontierServiceListOrganizationAuditLogs("no-such-org"));
     expect(missing.status).toBe(404);
     expect(documentedError(missing.error, Code.NotFound).reason).toBe("TENANT_NOT_FOUND");
   });
@@ -246,21 +252,21 @@ describe("Frontier's REST SDK (@raystack/frontier api-client)", () => {
         },
       ],
     };
-    const res = await fetch(`${app.url}/v1beta1/organizations/acme/auditlogs`, {
+    const res = await fetch(`${given.app.url}/v1beta1/organizations/acme/auditlogs`, {
       method: "POST",
-      headers: { "content-type": "application/json", authorization: `Bearer ${acme.writer}` },
+      headers: { "content-type": "application/json", authorization: `Bearer ${given.acme.writer}` },
       body: JSON.stringify(example),
     });
     expect(res.status).toBe(200);
     // The document's 200 example.
     expect(await res.json()).toEqual({});
-    const got = await sdk(acme.reader).frontierServiceGetOrganizationAuditLog("acme", "string");
+    const got = await sdk(given.acme.reader).frontierServiceGetOrganizationAuditLog("acme", "string");
     expect(got.data.log).toEqual(example.logs[0]);
   });
 });
 
 describe.each(protocols)("@raystack/proton's FrontierService stubs over %s", (protocol) => {
-  const client = (token: string) => createClient(FrontierService, transportFor(app, protocol, token));
+  const client = (token: string) => createClient(FrontierService, transportFor(given.app, protocol, token));
 
   test("the stubs are proton's, not this repository's", () => {
     expect(FrontierService).not.toBe(OwnFrontierService);
@@ -273,17 +279,17 @@ describe.each(protocols)("@raystack/proton's FrontierService stubs over %s", (pr
     const action = `proton.${protocol}`;
     const id = randomUUID();
     const createdAt = timestampFromDate(new Date("2024-02-03T04:05:06.789Z"));
-    await client(acme.writer).createOrganizationAuditLogs({
+    await client(given.acme.writer).createOrganizationAuditLogs({
       orgId: "acme",
       logs: [
         { id, source: "proton", action, actor: { id: "u", type: "system" }, context: { k: "v" }, createdAt },
         { source: "proton", action, createdAt },
       ],
     });
-    const { logs } = await client(acme.reader).listOrganizationAuditLogs({ orgId: "acme", action });
+    const { logs } = await client(given.acme.reader).listOrganizationAuditLogs({ orgId: "acme", action });
     expect(logs).toHaveLength(2);
-    const { logs: humans } = await client(acme.reader).listOrganizationAuditLogs({
-      orgId: String(acme.numericId),
+    const { logs: humans } = await client(given.acme.reader).listOrganizationAuditLogs({
+      orgId: String(given.acme.numericId),
       action,
       ignoreSystem: true,
       startTime: createdAt,
@@ -292,13 +298,15 @@ describe.each(protocols)("@raystack/proton's FrontierService stubs over %s", (pr
     expect(humans.map((l) => l.id)).not.toContain(id);
     expect(humans).toHaveLength(1);
 
-    const { log: got } = await client(acme.reader).getOrganizationAuditLog({ orgId: "acme", id });
+    const { log: got } = await client(given.acme.reader).getOrganizationAuditLog({ orgId: "acme", id });
     expect(got?.id).toBe(id);
     expect(got?.actor).toMatchObject({ id: "u", type: "system" });
     expect(got?.context).toEqual({ k: "v" });
     expect(got?.createdAt && timestampDate(got.createdAt).toISOString()).toBe("2024-02-03T04:05:06.789Z");
 
-    const error = await failureOf(client(acme.reader).getOrganizationAuditLog({ orgId: "acme", id: "no-such-log" }));
+    const error = await failureOf(
+      client(given.acme.reader).getOrganizationAuditLog({ orgId: "acme", id: "no-such-log" }),
+    );
     expect(error).toBeInstanceOf(ConnectError);
     expect(error.code).toBe(Code.NotFound);
   });
@@ -306,7 +314,7 @@ describe.each(protocols)("@raystack/proton's FrontierService stubs over %s", (pr
   test("a batch with an invalid log is refused whole, naming logs[i].field", async () => {
     const action = `proton.atomic.${protocol}`;
     const error = await failureOf(
-      client(acme.writer).createOrganizationAuditLogs({
+      client(given.acme.writer).createOrganizationAuditLogs({
         orgId: "acme",
         logs: [
           { source: "proton", action },
@@ -317,12 +325,12 @@ describe.each(protocols)("@raystack/proton's FrontierService stubs over %s", (pr
     expect(error.code).toBe(Code.InvalidArgument);
     const fields = error.findDetails(BadRequestSchema).flatMap((d) => d.fieldViolations);
     expect(fields.map((v) => v.field)).toEqual(["logs[1].id"]);
-    const { logs } = await client(acme.reader).listOrganizationAuditLogs({ orgId: "acme", action });
+    const { logs } = await client(given.acme.reader).listOrganizationAuditLogs({ orgId: "acme", action });
     expect(logs).toEqual([]);
   });
 
   test("FrontierService's other RPCs are not served: UNIMPLEMENTED", async () => {
-    const proton = client(acme.admin) as unknown as Record<string, (req: object) => Promise<unknown>>;
+    const proton = client(given.acme.admin) as unknown as Record<string, (req: object) => Promise<unknown>>;
     for (const name of ["listUsers", "getOrganization"]) {
       const call = proton[name] as (req: object) => Promise<unknown>;
       const error = await failureOf(call({}));
@@ -332,14 +340,14 @@ describe.each(protocols)("@raystack/proton's FrontierService stubs over %s", (pr
 
   test("an organization id of any size is refused as another tenant's, quoted at most 256 characters long", async () => {
     const orgId = "o".repeat(100_000);
-    const error = await failureOf(client(acme.reader).listOrganizationAuditLogs({ orgId }));
+    const error = await failureOf(client(given.acme.reader).listOrganizationAuditLogs({ orgId }));
     expect(error.code).toBe(Code.PermissionDenied);
     expect(error.findDetails(ErrorInfoSchema)[0]?.reason).toBe("TENANT_MISMATCH");
     expect(error.rawMessage.length).toBeLessThan(400);
   });
 
   test("authentication comes before the organization is looked at", async () => {
-    const transport = transportFor(app, protocol);
+    const transport = transportFor(given.app, protocol);
     const anonymous = createClient(FrontierService, transport);
     for (const orgId of ["acme", "no-such-org"]) {
       const error = await failureOf(anonymous.listOrganizationAuditLogs({ orgId }));

@@ -1,22 +1,14 @@
 import { randomUUID } from "node:crypto";
 import { timestampDate } from "@bufbuild/protobuf/wkt";
 import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { beforeAll, describe, expect, test } from "vitest";
 import { AdminService, Role } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
-import { startTestApp, type TestApp } from "../support/app.js";
-import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
+import type { TestApp } from "../support/app.js";
+import { clientFor, type TenantTokens } from "../support/clients.js";
+import { appFixture } from "../support/fixture.js";
 
-let app: TestApp;
-let acme: TenantTokens;
-let globex: TenantTokens;
-
-beforeAll(async () => {
-  app = await startTestApp();
-  acme = await provisionTenant(app, "acme");
-  globex = await provisionTenant(app, "globex");
-});
-afterAll(() => app?.close());
+const given = appFixture({ tenants: ["acme", "globex"] });
 
 interface PostOptions {
   token?: string | null;
@@ -28,9 +20,9 @@ interface PostOptions {
 
 function post(org: string, body: unknown, options: PostOptions = {}) {
   const headers: Record<string, string> = { "content-type": options.contentType ?? "application/json" };
-  const token = options.token === undefined ? acme.writer : options.token;
+  const token = options.token === undefined ? given.acme.writer : options.token;
   if (token !== null) headers.authorization = `Bearer ${token}`;
-  return fetch(`${(options.base ?? app).url}/v1beta1/organizations/${org}/auditlogs`, {
+  return fetch(`${(options.base ?? given.app).url}/v1beta1/organizations/${org}/auditlogs`, {
     method: options.method ?? "POST",
     headers,
     body: options.method === "GET" ? undefined : (options.raw ?? JSON.stringify(body)),
@@ -63,7 +55,7 @@ async function status(res: Response, httpStatus: number, code: number) {
 }
 
 async function listActions(tokens: TenantTokens, prefix: string) {
-  const client = clientFor(AuditService, app, "grpc", tokens.reader);
+  const client = clientFor(AuditService, given.app, "grpc", tokens.reader);
   const { events } = await client.list({ actions: [`${prefix}*`], pageSize: 1000, order: 2 });
   return events;
 }
@@ -89,7 +81,7 @@ describe("POST /v1beta1/organizations/{org_id}/auditlogs", () => {
     expect(res.headers.get("content-type")).toBe("application/json");
     expect(await res.json()).toEqual({});
 
-    const events = await listActions(acme, "project.create");
+    const events = await listActions(given.acme, "project.create");
     expect(events).toHaveLength(2);
     const full = events.find((e) => e.id === id);
     expect(full?.tenant).toBe("acme");
@@ -108,11 +100,11 @@ describe("POST /v1beta1/organizations/{org_id}/auditlogs", () => {
   });
 
   test("org_id may be the organization's numeric id, and createdAt the JSON name of created_at", async () => {
-    const res = await post(String(acme.numericId), {
+    const res = await post(String(given.acme.numericId), {
       logs: [{ source: "s", action: "numeric.org", createdAt: "2024-01-02T03:04:05Z" }],
     });
     expect(res.status).toBe(200);
-    const [event] = await listActions(acme, "numeric.org");
+    const [event] = await listActions(given.acme, "numeric.org");
     expect(event?.tenant).toBe("acme");
     expect(event?.occurredAt && timestampDate(event.occurredAt).toISOString()).toBe("2024-01-02T03:04:05.000Z");
   });
@@ -126,13 +118,13 @@ describe("POST /v1beta1/organizations/{org_id}/auditlogs", () => {
     };
     expect((await post("acme", body)).status).toBe(200);
     expect((await post("acme", body)).status).toBe(200);
-    expect((await listActions(acme, "replay.")).map((e) => e.id).sort()).toEqual(["replay-1", "replay-2"]);
+    expect((await listActions(given.acme, "replay.")).map((e) => e.id).sort()).toEqual(["replay-1", "replay-2"]);
 
     const changed = { logs: [body.logs[0], { ...body.logs[1], action: "replay.changed" }] };
     const { body: error, reason } = await status(await post("acme", changed), 409, 6);
     expect(reason).toBe("DUPLICATE_ID");
     expect(error.message).toContain("logs[1].id");
-    expect(await listActions(acme, "replay.changed")).toHaveLength(0);
+    expect(await listActions(given.acme, "replay.changed")).toHaveLength(0);
   });
 
   test("the batch is atomic: one invalid log stores none of them", async () => {
@@ -142,7 +134,7 @@ describe("POST /v1beta1/organizations/{org_id}/auditlogs", () => {
     const { fields, reason } = await status(res, 400, 3);
     expect(reason).toBe("MISSING_FIELD");
     expect(fields).toEqual(["logs[1].action"]);
-    expect(await listActions(acme, "atomic.")).toHaveLength(0);
+    expect(await listActions(given.acme, "atomic.")).toHaveLength(0);
   });
 
   test.each<[string, unknown, string[]]>([
@@ -213,7 +205,7 @@ describe("POST /v1beta1/organizations/{org_id}/auditlogs", () => {
     });
     const tooLarge = await status(await post("acme", undefined, { raw: big }), 413, 8);
     expect(tooLarge.reason).toBe("BODY_TOO_LARGE");
-    expect(await listActions(acme, "big")).toHaveLength(0);
+    expect(await listActions(given.acme, "big")).toHaveLength(0);
   });
 
   test("401 without a credential or with a wrong one, before the organization is looked up", async () => {
@@ -226,26 +218,26 @@ describe("POST /v1beta1/organizations/{org_id}/auditlogs", () => {
     // An unknown organization does not tell an anonymous caller that it is unknown.
     const unknown = await status(await post("no-such-org", body, { token: null }), 401, 16);
     expect(unknown.reason).toBe("MISSING_CREDENTIAL");
-    expect(await listActions(acme, "unauth")).toHaveLength(0);
+    expect(await listActions(given.acme, "unauth")).toHaveLength(0);
   });
 
   test("403 for another organization's credential or one that may not write; nothing stored", async () => {
     const body = { logs: [{ source: "s", action: "forbidden" }] };
-    const other = await status(await post("acme", body, { token: globex.writer }), 403, 7);
+    const other = await status(await post("acme", body, { token: given.globex.writer }), 403, 7);
     expect(other.reason).toBe("TENANT_MISMATCH");
     expect(other.body.message).toContain("acme");
-    const reader = await status(await post("acme", body, { token: acme.reader }), 403, 7);
+    const reader = await status(await post("acme", body, { token: given.acme.reader }), 403, 7);
     expect(reader.reason).toBe("INSUFFICIENT_ROLE");
-    const noRole = await status(await post("acme", body, { token: acme.noRole }), 403, 7);
+    const noRole = await status(await post("acme", body, { token: given.acme.noRole }), 403, 7);
     expect(noRole.reason).toBe("NO_ROLE");
-    expect(await listActions(acme, "forbidden")).toHaveLength(0);
-    expect(await listActions(globex, "forbidden")).toHaveLength(0);
+    expect(await listActions(given.acme, "forbidden")).toHaveLength(0);
+    expect(await listActions(given.globex, "forbidden")).toHaveLength(0);
   });
 
   test("404 for an unknown organization, by slug or by number, to a superadmin; 403 to anyone else", async () => {
     const body = { logs: [{ source: "s", action: "a" }] };
     for (const org of ["no-such-org", "999999999"]) {
-      const { reason, body: error } = await status(await post(org, body, { token: app.adminToken }), 404, 5);
+      const { reason, body: error } = await status(await post(org, body, { token: given.app.adminToken }), 404, 5);
       expect(reason).toBe("TENANT_NOT_FOUND");
       expect(error.message).toContain(org);
       // As for another tenant's organization that exists: a tenant's key learns nothing of other tenants.
@@ -262,9 +254,9 @@ describe("POST /v1beta1/organizations/{org_id}/auditlogs", () => {
   });
 
   test("HTTP Basic works too, the tenant of the user name coming from org_id", async () => {
-    const admin = clientFor(AdminService, app, "connect", acme.admin);
+    const admin = clientFor(AdminService, given.app, "connect", given.acme.admin);
     await admin.createUser({ username: "frontier.bot", password: "long enough secret", roles: [Role.WRITER] });
-    const res = await fetch(`${app.url}/v1beta1/organizations/acme/auditlogs`, {
+    const res = await fetch(`${given.app.url}/v1beta1/organizations/acme/auditlogs`, {
       method: "POST",
       headers: {
         "content-type": "application/json",
@@ -273,33 +265,34 @@ describe("POST /v1beta1/organizations/{org_id}/auditlogs", () => {
       body: JSON.stringify({ logs: [{ source: "s", action: "basic.auth" }] }),
     });
     expect(res.status).toBe(200);
-    expect(await listActions(acme, "basic.auth")).toHaveLength(1);
+    expect(await listActions(given.acme, "basic.auth")).toHaveLength(1);
   });
 
   test("a superadmin writes to any organization; each organization lists only its own logs", async () => {
     expect(
-      (await post("globex", { logs: [{ source: "s", action: "isolated.globex" }] }, { token: app.adminToken })).status,
+      (await post("globex", { logs: [{ source: "s", action: "isolated.globex" }] }, { token: given.app.adminToken }))
+        .status,
     ).toBe(200);
     expect((await post("acme", { logs: [{ source: "s", action: "isolated.acme" }] })).status).toBe(200);
-    expect((await listActions(globex, "isolated.")).map((e) => e.action)).toEqual(["isolated.globex"]);
-    expect((await listActions(acme, "isolated.")).map((e) => e.action)).toEqual(["isolated.acme"]);
+    expect((await listActions(given.globex, "isolated.")).map((e) => e.action)).toEqual(["isolated.globex"]);
+    expect((await listActions(given.acme, "isolated.")).map((e) => e.action)).toEqual(["isolated.acme"]);
   });
 });
 
 describe("when the database fails in an unexpected way", () => {
-  let broken: TestApp;
-  let tokens: TenantTokens;
+  const broken = appFixture({ tenants: ["acme"] });
   beforeAll(async () => {
-    broken = await startTestApp();
-    tokens = await provisionTenant(broken, "acme");
-    const sql = postgres(broken.databaseUrl, { max: 1, onnotice: () => {} });
+    const sql = postgres(broken.app.databaseUrl, { max: 1, onnotice: () => {} });
     await sql`alter table events rename column source to source_renamed`;
     await sql.end();
   });
-  afterAll(() => broken?.close());
 
   test("500 with a request id and no detail of the failure", async () => {
-    const res = await post("acme", { logs: [{ source: "s", action: "a" }] }, { base: broken, token: tokens.writer });
+    const res = await post(
+      "acme",
+      { logs: [{ source: "s", action: "a" }] },
+      { base: broken.app, token: broken.acme.writer },
+    );
     const { body, reason } = await status(res, 500, 13);
     expect(reason).toBe("INTERNAL");
     expect(body.message).toMatch(/^internal error \(request id [0-9a-f-]{36}\)$/);

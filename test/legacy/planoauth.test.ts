@@ -1,34 +1,25 @@
 import { timestampDate } from "@bufbuild/protobuf/wkt";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { beforeAll, describe, expect, test } from "vitest";
 import { AdminService, Role } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
-import { startTestApp, type TestApp } from "../support/app.js";
-import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
+import { clientFor } from "../support/clients.js";
 import { ManualClock } from "../support/clock.js";
+import { appFixture } from "../support/fixture.js";
 
 const ROUTE = "/api/v1/audit_events_fmp/create";
 
-let app: TestApp;
-let acme: TenantTokens;
-let globex: TenantTokens;
 /** Moved forward to expire sessions. */
 const clock = new ManualClock();
 
+const given = appFixture({ clock, env: { MAX_BODY_BYTES: "65536" }, tenants: ["acme", "globex"] });
 beforeAll(async () => {
-  app = await startTestApp({
-    clock,
-    env: { MAX_BODY_BYTES: "65536" },
-  });
-  acme = await provisionTenant(app, "acme");
-  globex = await provisionTenant(app, "globex");
-  const admin = clientFor(AdminService, app, "connect", acme.admin);
+  const admin = clientFor(AdminService, given.app, "connect", given.acme.admin);
   await admin.createUser({ tenant: "acme", username: "ann", password: "ann-password", roles: [Role.WRITER] });
   await admin.createUser({ tenant: "acme", username: "guest", password: "guest-password", roles: [] });
 });
-afterAll(() => app?.close());
 
 function post(body: unknown, init: { contentType?: string; path?: string; method?: string } = {}) {
-  return fetch(`${app.url}${init.path ?? ROUTE}`, {
+  return fetch(`${given.app.url}${init.path ?? ROUTE}`, {
     method: init.method ?? "POST",
     headers: { "content-type": init.contentType ?? "application/json" },
     body: typeof body === "string" || body instanceof Uint8Array ? body : JSON.stringify(body),
@@ -50,13 +41,16 @@ async function call(body: unknown, init?: Parameters<typeof post>[1]): Promise<R
 }
 
 async function login(username: string, password: string, rememberMe = false) {
-  const admin = clientFor(AdminService, app, "connect");
+  const admin = clientFor(AdminService, given.app, "connect");
   return (await admin.login({ tenant: "acme", username, password, rememberMe })).token;
 }
 
 /** Every event of a tenant, read over gRPC. */
 async function stored(token: string) {
-  const { events } = await clientFor(AuditService, app, "grpc", token).list({ pageSize: 1000, includeChildren: true });
+  const { events } = await clientFor(AuditService, given.app, "grpc", token).list({
+    pageSize: 1000,
+    includeChildren: true,
+  });
   return events;
 }
 
@@ -70,7 +64,7 @@ function record(overrides: Record<string, unknown> = {}) {
     stop_time: "2024-05-01T10:05:30.25Z",
     notes: ["exported 120 records", "no errors"],
     updated_in: "FileMaker Pro 19",
-    token: acme.writer,
+    token: given.acme.writer,
     application: "planoauth",
     ...overrides,
   };
@@ -106,7 +100,7 @@ describe("the document's request", () => {
       host_name: "h",
       file_name: "f",
       start_time: "2024-05-01T10:00:00+02:00",
-      token: acme.writer,
+      token: given.acme.writer,
     });
     expect(r.status).toBe("action-successful");
     expect(r.data.audit_events_fmp).toMatchObject({
@@ -138,7 +132,7 @@ describe("the document's request", () => {
     const created = Date.parse(String(session.created_at));
     expect(Date.parse(String(session.expires_at)) - created).toBe(72 * 3600 * 1000);
     expect(Date.parse(String(session.last_used_at))).toBeGreaterThanOrEqual(created);
-    const [event] = (await stored(acme.reader)).filter((e) => e.id === "fmp-session");
+    const [event] = (await stored(given.acme.reader)).filter((e) => e.id === "fmp-session");
     expect(event?.actor).toMatchObject({ type: "user", name: "ann" });
   });
 
@@ -155,7 +149,7 @@ describe("statuses", () => {
       const r = await call(record({ unique_id: "fmp-bad-token", token }));
       expect([r.http, r.status]).toEqual([401, "invalid-token"]);
     }
-    const admin = clientFor(AdminService, app, "connect", acme.admin);
+    const admin = clientFor(AdminService, given.app, "connect", given.acme.admin);
     const { credential, token } = await admin.createApiKey({ tenant: "acme", name: "doomed", roles: [Role.WRITER] });
     await admin.revokeCredential({ tenant: "acme", id: credential?.id ?? "" });
     const revoked = await call(record({ unique_id: "fmp-bad-token", token }));
@@ -164,10 +158,10 @@ describe("statuses", () => {
   });
 
   test("invalid-token: a key without the writer role, or a global credential", async () => {
-    const reader = await call(record({ unique_id: "fmp-bad-token", token: acme.reader }));
+    const reader = await call(record({ unique_id: "fmp-bad-token", token: given.acme.reader }));
     expect([reader.http, reader.status]).toEqual([401, "invalid-token"]);
     expect(reader.message).toMatch(/writer/);
-    const global = await call(record({ unique_id: "fmp-bad-token", token: app.adminToken }));
+    const global = await call(record({ unique_id: "fmp-bad-token", token: given.app.adminToken }));
     expect([global.http, global.status]).toEqual([401, "invalid-token"]);
   });
 
@@ -176,7 +170,7 @@ describe("statuses", () => {
     const r = await call(record({ unique_id: "fmp-guest", token }));
     expect([r.http, r.status]).toEqual([401, "client-required"]);
     expect(r.data.session).toMatchObject({ token, username: "guest", tenant: "acme" });
-    const key = await call(record({ unique_id: "fmp-guest", token: acme.noRole }));
+    const key = await call(record({ unique_id: "fmp-guest", token: given.acme.noRole }));
     expect([key.http, key.status, key.data]).toEqual([401, "client-required", {}]);
   });
 
@@ -284,13 +278,13 @@ describe("statuses", () => {
       const r = await call(record({ unique_id: "fmp-route" }), { path, method });
       expect([r.http, r.status]).toEqual([500, "route-non-existent"]);
     }
-    const get = await fetch(`${app.url}${ROUTE}`);
+    const get = await fetch(`${given.app.url}${ROUTE}`);
     expect(get.status).toBe(500);
     expect(((await get.json()) as { status: string }).status).toBe("route-non-existent");
   });
 
   test("nothing was stored by any refused request", async () => {
-    const ids = (await stored(acme.reader)).map((e) => e.id);
+    const ids = (await stored(given.acme.reader)).map((e) => e.id);
     for (const refused of ["fmp-bad-token", "fmp-guest", "fmp-missing", "fmp-invalid", "fmp-ct", "fmp-route"]) {
       expect(ids).not.toContain(refused);
     }
@@ -305,15 +299,15 @@ describe("idempotency, tenants and the round trip", () => {
     const again = await call(record({ unique_id: "fmp-replay" }));
     expect(again.status).toBe("action-successful");
     expect(again.data).toEqual(first.data);
-    expect((await stored(acme.reader)).filter((e) => e.id === "fmp-replay")).toHaveLength(1);
+    expect((await stored(given.acme.reader)).filter((e) => e.id === "fmp-replay")).toHaveLength(1);
   });
 
   test("the same unique_id in another tenant is another record, invisible to the first", async () => {
     const a = await call(record({ unique_id: "fmp-shared" }));
-    const g = await call(record({ unique_id: "fmp-shared", script_name: "Globex Script", token: globex.writer }));
+    const g = await call(record({ unique_id: "fmp-shared", script_name: "Globex Script", token: given.globex.writer }));
     expect(g.status).toBe("action-successful");
-    const acmeEvent = (await stored(acme.reader)).find((e) => e.id === "fmp-shared");
-    const globexEvent = (await stored(globex.reader)).find((e) => e.id === "fmp-shared");
+    const acmeEvent = (await stored(given.acme.reader)).find((e) => e.id === "fmp-shared");
+    const globexEvent = (await stored(given.globex.reader)).find((e) => e.id === "fmp-shared");
     expect(acmeEvent?.attributes?.script_name).toBe("Nightly Export");
     expect(globexEvent?.attributes?.script_name).toBe("Globex Script");
     expect(globexEvent?.tenant).toBe("globex");
@@ -322,7 +316,7 @@ describe("idempotency, tenants and the round trip", () => {
 
   test("written here, read back through List over gRPC and through GET /audit", async () => {
     const r = await call(record({ unique_id: "fmp-roundtrip", application: "planox2" }));
-    const [event] = (await stored(acme.reader)).filter((e) => e.id === "fmp-roundtrip");
+    const [event] = (await stored(given.acme.reader)).filter((e) => e.id === "fmp-roundtrip");
     expect(event).toMatchObject({
       id: "fmp-roundtrip",
       tenant: "acme",
@@ -341,13 +335,13 @@ describe("idempotency, tenants and the round trip", () => {
     expect(event?.completedAt && timestampDate(event.completedAt).toISOString()).toBe("2024-05-01T10:05:30.250Z");
     expect(Number(event?.sequence)).toBe(r.data.audit_events_fmp?.id);
 
-    const res = await fetch(`${app.url}/audit?startDate=05/01/2024&stopDate=05/01/2024`, {
-      headers: { authorization: `Bearer ${acme.reader}`, accept: "application/json" },
+    const res = await fetch(`${given.app.url}/audit?startDate=05/01/2024&stopDate=05/01/2024`, {
+      headers: { authorization: `Bearer ${given.acme.reader}`, accept: "application/json" },
     });
     expect(res.status).toBe(200);
     const { audit } = (await res.json()) as { audit: Record<string, unknown>[] };
     expect(audit.find((a) => a.id === r.data.audit_events_fmp?.id)).toMatchObject({
-      accountId: Number(acme.numericId),
+      accountId: Number(given.acme.numericId),
       occurredOn: Date.parse("2024-05-01T10:00:00Z"),
       username: "writer",
       eventType: "audit_events_fmp.create",
@@ -357,7 +351,7 @@ describe("idempotency, tenants and the round trip", () => {
   });
 
   test("application-crash: the database is unreachable", async () => {
-    await app.app.database.close(0);
+    await given.app.app.database.close(0);
     const r = await call(record({ unique_id: "fmp-crash" }));
     expect([r.http, r.status]).toEqual([500, "application-crash"]);
     expect(r.message).not.toMatch(/select|insert|at .*\.ts/i);

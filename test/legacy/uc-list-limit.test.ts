@@ -1,9 +1,9 @@
 import { timestampFromDate } from "@bufbuild/protobuf/wkt";
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { beforeAll, expect, test } from "vitest";
 import { AdminService, Role } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
-import { startTestApp, type TestApp } from "../support/app.js";
-import { clientFor, provisionTenant } from "../support/clients.js";
+import { clientFor } from "../support/clients.js";
+import { appFixture } from "../support/fixture.js";
 
 // Universal Controller's audit list with includeChildAudits reads up to 1,000 audits and 100 children each; the
 // answer stays within LEGACY_LIST_MAX_BYTES (here its smallest value, 64 KiB) however many there are.
@@ -13,7 +13,6 @@ const CHILDREN = 10;
 /** About 2 KiB per event, so one family (a parent and its children) is about 22 KiB: three fit, eight do not. */
 const filler = { note: "x".repeat(2000) };
 
-let app: TestApp;
 const parents: string[] = [];
 
 interface UcAudit {
@@ -22,15 +21,15 @@ interface UcAudit {
   childAudits: UcAudit[];
 }
 
+const given = appFixture({ env: { LEGACY_LIST_MAX_BYTES: String(MAX_BYTES) }, tenants: ["acme"] });
 beforeAll(async () => {
-  app = await startTestApp({ env: { LEGACY_LIST_MAX_BYTES: String(MAX_BYTES) } });
-  const acme = await provisionTenant(app, "acme");
-  await clientFor(AdminService, app, "connect", acme.admin).createUser({
+  const { acme } = given;
+  await clientFor(AdminService, given.app, "connect", acme.admin).createUser({
     username: "ops.viewer",
     password: "correct horse battery",
     roles: [Role.READER],
   });
-  const writer = clientFor(AuditService, app, "connect", acme.writer);
+  const writer = clientFor(AuditService, given.app, "connect", acme.writer);
   for (let f = 0; f < FAMILIES; f++) {
     // Oldest family first, so the newest-first listing starts with the last one.
     const occurredAt = timestampFromDate(new Date(Date.now() - (FAMILIES - f) * 60_000));
@@ -48,10 +47,9 @@ beforeAll(async () => {
     parents.push(id);
   }
 });
-afterAll(() => app?.close());
 
 async function list(includeChildAudits: boolean): Promise<{ audits: UcAudit[]; bytes: number }> {
-  const res = await fetch(`${app.url}/uc/resources/audit/list`, {
+  const res = await fetch(`${given.app.url}/uc/resources/audit/list`, {
     method: "POST",
     headers: {
       authorization: `Basic ${Buffer.from("acme/ops.viewer:correct horse battery").toString("base64")}`,

@@ -2,38 +2,45 @@ import { toJson, toJsonString } from "@bufbuild/protobuf";
 import { TimestampSchema } from "@bufbuild/protobuf/wkt";
 import { Code } from "@connectrpc/connect";
 import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { beforeAll, describe, expect, test } from "vitest";
 import { AdminService, AttributeType, Role } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService, type ListRequest, Order } from "../../gen/audit/v1/audit_service_pb.js";
 import { type AuditEvent, AuditEventSchema, OutcomeStatus } from "../../gen/audit/v1/event_pb.js";
 import { startTestApp, type TestApp } from "../support/app.js";
-import { clientFor, type Protocol, provisionTenant, type TenantTokens } from "../support/clients.js";
+import { clientFor, type Protocol, provisionTenant } from "../support/clients.js";
 import { ManualClock } from "../support/clock.js";
 import { createTestDatabase } from "../support/database.js";
 import { expectError } from "../support/errors.js";
+import { appFixture } from "../support/fixture.js";
 
 const clock = new ManualClock();
-let app: TestApp;
-let acme: TenantTokens;
 /** Every secret the tests hand out or try: none may appear in any stored record. */
 const secrets: string[] = [];
 
+// Credential caching off, so a revoked key is refused at once.
+const given = appFixture({ clock, env: { CREDENTIAL_CACHE_MS: "0" }, tenants: ["acme"] });
 beforeAll(async () => {
-  // Credential caching off, so a revoked key is refused at once.
-  app = await startTestApp({ clock, env: { CREDENTIAL_CACHE_MS: "0" } });
-  acme = await provisionTenant(app, "acme");
-  secrets.push(acme.admin, acme.writer, acme.reader, acme.readerWriter, acme.noRole, app.adminToken);
-});
-afterAll(async () => {
-  await app?.close();
+  secrets.push(
+    given.acme.admin,
+    given.acme.writer,
+    given.acme.reader,
+    given.acme.readerWriter,
+    given.acme.noRole,
+    given.app.adminToken,
+  );
 });
 
 type ListFilter = Partial<Pick<ListRequest, "actions" | "category" | "targetId">>;
 
-const superadmin = () => clientFor(AdminService, app, "connect", app.adminToken);
+const superadmin = () => clientFor(AdminService, given.app, "connect", given.app.adminToken);
 
 /** Every event of a tenant matching the filter, oldest first, read through List by `token`'s owner. */
-async function list(token: string, tenant: string, filter: ListFilter = {}, at: TestApp = app): Promise<AuditEvent[]> {
+async function list(
+  token: string,
+  tenant: string,
+  filter: ListFilter = {},
+  at: TestApp = given.app,
+): Promise<AuditEvent[]> {
   const audit = clientFor(AuditService, at, "connect", token);
   const { events } = await audit.list({ tenant, ...filter, pageSize: 1000, order: Order.OLDEST_FIRST });
   return events;
@@ -43,10 +50,10 @@ const json = (events: AuditEvent[]) => events.map((e) => toJsonString(AuditEvent
 
 describe("admin changes", () => {
   test('a compliance reviewer answers "who created this key, and when" with List', async () => {
-    const admin = clientFor(AdminService, app, "grpc", acme.admin);
+    const admin = clientFor(AdminService, given.app, "grpc", given.acme.admin);
     const { credential, token } = await admin.createApiKey({ name: "billing", roles: [Role.WRITER] });
     secrets.push(token);
-    const [record, ...more] = await list(acme.reader, "acme", {
+    const [record, ...more] = await list(given.acme.reader, "acme", {
       category: "audit-trail.admin",
       actions: ["credential.create"],
       targetId: credential?.id ?? "",
@@ -64,15 +71,15 @@ describe("admin changes", () => {
   });
 
   test("for a key the operator created, the tenant's reviewer finds the operator, over REST too", async () => {
-    const admin = clientFor(AdminService, app, "connect", acme.admin);
+    const admin = clientFor(AdminService, given.app, "connect", given.acme.admin);
     const writer = (await admin.listCredentials({})).credentials.find((c) => c.name === "writer");
     const query = new URLSearchParams({
       category: "audit-trail.admin",
       actions: "credential.create",
       targetId: writer?.id ?? "",
     });
-    const response = await fetch(`${app.url}/v1/tenants/acme/events?${query}`, {
-      headers: { authorization: `Bearer ${acme.reader}` },
+    const response = await fetch(`${given.app.url}/v1/tenants/acme/events?${query}`, {
+      headers: { authorization: `Bearer ${given.acme.reader}` },
     });
     expect(response.status).toBe(200);
     const { events } = (await response.json()) as { events: Record<string, unknown>[] };
@@ -89,7 +96,7 @@ describe("admin changes", () => {
   });
 
   test("tenant, key, user, template and revocation are each recorded, in order, in the tenant concerned", async () => {
-    const admin = clientFor(AdminService, app, "connect", acme.admin);
+    const admin = clientFor(AdminService, given.app, "connect", given.acme.admin);
     const { credential: user } = await admin.createUser({
       username: "ann",
       password: "correct horse battery",
@@ -103,7 +110,7 @@ describe("admin changes", () => {
     await admin.revokeCredential({ id: user?.id ?? "" });
 
     // The tenant's log holds every change to it, its birth first, whoever made it: the operator, then its admins.
-    const records = await list(acme.reader, "acme", { category: "audit-trail.admin" });
+    const records = await list(given.acme.reader, "acme", { category: "audit-trail.admin" });
     const line = (e: AuditEvent) => `${e.actor?.id} ${e.action} ${e.target?.type} ${e.target?.name || e.target?.id}`;
     const adminId = (await admin.listCredentials({})).credentials.find((c) => c.name === "admin")?.id;
     expect(records.map(line)).toEqual([
@@ -160,10 +167,10 @@ describe("admin changes", () => {
 
 describe("the tenant's own listing", () => {
   test("leaves the service's records out unless the filter names their category; clients cannot write them", async () => {
-    const writer = clientFor(AuditService, app, "connect", acme.writer);
+    const writer = clientFor(AuditService, given.app, "connect", given.acme.writer);
     const { event } = await writer.create({ event: { action: "invoice.pay", category: "billing" } });
-    expect((await list(acme.reader, "acme")).map((e) => e.id)).toEqual([event?.id]);
-    expect((await list(acme.reader, "acme", { category: "audit-trail.admin" })).length).toBeGreaterThan(0);
+    expect((await list(given.acme.reader, "acme")).map((e) => e.id)).toEqual([event?.id]);
+    expect((await list(given.acme.reader, "acme", { category: "audit-trail.admin" })).length).toBeGreaterThan(0);
     await expectError(writer.create({ event: { action: "credential.create", category: "audit-trail.admin" } }), {
       code: Code.InvalidArgument,
       fields: ["event.category"],
@@ -177,13 +184,13 @@ describe("the tenant's own listing", () => {
 
 describe("refused credentials", () => {
   test("a failed login is recorded in the tenant named, with the user tried and never the password", async () => {
-    const admin = clientFor(AdminService, app, "connect");
+    const admin = clientFor(AdminService, given.app, "connect");
     await expectError(admin.login({ tenant: "acme", username: "ann", password: "wrong password 1" }), {
       code: Code.Unauthenticated,
       reason: "INVALID_PASSWORD",
     });
     secrets.push("wrong password 1");
-    const [fail] = await list(acme.reader, "acme", { category: "audit-trail.security", actions: ["login.fail"] });
+    const [fail] = await list(given.acme.reader, "acme", { category: "audit-trail.security", actions: ["login.fail"] });
     expect(fail).toMatchObject({
       category: "audit-trail.security",
       actor: { type: "anonymous" },
@@ -194,22 +201,22 @@ describe("refused credentials", () => {
   });
 
   test("a revoked key, used on any route, is recorded in its own tenant naming the key", async () => {
-    const admin = clientFor(AdminService, app, "connect", acme.admin);
+    const admin = clientFor(AdminService, given.app, "connect", given.acme.admin);
     const { credential, token } = await admin.createApiKey({ name: "leaked", roles: [Role.WRITER] });
     secrets.push(token);
     await admin.revokeCredential({ id: credential?.id ?? "" });
     // No tenant named in the request: the credential itself says whose it is.
-    await expectError(clientFor(AuditService, app, "grpc", token).create({ event: { action: "x" } }), {
+    await expectError(clientFor(AuditService, given.app, "grpc", token).create({ event: { action: "x" } }), {
       code: Code.Unauthenticated,
       reason: "CREDENTIAL_REVOKED",
     });
-    const axonize = await fetch(`${app.url}/odata/Audits`, {
+    const axonize = await fetch(`${given.app.url}/odata/Audits`, {
       method: "POST",
       headers: { authorization: token, "content-type": "application/json" },
       body: JSON.stringify({ entityName: "Boiler", entityId: "b-1", action: "Put" }),
     });
     expect(axonize.status).toBe(401);
-    const refused = await list(acme.reader, "acme", {
+    const refused = await list(given.acme.reader, "acme", {
       category: "audit-trail.security",
       actions: ["credential.refused"],
       targetId: credential?.id ?? "",
@@ -226,11 +233,11 @@ describe("refused credentials", () => {
     async (protocol) => {
       const bad = `at_unknown_${protocol}_0123456789`;
       secrets.push(bad);
-      await expectError(clientFor(AuditService, app, protocol, bad).list({}), {
+      await expectError(clientFor(AuditService, given.app, protocol, bad).list({}), {
         code: Code.Unauthenticated,
         reason: "INVALID_TOKEN",
       });
-      const records = await list(app.adminToken, "_system", {
+      const records = await list(given.app.adminToken, "_system", {
         category: "audit-trail.security",
         actions: ["credential.refused"],
       });
@@ -246,14 +253,14 @@ describe("refused credentials", () => {
 
   test("Basic credentials refused over REST are recorded in the tenant of tenant/user", async () => {
     const before = (
-      await list(acme.reader, "acme", { category: "audit-trail.security", actions: ["credential.refused"] })
+      await list(given.acme.reader, "acme", { category: "audit-trail.security", actions: ["credential.refused"] })
     ).length;
-    const response = await fetch(`${app.url}/v1/tenants/acme/events`, {
+    const response = await fetch(`${given.app.url}/v1/tenants/acme/events`, {
       headers: { authorization: `Basic ${Buffer.from("acme/ann:wrong password 2").toString("base64")}` },
     });
     secrets.push("wrong password 2");
     expect(response.status).toBe(401);
-    const refused = await list(acme.reader, "acme", {
+    const refused = await list(given.acme.reader, "acme", {
       category: "audit-trail.security",
       actions: ["credential.refused"],
     });
@@ -265,7 +272,7 @@ describe("refused credentials", () => {
   test("a flood is bounded: 20 records a minute per tenant, then one summary of the rest", async () => {
     await superadmin().createTenant({ tenant: { id: "flooded" } });
     const reader = (await superadmin().createApiKey({ tenant: "flooded", name: "r", roles: [Role.READER] })).token;
-    const anonymous = clientFor(AuditService, app, "connect", "at_flood_not_a_token");
+    const anonymous = clientFor(AuditService, given.app, "connect", "at_flood_not_a_token");
     for (let i = 0; i < 50; i++) {
       await expectError(anonymous.list({ tenant: "flooded" }), { code: Code.Unauthenticated });
     }
@@ -290,11 +297,14 @@ describe("refused credentials", () => {
 
 describe("the system tenant", () => {
   test("only superadmins read it, nobody writes to it, and no tenant can be created with its slug", async () => {
-    await expectError(clientFor(AuditService, app, "connect", acme.admin).list({ tenant: "_system" }), {
+    await expectError(clientFor(AuditService, given.app, "connect", given.acme.admin).list({ tenant: "_system" }), {
       code: Code.PermissionDenied,
     });
     await expectError(
-      clientFor(AuditService, app, "connect", app.adminToken).create({ tenant: "_system", event: { action: "x" } }),
+      clientFor(AuditService, given.app, "connect", given.app.adminToken).create({
+        tenant: "_system",
+        event: { action: "x" },
+      }),
       { code: Code.PermissionDenied, reason: "INSUFFICIENT_ROLE" },
     );
     await expectError(superadmin().createApiKey({ tenant: "_system", name: "k", roles: [Role.READER] }), {
@@ -311,7 +321,7 @@ describe("the system tenant", () => {
     const records: AuditEvent[] = [];
     for (const tenant of ["acme", "_system", "flooded"]) {
       for (const category of ["audit-trail.admin", "audit-trail.security"]) {
-        records.push(...(await list(app.adminToken, tenant, { category })));
+        records.push(...(await list(given.app.adminToken, tenant, { category })));
       }
     }
     const all = json(records);

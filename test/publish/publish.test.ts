@@ -1,27 +1,25 @@
 import { type Client, Code, ConnectError } from "@connectrpc/connect";
-import type * as grpc from "@grpc/grpc-js";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AdminService, AttributeType } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import type { AuditEvent } from "../../gen/audit/v1/event_pb.js";
 import { reasonOf } from "../../src/errors.js";
 import { timestampMicros } from "../../src/store/time.js";
-import { startTestApp, type TestApp } from "../support/app.js";
 import { clientFor, type Protocol, protocols, provisionTenant, type TenantTokens } from "../support/clients.js";
 import { ManualClock } from "../support/clock.js";
-import { expectError } from "../support/errors.js";
+import { expectError, failureOf, grpcServiceError } from "../support/errors.js";
+import { appFixture } from "../support/fixture.js";
 import { type GrpcJsClient, grpcErrorDetails, grpcJsClient } from "../support/grpc-js-client.js";
 
 const clock = new ManualClock();
-let app: TestApp;
 let acme: TenantTokens;
 let grpcs: GrpcJsClient;
 let audit: Client<typeof AuditService>;
 
 /** A tenant with two templates: one with an attribute of each type and a default TTL, one bare. */
 async function setUpTenant(tenant: string) {
-  const tokens = await provisionTenant(app, tenant);
-  const admin = clientFor(AdminService, app, "connect", tokens.admin);
+  const tokens = await provisionTenant(given.app, tenant);
+  const admin = clientFor(AdminService, given.app, "connect", tokens.admin);
   await admin.createEventTemplate({
     template: {
       name: "job.finished",
@@ -37,19 +35,18 @@ async function setUpTenant(tenant: string) {
     },
   });
   await admin.createEventTemplate({ template: { name: "heartbeat" } });
-  return { tokens, admin, audit: clientFor(AuditService, app, "connect", tokens.readerWriter) };
+  return { tokens, admin, audit: clientFor(AuditService, given.app, "connect", tokens.readerWriter) };
 }
 
+const given = appFixture({ clock });
 beforeAll(async () => {
-  app = await startTestApp({ clock });
   const set = await setUpTenant("acme");
   acme = set.tokens;
   audit = set.audit;
-  grpcs = grpcJsClient(app.url, acme.writer);
+  grpcs = grpcJsClient(given.app.url, acme.writer);
 });
 afterAll(async () => {
   grpcs?.close();
-  await app?.close();
 });
 
 interface Case {
@@ -215,7 +212,7 @@ const cases: Case[] = [
 describe("every Publish error, with its reason and exact message", () => {
   describe.each(protocols)("%s", (protocol: Protocol) => {
     test.each(cases)("$name", async (c) => {
-      const client = clientFor(AuditService, app, protocol, acme.writer);
+      const client = clientFor(AuditService, given.app, protocol, acme.writer);
       const error = await client
         .publish({
           eventName: c.eventName,
@@ -230,16 +227,15 @@ describe("every Publish error, with its reason and exact message", () => {
   });
 
   test.each(cases)("grpc-js: $name", async (c) => {
-    const error = (await grpcs
-      .unary("AuditService", "Publish", {
+    const error = await failureOf(
+      grpcs.unary("AuditService", "Publish", {
         eventName: c.eventName,
         attributes: (c.attributes ?? []).map(([name, value]) => ({ name, value })),
         ...(c.ttlMinutes === undefined ? {} : { ttlMinutes: String(c.ttlMinutes) }),
-      })
-      .then(
-        () => undefined,
-        (e: grpc.ServiceError) => e,
-      )) as grpc.ServiceError | undefined;
+      }),
+      "an error",
+      grpcServiceError,
+    );
     expect(error?.code).toBe(c.code);
     const status = error && grpcErrorDetails(error);
     expect(status?.message).toBe(c.message);
@@ -423,17 +419,17 @@ describe("deleting a template", () => {
 
 describe("roles", () => {
   test("Publish needs the writer role, in the caller's own tenant", async () => {
-    const asReader = clientFor(AuditService, app, "connect", acme.reader);
+    const asReader = clientFor(AuditService, given.app, "connect", acme.reader);
     await expectError(asReader.publish({ eventName: "heartbeat" }), {
       code: Code.PermissionDenied,
       reason: "INSUFFICIENT_ROLE",
     });
-    await provisionTenant(app, "elsewhere");
+    await provisionTenant(given.app, "elsewhere");
     await expectError(audit.publish({ tenant: "elsewhere", eventName: "heartbeat" }), {
       code: Code.PermissionDenied,
       reason: "TENANT_MISMATCH",
     });
-    await expectError(clientFor(AuditService, app, "connect").publish({ eventName: "heartbeat" }), {
+    await expectError(clientFor(AuditService, given.app, "connect").publish({ eventName: "heartbeat" }), {
       code: Code.Unauthenticated,
       reason: "MISSING_CREDENTIAL",
     });

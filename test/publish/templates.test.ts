@@ -1,27 +1,21 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import type * as grpc from "@grpc/grpc-js";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { AdminService, AttributeType } from "../../gen/audit/v1/admin_service_pb.js";
 import { BadRequestSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { reasonOf } from "../../src/errors.js";
 import { TemplateStore } from "../../src/store/template-store.js";
 import { microsToIso } from "../../src/store/time.js";
-import { startTestApp, type TestApp } from "../support/app.js";
 import { clientFor, provisionTenant } from "../support/clients.js";
-import { expectError } from "../support/errors.js";
+import { expectError, failureOf, grpcServiceError } from "../support/errors.js";
+import { appFixture } from "../support/fixture.js";
 import { grpcErrorDetails, grpcJsClient } from "../support/grpc-js-client.js";
 
-let app: TestApp;
-
-beforeAll(async () => {
-  app = await startTestApp();
-});
-afterAll(() => app?.close());
+const given = appFixture();
 
 /** A new tenant and an AdminService client with its admin key. */
 async function adminOf(tenant: string) {
-  const tokens = await provisionTenant(app, tenant);
-  return { tokens, admin: clientFor(AdminService, app, "connect", tokens.admin) };
+  const tokens = await provisionTenant(given.app, tenant);
+  return { tokens, admin: clientFor(AdminService, given.app, "connect", tokens.admin) };
 }
 
 const now = () => microsToIso(BigInt(Date.now()) * 1000n);
@@ -76,7 +70,7 @@ describe("event templates", () => {
   test("need the admin role", async () => {
     const { tokens } = await adminOf("roles");
     for (const token of [tokens.writer, tokens.readerWriter]) {
-      await expectError(clientFor(AdminService, app, "connect", token).listEventTemplates({}), {
+      await expectError(clientFor(AdminService, given.app, "connect", token).listEventTemplates({}), {
         code: Code.PermissionDenied,
         reason: "INSUFFICIENT_ROLE",
       });
@@ -136,8 +130,8 @@ describe("event templates", () => {
 
   test("are limited per tenant, even when created concurrently", async () => {
     // The service allows 1000; a store with a limit of 3 shows the same rule without creating 1000 templates.
-    await provisionTenant(app, "many");
-    const store = new TemplateStore(app.app.database.db, 3);
+    await provisionTenant(given.app, "many");
+    const store = new TemplateStore(given.app.app.database.db, 3);
     const results = await Promise.all(
       Array.from({ length: 8 }, (_, i) =>
         store.create({ tenant: "many", name: `t${i}`, description: "", attributes: [], defaultTtlMinutes: 0 }, now()),
@@ -150,7 +144,7 @@ describe("event templates", () => {
 
   test("work over gRPC", async () => {
     const { tokens } = await adminOf("grpc");
-    const grpcs = grpcJsClient(app.url, tokens.admin);
+    const grpcs = grpcJsClient(given.app.url, tokens.admin);
     try {
       const created = await grpcs.unary("AdminService", "CreateEventTemplate", {
         template: {
@@ -163,10 +157,11 @@ describe("event templates", () => {
       const read = await grpcs.unary("AdminService", "GetEventTemplate", { name: "disk.full" });
       expect(read.template.attributes).toEqual([{ name: "free", type: "ATTRIBUTE_TYPE_FLOAT", required: true }]);
       await grpcs.unary("AdminService", "DeleteEventTemplate", { name: "disk.full" });
-      const error = (await grpcs.unary("AdminService", "GetEventTemplate", { name: "disk.full" }).then(
-        () => undefined,
-        (e: grpc.ServiceError) => e,
-      )) as grpc.ServiceError | undefined;
+      const error = await failureOf(
+        grpcs.unary("AdminService", "GetEventTemplate", { name: "disk.full" }),
+        "an error",
+        grpcServiceError,
+      );
       expect(error?.code).toBe(Code.NotFound);
       expect(error && grpcErrorDetails(error).message).toBe('Universal Event Template "disk.full" not found.');
     } finally {

@@ -90,11 +90,13 @@ export interface LoadOptions {
   random?: () => number;
   /** Callers also stop after a failed call (the service went away). Default true; otherwise they back off 20 ms. */
   stopOnFailure?: boolean;
+  /** Where each attempt is recorded as it starts, for a test that watches the load while it runs. */
+  attempts?: Attempt[];
 }
 
 /** Concurrent Create and BatchCreate over gRPC until `signal` aborts; resolves with every attempt once all answered. */
 export async function runLoad(options: LoadOptions): Promise<Attempt[]> {
-  const attempts: Attempt[] = [];
+  const attempts = options.attempts ?? [];
   const random = options.random ?? seededRandom();
   const worker = async (w: number) => {
     const writer = options.writers[w % options.writers.length] as Writer;

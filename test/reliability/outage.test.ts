@@ -6,12 +6,15 @@ import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { provisionTenant, transportFor } from "../support/clients.js";
 import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { expectAll } from "../support/expect-all.js";
+import { until } from "../support/held-writes.js";
 import { TcpProxy } from "../support/tcp-proxy.js";
-import { newEvents, runLoad, tally } from "./load.js";
+import { type Attempt, newEvents, runLoad, tally } from "./load.js";
 import { killAllServiceProcesses, type ServiceProcess, startServiceProcess } from "./service-process.js";
 import { checkStore, describeSequences } from "./verify-store.js";
 
 const MiB = 1024 * 1024;
+/** The pool's connect timeout (docs/reliability.md). */
+const CONNECT_TIMEOUT_MS = 5000;
 const TENANT = "outage";
 
 let database: TestDatabase;
@@ -55,9 +58,15 @@ function tail() {
     get ended() {
       return state.ended;
     },
-    async heard(id: string, withinMs: number): Promise<boolean> {
+    /** How many events it delivered so far. */
+    get heardCount() {
+      return ids.size;
+    },
+    /** Whether it delivers `id`, or ends, within `withinMs`; a bound for a stream that went deaf, not a timing. */
+    async heard(id: string, withinMs = 30_000): Promise<boolean> {
       for (const started = performance.now(); performance.now() - started < withinMs; await sleep(50)) {
         if (ids.has(id)) return true;
+        if (state.ended !== undefined) return false;
       }
       return false;
     },
@@ -139,9 +148,14 @@ const answers = (probes: Probe[]) => Object.fromEntries(probes.map((p) => [p.sur
 
 describe("database outage", () => {
   it("fails fast with UNAVAILABLE/503 while PostgreSQL is unreachable, and recovers by itself", async () => {
+    // The positive control: every surface answers while the database is there (readiness first, which a busy
+    // machine can hold back a moment after start).
+    await until("/readyz is 200", async () => (await fetch(`${service.url}/readyz`)).status === 200);
     expect(answers(await probeAll())).toEqual(healthyAnswers);
     const stop = new AbortController();
+    const loadAttempts: Attempt[] = [];
     const load = runLoad({
+      attempts: loadAttempts,
       url: service.url,
       writers: [{ tenant: TENANT, token: writer }],
       workers: 4,
@@ -152,7 +166,10 @@ describe("database outage", () => {
     });
     // A Tail stream open across the outage: it may end with UNAVAILABLE (TAIL_INTERRUPTED, resumable) or carry on.
     const across = tail();
-    await sleep(1000);
+    // Cut once the load's calls are being answered and the stream has delivered one of them.
+    await until("the load runs and the Tail stream delivers", async () => {
+      return loadAttempts.filter((a) => a.outcome === "acked").length >= 4 && across.heardCount > 0;
+    });
     const rssBefore = await service.rssBytes();
     const pid = service.pid;
 
@@ -178,41 +195,34 @@ describe("database outage", () => {
       `outage: ${during.length} probes over 4 s on 6 surfaces, all UNAVAILABLE (DATABASE_UNAVAILABLE) or 503, ` +
         `slowest ${slowest} ms; RSS ${mib(rssBefore)} -> ${mib(rssDuring)} MiB; process ${service.alive() ? "alive" : "DEAD"}`,
     );
-    expect(slowest).toBeLessThan(2000);
+    // Failing fast: a call that waited for a connection would end at the pool's connect timeout (5 s).
+    expect(slowest).toBeLessThan(CONNECT_TIMEOUT_MS);
     expect(service.alive()).toBe(true);
     expect(rssDuring - rssBefore).toBeLessThan(64 * MiB);
 
     await proxy.restore();
     const restoredAt = performance.now();
-    let readyAfter = Number.NaN;
-    while (performance.now() - restoredAt < 10_000) {
-      const res = await fetch(`${service.url}/readyz`);
-      if (res.status === 200) {
-        readyAfter = performance.now() - restoredAt;
-        break;
-      }
-      await sleep(100);
-    }
-    let after = await probeAll();
+    // Recovering by itself, without a restart: the bounds are for a service that never recovers.
+    await until("/readyz is 200 again", async () => (await fetch(`${service.url}/readyz`)).status === 200);
+    const readyAfter = performance.now() - restoredAt;
     // The pool reconnects on demand: a call may still meet a connection it had not yet noticed was gone.
-    while (
-      JSON.stringify(answers(after)) !== JSON.stringify(healthyAnswers) &&
-      performance.now() - restoredAt < 10_000
-    ) {
-      await sleep(100);
+    let after: Probe[] = [];
+    await until("every surface answers as before the outage", async () => {
       after = await probeAll();
-    }
+      return JSON.stringify(answers(after)) === JSON.stringify(healthyAnswers);
+    });
     const recoveredAfter = performance.now() - restoredAt;
-    // A stream opened after the outage hears a new commit: the LISTEN connection came back by itself.
+    // A stream opened after the outage hears a new commit: the LISTEN connection came back by itself. It is
+    // subscribed once it delivers one of the load's events; the marker is written after that.
     const fresh = tail();
-    await sleep(300);
+    await until("the new Tail stream delivers", async () => fresh.heardCount > 0 || fresh.ended !== undefined);
     const [marker] = newEvents("outage-tail", 1);
     const { event: markerStored } = await createClient(AuditService, transportFor(service, "grpc", writer)).create({
       event: marker,
     });
-    const heardAfter = await fresh.heard(marker?.id ?? "", 5000);
+    const heardAfter = await fresh.heard(marker?.id ?? "");
     // The stream that stayed open through the outage is live again too.
-    const heardAcross = across.ended !== undefined || (await across.heard(marker?.id ?? "", 5000));
+    const heardAcross = across.ended !== undefined || (await across.heard(marker?.id ?? ""));
     stop.abort();
     const attempts = await load;
     const counts = tally(attempts);
@@ -232,8 +242,6 @@ describe("database outage", () => {
     expect(heardAcross).toBe(true);
     expect([undefined, "Unavailable TAIL_INTERRUPTED"]).toContain(across.ended);
     expect(answers(after)).toEqual(healthyAnswers);
-    expect(readyAfter).toBeLessThan(5000);
-    expect(recoveredAfter).toBeLessThan(5000);
     expect(service.pid).toBe(pid);
     expect(service.alive()).toBe(true);
     expect([...codes].filter((c) => c !== "Unavailable")).toEqual([]);

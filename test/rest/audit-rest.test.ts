@@ -1,6 +1,6 @@
 import { fromJson, type JsonObject, type MessageInitShape, toJson } from "@bufbuild/protobuf";
 import { type Client, Code } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { beforeAll, describe, expect, test } from "vitest";
 import { AdminService } from "../../gen/audit/v1/admin_service_pb.js";
 import {
   AuditService,
@@ -11,26 +11,22 @@ import {
 } from "../../gen/audit/v1/audit_service_pb.js";
 import { AuditEventSchema } from "../../gen/audit/v1/event_pb.js";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { startTestApp, type TestApp } from "../support/app.js";
-import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
+import { clientFor, type TenantTokens } from "../support/clients.js";
 import { failureOf } from "../support/errors.js";
+import { appFixture } from "../support/fixture.js";
 
 // The audit.v1 routes end to end: each REST call next to the same call over Connect, on one running service.
-let app: TestApp;
-let acme: TenantTokens;
 let audit: Client<typeof AuditService>;
+const given = appFixture({ tenants: ["acme"] });
 beforeAll(async () => {
-  app = await startTestApp();
-  acme = await provisionTenant(app, "acme");
-  audit = clientFor(AuditService, app, "connect", acme.readerWriter);
+  audit = clientFor(AuditService, given.app, "connect", given.acme.readerWriter);
 });
-afterAll(() => app?.close());
 
 async function rest(method: string, path: string, options: { token?: string; body?: unknown } = {}) {
   const headers: Record<string, string> = {};
   if (options.token) headers.authorization = `Bearer ${options.token}`;
   if (options.body !== undefined) headers["content-type"] = "application/json";
-  const res = await fetch(app.url + path, {
+  const res = await fetch(given.app.url + path, {
     method,
     headers,
     body: options.body === undefined ? undefined : JSON.stringify(options.body),
@@ -54,7 +50,7 @@ const event = (id: string, extra: JsonObject = {}): JsonObject => ({
 
 describe("writes", () => {
   test("Create over REST stores exactly what Connect then reads back", async () => {
-    const reply = await rest("POST", "/v1/tenants/acme/events", { token: acme.writer, body: event("rest-1") });
+    const reply = await rest("POST", "/v1/tenants/acme/events", { token: given.acme.writer, body: event("rest-1") });
     expect(reply.status, reply.text).toBe(200);
     expect(reply.json.event).toMatchObject({ id: "rest-1", tenant: "acme", action: "project.create" });
     expect(reply.headers.get("x-request-id")).toBeTruthy();
@@ -66,14 +62,14 @@ describe("writes", () => {
   test("Create over Connect and over REST answer the same JSON for the same idempotent event", async () => {
     const input = event("same-1", { action: "user.login" });
     const viaConnect = await audit.create({ tenant: "acme", event: fromJson(AuditEventSchema, input) });
-    const viaRest = await rest("POST", "/v1/tenants/acme/events", { token: acme.writer, body: input });
+    const viaRest = await rest("POST", "/v1/tenants/acme/events", { token: given.acme.writer, body: input });
     expect(viaRest.status).toBe(200);
     expect(viaRest.json).toEqual(toJson(CreateResponseSchema, viaConnect));
   });
 
   test("BatchCreate over REST returns the stored events, as List shows them", async () => {
     const body = { events: [event("batch-1"), event("batch-2", { action: "project.delete" })] };
-    const reply = await rest("POST", "/v1/tenants/acme/events:batchCreate", { token: acme.writer, body });
+    const reply = await rest("POST", "/v1/tenants/acme/events:batchCreate", { token: given.acme.writer, body });
     expect(reply.status, reply.text).toBe(200);
     const { events } = await audit.list({ tenant: "acme", order: 2 });
     const stored = events.filter((e) => e.id.startsWith("batch-"));
@@ -112,7 +108,7 @@ describe("List: query parameters give the same page as Connect", () => {
     { query: "?outcome=2&includeChildren=true&activeOnly=false", same: { outcome: 2, includeChildren: true } },
   ];
   test.each(cases)("GET /v1/tenants/acme/events$query", async ({ query, same }) => {
-    const reply = await rest("GET", `/v1/tenants/acme/events${query}`, { token: acme.reader });
+    const reply = await rest("GET", `/v1/tenants/acme/events${query}`, { token: given.acme.reader });
     expect(reply.status, reply.text).toBe(200);
     const viaConnect = toJson(ListResponseSchema, await audit.list({ tenant: "acme", ...same }));
     expect(reply.json).toEqual(viaConnect);
@@ -120,11 +116,11 @@ describe("List: query parameters give the same page as Connect", () => {
   });
 
   test("a page token from REST continues the listing as it does over Connect", async () => {
-    const first = await rest("GET", "/v1/tenants/acme/events?pageSize=2", { token: acme.reader });
+    const first = await rest("GET", "/v1/tenants/acme/events?pageSize=2", { token: given.acme.reader });
     const token = first.json.nextPageToken as string;
     expect(token).toBeTruthy();
     const second = await rest("GET", `/v1/tenants/acme/events?pageSize=2&pageToken=${encodeURIComponent(token)}`, {
-      token: acme.reader,
+      token: given.acme.reader,
     });
     const viaConnect = await audit.list({ tenant: "acme", pageSize: 2, pageToken: token });
     expect(second.json).toEqual(toJson(ListResponseSchema, viaConnect));
@@ -146,7 +142,7 @@ describe("errors: the same code, message and reason as over Connect", () => {
       method: "GET",
       path: "/v1/tenants/acme/events",
       status: 401,
-      connect: () => clientFor(AuditService, app, "connect").list({ tenant: "acme" }),
+      connect: () => clientFor(AuditService, given.app, "connect").list({ tenant: "acme" }),
     },
     {
       name: "a reader writing",
@@ -156,7 +152,7 @@ describe("errors: the same code, message and reason as over Connect", () => {
       body: event("denied"),
       status: 403,
       connect: (t) =>
-        clientFor(AuditService, app, "connect", t.reader).create({ tenant: "acme", event: { action: "x" } }),
+        clientFor(AuditService, given.app, "connect", t.reader).create({ tenant: "acme", event: { action: "x" } }),
     },
     {
       name: "another tenant's log",
@@ -164,7 +160,7 @@ describe("errors: the same code, message and reason as over Connect", () => {
       path: "/v1/tenants/globex/events",
       token: "reader",
       status: 403,
-      connect: (t) => clientFor(AuditService, app, "connect", t.reader).list({ tenant: "globex" }),
+      connect: (t) => clientFor(AuditService, given.app, "connect", t.reader).list({ tenant: "globex" }),
     },
     {
       name: "an event without an action",
@@ -174,7 +170,7 @@ describe("errors: the same code, message and reason as over Connect", () => {
       body: { id: "no-action" },
       status: 400,
       connect: (t) =>
-        clientFor(AuditService, app, "connect", t.writer).create({ tenant: "acme", event: { id: "no-action" } }),
+        clientFor(AuditService, given.app, "connect", t.writer).create({ tenant: "acme", event: { id: "no-action" } }),
     },
     {
       name: "a reused id with different content",
@@ -184,15 +180,15 @@ describe("errors: the same code, message and reason as over Connect", () => {
       body: event("rest-1", { action: "changed" }),
       status: 409,
       connect: (t) =>
-        clientFor(AuditService, app, "connect", t.writer).create({
+        clientFor(AuditService, given.app, "connect", t.writer).create({
           tenant: "acme",
           event: { id: "rest-1", action: "changed" },
         }),
     },
   ];
   test.each(cases)("$name → $status", async ({ method, path, token, body, status, connect }) => {
-    const reply = await rest(method, path, { token: token ? (acme[token] as string) : undefined, body });
-    const expected = await failureOf(connect(acme));
+    const reply = await rest(method, path, { token: token ? (given.acme[token] as string) : undefined, body });
+    const expected = await failureOf(connect(given.acme));
     expect(reply.status, reply.text).toBe(status);
     expect(reply.json.code).toBe(expected.code);
     // The same message, except that REST names fields relative to its body (docs/rest.md, "Field paths").
@@ -206,7 +202,7 @@ describe("errors: the same code, message and reason as over Connect", () => {
 
   test("an unknown field in the body is refused, not dropped", async () => {
     const reply = await rest("POST", "/v1/tenants/acme/events", {
-      token: acme.writer,
+      token: given.acme.writer,
       body: { action: "x", colour: "red" },
     });
     expect(reply.status).toBe(400);
@@ -215,7 +211,7 @@ describe("errors: the same code, message and reason as over Connect", () => {
   });
 
   test("a route the contract does not declare is a 404 Status", async () => {
-    const reply = await rest("GET", "/v1/tenants/acme/nothing", { token: acme.reader });
+    const reply = await rest("GET", "/v1/tenants/acme/nothing", { token: given.acme.reader });
     expect(reply.status).toBe(404);
     expect(reply.json).toMatchObject({
       code: Code.NotFound,
@@ -227,7 +223,7 @@ describe("errors: the same code, message and reason as over Connect", () => {
 describe("admin routes", () => {
   test("an admin creates an API key over REST, and it works over REST and Connect", async () => {
     const created = await rest("POST", "/v1/tenants/acme/apiKeys", {
-      token: acme.admin,
+      token: given.acme.admin,
       body: { name: "rest-key", roles: ["ROLE_READER"] },
     });
     expect(created.status, created.text).toBe(200);
@@ -235,13 +231,13 @@ describe("admin routes", () => {
     const token = created.json.token as string;
     const viaRest = await rest("GET", "/v1/tenants/acme/events?pageSize=1", { token });
     expect(viaRest.status).toBe(200);
-    const viaConnect = await clientFor(AuditService, app, "connect", token).list({ tenant: "acme", pageSize: 1 });
+    const viaConnect = await clientFor(AuditService, given.app, "connect", token).list({ tenant: "acme", pageSize: 1 });
     expect(viaRest.json).toEqual(toJson(ListResponseSchema, viaConnect));
   });
 
   test("the superadmin lists tenants over REST as over Connect", async () => {
-    const reply = await rest("GET", "/v1/tenants", { token: app.adminToken });
-    const viaConnect = await clientFor(AdminService, app, "connect", app.adminToken).listTenants({});
+    const reply = await rest("GET", "/v1/tenants", { token: given.app.adminToken });
+    const viaConnect = await clientFor(AdminService, given.app, "connect", given.app.adminToken).listTenants({});
     expect(reply.json.tenants.map((t: { id: string }) => t.id)).toEqual(viaConnect.tenants.map((t) => t.id));
     expect(reply.json.tenants.map((t: { id: string }) => t.id)).toContain("acme");
   });

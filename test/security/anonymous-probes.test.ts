@@ -2,24 +2,24 @@ import { randomBytes } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AdminService, Role } from "../../gen/audit/v1/admin_service_pb.js";
 import { requiredRoles } from "../../src/interceptors/auth.js";
-import { startTestApp, type TestApp } from "../support/app.js";
-import { clientFor, provisionTenant } from "../support/clients.js";
+import { clientFor } from "../support/clients.js";
+import { appFixture } from "../support/fixture.js";
 
 // An anonymous caller must learn nothing about which tenants exist, on any route: it authenticates before the route
 // looks at the tenant, the media type or the body. Each probe is sent naming an existing tenant (by slug and by
 // numeric id) and an unknown one; the answers must be identical, byte for byte.
 
-let app: TestApp;
 let tenantKeys: { label: string; key: string }[];
 const PASSWORD = "probe-password-1";
 
+// Every probe with a wrong password is a failure the throttle counts; this test is about the answers only.
+const given = appFixture({
+  env: { PASSWORD_FAILURES_PER_USER: "0", PASSWORD_FAILURES_PER_ADDRESS: "0", PASSWORD_HASH_CONCURRENCY: "4" },
+  tenants: ["acme"],
+});
 beforeAll(async () => {
-  // Every probe with a wrong password is a failure the throttle counts; this test is about the answers only.
-  app = await startTestApp({
-    env: { PASSWORD_FAILURES_PER_USER: "0", PASSWORD_FAILURES_PER_ADDRESS: "0", PASSWORD_HASH_CONCURRENCY: "4" },
-  });
-  const acme = await provisionTenant(app, "acme");
-  await clientFor(AdminService, app, "connect", acme.admin).createUser({
+  const { acme } = given;
+  await clientFor(AdminService, given.app, "connect", acme.admin).createUser({
     username: "ann",
     password: PASSWORD,
     roles: [Role.ADMIN],
@@ -30,9 +30,6 @@ beforeAll(async () => {
     { label: "existing numeric id", key: String(acme.numericId) },
     { label: "unknown numeric id", key: "987654" },
   ];
-});
-afterAll(async () => {
-  await app?.close();
 });
 
 type Headers = Record<string, string>;
@@ -89,13 +86,13 @@ async function send(route: Route, tenant: string, credential: Headers, input: "v
     body = input === "broken" ? valid.slice(0, Math.ceil(valid.length / 2)) : valid;
   }
   if (!route.credentialInBody) Object.assign(headers, credential);
-  const res = await fetch(app.url + path, { method: route.method, headers, body });
+  const res = await fetch(given.app.url + path, { method: route.method, headers, body });
   return { status: res.status, body: await res.text(), authenticate: res.headers.get("www-authenticate") };
 }
 
 /** Every REST route the running service compiled from the google.api.http annotations. */
 function restRoutes(): Route[] {
-  return app.app.restRoutes.map((line) => {
+  return given.app.app.restRoutes.map((line) => {
     const match = /^(\S+) (\S+) → (.+)\.([^.]+)$/.exec(line);
     if (!match) throw new Error(`cannot read REST route "${line}"`);
     const [, method = "", template = "", service = "", rpc = ""] = match;
@@ -255,7 +252,7 @@ describe("an anonymous caller cannot tell which tenants exist", () => {
 
   afterAll(() => {
     console.log(
-      `anonymous probes: ${probes} requests over ${app.app.restRoutes.length} REST and ${legacyRoutes.length} legacy routes; answers independent of the tenant`,
+      `anonymous probes: ${probes} requests over ${given.app.app.restRoutes.length} REST and ${legacyRoutes.length} legacy routes; answers independent of the tenant`,
     );
   });
 });

@@ -18,6 +18,7 @@ import { describe, expect, test } from "vitest";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { asClientFault } from "../../src/interceptors/client-faults.js";
+import { failureOf } from "../support/errors.js";
 
 /**
  * asClientFault recognises some of connect-es's and protobuf-es's errors only by their message text. Each case here
@@ -38,14 +39,8 @@ test("the patterns are pinned to the installed library versions", () => {
 });
 
 /** The error `fn` throws, as a ConnectError the way Connect's handlers see it. */
-async function raised(fn: () => unknown, code = Code.Internal): Promise<ConnectError> {
-  try {
-    await fn();
-  } catch (error) {
-    return error instanceof ConnectError ? error : ConnectError.from(error, code);
-  }
-  throw new Error("nothing was thrown");
-}
+const raised = (fn: () => unknown, code = Code.Internal) =>
+  failureOf(fn, "a throw", (error) => ConnectError.from(error, code));
 
 const reasonOf = (error: ConnectError | undefined) => error?.findDetails(ErrorInfoSchema)[0]?.reason;
 const create = AuditService.method.create;
@@ -117,5 +112,30 @@ describe("JSON connect-es could not read gets a reason and a hint", () => {
   test("a message that is not a JSON object", async () => {
     const fault = asClientFault(await json([1]));
     expect(reasonOf(fault)).toBe("MALFORMED_MESSAGE");
+  });
+
+  // docs/errors.md: a value of the wrong type is INVALID_FIELD, whatever the field's type; protobuf-es names the
+  // type it could not read for a message, enum or well-known type, not the field.
+  test.each([
+    ["a message field given a number", { event: 5 }, "audit.v1.AuditEvent"],
+    ["an enum value that names none", { event: { action: "a", outcome: { status: "NO" } } }, "audit.v1.OutcomeStatus"],
+    ["a timestamp that is not RFC 3339", { event: { action: "a", occurredAt: "x" } }, "google.protobuf.Timestamp"],
+    ["a Struct given a number", { event: { action: "a", attributes: 5 } }, "google.protobuf.Struct"],
+  ])("%s", async (_what, value, type) => {
+    const fault = asClientFault(await json(value));
+    expect([reasonOf(fault), fault?.findDetails(ErrorInfoSchema)[0]?.metadata]).toEqual(["INVALID_FIELD", { type }]);
+  });
+
+  test("JSON that is not UTF-8, read as the service reads it (a fatal TextDecoder)", async () => {
+    const input = createMethodSerializationLookup(
+      create,
+      undefined,
+      // Not in connect-es's option type, yet passed on to its JSON parsing (src/app.ts sets it the same way).
+      { textDecoder: new TextDecoder("utf-8", { fatal: true }) } as object,
+      { readMaxBytes: 1 << 20, writeMaxBytes: 1 << 20 },
+    ).getI(false);
+    const error = await raised(() => input.parse(new Uint8Array([0x7b, 0xff, 0x7d])), Code.InvalidArgument);
+    expect(error.code).toBe(Code.InvalidArgument);
+    expect(reasonOf(asClientFault(error))).toBe("MALFORMED_MESSAGE");
   });
 });

@@ -1,9 +1,9 @@
 import { Code, ConnectError, createClient, type Interceptor } from "@connectrpc/connect";
 import { createConnectTransport, createGrpcWebTransport } from "@connectrpc/connect-node";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
-import { startTestApp, type TestApp } from "../support/app.js";
-import { provisionTenant, type TenantTokens } from "../support/clients.js";
+import type { TestApp } from "../support/app.js";
+import { appFixture } from "../support/fixture.js";
 
 // README: CORS_ORIGINS is "comma-separated origins allowed to call from a browser (gRPC-web, Connect, REST), or `*`".
 // A browser first sends a preflight (OPTIONS with Access-Control-Request-*), then the call with an Origin header, and
@@ -65,18 +65,12 @@ describe.each([
   ["*", "https://any.example.org", undefined],
   ["https://app.example.com, http://localhost:5173", "http://localhost:5173", "https://evil.example.com"],
 ])("CORS_ORIGINS=%s", (setting, allowed, refused) => {
-  let app: TestApp;
-  let acme: TenantTokens;
-  beforeAll(async () => {
-    app = await startTestApp({ env: { CORS_ORIGINS: setting } });
-    acme = await provisionTenant(app, "acme");
-  });
-  afterAll(() => app?.close());
+  const given = appFixture({ env: { CORS_ORIGINS: setting }, tenants: ["acme"] });
 
   test.each(Object.keys(preflights) as (keyof typeof preflights)[])(
     "a %s preflight from an allowed origin is answered 204 with everything the call needs",
     async (kind) => {
-      const res = await preflight(app, allowed, preflights[kind]);
+      const res = await preflight(given.app, allowed, preflights[kind]);
       expect(res.status).toBe(204);
       expect(res.headers.get("access-control-allow-origin")).toBe(allowed);
       expect(list(res.headers.get("access-control-allow-methods"))).toContain("post");
@@ -93,7 +87,7 @@ describe.each([
   test.each(Object.keys(preflights) as (keyof typeof preflights)[])(
     "%s calls from an allowed origin are served, and the page may read the status headers",
     async (kind) => {
-      const { client, options, seen } = browserClient(app, kind, allowed, acme.writer);
+      const { client, options, seen } = browserClient(given.app, kind, allowed, given.acme.writer);
       const { event } = await client.create({ event: { action: `cors.${kind}` } }, options);
       expect(event?.action).toBe(`cors.${kind}`);
       expect(seen.headers?.get("access-control-allow-origin")).toBe(allowed);
@@ -111,8 +105,8 @@ describe.each([
   );
 
   test("REST calls from an allowed origin carry the allow header", async () => {
-    const res = await fetch(`${app.url}/v1/tenants/acme/events?pageSize=1`, {
-      headers: { origin: allowed, authorization: `Bearer ${acme.reader}` },
+    const res = await fetch(`${given.app.url}/v1/tenants/acme/events?pageSize=1`, {
+      headers: { origin: allowed, authorization: `Bearer ${given.acme.reader}` },
     });
     expect(res.status).toBe(200);
     expect(res.headers.get("access-control-allow-origin")).toBe(allowed);
@@ -121,19 +115,19 @@ describe.each([
   if (refused) {
     test("an origin not listed gets no allow headers, on the preflight or the call", async () => {
       for (const kind of Object.keys(preflights) as (keyof typeof preflights)[]) {
-        const res = await preflight(app, refused, preflights[kind]);
+        const res = await preflight(given.app, refused, preflights[kind]);
         // Answered, so the browser gets a definite no, but without the headers that would let the call go.
         expect(res.status).toBe(204);
         expect(res.headers.get("access-control-allow-origin")).toBeNull();
         expect(res.headers.get("access-control-allow-headers")).toBeNull();
-        const { client, options, seen } = browserClient(app, kind, refused, acme.writer);
+        const { client, options, seen } = browserClient(given.app, kind, refused, given.acme.writer);
         await client.create({ event: { action: "cors.refused-origin" } }, options);
         expect(seen.headers, kind).toBeDefined();
         expect(seen.headers?.get("access-control-allow-origin")).toBeNull();
         expect(seen.headers?.get("access-control-expose-headers")).toBeNull();
       }
       // Each listed origin is allowed, not only the one the other tests use.
-      const other = await preflight(app, "https://app.example.com", preflights.Connect);
+      const other = await preflight(given.app, "https://app.example.com", preflights.Connect);
       expect(other.headers.get("access-control-allow-origin")).toBe("https://app.example.com");
     });
   }

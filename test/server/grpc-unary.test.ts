@@ -12,6 +12,7 @@ import {
   toJson,
 } from "@bufbuild/protobuf";
 import { Code } from "@connectrpc/connect";
+import postgres from "postgres";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import {
   CreateRequestSchema,
@@ -61,8 +62,14 @@ function frame(message: Uint8Array, compressed = false): Buffer {
   return out;
 }
 
-async function call(app: TestApp, method: string, body: Buffer, headers: Record<string, string> = {}): Promise<Reply> {
-  const session = http2.connect(app.url);
+async function call(
+  app: TestApp,
+  method: string,
+  body: Buffer,
+  headers: Record<string, string> = {},
+  settings?: http2.Settings,
+): Promise<Reply> {
+  const session = http2.connect(app.url, { settings });
   try {
     const reply = await h2Request(
       session,
@@ -133,6 +140,8 @@ function observed(reply: Reply, method: keyof typeof responseSchemas) {
   const requestId = reply.headers["x-request-id"] ?? reply.trailers["x-request-id"];
   return withoutVolatile({
     http: Number(reply.headers[":status"]),
+    // A trailers-only answer carries its status in the one HEADERS frame.
+    statusIn: reply.headers["grpc-status"] !== undefined ? "headers" : "trailers",
     contentType: reply.headers["content-type"] ?? null,
     grpcStatus: reply.trailers["grpc-status"] ?? reply.headers["grpc-status"] ?? null,
     grpcMessage: reply.trailers["grpc-message"] ?? reply.headers["grpc-message"] ?? null,
@@ -265,4 +274,135 @@ test("a call reset before its body ends is dropped, and the connection serves th
   } finally {
     session.destroy();
   }
+});
+
+/**
+ * Runs `during` while a transaction holds tenant "fast"'s sequence row: every Create of that tenant, on either
+ * instance, waits in its group commit until `during` has settled, so a call is certainly still running meanwhile.
+ */
+async function withCreatesHeld<T>(during: (calls: Promise<unknown>[]) => Promise<T>): Promise<T> {
+  const sql = postgres(database.url, { max: 1, onnotice: () => {} });
+  try {
+    await call(direct, "Create", message(CreateRequestSchema, { tenant: "fast", event: { action: "held.before" } }));
+    let release: () => void = () => {};
+    const released = new Promise<void>((resolve) => {
+      release = resolve;
+    });
+    const locked = new Promise<void>((resolve, reject) => {
+      sql
+        .begin(async (tx) => {
+          await tx`select 1 from tenant_sequences where tenant = 'fast' for update`;
+          resolve();
+          await released;
+        })
+        .catch(reject);
+    });
+    await locked;
+    const calls: Promise<unknown>[] = [];
+    try {
+      return await during(calls);
+    } finally {
+      release();
+      await Promise.all(calls);
+    }
+  } finally {
+    await sql.end();
+  }
+}
+
+/** Resolves once the server's log has a line that `match` accepts. */
+async function logged(app: TestApp, match: (line: string) => boolean): Promise<Record<string, unknown>> {
+  for (let i = 0; i < 200; i++) {
+    const line = app.logs.find(match);
+    if (line) return JSON.parse(line);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error("no such log line");
+}
+
+test("a deadline that passes while the call waits for its commit: answered as Connect's handler answers it", async () => {
+  const body = message(CreateRequestSchema, {
+    tenant: "fast",
+    event: { action: "held.deadline", occurredAt: { seconds: 1n } },
+  });
+  const [a, b] = await withCreatesHeld(async (calls) => {
+    const both = Promise.all([
+      call(direct, "Create", body, { "grpc-timeout": "50m" }),
+      call(connect, "Create", body, { "grpc-timeout": "50m" }),
+    ]);
+    calls.push(both);
+    // Past the deadline, with both calls waiting.
+    await new Promise((r) => setTimeout(r, 300));
+    // Wrapped: returned as it is, the answers would be awaited before the commits are let go.
+    return { both };
+  }).then(({ both }) => both);
+  expect(observed(a, "Create")).toEqual(observed(b, "Create"));
+});
+
+test.each([
+  ["CANCEL", http2.constants.NGHTTP2_CANCEL],
+  ["INTERNAL_ERROR", http2.constants.NGHTTP2_INTERNAL_ERROR],
+])(
+  "a call its client resets (%s) while it runs: logged as Connect's path logs it, and the session serves on",
+  async (name, code) => {
+    const sessions = [http2.connect(direct.url), http2.connect(connect.url)];
+    try {
+      const body = message(CreateRequestSchema, { tenant: "fast", event: { action: "held.reset" } });
+      const id = (i: number) => `reset-${name}-while-running-${i}`;
+      await withCreatesHeld(async (calls) => {
+        sessions.forEach((session, i) => {
+          const stream = session.request({
+            ":method": "POST",
+            ":path": "/audit.v1.AuditService/Create",
+            "content-type": "application/grpc",
+            te: "trailers",
+            authorization: `Bearer ${token}`,
+            "x-request-id": id(i),
+          });
+          stream.on("error", () => {});
+          stream.end(body);
+          calls.push(new Promise((resolve) => stream.on("close", resolve)));
+          setTimeout(() => stream.close(code), 300);
+        });
+        await new Promise((r) => setTimeout(r, 600));
+      });
+      const lines = await Promise.all([direct, connect].map((app, i) => logged(app, (l) => l.includes(`"${id(i)}"`))));
+      expect(lines[0]?.code).toBe(lines[1]?.code);
+      const next = await h2Request(
+        sessions[0] as http2.ClientHttp2Session,
+        {
+          ":method": "POST",
+          ":path": "/audit.v1.AuditService/Create",
+          "content-type": "application/grpc",
+          te: "trailers",
+          authorization: `Bearer ${token}`,
+        },
+        message(CreateRequestSchema, { tenant: "fast", event: { action: "after.reset" } }),
+      );
+      expect(next.trailers["grpc-status"]).toBe("0");
+      const errors = direct.logs.filter((l) => /"level":50/.test(l) && !l.includes("authentication"));
+      expect(errors).toEqual([]);
+    } finally {
+      for (const session of sessions) session.destroy();
+    }
+  },
+);
+
+test("a response many times the client's flow-control window: answered as Connect's handler answers it", async () => {
+  const padding = "p".repeat(3000);
+  for (let i = 0; i < 40; i++) {
+    await call(
+      direct,
+      "Create",
+      message(CreateRequestSchema, { tenant: "fast", event: { action: "big.page", attributes: { padding, i } } }),
+    );
+  }
+  const list = message(ListRequestSchema, { tenant: "fast", pageSize: 40, actions: ["big.page"] });
+  // A 4 KiB window per stream: the server sends a 120 KiB answer in thirty-odd WINDOW_UPDATE-paced rounds.
+  const window = { initialWindowSize: 4096 };
+  const [a, b] = await Promise.all([call(direct, "List", list, {}, window), call(connect, "List", list, {}, window)]);
+  expect(a.body.length).toBeGreaterThan(30 * 4096);
+  const seen = observed(a, "List");
+  expect(seen).toEqual(observed(b, "List"));
+  expect(seen).toMatchObject({ grpcStatus: "0", messages: [{ events: Array(40).fill({ action: "big.page" }) }] });
 });

@@ -1,23 +1,16 @@
 import { create } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext, type ServiceImpl } from "@connectrpc/connect";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { AuditService, CreateRequestSchema } from "../../gen/audit/v1/audit_service_pb.js";
 import { rpcFailure } from "../../src/legacy/rpc-failure.js";
 import { createInvoker, registration } from "../../src/server/invoker.js";
-import { startTestApp, type TestApp } from "../support/app.js";
-import { provisionTenant, type TenantTokens } from "../support/clients.js";
+import { appFixture } from "../support/fixture.js";
 
 /**
  * The invoker (src/server/invoker.ts) the direct gRPC path, REST and the legacy adapters call: the same interceptors,
  * handler context and errors as the router's calls, and the authenticated caller with the outcome.
  */
-let app: TestApp;
-let acme: TenantTokens;
-beforeAll(async () => {
-  app = await startTestApp();
-  acme = await provisionTenant(app, "acme");
-});
-afterAll(() => app?.close());
+const given = appFixture({ tenants: ["acme"] });
 
 const bearer = (token: string) => ({ authorization: `Bearer ${token}` });
 const event = { action: "doc.edit", source: "invoker-test" };
@@ -25,7 +18,7 @@ const init = (header: Record<string, string> = {}) => ({ header, protocolName: "
 
 describe("unary calls", () => {
   test("run the auth interceptor: no credential is UNAUTHENTICATED, a writer's credential stores the event", async () => {
-    const refused = await app.app.invoker.unary(AuditService.method.create, { event }, init());
+    const refused = await given.app.app.invoker.unary(AuditService.method.create, { event }, init());
     expect(refused.error && rpcFailure(refused.error)).toMatchObject({
       code: Code.Unauthenticated,
       reason: "MISSING_CREDENTIAL",
@@ -34,7 +27,11 @@ describe("unary calls", () => {
     // The request-log interceptor's id, in the error's metadata.
     expect(refused.error?.metadata.get("x-request-id")).toMatch(/^[0-9a-f-]{36}$/);
 
-    const stored = await app.app.invoker.unary(AuditService.method.create, { event }, init(bearer(acme.writer)));
+    const stored = await given.app.app.invoker.unary(
+      AuditService.method.create,
+      { event },
+      init(bearer(given.acme.writer)),
+    );
     // The auth interceptor filled in the caller's tenant; the handler stored and answered with the event.
     expect(stored.message?.event).toMatchObject({ tenant: "acme", action: "doc.edit", source: "invoker-test" });
     expect(stored.message?.event?.sequence).toBeGreaterThan(0n);
@@ -44,10 +41,10 @@ describe("unary calls", () => {
   });
 
   test("fail with the error-mapping interceptor's reason and field violations, as rpcFailure reads them", async () => {
-    const { error } = await app.app.invoker.unary(
+    const { error } = await given.app.app.invoker.unary(
       AuditService.method.create,
       { event: { ...event, action: "", id: "has space" } },
-      init(bearer(acme.writer)),
+      init(bearer(given.acme.writer)),
     );
     const failure = rpcFailure(error);
     expect(failure.code).toBe(Code.InvalidArgument);
@@ -63,28 +60,32 @@ describe("unary calls", () => {
   test("hand the handler its own message: a message passed in is not written to", async () => {
     // The auth interceptor fills in the tenant of the request it sees; the caller's object must keep its own.
     const request = create(CreateRequestSchema, { event });
-    const { message } = await app.app.invoker.unary(AuditService.method.create, request, init(bearer(acme.writer)));
+    const { message } = await given.app.app.invoker.unary(
+      AuditService.method.create,
+      request,
+      init(bearer(given.acme.writer)),
+    );
     expect(message?.event?.tenant).toBe("acme");
     expect(request.tenant).toBe("");
   });
 
   test("a request that cannot be read is the call's INVALID_ARGUMENT, not the server's INTERNAL", async () => {
-    const { error } = await app.app.invoker.unary(
+    const { error } = await given.app.app.invoker.unary(
       AuditService.method.create,
       async () => {
         throw new ConnectError("parse binary: premature EOF", Code.Internal);
       },
-      init(bearer(acme.writer)),
+      init(bearer(given.acme.writer)),
     );
     expect(error && rpcFailure(error)).toMatchObject({ code: Code.InvalidArgument, reason: "MALFORMED_MESSAGE" });
   });
 
   test("a deadline over maxTimeoutMs is refused, as Connect's handlers refuse it", async () => {
-    const { error } = await app.app.invoker.unary(
+    const { error } = await given.app.app.invoker.unary(
       AuditService.method.create,
       { event },
       {
-        ...init(bearer(acme.writer)),
+        ...init(bearer(given.acme.writer)),
         timeoutMs: 25 * 3600 * 1000,
       },
     );
@@ -95,19 +96,23 @@ describe("unary calls", () => {
 
 describe("Tail, server streaming", () => {
   test("delivers replayed and live events, and ends the handler's context when the caller closes", async () => {
-    const first = await app.app.invoker.unary(AuditService.method.create, { event }, init(bearer(acme.writer)));
+    const first = await given.app.app.invoker.unary(
+      AuditService.method.create,
+      { event },
+      init(bearer(given.acme.writer)),
+    );
     const sequence = first.message?.event?.sequence ?? 1n;
-    const tail = app.app.invoker.serverStream(
+    const tail = given.app.app.invoker.serverStream(
       AuditService.method.tail,
       { afterSequence: sequence - 1n },
-      init(bearer(acme.reader)),
+      init(bearer(given.acme.reader)),
     );
     const received: bigint[] = [];
     for (let r = await tail.messages.next(); !r.done; r = await tail.messages.next()) {
       received.push(r.value.event?.sequence ?? 0n);
       // A live event after the replayed one; then the caller gives up while the stream waits for more.
       if (received.length === 1) {
-        await app.app.invoker.unary(AuditService.method.create, { event }, init(bearer(acme.writer)));
+        await given.app.app.invoker.unary(AuditService.method.create, { event }, init(bearer(given.acme.writer)));
       }
       if (received.length === 2) break;
     }
@@ -118,7 +123,7 @@ describe("Tail, server streaming", () => {
   });
 
   test("runs the interceptors: without a credential it is UNAUTHENTICATED", async () => {
-    const tail = app.app.invoker.serverStream(AuditService.method.tail, {}, init());
+    const tail = given.app.app.invoker.serverStream(AuditService.method.tail, {}, init());
     const error = await tail.messages.next().then(
       () => undefined,
       (e: unknown) => e,
@@ -128,11 +133,11 @@ describe("Tail, server streaming", () => {
 
   test("ends with DEADLINE_EXCEEDED when the call's timeoutMs passes", async () => {
     const started = performance.now();
-    const tail = app.app.invoker.serverStream(
+    const tail = given.app.app.invoker.serverStream(
       AuditService.method.tail,
       {},
       {
-        ...init(bearer(acme.reader)),
+        ...init(bearer(given.acme.reader)),
         timeoutMs: 200,
       },
     );
@@ -174,7 +179,7 @@ describe("the handler's context", () => {
       { event },
       {
         ...init({ "x-test": "1" }),
-        signal: abort.signal,
+        controller: abort,
       },
     );
     setTimeout(() => abort.abort(new ConnectError("gone", Code.Canceled)), 20);

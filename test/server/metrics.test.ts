@@ -1,9 +1,10 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import postgres from "postgres";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
-import { startTestApp, type TestApp } from "../support/app.js";
-import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
+import { startTestApp } from "../support/app.js";
+import { clientFor, provisionTenant } from "../support/clients.js";
+import { appFixture } from "../support/fixture.js";
 import { legacyCalls } from "../support/legacy-calls.js";
 
 type Labels = Record<string, string>;
@@ -45,19 +46,11 @@ async function until(check: () => Promise<boolean>): Promise<void> {
 const create = { service: "audit.v1.AuditService", method: "Create" };
 
 describe("on the main port", () => {
-  let app: TestApp;
-  let acme: TenantTokens;
-  beforeAll(async () => {
-    // One flush at a time, so a held tenant lock makes the queue grow predictably.
-    app = await startTestApp({ env: { GROUP_COMMIT_FLUSHES: "1" } });
-    acme = await provisionTenant(app, "acme");
-  });
-  afterAll(async () => {
-    await app?.close();
-  });
+  // One flush at a time, so a held tenant lock makes the queue grow predictably.
+  const given = appFixture({ env: { GROUP_COMMIT_FLUSHES: "1" }, tenants: ["acme"] });
 
   test("GET /metrics needs no credential and has process metrics and the pool size", async () => {
-    const m = await scrape(`${app.url}/metrics`);
+    const m = await scrape(`${given.app.url}/metrics`);
     expect(m.value("process_cpu_user_seconds_total")).toBeGreaterThan(0);
     expect(m.value("nodejs_eventloop_lag_seconds")).toBeGreaterThanOrEqual(0);
     expect(m.value("audit_db_pool_size")).toBe(10);
@@ -66,20 +59,20 @@ describe("on the main port", () => {
   });
 
   test("calls are counted and timed by service, method, protocol or route, and code", async () => {
-    const before = await scrape(app.app.metricsUrl);
+    const before = await scrape(given.app.app.metricsUrl);
     const event = { action: "metrics.count" };
     for (const protocol of ["connect", "grpc-web", "grpc"] as const) {
-      await clientFor(AuditService, app, protocol, acme.writer).create({ event });
+      await clientFor(AuditService, given.app, protocol, given.acme.writer).create({ event });
     }
-    const rest = await fetch(`${app.url}/v1/tenants/acme/events`, {
+    const rest = await fetch(`${given.app.url}/v1/tenants/acme/events`, {
       method: "POST",
-      headers: { authorization: `Bearer ${acme.writer}`, "content-type": "application/json" },
+      headers: { authorization: `Bearer ${given.acme.writer}`, "content-type": "application/json" },
       body: JSON.stringify(event),
     });
     expect(rest.status).toBe(200);
-    const axonize = await fetch(`${app.url}/odata/Audits`, {
+    const axonize = await fetch(`${given.app.url}/odata/Audits`, {
       method: "POST",
-      headers: { authorization: acme.writer, "content-type": "application/json" },
+      headers: { authorization: given.acme.writer, "content-type": "application/json" },
       body: JSON.stringify({
         entityName: "Boiler 3",
         entityId: "dev-3",
@@ -89,11 +82,11 @@ describe("on the main port", () => {
       }),
     });
     expect(axonize.status).toBeLessThan(300);
-    await expect(clientFor(AuditService, app, "grpc").create({ event })).rejects.toMatchObject({
+    await expect(clientFor(AuditService, given.app, "grpc").create({ event })).rejects.toMatchObject({
       code: Code.Unauthenticated,
     });
 
-    const after = await scrape(app.app.metricsUrl);
+    const after = await scrape(given.app.app.metricsUrl);
     const moved = (name: string, labels: Labels) => after.value(name, labels) - before.value(name, labels);
     for (const protocol of ["connect", "grpc-web", "grpc", "rest", "axonize"]) {
       expect(moved("audit_rpc_calls_total", { ...create, protocol, code: "OK" }), protocol).toBe(1);
@@ -112,26 +105,26 @@ describe("on the main port", () => {
   });
 
   test("each legacy API's calls are counted under its name, Frontier's under its service; List times its query", async () => {
-    const calls = await legacyCalls(app, acme);
+    const calls = await legacyCalls(given.app, given.acme);
     for (const { api, send } of calls) {
-      const before = await scrape(app.app.metricsUrl);
+      const before = await scrape(given.app.app.metricsUrl);
       const res = await send();
       expect(res.status, `${api}: ${await res.text()}`).toBeLessThan(300);
-      const after = await scrape(app.app.metricsUrl);
+      const after = await scrape(given.app.app.metricsUrl);
       const ok = { protocol: api, code: "OK" };
       expect(after.value("audit_rpc_calls_total", ok) - before.value("audit_rpc_calls_total", ok), api).toBeGreaterThan(
         0,
       );
     }
-    const before = await scrape(app.app.metricsUrl);
-    const frontier = await fetch(`${app.url}/v1beta1/organizations/acme/auditlogs`, {
+    const before = await scrape(given.app.app.metricsUrl);
+    const frontier = await fetch(`${given.app.url}/v1beta1/organizations/acme/auditlogs`, {
       method: "POST",
-      headers: { authorization: `Bearer ${acme.writer}`, "content-type": "application/json" },
+      headers: { authorization: `Bearer ${given.acme.writer}`, "content-type": "application/json" },
       body: JSON.stringify({ logs: [{ source: "frontier", action: "metrics.frontier" }] }),
     });
     expect(frontier.status).toBe(200);
-    await clientFor(AuditService, app, "grpc", acme.reader).list({});
-    const after = await scrape(app.app.metricsUrl);
+    await clientFor(AuditService, given.app, "grpc", given.acme.reader).list({});
+    const after = await scrape(given.app.app.metricsUrl);
     const moved = (name: string, labels: Labels) => after.value(name, labels) - before.value(name, labels);
     const service = "raystack.frontier.v1beta1.FrontierService";
     expect(moved("audit_rpc_calls_total", { service, protocol: "rest", code: "OK" })).toBe(1);
@@ -139,26 +132,26 @@ describe("on the main port", () => {
   });
 
   test("a replayed event is not counted as stored again; a batch counts each event", async () => {
-    const client = clientFor(AuditService, app, "connect", acme.writer);
+    const client = clientFor(AuditService, given.app, "connect", given.acme.writer);
     await client.create({ event: { id: "replayed-1", action: "metrics.replay" } });
-    const before = await scrape(app.app.metricsUrl);
+    const before = await scrape(given.app.app.metricsUrl);
     await client.create({ event: { id: "replayed-1", action: "metrics.replay" } });
     await client.batchCreate({ events: [{ action: "b.1" }, { action: "b.2" }, { action: "b.3" }] });
-    const after = await scrape(app.app.metricsUrl);
+    const after = await scrape(given.app.app.metricsUrl);
     expect(after.value("audit_events_stored_total") - before.value("audit_events_stored_total")).toBe(3);
   });
 
   test("the group commit queue and the store's operations in flight show a held lock", async () => {
-    const client = clientFor(AuditService, app, "connect", acme.writer);
-    const sql = postgres(app.databaseUrl, { max: 1, onnotice: () => {} });
+    const client = clientFor(AuditService, given.app, "connect", given.acme.writer);
+    const sql = postgres(given.app.databaseUrl, { max: 1, onnotice: () => {} });
     const holder = await sql.reserve();
     try {
       await holder`begin`;
       await holder`select * from tenant_sequences where tenant = 'acme' for update`;
       const calls = Array.from({ length: 4 }, (_, i) => client.create({ event: { action: `held.${i}` } }));
       // The first flush waits on the lock; the other three wait for it in the queue.
-      await until(async () => (await scrape(app.app.metricsUrl)).value("audit_group_commit_queued_events") === 3);
-      const m = await scrape(app.app.metricsUrl);
+      await until(async () => (await scrape(given.app.app.metricsUrl)).value("audit_group_commit_queued_events") === 3);
+      const m = await scrape(given.app.app.metricsUrl);
       expect(m.value("audit_db_operations_in_flight", { operation: "append" })).toBe(1);
       expect(m.value("audit_db_operations_in_flight", { operation: "group_commit" })).toBe(4);
       expect(m.value("audit_rpc_active_calls", { ...create, protocol: "connect" })).toBe(4);
@@ -168,16 +161,16 @@ describe("on the main port", () => {
       holder.release();
       await sql.end();
     }
-    const m = await scrape(app.app.metricsUrl);
+    const m = await scrape(given.app.app.metricsUrl);
     expect(m.value("audit_group_commit_queued_events")).toBe(0);
     expect(m.value("audit_db_operations_in_flight")).toBe(0);
     expect(m.value("audit_rpc_active_calls", { ...create, protocol: "connect" })).toBe(0);
   });
 
   test("an open Tail stream is counted until the client goes away; its replay times its reads", async () => {
-    const reader = clientFor(AuditService, app, "grpc", acme.reader);
+    const reader = clientFor(AuditService, given.app, "grpc", given.acme.reader);
     const abort = new AbortController();
-    const before = await scrape(app.app.metricsUrl);
+    const before = await scrape(given.app.app.metricsUrl);
     const stream = (async () => {
       try {
         for await (const _ of reader.tail({ afterSequence: 0n }, { signal: abort.signal })) {
@@ -186,24 +179,27 @@ describe("on the main port", () => {
         expect(ConnectError.from(error).code).toBe(Code.Canceled);
       }
     })();
-    await until(async () => (await scrape(app.app.metricsUrl)).value("audit_tail_streams") === 1);
-    const open = await scrape(app.app.metricsUrl);
+    await until(async () => (await scrape(given.app.app.metricsUrl)).value("audit_tail_streams") === 1);
+    const open = await scrape(given.app.app.metricsUrl);
     expect(open.value("audit_rpc_active_calls", { method: "Tail", protocol: "grpc" })).toBe(1);
     const range = { operation: "range" };
     await until(
       async () =>
-        (await scrape(app.app.metricsUrl)).value("audit_db_operation_duration_seconds_count", range) >
+        (await scrape(given.app.app.metricsUrl)).value("audit_db_operation_duration_seconds_count", range) >
         before.value("audit_db_operation_duration_seconds_count", range),
     );
     abort.abort();
     await stream;
-    await until(async () => (await scrape(app.app.metricsUrl)).value("audit_tail_streams") === 0);
+    await until(async () => (await scrape(given.app.app.metricsUrl)).value("audit_tail_streams") === 0);
     await until(
       async () =>
-        (await scrape(app.app.metricsUrl)).value("audit_rpc_active_calls", { method: "Tail", protocol: "grpc" }) === 0,
+        (await scrape(given.app.app.metricsUrl)).value("audit_rpc_active_calls", {
+          method: "Tail",
+          protocol: "grpc",
+        }) === 0,
     );
     expect(
-      (await scrape(app.app.metricsUrl)).value("audit_rpc_calls_total", { method: "Tail", code: "Canceled" }),
+      (await scrape(given.app.app.metricsUrl)).value("audit_rpc_calls_total", { method: "Tail", code: "Canceled" }),
     ).toBe(1);
   });
 });

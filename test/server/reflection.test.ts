@@ -4,25 +4,17 @@ import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { fromBinary } from "@bufbuild/protobuf";
 import { FileDescriptorProtoSchema } from "@bufbuild/protobuf/wkt";
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { expect, test } from "vitest";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb.js";
-import { startTestApp, type TestApp } from "../support/app.js";
-import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
+import { clientFor } from "../support/clients.js";
+import { appFixture } from "../support/fixture.js";
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), "../..");
 const buf = path.join(root, "node_modules/.bin/buf");
 const run = promisify(execFile);
 
-let app: TestApp;
-let tokens: TenantTokens;
-beforeAll(async () => {
-  app = await startTestApp();
-  tokens = await provisionTenant(app, "reflect");
-});
-afterAll(async () => {
-  await app?.close();
-});
+const given = appFixture({ tenants: ["reflect"] });
 
 /** `buf curl` with no --schema, so it learns the contract by server reflection; run outside the repository's buf.yaml. */
 async function bufCurl(...args: string[]): Promise<string> {
@@ -42,13 +34,13 @@ test("buf curl lists the services over reflection v1 and v1alpha", async () => {
     "grpc.reflection.v1alpha.ServerReflection",
     "raystack.frontier.v1beta1.FrontierService",
   ];
-  expect((await bufCurl("--list-services", app.url)).trim().split("\n")).toEqual(services);
-  const alpha = await bufCurl("--reflect-protocol", "grpc-v1alpha", "--list-services", app.url);
+  expect((await bufCurl("--list-services", given.app.url)).trim().split("\n")).toEqual(services);
+  const alpha = await bufCurl("--reflect-protocol", "grpc-v1alpha", "--list-services", given.app.url);
   expect(alpha.trim().split("\n")).toEqual(services);
 });
 
 test("buf curl lists AuditService's methods and calls Create, knowing only the server's answers", async () => {
-  const methods = (await bufCurl("--list-methods", app.url)).trim().split("\n");
+  const methods = (await bufCurl("--list-methods", given.app.url)).trim().split("\n");
   // Every method of the generated descriptor, no more: what the server said matches the contract.
   expect(methods.filter((m) => m.startsWith("audit.v1.AuditService/"))).toEqual(
     AuditService.methods.map((m) => `audit.v1.AuditService/${m.name}`).sort(),
@@ -56,20 +48,20 @@ test("buf curl lists AuditService's methods and calls Create, knowing only the s
   const created = JSON.parse(
     await bufCurl(
       "-H",
-      `authorization: Bearer ${tokens.writer}`,
+      `authorization: Bearer ${given.reflect.writer}`,
       "-d",
       JSON.stringify({ event: { action: "invoice.pay", actor: { id: "u-42" }, attributes: { amount: 12 } } }),
-      `${app.url}/audit.v1.AuditService/Create`,
+      `${given.app.url}/audit.v1.AuditService/Create`,
     ),
   );
   expect(created.event).toMatchObject({ tenant: "reflect", action: "invoice.pay", actor: { id: "u-42" } });
   // Stored and acknowledged: the reader lists it under the id and sequence buf curl was answered with.
-  const { events } = await clientFor(AuditService, app, "connect", tokens.reader).list({});
+  const { events } = await clientFor(AuditService, given.app, "connect", given.reflect.reader).list({});
   expect(events.map((e) => [e.id, String(e.sequence)])).toEqual([[created.event.id, created.event.sequence]]);
 });
 
 test("reflection describes AuditService as the contract does; a file comes with everything it imports; unknown names are NOT_FOUND", async () => {
-  const reflection = clientFor(ServerReflection, app, "grpc");
+  const reflection = clientFor(ServerReflection, given.app, "grpc");
   const ask = async (
     messageRequest: Parameters<typeof reflection.serverReflectionInfo>[0] extends AsyncIterable<infer R> ? R : never,
   ) => {

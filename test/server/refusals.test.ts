@@ -1,27 +1,21 @@
 import { Code, ConnectError } from "@connectrpc/connect";
 import { errorFromJsonBytes } from "@connectrpc/connect/protocol-connect";
 import { findTrailerError } from "@connectrpc/connect/protocol-grpc";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { startTestApp, type TestApp } from "../support/app.js";
-import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
+import { clientFor } from "../support/clients.js";
 import { expectError } from "../support/errors.js";
+import { appFixture } from "../support/fixture.js";
 
 // Refusals people meet first (issue 14, items 9, 10 and 13): each answered in the caller's protocol with a code, a
 // reason and a message saying what to do, each naming fields as the caller wrote them, and each in the request log.
-let app: TestApp;
-let acme: TenantTokens;
-beforeAll(async () => {
-  app = await startTestApp();
-  acme = await provisionTenant(app, "acme");
-});
-afterAll(() => app?.close());
+const given = appFixture({ tenants: ["acme"] });
 
 const CREATE = "/audit.v1.AuditService/Create";
 
 async function call(path: string, init: RequestInit & { headers?: Record<string, string> } = {}) {
-  const res = await fetch(app.url + path, init);
+  const res = await fetch(given.app.url + path, init);
   const bytes = new Uint8Array(await res.arrayBuffer());
   return { res, bytes, text: Buffer.from(bytes).toString("utf8") };
 }
@@ -36,7 +30,7 @@ function connectError(reply: { res: Response; bytes: Uint8Array; text: string })
 
 /** A log line by its message and a field, parsed. */
 function logLine(msg: string, match: (line: Record<string, unknown>) => boolean) {
-  for (const text of app.logs) {
+  for (const text of given.app.logs) {
     const line = JSON.parse(text) as Record<string, unknown>;
     if (line.msg === msg && match(line)) return line;
   }
@@ -44,7 +38,7 @@ function logLine(msg: string, match: (line: Record<string, unknown>) => boolean)
 }
 
 describe("Connect's own refusals on an RPC path (item 9)", () => {
-  const auth = () => ({ authorization: `Bearer ${acme.writer}` });
+  const auth = () => ({ authorization: `Bearer ${given.acme.writer}` });
 
   test("a wrong or missing content type is 415 with a Connect error naming what to send", async () => {
     for (const headers of [{ "content-type": "text/plain" }, {}] as Record<string, string>[]) {
@@ -110,7 +104,7 @@ describe("Connect's own refusals on an RPC path (item 9)", () => {
     const mistyped = connectError(await post('{"event": {"action": 5}}'));
     expect([mistyped.info?.reason, mistyped.info?.metadata.field]).toEqual(["INVALID_FIELD", "action"]);
     // A real Connect client reads the same.
-    const client = clientFor(AuditService, app, "grpc-web", acme.writer);
+    const client = clientFor(AuditService, given.app, "grpc-web", given.acme.writer);
     await expectError(client.create({ event: { action: "" } }), {
       code: Code.InvalidArgument,
       reason: "MISSING_FIELD",
@@ -135,7 +129,9 @@ describe("Connect's own refusals on an RPC path (item 9)", () => {
 
 describe("messages name what the caller sent (item 10)", () => {
   const rest = async (path: string, init: { method?: string; body?: unknown; authorization?: string } = {}) => {
-    const headers: Record<string, string> = { authorization: init.authorization ?? `Bearer ${acme.readerWriter}` };
+    const headers: Record<string, string> = {
+      authorization: init.authorization ?? `Bearer ${given.acme.readerWriter}`,
+    };
     if (init.body !== undefined) headers["content-type"] = "application/json";
     const reply = await call(path, {
       method: init.method ?? (init.body === undefined ? "GET" : "POST"),
@@ -172,7 +168,7 @@ describe("messages name what the caller sent (item 10)", () => {
       expect(violations(reply.json)).toEqual([param]);
     }
     // Connect callers keep the contract's names.
-    const connect = clientFor(AuditService, app, "connect", acme.reader);
+    const connect = clientFor(AuditService, given.app, "connect", given.acme.reader);
     await expectError(connect.list({ pageSize: 5000 }), { code: Code.InvalidArgument, fields: ["page_size"] });
   });
 
@@ -204,18 +200,18 @@ test("without CORS_ORIGINS a browser's preflight is refused saying so, and logge
     expect(reply.res.headers.get("access-control-allow-origin")).toBeNull();
     expect(JSON.parse(reply.text).error).toContain("CORS_ORIGINS is unset; set it to http://localhost:5173");
   }
-  const warnings = app.logs.map((l) => JSON.parse(l)).filter((l) => l.level === 40 && /CORS_ORIGINS/.test(l.msg));
+  const warnings = given.app.logs.map((l) => JSON.parse(l)).filter((l) => l.level === 40 && /CORS_ORIGINS/.test(l.msg));
   expect(warnings).toHaveLength(1);
 });
 
 describe("the request log (item 13)", () => {
   test("timestamps are ISO 8601", () => {
-    const line = JSON.parse(app.logs[0] as string);
+    const line = JSON.parse(given.app.logs[0] as string);
     expect(line.time).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$/);
   });
 
   test("refusals by the RPC, REST and legacy layers each leave a line", async () => {
-    await call("/v1/tenants/acme/events?colour=red", { headers: { authorization: `Bearer ${acme.reader}` } });
+    await call("/v1/tenants/acme/events?colour=red", { headers: { authorization: `Bearer ${given.acme.reader}` } });
     await call("/v1/nothing/here");
     await call("/v1/tenants/acme/events", { method: "DELETE" });
     await call("/odata/Audits", { method: "GET" });

@@ -1,11 +1,12 @@
 import { randomBytes } from "node:crypto";
 import { SpanKind } from "@opentelemetry/api";
 import { InMemorySpanExporter, type ReadableSpan } from "@opentelemetry/sdk-trace-base";
-import { afterAll, beforeAll, describe, expect, test } from "vitest";
+import { describe, expect, test } from "vitest";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { loadConfig } from "../../src/config.js";
-import { startTestApp, type TestApp } from "../support/app.js";
-import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
+import { startTestApp } from "../support/app.js";
+import { clientFor, provisionTenant } from "../support/clients.js";
+import { appFixture } from "../support/fixture.js";
 import { legacyCalls } from "../support/legacy-calls.js";
 
 /** A fresh W3C trace context, as a caller's tracer would send it. */
@@ -16,15 +17,7 @@ function traceparent() {
 }
 
 const exporter = new InMemorySpanExporter();
-let app: TestApp;
-let acme: TenantTokens;
-beforeAll(async () => {
-  app = await startTestApp({ spanExporter: exporter });
-  acme = await provisionTenant(app, "acme");
-});
-afterAll(async () => {
-  await app?.close();
-});
+const given = appFixture({ spanExporter: exporter, tenants: ["acme"] });
 
 const spansOf = (traceId: string) => exporter.getFinishedSpans().filter((s) => s.spanContext().traceId === traceId);
 const server = (spans: ReadableSpan[], name: string) =>
@@ -36,7 +29,7 @@ describe("a call with a traceparent gets a server span under that parent, and ch
 
   test.each(["connect", "grpc-web", "grpc"] as const)("Create over %s", async (protocol) => {
     const parent = traceparent();
-    const client = clientFor(AuditService, app, protocol, acme.writer);
+    const client = clientFor(AuditService, given.app, protocol, given.acme.writer);
     const { event: stored } = await client.create({ event }, { headers: { traceparent: parent.header } });
     const spans = spansOf(parent.traceId);
     const call = server(spans, create);
@@ -54,10 +47,10 @@ describe("a call with a traceparent gets a server span under that parent, and ch
 
   test("Create over REST, and List's query", async () => {
     const parent = traceparent();
-    const res = await fetch(`${app.url}/v1/tenants/acme/events`, {
+    const res = await fetch(`${given.app.url}/v1/tenants/acme/events`, {
       method: "POST",
       headers: {
-        authorization: `Bearer ${acme.writer}`,
+        authorization: `Bearer ${given.acme.writer}`,
         "content-type": "application/json",
         traceparent: parent.header,
       },
@@ -73,7 +66,10 @@ describe("a call with a traceparent gets a server span under that parent, and ch
     expect(call.attributes["audit.protocol"]).toBe("rest");
 
     const listing = traceparent();
-    await clientFor(AuditService, app, "grpc", acme.reader).list({}, { headers: { traceparent: listing.header } });
+    await clientFor(AuditService, given.app, "grpc", given.acme.reader).list(
+      {},
+      { headers: { traceparent: listing.header } },
+    );
     const spans = spansOf(listing.traceId);
     const list = server(spans, "audit.v1.AuditService/List");
     expect(list.parentSpanContext?.spanId).toBe(listing.spanId);
@@ -81,7 +77,7 @@ describe("a call with a traceparent gets a server span under that parent, and ch
   });
 
   test("every legacy API: the route's one call is a child of the HTTP request's parent", async () => {
-    for (const { api, send } of await legacyCalls(app, acme)) {
+    for (const { api, send } of await legacyCalls(given.app, given.acme)) {
       const parent = traceparent();
       const res = await send({ traceparent: parent.header });
       expect(res.status, api).toBeLessThan(300);
@@ -97,10 +93,10 @@ describe("a call with a traceparent gets a server span under that parent, and ch
 
   test("Frontier's REST route, and Tail's reads", async () => {
     const parent = traceparent();
-    const res = await fetch(`${app.url}/v1beta1/organizations/acme/auditlogs`, {
+    const res = await fetch(`${given.app.url}/v1beta1/organizations/acme/auditlogs`, {
       method: "POST",
       headers: {
-        authorization: `Bearer ${acme.writer}`,
+        authorization: `Bearer ${given.acme.writer}`,
         "content-type": "application/json",
         traceparent: parent.header,
       },
@@ -115,7 +111,7 @@ describe("a call with a traceparent gets a server span under that parent, and ch
     expect(frontier.attributes["audit.protocol"]).toBe("rest");
 
     const tailing = traceparent();
-    const reader = clientFor(AuditService, app, "grpc", acme.reader);
+    const reader = clientFor(AuditService, given.app, "grpc", given.acme.reader);
     const abort = new AbortController();
     const stream = reader.tail(
       { afterSequence: 0n },
@@ -140,14 +136,16 @@ describe("a call with a traceparent gets a server span under that parent, and ch
 
 test("the request log line carries the trace id; a call without a traceparent starts a trace of its own", async () => {
   const parent = traceparent();
-  await clientFor(AuditService, app, "connect", acme.writer).create(
+  await clientFor(AuditService, given.app, "connect", given.acme.writer).create(
     { event: { action: "logged" } },
     { headers: { traceparent: parent.header } },
   );
-  const line = app.logs.map((l) => JSON.parse(l)).find((l) => l.msg === "call" && l.traceId === parent.traceId);
+  const line = given.app.logs.map((l) => JSON.parse(l)).find((l) => l.msg === "call" && l.traceId === parent.traceId);
   expect(line).toMatchObject({ procedure: "Create", code: "ok" });
 
-  const { event } = await clientFor(AuditService, app, "connect", acme.writer).create({ event: { action: "root" } });
+  const { event } = await clientFor(AuditService, given.app, "connect", given.acme.writer).create({
+    event: { action: "root" },
+  });
   const traceId = event?.request?.correlationId ?? "";
   expect(traceId).toMatch(/^[0-9a-f]{32}$/);
   expect(server(spansOf(traceId), "audit.v1.AuditService/Create").parentSpanContext).toBeUndefined();

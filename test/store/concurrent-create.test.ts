@@ -1,21 +1,17 @@
 import { Code, ConnectError } from "@connectrpc/connect";
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { expect, test } from "vitest";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { reasonOf } from "../../src/errors.js";
-import { startTestApp, type TestApp } from "../support/app.js";
 import { clientFor, provisionTenant } from "../support/clients.js";
+import { appFixture } from "../support/fixture.js";
 
-let app: TestApp;
-beforeAll(async () => {
-  // Small groups, so 40 calls make several flushes with the odd events spread among them.
-  app = await startTestApp({ env: { GROUP_COMMIT_MAX_BATCH: "8" } });
-});
-afterAll(() => app?.close());
+// Small groups, so 40 calls make several flushes with the odd events spread among them.
+const given = appFixture({ env: { GROUP_COMMIT_MAX_BATCH: "8" } });
 
 test("40 concurrent Creates over gRPC: each caller gets its own event, conflict or replay; sequences stay gapless", async () => {
-  const { readerWriter, firstSequence } = await provisionTenant(app, "concurrent");
+  const { readerWriter, firstSequence } = await provisionTenant(given.app, "concurrent");
   const first = Number(firstSequence);
-  const client = clientFor(AuditService, app, "grpc", readerWriter);
+  const client = clientFor(AuditService, given.app, "grpc", readerWriter);
   await client.create({ tenant: "concurrent", event: { id: "taken", action: "original" } });
 
   const calls = Array.from({ length: 40 }, (_, i) => {

@@ -23,10 +23,17 @@ export interface TestApp {
 /** The checkpoint signer key of every test instance; its verifier key is what the verify tool is given. */
 export const TEST_LOG_SIGNING_KEY = generateSignerKey("audit-trail.test");
 
+export interface TestAppOptions {
+  /** Settings over the tests' defaults, as the environment would give them. */
+  env?: Record<string, string>;
+  clock?: Clock;
+  /** A database the caller owns (and drops); by default a fresh one, dropped on close. */
+  database?: TestDatabase;
+  spanExporter?: SpanExporter;
+}
+
 /** The real service on a free port, over its own fresh database. */
-export async function startTestApp(
-  options: { env?: Record<string, string>; clock?: Clock; database?: TestDatabase; spanExporter?: SpanExporter } = {},
-): Promise<TestApp> {
+export async function startTestApp(options: TestAppOptions = {}): Promise<TestApp> {
   const database = options.database ?? (await createTestDatabase());
   const logs: string[] = [];
   const sink = new Writable({

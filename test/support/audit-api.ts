@@ -13,6 +13,7 @@ import {
 import { BadRequestSchema, ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import type { TestApp } from "./app.js";
 import { clientFor } from "./clients.js";
+import { failureOf, instanceOf } from "./errors.js";
 import { type GrpcMessage, grpcErrorDetails, grpcJsClient } from "./grpc-js-client.js";
 
 /**
@@ -102,14 +103,8 @@ export function auditApi(app: TestApp, protocol: ApiProtocol, token: string): Au
 }
 
 /** The error a call failed with; fails the test if it succeeded. */
-export async function failure(call: Promise<unknown>): Promise<ApiError> {
-  try {
-    await call;
-  } catch (error) {
-    if (error instanceof ApiError) return error;
-    throw error;
-  }
-  throw new Error("expected the call to fail, but it succeeded");
+export function failure(call: Promise<unknown>): Promise<ApiError> {
+  return failureOf(call, "the call to fail", instanceOf(ApiError));
 }
 
 function connectApi(app: TestApp, protocol: Exclude<ApiProtocol, "grpc-js">, token: string): AuditApi {

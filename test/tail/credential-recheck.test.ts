@@ -4,9 +4,10 @@ import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AdminService, Role } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
-import { startTestApp, type TestApp } from "../support/app.js";
-import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
+import { startTestApp } from "../support/app.js";
+import { clientFor, provisionTenant } from "../support/clients.js";
 import { ManualClock } from "../support/clock.js";
+import { appFixture } from "../support/fixture.js";
 import {
   read,
   restTail,
@@ -26,34 +27,30 @@ const CACHE_MS = 300;
 /** A recheck every CACHE_MS ends a stream well within this, even on a loaded machine. */
 const ENDS_WITHIN_MS = 8000;
 const clock = new ManualClock();
-let app: TestApp;
 let sql: postgres.Sql;
-let acme: TenantTokens;
 const closers: (() => void)[] = [];
 const latencies: number[] = [];
 
+const given = appFixture({ clock, env: { CREDENTIAL_CACHE_MS: String(CACHE_MS) }, tenants: ["acme"] });
 beforeAll(async () => {
-  app = await startTestApp({ clock, env: { CREDENTIAL_CACHE_MS: String(CACHE_MS) } });
-  sql = postgres(app.databaseUrl, { max: 1, onnotice: () => {} });
-  acme = await provisionTenant(app, "acme");
-  await clientFor(AuditService, app, "connect", acme.writer).create({ event: { action: "first" } });
+  sql = postgres(given.app.databaseUrl, { max: 1, onnotice: () => {} });
+  await clientFor(AuditService, given.app, "connect", given.acme.writer).create({ event: { action: "first" } });
 });
 afterAll(async () => {
   for (const close of closers) close();
   await sql?.end();
-  await app?.close();
 });
 
-const admin = () => clientFor(AdminService, app, "connect", acme.admin);
+const admin = () => clientFor(AdminService, given.app, "connect", given.acme.admin);
 
 /** One live stream per protocol for `token`: each has delivered the tenant's first event. */
 async function openEverywhere(token: string): Promise<Record<string, TailStream>> {
-  const { close, ...tails } = tailClients(app, token);
+  const { close, ...tails } = tailClients(given.app, token);
   closers.push(close);
   const openers: Record<string, TailOpener> = {
     ...tails,
-    "rest-ndjson": restTail(app, "acme", token, false),
-    "rest-sse": restTail(app, "acme", token, true),
+    "rest-ndjson": restTail(given.app, "acme", token, false),
+    "rest-sse": restTail(given.app, "acme", token, true),
   };
   const streams = Object.fromEntries(
     Object.entries(openers).map(([name, open]) => [name, open({ afterSequence: 0n })]),
@@ -103,7 +100,7 @@ function expectAllEnded(ends: Record<string, TailEnd>, code: Code, reason: strin
   for (const name of Object.keys(summary)) expect(summary[name], name).toBe(`${Code[code]} ${reason}`);
   // Every ending says where to resume: after the one event delivered, acme's first.
   for (const [name, end] of Object.entries(ends)) {
-    expect(end.metadata.lastSequence, name).toBe(String(acme.firstSequence));
+    expect(end.metadata.lastSequence, name).toBe(String(given.acme.firstSequence));
   }
 }
 
@@ -140,7 +137,7 @@ describe("an open Tail stream ends when its credential no longer allows it", () 
 
   test("session idle for 72 hours: UNAUTHENTICATED / SESSION_EXPIRED (an open stream is not a use)", async () => {
     await admin().createUser({ username: "idle", password: "idle-password", roles: [Role.READER] });
-    const { token } = await clientFor(AdminService, app, "connect").login({
+    const { token } = await clientFor(AdminService, given.app, "connect").login({
       tenant: "acme",
       username: "idle",
       password: "idle-password",
@@ -152,13 +149,13 @@ describe("an open Tail stream ends when its credential no longer allows it", () 
 
   test("session past its 7 days, though in use: UNAUTHENTICATED / SESSION_EXPIRED", async () => {
     await admin().createUser({ username: "busy", password: "busy-password", roles: [Role.READER] });
-    const { token } = await clientFor(AdminService, app, "connect").login({
+    const { token } = await clientFor(AdminService, given.app, "connect").login({
       tenant: "acme",
       username: "busy",
       password: "busy-password",
     });
     const streams = await openEverywhere(token);
-    const reader = clientFor(AuditService, app, "connect", token);
+    const reader = clientFor(AuditService, given.app, "connect", token);
     const ends = await endings(streams, async () => {
       // Used every 48 hours (under the idle limit) until past the absolute one.
       for (let day = 2; day <= 6; day += 2) {
@@ -191,10 +188,10 @@ describe("an open Tail stream ends when its credential no longer allows it", () 
   });
 
   test("a credential that stays valid keeps its stream", async () => {
-    const streams = await openEverywhere(acme.reader);
+    const streams = await openEverywhere(given.acme.reader);
     // Several rechecks pass; then the next event still arrives on every stream.
     await new Promise((resolve) => setTimeout(resolve, CACHE_MS * 4));
-    await clientFor(AuditService, app, "connect", acme.writer).create({ event: { action: "second" } });
+    await clientFor(AuditService, given.app, "connect", given.acme.writer).create({ event: { action: "second" } });
     for (const [name, stream] of Object.entries(streams)) {
       expect((await read(stream, 1, 20_000))[0]?.action, name).toBe("second");
       stream.close();

@@ -70,7 +70,6 @@ test("after losing its database connections, an instance catches up by sequence:
   // Stored while A hears nothing: only the catch-up after A listens again can deliver these.
   await create(5);
   await create(5);
-  await new Promise((r) => setTimeout(r, 500));
   await proxy.restore();
 
   expect((await read(stream, 10, 30_000)).map((e) => e.sequence)).toEqual(

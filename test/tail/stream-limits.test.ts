@@ -4,11 +4,11 @@ import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, test } from "vitest";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { loadConfig } from "../../src/config.js";
-import { startTestApp, type TestApp } from "../support/app.js";
-import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
+import { clientFor } from "../support/clients.js";
+import { appFixture } from "../support/fixture.js";
 import {
+  endOf,
   read,
-  type TailEnd,
   TailEnded,
   type TailOpener,
   type TailProtocol,
@@ -21,29 +21,26 @@ const PER_CREDENTIAL = 2;
 const TOTAL = 3;
 const H2_STREAMS = 50;
 
-let app: TestApp;
-let acme: TenantTokens;
 const clients: ReturnType<typeof tailClients>[] = [];
 
+const given = appFixture({
+  env: {
+    TAIL_STREAMS_PER_CREDENTIAL: String(PER_CREDENTIAL),
+    TAIL_STREAMS_TOTAL: String(TOTAL),
+    HTTP2_MAX_CONCURRENT_STREAMS: String(H2_STREAMS),
+  },
+  tenants: ["acme"],
+});
 beforeAll(async () => {
-  app = await startTestApp({
-    env: {
-      TAIL_STREAMS_PER_CREDENTIAL: String(PER_CREDENTIAL),
-      TAIL_STREAMS_TOTAL: String(TOTAL),
-      HTTP2_MAX_CONCURRENT_STREAMS: String(H2_STREAMS),
-    },
-  });
-  acme = await provisionTenant(app, "acme");
   // One stored event, so that a stream which delivers it is known to be open on the server.
-  await clientFor(AuditService, app, "connect", acme.writer).create({ event: { action: "stream.limit" } });
+  await clientFor(AuditService, given.app, "connect", given.acme.writer).create({ event: { action: "stream.limit" } });
 });
 afterAll(async () => {
   for (const c of clients) c.close();
-  await app?.close();
 });
 
 function tails(token: string) {
-  const c = tailClients(app, token);
+  const c = tailClients(given.app, token);
   clients.push(c);
   return c;
 }
@@ -53,17 +50,6 @@ async function held(open: TailOpener): Promise<TailStream> {
   const stream = open({ afterSequence: 0n });
   await read(stream, 1);
   return stream;
-}
-
-/** How the stream ended; fails if it delivered an event instead. */
-async function refusal(stream: TailStream): Promise<TailEnd> {
-  try {
-    await stream.next();
-  } catch (error) {
-    if (error instanceof TailEnded) return error.end;
-    throw error;
-  }
-  throw new Error("the stream was not refused");
 }
 
 /** Opens streams until one is served: closed streams free their slots once the server sees them go. */
@@ -83,16 +69,16 @@ const protocols: TailProtocol[] = ["connect", "connect-binary", "grpc-web", "grp
 test.each(protocols)(
   "a credential's stream past TAIL_STREAMS_PER_CREDENTIAL is RESOURCE_EXHAUSTED over %s",
   async (protocol) => {
-    const reader = tails(acme.reader);
+    const reader = tails(given.acme.reader);
     const open = [await heldOnceFree(reader.connect), await heldOnceFree(reader.connect)];
-    const end = await refusal(reader[protocol]({ afterSequence: 0n }));
+    const end = await endOf(() => reader[protocol]({ afterSequence: 0n }).next());
     expect(end).toMatchObject({
       code: Code.ResourceExhausted,
       reason: "TAIL_STREAM_LIMIT",
       metadata: { scope: "credential", limit: String(PER_CREDENTIAL) },
     });
     // Another credential is not affected.
-    const other = await heldOnceFree(tails(acme.readerWriter).connect);
+    const other = await heldOnceFree(tails(given.acme.readerWriter).connect);
     for (const s of [...open, other]) s.close();
   },
 );
@@ -101,10 +87,10 @@ test.each([
   ["NDJSON", "application/x-ndjson"],
   ["SSE", "text/event-stream"],
 ])("over REST (%s) the stream past the cap is a 429 google.rpc.Status", async (_name, accept) => {
-  const reader = tails(acme.reader);
+  const reader = tails(given.acme.reader);
   const open = [await heldOnceFree(reader.connect), await heldOnceFree(reader.connect)];
-  const res = await fetch(`${app.url}/v1/tenants/acme/events:tail?afterSequence=0`, {
-    headers: { authorization: `Bearer ${acme.reader}`, accept },
+  const res = await fetch(`${given.app.url}/v1/tenants/acme/events:tail?afterSequence=0`, {
+    headers: { authorization: `Bearer ${given.acme.reader}`, accept },
   });
   const body = await res.json();
   expect(res.status).toBe(429);
@@ -117,11 +103,11 @@ test.each([
 
 test("a stream past TAIL_STREAMS_TOTAL is refused whoever asks, and closed streams free their slots", async () => {
   const open = [
-    await heldOnceFree(tails(acme.reader).connect),
-    await heldOnceFree(tails(acme.reader).grpc),
-    await heldOnceFree(tails(acme.readerWriter)["grpc-js"]),
+    await heldOnceFree(tails(given.acme.reader).connect),
+    await heldOnceFree(tails(given.acme.reader).grpc),
+    await heldOnceFree(tails(given.acme.readerWriter)["grpc-js"]),
   ];
-  const end = await refusal(tails(acme.admin)["grpc-web"]({ afterSequence: 0n }));
+  const end = await endOf(() => tails(given.acme.admin)["grpc-web"]({ afterSequence: 0n }).next());
   expect(end).toMatchObject({
     code: Code.ResourceExhausted,
     reason: "TAIL_STREAM_LIMIT",
@@ -130,15 +116,15 @@ test("a stream past TAIL_STREAMS_TOTAL is refused whoever asks, and closed strea
   for (const s of open) s.close();
   // Every slot comes back: three new streams are served again.
   const again = [
-    await heldOnceFree(tails(acme.admin).connect),
-    await heldOnceFree(tails(acme.admin).grpc),
-    await heldOnceFree(tails(acme.reader)["grpc-js"]),
+    await heldOnceFree(tails(given.acme.admin).connect),
+    await heldOnceFree(tails(given.acme.admin).grpc),
+    await heldOnceFree(tails(given.acme.reader)["grpc-js"]),
   ];
   for (const s of again) s.close();
 });
 
 test("the HTTP/2 server announces HTTP2_MAX_CONCURRENT_STREAMS", async () => {
-  const session = http2.connect(app.url);
+  const session = http2.connect(given.app.url);
   try {
     const [settings] = (await once(session, "remoteSettings")) as [http2.Settings];
     expect(settings.maxConcurrentStreams).toBe(H2_STREAMS);

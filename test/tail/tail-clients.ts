@@ -5,6 +5,7 @@ import { AuditService, type TailRequestSchema } from "../../gen/audit/v1/audit_s
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import type { TestApp } from "../support/app.js";
 import { type Protocol, protocols, transportFor } from "../support/clients.js";
+import { failureOf, instanceOf } from "../support/errors.js";
 import { type GrpcJsClient, type GrpcMessage, grpcErrorDetails, grpcJsClient } from "../support/grpc-js-client.js";
 
 /** What the Tail tests look at in an event, whichever client received it. */
@@ -36,6 +37,11 @@ export class TailEnded extends Error {
   constructor(readonly end: TailEnd) {
     super(`stream ended: ${end.code} ${end.reason} ${end.message}`);
   }
+}
+
+/** How a stream ended: fails the test if `reading` delivered instead, or failed otherwise than by the stream's end. */
+export async function endOf(reading: () => Promise<unknown>): Promise<TailEnd> {
+  return (await failureOf(reading, "the stream to end", instanceOf(TailEnded))).end;
 }
 
 /** Tail through a Connect-ES client: the Connect, gRPC-web or gRPC protocol, as the transport speaks. */

@@ -10,9 +10,9 @@ import { createTestDatabase, type TestDatabase } from "../support/database.js";
 import { expectError } from "../support/errors.js";
 import { expectAll } from "../support/expect-all.js";
 import {
+  endOf,
   nextIsMarker,
   read,
-  TailEnded,
   type TailedEvent,
   type TailOpener,
   type TailProtocol,
@@ -54,17 +54,6 @@ async function tenantOf(tenant: string, tailOn: TestApp = a) {
     readA: clientFor(AuditService, a, "connect", tokens.reader),
     adminB: clientFor(AdminService, b, "connect", tokens.admin),
   };
-}
-
-/** How a stream ended: fails the test if it did not end with an RPC error. */
-async function endOf(reading: () => Promise<unknown>) {
-  try {
-    await reading();
-  } catch (error) {
-    if (error instanceof TailEnded) return error.end;
-    throw error;
-  }
-  throw new Error("the stream did not end");
 }
 
 const sequences = (events: { sequence: bigint }[]) => events.map((e) => e.sequence);
@@ -248,6 +237,7 @@ describe("Tail", () => {
 });
 
 describe("a slow Tail stream", () => {
+  // A third instance on the file's database, which its beforeAll creates.
   let c: TestApp;
   beforeAll(async () => {
     c = await startTestApp({ database, env: { ...env, TAIL_BUFFER_EVENTS: "1000" } });

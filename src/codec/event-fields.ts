@@ -54,6 +54,8 @@ export interface FieldSpec {
   readonly message: MessageSpec | undefined;
   /** Kind.Enum: its values, for their JSON names. */
   readonly enum: DescEnum | undefined;
+  /** Kind.Enum: each value's JSON name as JSON text (`"OUTCOME_STATUS_SUCCESS"`), by number. */
+  readonly enumJson: Readonly<Record<number, string>> | undefined;
 }
 
 export interface MessageSpec {
@@ -131,6 +133,7 @@ function fieldSpec(field: DescField): FieldSpec | string[] {
     outputOnly: getOption(field, field_behavior).includes(FieldBehavior.OUTPUT_ONLY),
     message: more?.message,
     enum: more?.enum,
+    enumJson: more?.enum && Object.fromEntries(more.enum.values.map((v) => [v.number, JSON.stringify(v.name)])),
   });
   const path = `${field.parent.typeName}.${field.name}`;
   if (field.oneof) return [path];

@@ -2,7 +2,7 @@ import { hash } from "node:crypto";
 import type { JsonObject, JsonValue } from "@bufbuild/protobuf";
 import type { Timestamp } from "@bufbuild/protobuf/wkt";
 import { type AuditEvent, OutcomeStatus, type RequestInfo } from "../../gen/audit/v1/event_pb.js";
-import { canonicalContent, canonicalJson } from "../codec/event-content.js";
+import { canonicalContent, structJson } from "../codec/event-content.js";
 import { type FieldViolation, Reason } from "../errors.js";
 import type { NewEvent } from "../store/event-store.js";
 import { isStorableText } from "../store/text.js";
@@ -76,15 +76,10 @@ export function readEvent(
 
   if (violations.length > before) return undefined;
   const attributes = event.attributes ?? null;
-  /** The attributes' canonical JSON, made for the size check and used again by the content hash. */
-  let known: { value: JsonObject; json: string } | undefined;
   if (attributes !== null) {
-    // Depth first: canonicalJson recurses, and must only be given what is known to be shallow.
-    let problem = valueProblem(attributes, 1);
-    if (!problem) {
-      known = { value: attributes, json: canonicalJson(attributes) };
-      problem = sizeProblem(known.json);
-    }
+    // Depth first: canonicalJson recurses, and must only be given what is known to be shallow. Its text is made once
+    // (structJson) for the size check, the content hash and the event's leaf in the verifiable log.
+    const problem = valueProblem(attributes, 1) ?? sizeProblem(structJson(attributes));
     if (problem) check.bad("attributes", problem);
   }
   if (violations.length > before) return undefined;
@@ -110,7 +105,8 @@ export function readEvent(
     request: request ? requestJson(request) : null,
     attributes,
     parentId: event.parentId,
-    contentHash: hash("sha256", canonicalContent(event, known), "buffer"),
+    // Taken as latin1 text and copied into a Buffer: a Buffer straight from crypto.hash costs more than the hash.
+    contentHash: Buffer.from(hash("sha256", canonicalContent(event), "binary"), "binary"),
   };
 }
 

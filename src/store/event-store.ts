@@ -83,9 +83,11 @@ export interface RangeQuery {
 }
 
 /**
- * A step of every append transaction between its statement and COMMIT, given the rows the statement stored (all
- * tenants, input order); it sends the COMMIT itself, pipelined with its own last statement. The verifiable log
- * (src/vlog/tree-log.ts) is one: its tree advances in the transaction that stores the events.
+ * A step of every append transaction after its statement and before COMMIT, given the rows the statement stores (all
+ * tenants, input order); it sends the COMMIT itself, pipelined with its own last statement. When the store knows the
+ * stored rows before the statement's answer (every event fresh), it calls this with the statement still in flight, so
+ * statement, step and COMMIT travel together. The verifiable log (src/vlog/tree-log.ts) is one: its tree advances in
+ * the transaction that stores the events.
  */
 export interface AppendLog {
   commit(tx: postgres.ReservedSql, stored: EventRow[]): Promise<void>;
@@ -169,17 +171,19 @@ export class EventStore {
     for (let attempt = 1; ; attempt++) {
       const tx = await reserveConnection(this.sql);
       try {
-        await Promise.all([
+        const [, locked] = await Promise.all([
           tx`begin`,
-          tx`
+          tx<{ tenant: string; last: string }[]>`
             insert into tenant_sequences (tenant, last_sequence)
             select tenant, 0 from unnest(${tenants}::text[]) as tenant order by tenant
             on conflict (tenant) do update set last_sequence = tenant_sequences.last_sequence
+            returning tenant, last_sequence as last
           `,
         ]);
         const receivedMicros = clock.nowMicros();
         const rows = items.map((item, ord) => inputRow(item, ord, receivedMicros));
-        return await this.finish(tx, appendStatement(tx, jsonInput(tx, rows), atomic), rows, atomic);
+        const last = new Map(locked.map((r) => [r.tenant, Number(r.last)]));
+        return await this.finish(tx, appendStatement(tx, jsonInput(tx, rows), atomic), rows, atomic, last);
       } catch (error) {
         await tx`rollback`.catch(() => {});
         if (attempt >= ATTEMPTS || !RETRYABLE.has(sqlState(error) ?? "")) throw error;
@@ -189,16 +193,34 @@ export class EventStore {
     }
   }
 
-  /** Runs the append statement and commits; with a log, its step goes between the two (one round trip more). */
+  /**
+   * Runs the append statement and commits; with a log, its step goes between the two. When no event has an id the
+   * client chose, none can be stored already: every event is fresh and takes the next of its tenant's sequences,
+   * which the lock returned (`last`), so the stored rows are known before the statement answers and the step is sent
+   * with it. Otherwise the step waits for the statement's answer (one round trip more).
+   */
   private async finish(
     tx: postgres.ReservedSql,
     statement: ReturnType<typeof appendStatement>,
     rows: InputRow[],
     atomic: boolean,
+    last: Map<string, number>,
   ): Promise<ItemOutcome[]> {
     if (!this.log) {
       const [result] = await Promise.all([statement, tx`commit`]);
       return outcomes(rows, result, atomic);
+    }
+    if (!rows.some((row) => row.clientId)) {
+      const next = new Map(last);
+      const stored = rows.map((row) => {
+        const sequence = (next.get(row.tenant) as number) + 1;
+        next.set(row.tenant, sequence);
+        return storedRow(row, sequence);
+      });
+      // On the wire before the step's statements; a failed statement makes PostgreSQL refuse them and roll back.
+      const sent = statement.execute();
+      const [result] = await Promise.all([sent, this.log.commit(tx, stored)]);
+      return outcomes(rows, result, atomic, stored);
     }
     const out = outcomes(rows, await statement, atomic);
     await this.log.commit(
@@ -515,9 +537,10 @@ type StatementRow = Omit<EventRow, "sequence"> & {
  * Each event's outcome. The statement returns only what Node cannot know: the stored events behind known ids, and
  * each tenant's new last sequence. The rest follows as in the statement: an event is fresh unless its id is stored,
  * or another event of an all-or-nothing batch conflicts; a tenant's fresh events take the sequences up to its last,
- * in input order. Each tenant's count of fresh events is checked against the statement's own.
+ * in input order. Each tenant's count of fresh events is checked against the statement's own, and the rows `made`
+ * before the statement answered (every event fresh) against the sequences it gave.
  */
-function outcomes(input: InputRow[], result: StatementRow[], atomic: boolean): ItemOutcome[] {
+function outcomes(input: InputRow[], result: StatementRow[], atomic: boolean, made?: EventRow[]): ItemOutcome[] {
   const out: ItemOutcome[] = new Array(input.length);
   const next = new Map<string, { sequence: number; left: number }>();
   let conflicts = false;
@@ -545,7 +568,12 @@ function outcomes(input: InputRow[], result: StatementRow[], atomic: boolean): I
     } else if (tenant === undefined || tenant.left === 0) {
       throw new Error(`append statement stored fewer events of tenant ${sent.tenant} than were fresh`);
     } else {
-      out[ord] = { kind: "stored", row: storedRow(sent, tenant.sequence++) };
+      const sequence = tenant.sequence++;
+      const row = made?.[ord] ?? storedRow(sent, sequence);
+      if (row.sequence !== sequence) {
+        throw new Error(`append statement stored event ${ord} at sequence ${sequence}, not ${row.sequence}`);
+      }
+      out[ord] = { kind: "stored", row };
       tenant.left--;
     }
   }

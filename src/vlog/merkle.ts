@@ -13,20 +13,54 @@ export type PerfectHashes = (height: number, index: number) => Hash;
 
 export const HASH_BYTES = 32;
 
-// crypto.hash, one call on one buffer, takes half the time of createHash().update().digest() for inputs this small.
-export function leafHash(data: Uint8Array): Hash {
-  return hash("sha256", Buffer.concat([LEAF_PREFIX, data]), "buffer");
+/**
+ * SHA-256(0x00 ‖ data) as 32 latin1 ("binary") characters; data given as text is its UTF-8 bytes. The write path keeps hashes in
+ * this form: crypto.hash returning a Buffer costs three times as much as the hash itself for inputs this small, and
+ * one call on one buffer half of createHash().update().digest(). The prefixed input is written into one buffer kept
+ * for the purpose rather than allocated per hash.
+ */
+export function leafDigest(data: Uint8Array | string): string {
+  let length: number;
+  if (typeof data === "string") {
+    length = 1 + scratch.write(data, 1);
+    // Less than a character's four bytes left: the text may not all have fitted.
+    if (length + 4 > scratch.length) {
+      scratch = Buffer.allocUnsafe(2 * (1 + Buffer.byteLength(data)));
+      length = 1 + scratch.write(data, 1);
+    }
+  } else {
+    length = 1 + data.length;
+    if (length > scratch.length) scratch = Buffer.allocUnsafe(2 * length);
+    scratch.set(data, 1);
+  }
+  scratch[0] = 0;
+  return hash("sha256", scratch.subarray(0, length), "binary");
 }
 
+export function leafHash(data: Uint8Array | string): Hash {
+  return Buffer.from(leafDigest(data), "binary");
+}
+
+/** SHA-256(0x01 ‖ pair) as 32 latin1 characters, of two hashes side by side (64 bytes). */
+export function pairDigest(pair: Uint8Array): string {
+  node.set(pair, 1);
+  return hash("sha256", node, "binary");
+}
+
+/** SHA-256(0x01 ‖ left ‖ right), of two hashes. */
 export function nodeHash(left: Uint8Array, right: Uint8Array): Hash {
-  return hash("sha256", Buffer.concat([NODE_PREFIX, left, right]), "buffer");
+  node.set(left, 1);
+  node.set(right, 1 + HASH_BYTES);
+  return hash("sha256", node, "buffer");
 }
 
 /** MTH({}): the hash of an empty string. */
 export const EMPTY_ROOT: Hash = createHash("sha256").digest();
 
-const LEAF_PREFIX = Buffer.from([0]);
-const NODE_PREFIX = Buffer.from([1]);
+/** leafDigest's input; grows to the longest leaf met. */
+let scratch = Buffer.allocUnsafe(4096);
+/** The input of nodeHash and pairDigest: 0x01 followed by the two hashes. */
+const node = Buffer.alloc(1 + 2 * HASH_BYTES, 1);
 
 /** The largest power of two smaller than n (n ≥ 2): the RFC's k. */
 function split(n: number): number {

@@ -1,4 +1,4 @@
-import { HASH_BYTES, type Hash, nodeHash, type PerfectHashes, rangeHash } from "./merkle.js";
+import { HASH_BYTES, type Hash, leafDigest, nodeHash, type PerfectHashes, pairDigest, rangeHash } from "./merkle.js";
 
 /**
  * The tree stored as tiles, in the C2SP tlog-tiles layout: a tile at level L holds up to 256 consecutive hashes of
@@ -30,11 +30,14 @@ export function tileOf(position: number): number {
   return Math.floor(position / TILE_WIDTH);
 }
 
-/** The tree's right edge: per level, the hashes of its partial tile. Append-only; `full` collects finished tiles. */
+/**
+ * The tree's right edge: per level, the hashes of its partial tile, in a tile-sized buffer each (how many of them are
+ * set follows from the size). Append-only; `full` collects finished tiles.
+ */
 export class Edge {
   private constructor(
     public size: number,
-    private readonly levels: Hash[][],
+    private readonly levels: Buffer[],
   ) {}
 
   static empty(): Edge {
@@ -43,14 +46,14 @@ export class Edge {
 
   /** From `encode`'s bytes: the levels' partial tiles, concatenated; their widths follow from the size. */
   static decode(size: number, bytes: Uint8Array): Edge {
-    const levels: Hash[][] = [];
+    const levels: Buffer[] = [];
     let offset = 0;
     for (let level = 0; TILE_WIDTH ** level <= size; level++) {
-      const hashes: Hash[] = [];
-      for (let i = edgeWidth(size, level); i > 0; i--, offset += HASH_BYTES) {
-        hashes.push(Buffer.from(bytes.subarray(offset, offset + HASH_BYTES)));
-      }
-      levels.push(hashes);
+      const length = edgeWidth(size, level) * HASH_BYTES;
+      const tile = Buffer.alloc(TILE_BYTES);
+      tile.set(bytes.subarray(offset, offset + length));
+      offset += length;
+      levels.push(tile);
     }
     if (offset !== bytes.length)
       throw new Error(`a tree edge of size ${size} holds ${offset} bytes, got ${bytes.length}`);
@@ -58,55 +61,74 @@ export class Edge {
   }
 
   encode(): Buffer {
-    return Buffer.concat(this.levels.flat());
+    return Buffer.concat(this.levels.map((tile, level) => this.partial(tile, level)));
   }
 
   copy(): Edge {
     return new Edge(
       this.size,
-      this.levels.map((hashes) => [...hashes]),
+      this.levels.map((tile, level) => {
+        const copy = Buffer.allocUnsafe(TILE_BYTES);
+        copy.set(this.partial(tile, level));
+        return copy;
+      }),
     );
   }
 
-  append(leaf: Hash, full: FullTile[]): void {
-    this.size++;
-    let carry = leaf;
+  /** Appends the leaf of `data` (leafDigest's input): its hash, and the perfect subtrees it completes. */
+  appendLeaf(data: Uint8Array | string, full: FullTile[]): void {
+    let carry = leafDigest(data);
+    const before = this.size++;
     for (let level = 0; ; level++) {
-      const hashes = this.levels[level] ?? [];
-      this.levels[level] = hashes;
-      hashes.push(carry);
-      if (hashes.length < TILE_WIDTH) return;
-      full.push({ level, index: tileOf(this.size / TILE_WIDTH ** level) - 1, hashes: Buffer.concat(hashes) });
-      carry = perfectOf(hashes, 0, TILE_WIDTH);
-      this.levels[level] = [];
+      let tile = this.levels[level];
+      if (tile === undefined) {
+        tile = Buffer.alloc(TILE_BYTES);
+        this.levels[level] = tile;
+      }
+      const width = edgeWidth(before, level);
+      tile.write(carry, width * HASH_BYTES, "binary");
+      if (width + 1 < TILE_WIDTH) return;
+      full.push({ level, index: tileOf(before / TILE_WIDTH ** level), hashes: Buffer.from(tile) });
+      // The tile's root; the buffer is overwritten from its start by the level's next hashes.
+      carry = tileRoot(tile);
     }
   }
 
-  /** The partial tiles as a TileSource: each level's at its index, concatenated once. */
+  /** The partial tiles as a TileSource: each level's at its index. */
   tiles(): TileSource {
-    const bytes = this.levels.map((hashes) => Buffer.concat(hashes));
+    const bytes = this.levels.map((tile, level) => Buffer.from(this.partial(tile, level)));
     return (level, index) => (index === edgeTileIndex(this.size, level) ? bytes[level] : undefined);
   }
 
   root(): Hash {
     return rangeHash(tileHashes(this.tiles()), 0, this.size);
   }
+
+  private partial(tile: Buffer, level: number): Buffer {
+    return tile.subarray(0, edgeWidth(this.size, level) * HASH_BYTES);
+  }
 }
+
+const TILE_BYTES = TILE_WIDTH * HASH_BYTES;
 
 /** The tile a level's hashes below `size` leaves end in: the partial one, which the edge holds. */
 export function edgeTileIndex(size: number, level: number): number {
   return tileOf(Math.floor(size / TILE_WIDTH ** level));
 }
 
-/** The root of `count` (a power of two) hashes from `offset` of a list. */
-function perfectOf(hashes: readonly Hash[], offset: number, count: number): Hash {
-  let row = hashes.slice(offset, offset + count);
-  while (row.length > 1) {
-    const next: Hash[] = [];
-    for (let i = 0; i < row.length; i += 2) next.push(nodeHash(row[i] as Hash, row[i + 1] as Hash));
-    row = next;
+/**
+ * The root of a full tile's 256 hashes, hashed in place row by row: each row's pairs lie side by side, and node i of
+ * the next row goes where pair i/2 of this one was read.
+ */
+function tileRoot(tile: Buffer): string {
+  let digest = "";
+  for (let width = TILE_WIDTH / 2; width >= 1; width /= 2) {
+    for (let i = 0; i < width; i++) {
+      digest = pairDigest(tile.subarray(2 * i * HASH_BYTES, 2 * (i + 1) * HASH_BYTES));
+      tile.write(digest, i * HASH_BYTES, "binary");
+    }
   }
-  return row[0] as Hash;
+  return digest;
 }
 
 /**

@@ -1,6 +1,5 @@
 import type postgres from "postgres";
 import type { AppendLog, EventRow, RangeQuery } from "../store/event-store.js";
-import { leafHash } from "./merkle.js";
 import { Edge, type FullTile, type TileSource } from "./tiles.js";
 
 /**
@@ -21,7 +20,8 @@ export class TreeLog implements AppendLog {
 
   constructor(
     private readonly sql: postgres.Sql,
-    private readonly leafData: (row: EventRow) => Uint8Array,
+    /** An event's leaf data, as bytes or as text (its UTF-8 bytes). */
+    private readonly leafData: (row: EventRow) => Uint8Array | string,
   ) {}
 
   async commit(tx: postgres.ReservedSql, stored: EventRow[]): Promise<void> {
@@ -52,7 +52,7 @@ export class TreeLog implements AppendLog {
       }
       const edge = known.copy();
       const filled: FullTile[] = [];
-      for (const row of rows) edge.append(leafHash(this.leafData(row)), filled);
+      for (const row of rows) edge.appendLeaf(this.leafData(row), filled);
       for (const tile of filled) full.push({ tenant, ...tile });
       edges.set(tenant, edge);
     }
@@ -102,7 +102,7 @@ export class TreeLog implements AppendLog {
           const filled: FullTile[] = [];
           for (const row of rows) {
             if (row.sequence !== next.size + 1) break;
-            next.append(leafHash(this.leafData(row)), filled);
+            next.appendLeaf(this.leafData(row), filled);
           }
           if (next.size === edge.size) {
             throw diverging(`tenant ${tenant} has no event at sequence ${next.size + 1}; its log cannot be built`);

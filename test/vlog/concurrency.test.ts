@@ -11,6 +11,7 @@ import { EventStore } from "../../src/store/event-store.js";
 import { GroupCommit } from "../../src/store/group-commit.js";
 import { eventLeafData } from "../../src/vlog/leaf.js";
 import { parseSignerKey } from "../../src/vlog/note.js";
+import { Edge, type FullTile } from "../../src/vlog/tiles.js";
 import { TreeLog } from "../../src/vlog/tree-log.js";
 import { startTestApp, TEST_LOG_SIGNING_KEY, type TestApp } from "../support/app.js";
 import { clientFor, provisionTenant, type TenantTokens } from "../support/clients.js";
@@ -92,6 +93,56 @@ describe("the tree under concurrent writers", () => {
         (tenant) => diverged.push(tenant),
       );
       expect(diverged).toEqual(["broken"]);
+    } finally {
+      await db.close();
+      await own.drop();
+    }
+  });
+
+  it("writes sent with their tree update, failed ones and ones that wait for the statement keep the stored tree exact", async () => {
+    const own = await createTestDatabase();
+    const db = await connectDatabase(own.url, {
+      poolSize: 2,
+      statementTimeoutMs: 10_000,
+      logger: createLogger("warn"),
+    });
+    try {
+      const store = new EventStore(db.db, undefined, new TreeLog(db.sql, eventLeafData));
+      // No client ids: the tree update travels with the statement.
+      await store.append("t", [newEvent({ action: "a" }), newEvent({ action: "b" })], systemClock);
+      // The statement fails (jsonb refuses NUL), and with it the tree update sent beside it.
+      const bad = { ...newEvent({ action: "c" }), action: "bad\u0000" };
+      await expect(store.append("t", [newEvent({ action: "c" }), bad], systemClock)).rejects.toThrow();
+      // A client id: the tree waits for the statement; then its replay, which adds no leaf.
+      const chosen = newEvent({ action: "d", id: "chosen" });
+      await store.append("t", [newEvent({ action: "d" }), chosen], systemClock);
+      await store.append("t", [chosen], systemClock);
+      // Another instance, which holds no edge in memory: it reads the head in its transaction.
+      await new EventStore(db.db, undefined, new TreeLog(db.sql, eventLeafData)).append(
+        "t",
+        [newEvent({ action: "e" })],
+        systemClock,
+      );
+      await store.append(
+        "t",
+        Array.from({ length: 300 }, (_, i) => newEvent({ action: `f.${i}` })),
+        systemClock,
+      );
+
+      const rows = await store.range({ tenant: "t", afterSequence: 0, nowMicros: 0n, limit: 1000 });
+      expect(rows.map((r) => r.sequence)).toEqual(Array.from({ length: 305 }, (_, i) => i + 1));
+      const edge = Edge.empty();
+      const tiles: FullTile[] = [];
+      for (const row of rows) edge.appendLeaf(eventLeafData(row), tiles);
+      const [head] = await db.sql<
+        { size: string; edge: Buffer }[]
+      >`select size, edge from log_heads where tenant = 't'`;
+      expect(Number(head?.size)).toBe(305);
+      expect(head?.edge.equals(edge.encode())).toBe(true);
+      const stored = await db.sql<
+        { hashes: Buffer }[]
+      >`select hashes from log_tiles where tenant = 't' order by level, index`;
+      expect(stored.map((t) => t.hashes.toString("hex"))).toEqual(tiles.map((t) => t.hashes.toString("hex")));
     } finally {
       await db.close();
       await own.drop();

@@ -1,4 +1,5 @@
 import { createHash, randomBytes } from "node:crypto";
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { consistencyProof, inclusionProof, leafHash, rootHash } from "../../src/vlog/merkle.js";
 import { checkpointText, generateSignerKey, parseSignerKey } from "../../src/vlog/note.js";
@@ -130,6 +131,27 @@ function random(seed: number) {
   };
 }
 
+describe("leaf hashes", () => {
+  it("hash a leaf given as text as its UTF-8 bytes, whatever its length and characters, one after another", () => {
+    // Lengths on both sides of the buffer the hash writes its input into (it grows to the longest leaf met).
+    const text = fc.oneof(
+      fc.string({ unit: "grapheme", maxLength: 40 }),
+      fc.string({ unit: "binary", minLength: 1000, maxLength: 3000 }),
+      fc.string({ unit: fc.constantFrom("a", "é", "€", "😀", "\u0000", "\ud800"), minLength: 1020, maxLength: 20_000 }),
+    );
+    fc.assert(
+      fc.property(fc.array(text, { minLength: 1, maxLength: 6 }), (texts) => {
+        for (const leaf of texts) {
+          const bytes = Buffer.from(leaf);
+          expect(leafHash(leaf).equals(H(LEAF, bytes))).toBe(true);
+          expect(leafHash(bytes).equals(H(LEAF, bytes))).toBe(true);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
 describe("the Merkle tree against RFC 9162", () => {
   const data = Array.from({ length: 2000 }, (_, i) => Buffer.from(`leaf ${i} ${"x".repeat(i % 7)}`));
   const rfc = new Rfc9162(data);
@@ -140,7 +162,7 @@ describe("the Merkle tree against RFC 9162", () => {
     const next = random(9162);
     const fullTiles: FullTile[] = [];
     for (let size = 1; size <= data.length; size++) {
-      edge.append(leafHash(data[size - 1] as Buffer), fullTiles);
+      edge.appendLeaf(data[size - 1] as Buffer, fullTiles);
       for (const tile of fullTiles.splice(0)) full.set(`${tile.level}/${tile.index}`, tile.hashes);
       const root = rfc.mth(0, size);
       expect(edge.root().equals(root), `root of ${size}`).toBe(true);
@@ -172,7 +194,7 @@ describe("the Merkle tree against RFC 9162", () => {
     const edge = Edge.empty();
     const full = new Map<string, Buffer>();
     const fullTiles: FullTile[] = [];
-    for (const leaf of leaves) edge.append(leafHash(leaf), fullTiles);
+    for (const leaf of leaves) edge.appendLeaf(leaf, fullTiles);
     for (const tile of fullTiles) full.set(`${tile.level}/${tile.index}`, tile.hashes);
     expect(full.has("1/0")).toBe(true);
     const size = leaves.length;

@@ -3,7 +3,10 @@ import { AdminService, Role } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { OutcomeStatus } from "../../gen/audit/v1/event_pb.js";
 import { timestampToIso } from "../../src/store/time.js";
+import type { TestApp } from "../support/app.js";
 import { clientFor } from "../support/clients.js";
+import { ManualClock } from "../support/clock.js";
+import { expiringWriters } from "../support/expiring.js";
 import { appFixture } from "../support/fixture.js";
 import { whileTableMissing } from "./outage.js";
 
@@ -11,6 +14,7 @@ const given = appFixture({ env: { MAX_BODY_BYTES: "65536" }, tenants: ["acme", "
 
 interface Post {
   path?: string;
+  base?: TestApp;
   method?: string;
   authorization?: string | null;
   contentType?: string;
@@ -21,7 +25,7 @@ async function post(body: unknown, init: Post = {}) {
   const headers: Record<string, string> = { "content-type": init.contentType ?? "application/json", ...init.headers };
   const authorization = init.authorization === undefined ? given.acme.writer : init.authorization;
   if (authorization !== null) headers.authorization = authorization;
-  const res = await fetch(`${given.app.url}${init.path ?? "/odata/Audits"}`, {
+  const res = await fetch(`${(init.base ?? given.app).url}${init.path ?? "/odata/Audits"}`, {
     method: init.method ?? "POST",
     headers,
     body: typeof body === "string" ? body : JSON.stringify(body),
@@ -420,5 +424,31 @@ describe("idempotency, tenants and the round trip", () => {
     await given.app.app.database.close(0);
     const { status, error, headers } = await postError({ ...minimal, action: "Refused" });
     expect([status, error.code, headers.get("retry-after")]).toEqual([503, "DATABASE_UNAVAILABLE", "1"]);
+  });
+});
+
+// Expiry needs a clock the test moves: a service of its own, so no other test sees the time jump.
+describe("401 for an expired key or session", () => {
+  const clock = new ManualClock();
+  const timed = appFixture({ clock, env: { CREDENTIAL_CACHE_MS: "0" }, tenants: ["acme"] });
+
+  test("an expired key is CREDENTIAL_EXPIRED and an expired session SESSION_EXPIRED, after both were accepted", async () => {
+    const { key, session, expire } = await expiringWriters(timed.app, "acme", timed.acme, clock);
+    for (const token of [key, session]) {
+      const accepted = await post({ ...minimal, action: "BeforeExpiry" }, { base: timed.app, authorization: token });
+      expect(accepted.status).toBe(201);
+    }
+    expire();
+    for (const [authorization, code] of [
+      [key, "CREDENTIAL_EXPIRED"],
+      [session, "SESSION_EXPIRED"],
+    ] as const) {
+      const { status, error, headers } = await postError(
+        { ...minimal, action: "AfterExpiry" },
+        { base: timed.app, authorization },
+      );
+      expect([status, error.code]).toEqual([401, code]);
+      expect(headers.get("www-authenticate")).toBe("Bearer");
+    }
   });
 });

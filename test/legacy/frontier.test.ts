@@ -6,6 +6,8 @@ import { AdminService, Role } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import type { TestApp } from "../support/app.js";
 import { clientFor, type TenantTokens } from "../support/clients.js";
+import { ManualClock } from "../support/clock.js";
+import { expiringWriters } from "../support/expiring.js";
 import { appFixture } from "../support/fixture.js";
 
 const given = appFixture({ tenants: ["acme", "globex"] });
@@ -296,5 +298,24 @@ describe("when the database fails in an unexpected way", () => {
     const { body, reason } = await status(res, 500, 13);
     expect(reason).toBe("INTERNAL");
     expect(body.message).toMatch(/^internal error \(request id [0-9a-f-]{36}\)$/);
+  });
+});
+
+// Expiry needs a clock the test moves: a service of its own, so no other test sees the time jump.
+describe("401 for an expired key or session", () => {
+  const clock = new ManualClock();
+  const timed = appFixture({ clock, env: { CREDENTIAL_CACHE_MS: "0" }, tenants: ["acme"] });
+
+  test("an expired key is CREDENTIAL_EXPIRED and an expired session SESSION_EXPIRED, after both were accepted", async () => {
+    const { key, session, expire } = await expiringWriters(timed.app, "acme", timed.acme, clock);
+    const body = { logs: [{ source: "s", action: "expiry" }] };
+    for (const token of [key, session]) {
+      expect((await post("acme", body, { base: timed.app, token })).status).toBe(200);
+    }
+    expire();
+    const expiredKey = await status(await post("acme", body, { base: timed.app, token: key }), 401, 16);
+    expect(expiredKey.reason).toBe("CREDENTIAL_EXPIRED");
+    const expiredSession = await status(await post("acme", body, { base: timed.app, token: session }), 401, 16);
+    expect(expiredSession.reason).toBe("SESSION_EXPIRED");
   });
 });

@@ -142,7 +142,7 @@ export function takesGrpcFastPath(headers: http2.IncomingHttpHeaders): boolean {
 /**
  * The request's one enveloped message. Reading stops, and the call is answered, as soon as the declared length is
  * over readMaxBytes or more bytes than declared arrive: nothing past one message (at most readMaxBytes) is ever
- * buffered, and the unread rest stays with the client (the server resets the stream once it has answered).
+ * buffered, and the unread rest stays with the client, held by the paused stream's flow-control window.
  * No message, or bytes beyond the first, are refused with Connect's own codes and messages.
  */
 function readEnvelope(

@@ -80,19 +80,13 @@ export function limitHttp2Clients(server: http2.Http2Server | http2.Http2SecureS
 /**
  * A request answered before its body was read to the end (refused for its size, or answered without needing the
  * body) must not make the server read the rest: a client could stream gigabytes into a request the server has
- * already answered. Once the answer is out, an HTTP/2 stream is reset with NO_ERROR, which tells the client to stop
- * sending (RFC 9113 §8.1), and an HTTP/1.1 connection is closed (node would otherwise read and discard the rest to
- * reach the next request). Readers that stop early pause the request, so nothing more is read meanwhile.
+ * already answered. Once the answer is out, an HTTP/1.1 connection is closed (node would otherwise read and discard
+ * the rest to reach the next request). HTTP/2 needs nothing here: node resets an answered stream whose client is still
+ * sending with NO_ERROR (RFC 9113 §8.1) unless the answer has trailers (gRPC's), and then the paused stream's
+ * flow-control window stops the client. Readers that stop early pause the request, so nothing more is read meanwhile.
  */
 export function closeUnreadBodies(req: Parameters<NodeHandler>[0], res: Parameters<NodeHandler>[1]): void {
-  if (req.httpVersionMajor === 2) {
-    res.once("finish", () => {
-      // The stream's own state: the request object is not "complete" until someone reads its end.
-      const stream = (req as http2.Http2ServerRequest).stream;
-      if (!stream.destroyed && !stream.state.remoteClose) stream.close(http2.constants.NGHTTP2_NO_ERROR);
-    });
-    return;
-  }
+  if (req.httpVersionMajor === 2) return;
   // An answer that starts before the request's body has arrived in full does not depend on the rest (every handler
   // here reads its whole request first): it says `connection: close`, so the client does not send another request
   // on this connection, and node closes it after the answer.

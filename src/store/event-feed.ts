@@ -113,6 +113,16 @@ class Subscriber {
     }
   }
 
+  /** The end of a stream whose events could not be read: where to resume is known, so the client can carry on. */
+  interrupted(): DomainError {
+    return new DomainError(
+      Code.Unavailable,
+      Reason.TailInterrupted,
+      `reading new events failed; resume with after_sequence=${this.delivered}`,
+      { lastSequence: String(this.delivered) },
+    );
+  }
+
   check(signal: AbortSignal): void {
     const resume = `; resume with after_sequence=${this.delivered}`;
     const metadata = { lastSequence: String(this.delivered) };
@@ -126,7 +136,7 @@ class Subscriber {
           metadata,
         );
       case "interrupted":
-        throw new DomainError(Code.Unavailable, Reason.TailInterrupted, `reading new events failed${resume}`, metadata);
+        throw this.interrupted();
       case "closed":
         throw new DomainError(
           Code.Unavailable,
@@ -207,14 +217,21 @@ export class EventFeed {
       // Replay from the database up to the feed's head; the head may move on meanwhile, so chase it.
       while (sub.cursor < feed.head) {
         const through = feed.head;
-        const rows = await store.range({
-          tenant,
-          afterSequence: sub.cursor,
-          throughSequence: through,
-          filter: sub.filter,
-          nowMicros: clock.nowMicros(),
-          limit: this.pageSize,
-        });
+        // Past feed.ready the stream has its starting point: a failed read ends it as a resumable interruption, as
+        // in the live phase. Before it, the call fails as any call that needs the database does.
+        const rows = await store
+          .range({
+            tenant,
+            afterSequence: sub.cursor,
+            throughSequence: through,
+            filter: sub.filter,
+            nowMicros: clock.nowMicros(),
+            limit: this.pageSize,
+          })
+          .catch((error: unknown) => {
+            this.options.logger.warn({ err: error, tenant }, "reading past events for Tail failed");
+            throw sub.interrupted();
+          });
         sub.check(signal);
         const last = rows[rows.length - 1];
         sub.cursor = rows.length === this.pageSize && last ? last.sequence : through;

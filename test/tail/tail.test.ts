@@ -1,5 +1,6 @@
 import { randomBytes } from "node:crypto";
 import { Code, ConnectError } from "@connectrpc/connect";
+import postgres from "postgres";
 import { afterAll, beforeAll, describe, expect, test } from "vitest";
 import { AdminService, AttributeType } from "../../gen/audit/v1/admin_service_pb.js";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
@@ -42,14 +43,14 @@ afterAll(async () => {
  * A tenant as the tests use it: Tail openers on A with a reader key, writers on A and B with a writer key, and
  * an AdminService client on B.
  */
-async function tenantOf(tenant: string, tailOn: TestApp = a) {
-  const tokens = await provisionTenant(a, tenant);
+async function tenantOf(tenant: string, tailOn: TestApp = a, writeOn: TestApp = a) {
+  const tokens = await provisionTenant(writeOn, tenant);
   const tails = tailClients(tailOn, tokens.reader);
   closers.push(tails.close);
   return {
     tokens,
     tails,
-    writeA: clientFor(AuditService, a, "connect-binary", tokens.writer),
+    writeA: clientFor(AuditService, writeOn, "connect-binary", tokens.writer),
     writeB: clientFor(AuditService, b, "connect", tokens.writer),
     readA: clientFor(AuditService, a, "connect", tokens.reader),
     adminB: clientFor(AdminService, b, "connect", tokens.admin),
@@ -279,6 +280,32 @@ describe("a slow Tail stream", () => {
     expect(sequences(await read(resumed, total - got.length))).toEqual(range(last + 1n, total - got.length));
     resumed.close();
   }, 120_000);
+
+  test("is ended with UNAVAILABLE and where to resume when reading past events fails", async () => {
+    const d = await startTestApp({ env });
+    try {
+      const { tokens, tails, writeA } = await tenantOf("catch-up", d, d);
+      await writeA.batchCreate({ events: [{ action: "x" }, { action: "y" }] });
+      // Positive control: the catch-up reads both events while the table is whole.
+      const before = tails["grpc-js"]({ afterSequence: tokens.firstSequence - 1n });
+      expect(sequences(await read(before, 2))).toEqual(range(tokens.firstSequence, 2));
+      before.close();
+      // Break the events table under the running service: the stream's starting point (the tenant's last sequence)
+      // still reads, the events after it do not.
+      const sql = postgres(d.databaseUrl, { max: 1, onnotice: () => {} });
+      await sql`alter table events rename column source to source_renamed`;
+      await sql.end();
+      const stream = tails["grpc-js"]({ afterSequence: tokens.firstSequence });
+      const end = await endOf(() => stream.next());
+      expect([end?.code, end?.reason, end?.metadata.lastSequence]).toEqual([
+        Code.Unavailable,
+        "TAIL_INTERRUPTED",
+        String(tokens.firstSequence),
+      ]);
+    } finally {
+      await d.close();
+    }
+  });
 
   test("is ended with UNAVAILABLE and where to resume when its server shuts down", async () => {
     const d = await startTestApp({ database, env });

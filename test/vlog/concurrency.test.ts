@@ -6,7 +6,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { systemClock } from "../../src/clock.js";
 import { createLogger } from "../../src/logger.js";
-import { connectDatabase } from "../../src/store/database.js";
+import { connectDatabase, type Database } from "../../src/store/database.js";
 import { EventStore } from "../../src/store/event-store.js";
 import { GroupCommit } from "../../src/store/group-commit.js";
 import { eventLeafData } from "../../src/vlog/leaf.js";
@@ -61,17 +61,22 @@ async function treesMatchSequences(): Promise<void> {
   for (const row of rows) expect(row.size, row.tenant).toBe(row.last);
 }
 
+/** A store with the verifiable log on a database of its own, dropped after `body`: for tests that break a tenant. */
+async function withOwnStore(body: (db: Database, store: EventStore) => Promise<void>): Promise<void> {
+  const own = await createTestDatabase();
+  const db = await connectDatabase(own.url, { poolSize: 2, statementTimeoutMs: 10_000, logger: createLogger("warn") });
+  try {
+    await body(db, new EventStore(db.db, undefined, new TreeLog(db.sql, eventLeafData)));
+  } finally {
+    await db.close();
+    await own.drop();
+  }
+}
+
 describe("the tree under concurrent writers", () => {
   it("a tenant whose tree and events disagree fails its own writes only, not the rest of a group commit", async () => {
     // A database of its own: the broken tenant stays broken, and the other tests check every tenant's tree.
-    const own = await createTestDatabase();
-    const db = await connectDatabase(own.url, {
-      poolSize: 2,
-      statementTimeoutMs: 10_000,
-      logger: createLogger("warn"),
-    });
-    try {
-      const store = new EventStore(db.db, undefined, new TreeLog(db.sql, eventLeafData));
+    await withOwnStore(async (db, store) => {
       const groupCommit = new GroupCommit(store, systemClock, { maxBatch: 100, queueLimit: 1000, flushes: 1 });
       await store.append("sound", [newEvent({ action: "a" })], systemClock);
       await store.append("broken", [newEvent({ action: "a" })], systemClock);
@@ -93,21 +98,11 @@ describe("the tree under concurrent writers", () => {
         (tenant) => diverged.push(tenant),
       );
       expect(diverged).toEqual(["broken"]);
-    } finally {
-      await db.close();
-      await own.drop();
-    }
+    });
   });
 
   it("writes sent with their tree update, failed ones and ones that wait for the statement keep the stored tree exact", async () => {
-    const own = await createTestDatabase();
-    const db = await connectDatabase(own.url, {
-      poolSize: 2,
-      statementTimeoutMs: 10_000,
-      logger: createLogger("warn"),
-    });
-    try {
-      const store = new EventStore(db.db, undefined, new TreeLog(db.sql, eventLeafData));
+    await withOwnStore(async (db, store) => {
       // No client ids: the tree update travels with the statement.
       await store.append("t", [newEvent({ action: "a" }), newEvent({ action: "b" })], systemClock);
       // The statement fails (jsonb refuses NUL), and with it the tree update sent beside it.
@@ -143,10 +138,7 @@ describe("the tree under concurrent writers", () => {
         { hashes: Buffer }[]
       >`select hashes from log_tiles where tenant = 't' order by level, index`;
       expect(stored.map((t) => t.hashes.toString("hex"))).toEqual(tiles.map((t) => t.hashes.toString("hex")));
-    } finally {
-      await db.close();
-      await own.drop();
-    }
+    });
   });
 
   it("many writers on two instances, through group commit and BatchCreate: every tree equals the recomputed one", async () => {

@@ -31,7 +31,10 @@ const UNKNOWN_KEY = /key "(.*)" is unknown$/;
 /** connect-es's INVALID_ARGUMENT for a JSON request that is not UTF-8 (TextDecoder's fatal error). */
 const NOT_UTF8 = /^The encoded data was not valid for encoding utf-8$/;
 
-/** The request messages of the served RPCs: a JSON document that is not one of them is not a message at all. */
+/**
+ * The request messages of the served RPCs: a JSON document that is not one of them is not a message at all. A service
+ * served later must be listed here too, or a request body that is not an object is reported as INVALID_FIELD.
+ */
 const REQUEST_TYPES = new Set(
   [AuditService, AdminService, FrontierService, Health, ServerReflection, ServerReflectionAlpha].flatMap((s) =>
     s.methods.map((m) => m.input.typeName),

@@ -256,7 +256,7 @@ export function preauthenticator(
       const header = presented(req.headers.authorization);
       return await authenticateRecorded(authenticator, refusals, header, tenant, req.socket?.remoteAddress, procedure);
     } catch (error) {
-      throw toConnectError(error, randomUUID(), procedure, logger);
+      throw toConnectError(error, randomUUID(), method, logger);
     }
   };
 }

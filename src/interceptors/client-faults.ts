@@ -1,11 +1,6 @@
+import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type HandlerContext } from "@connectrpc/connect";
-import { AdminService } from "../../gen/audit/v1/admin_service_pb.js";
-import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
-import { ServerReflection } from "../../gen/grpc/reflection/v1/reflection_pb.js";
-import { ServerReflection as ServerReflectionAlpha } from "../../gen/grpc/reflection/v1alpha/reflection_pb.js";
-import { Health } from "../../gen/health/v1/health_pb.js";
-import { FrontierService } from "../../gen/raystack/frontier/v1beta1/frontier_pb.js";
 import { ERROR_DOMAIN, Reason } from "../errors.js";
 
 /**
@@ -32,27 +27,18 @@ const UNKNOWN_KEY = /key "(.*)" is unknown$/;
 const NOT_UTF8 = /^The encoded data was not valid for encoding utf-8$/;
 
 /**
- * The request messages of the served RPCs: a JSON document that is not one of them is not a message at all. A service
- * served later must be listed here too, or a request body that is not an object is reported as INVALID_FIELD.
- */
-const REQUEST_TYPES = new Set(
-  [AuditService, AdminService, FrontierService, Health, ServerReflection, ServerReflectionAlpha].flatMap((s) =>
-    s.methods.map((m) => m.input.typeName),
-  ),
-);
-
-/**
  * The INVALID_ARGUMENT a misreported client fault should have been, or the reason and a hint added to a JSON
- * request connect-es could not read; undefined for any other error.
+ * request connect-es could not read; undefined for any other error. `method` is the call's: a JSON document that
+ * connect-es could not read as its request message is not a message at all.
  */
-export function asClientFault(error: ConnectError): ConnectError | undefined {
-  if (error.code === Code.InvalidArgument) return jsonFault(error);
+export function asClientFault(error: ConnectError, method: DescMethod): ConnectError | undefined {
+  if (error.code === Code.InvalidArgument) return jsonFault(error, method);
   if (error.code !== Code.Internal && error.code !== Code.Unimplemented) return undefined;
   if (!CLIENT_FAULTS.some((pattern) => pattern.test(error.rawMessage))) return undefined;
   return fault(error.rawMessage, error, Reason.MalformedMessage, {});
 }
 
-function jsonFault(error: ConnectError): ConnectError | undefined {
+function jsonFault(error: ConnectError, method: DescMethod): ConnectError | undefined {
   if (error.findDetails(ErrorInfoSchema).length > 0) return undefined;
   if (NOT_UTF8.test(error.rawMessage)) {
     return fault(`${error.rawMessage}; send the JSON as UTF-8`, error, Reason.MalformedMessage, {});
@@ -72,7 +58,7 @@ function jsonFault(error: ConnectError): ConnectError | undefined {
   }
   const message = `${error.rawMessage}; check the JSON against ${name} in the .proto (proto-JSON: RFC 3339 timestamps, 64-bit integers as strings, enums by name)`;
   // The request itself is not a message; anything else is a field's value that is not of its type, named by type.
-  if (kind === "message" && REQUEST_TYPES.has(name)) return fault(message, error, Reason.MalformedMessage, {});
+  if (kind === "message" && name === method.input.typeName) return fault(message, error, Reason.MalformedMessage, {});
   return fault(message, error, Reason.InvalidField, { type: name });
 }
 
@@ -93,7 +79,7 @@ export function clientFaultGate(context: HandlerContext): void {
     "abort",
     () => {
       const error = signal.reason;
-      const fault = error instanceof ConnectError ? asClientFault(error) : undefined;
+      const fault = error instanceof ConnectError ? asClientFault(error, context.method) : undefined;
       if (fault) {
         Object.assign(error, {
           code: fault.code,

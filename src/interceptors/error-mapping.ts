@@ -1,3 +1,4 @@
+import type { DescMethod } from "@bufbuild/protobuf";
 import { Code, ConnectError, type Interceptor } from "@connectrpc/connect";
 import { ErrorInfoSchema } from "../../gen/google/rpc/error_details_pb.js";
 import { DomainError, domainError, Reason } from "../errors.js";
@@ -16,18 +17,12 @@ export function errorMappingInterceptor(logger: Logger): Interceptor {
       const res = await next(req);
       if (!res.stream) return res;
       const requestId = req.contextValues.get(kRequestId);
-      const procedure = `${req.service.typeName}/${req.method.name}`;
       return {
         ...res,
-        message: mapStream(res.message, (error) => toConnectError(error, requestId, procedure, logger)),
+        message: mapStream(res.message, (error) => toConnectError(error, requestId, req.method, logger)),
       };
     } catch (error) {
-      throw toConnectError(
-        error,
-        req.contextValues.get(kRequestId),
-        `${req.service.typeName}/${req.method.name}`,
-        logger,
-      );
+      throw toConnectError(error, req.contextValues.get(kRequestId), req.method, logger);
     }
   };
 }
@@ -64,11 +59,12 @@ const unavailableCodes = new Set([
   "55000",
 ]);
 
-export function toConnectError(error: unknown, requestId: string, procedure: string, logger: Logger): ConnectError {
+export function toConnectError(error: unknown, requestId: string, method: DescMethod, logger: Logger): ConnectError {
   if (error instanceof DomainError) return domainError(error.code, error.reason, error.message, error.metadata);
+  const procedure = `${method.parent.typeName}/${method.name}`;
   if (error instanceof ConnectError) {
     // A streaming request's messages are decoded inside the interceptors, so its decode errors arrive here.
-    const fault = asClientFault(error);
+    const fault = asClientFault(error, method);
     if (fault) return fault;
     if (error.findDetails(ErrorInfoSchema).length > 0) return error;
     // Framework errors (deadline, cancel, limits) get a reason too, so adapters can rely on one being present.

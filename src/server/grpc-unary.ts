@@ -102,7 +102,7 @@ export function createGrpcUnaryHandlers(
               new DataView(frame.buffer).setUint32(1, bytes.byteLength);
               frame.set(bytes, 5);
             } catch (thrown) {
-              error = callerError(thrown);
+              error = callerError(thrown, method);
             }
           }
           stream.off("close", onClose);

@@ -183,7 +183,7 @@ export function createInvoker(services: ServiceRegistration[], options: InvokerO
         context.abort(completed);
         return { message: message as MessageShape<typeof method.output>, ...metadata(context) };
       } catch (thrown) {
-        const error = callerError(thrown);
+        const error = callerError(thrown, method);
         context?.abort(error);
         return { error, ...metadata(context) };
       }
@@ -218,7 +218,7 @@ export function createInvoker(services: ServiceRegistration[], options: InvokerO
             if (result.done) finish(completed);
             return result as IteratorResult<MessageShape<typeof method.output>>;
           } catch (thrown) {
-            const error = callerError(thrown);
+            const error = callerError(thrown, method);
             finish(error);
             throw error;
           }
@@ -309,10 +309,10 @@ function metadata(context: CallContext | undefined) {
  * The error a caller gets: a ConnectError (anything else is INTERNAL, as Connect's handlers send it), and the
  * INVALID_ARGUMENT a misreported client fault should have been.
  */
-export function callerError(error: unknown): ConnectError {
+export function callerError(error: unknown, method: DescMethod): ConnectError {
   if (!(error instanceof ConnectError))
     return new ConnectError("internal error", Code.Internal, undefined, undefined, error);
-  return asClientFault(error) ?? error;
+  return asClientFault(error, method) ?? error;
 }
 
 /**

@@ -54,20 +54,20 @@ describe("misreported client faults become INVALID_ARGUMENT", () => {
     }).getI(true);
     const error = await raised(() => input.parse(new Uint8Array([0x0a, 0xff])));
     expect(error.code).toBe(Code.Internal);
-    const fault = asClientFault(error);
+    const fault = asClientFault(error, create);
     expect([fault?.code, reasonOf(fault)]).toEqual([Code.InvalidArgument, "MALFORMED_MESSAGE"]);
   });
 
   test("a compressed message without an encoding", async () => {
     const error = await raised(() => envelopeDecompress({ flags: 1, data: new Uint8Array(1) }, null, 1 << 20));
-    expect(reasonOf(asClientFault(error))).toBe("MALFORMED_MESSAGE");
+    expect(reasonOf(asClientFault(error, create))).toBe("MALFORMED_MESSAGE");
   });
 
   test("a compressed message cut short", async () => {
     const truncated = gzipSync(Buffer.from("an audit event")).subarray(0, 12);
     const error = await raised(() => compressionGzip.decompress(truncated, 1 << 20));
     expect(error.code).toBe(Code.Internal);
-    expect(reasonOf(asClientFault(error))).toBe("MALFORMED_MESSAGE");
+    expect(reasonOf(asClientFault(error, create))).toBe("MALFORMED_MESSAGE");
   });
 
   test.each([
@@ -89,7 +89,7 @@ describe("misreported client faults become INVALID_ARGUMENT", () => {
       for await (const _ of transformInvokeImplementation(spec, context, [])(input as never));
     });
     expect(error.code).toBe(Code.Unimplemented);
-    expect(reasonOf(asClientFault(error))).toBe("MALFORMED_MESSAGE");
+    expect(reasonOf(asClientFault(error, tail))).toBe("MALFORMED_MESSAGE");
     expect(tail.methodKind).toBe("server_streaming");
   });
 });
@@ -98,20 +98,28 @@ describe("JSON connect-es could not read gets a reason and a hint", () => {
   const json = (value: unknown) => raised(() => fromJson(create.input, value as never), Code.InvalidArgument);
 
   test("an unknown key", async () => {
-    const fault = asClientFault(await json({ nope: 1 }));
+    const fault = asClientFault(await json({ nope: 1 }), create);
     expect(reasonOf(fault)).toBe("UNKNOWN_FIELD");
     expect(fault?.findDetails(ErrorInfoSchema)[0]?.metadata.field).toBe("nope");
   });
 
   test("a field of the wrong type", async () => {
-    const fault = asClientFault(await json({ tenant: 5 }));
+    const fault = asClientFault(await json({ tenant: 5 }), create);
     expect(reasonOf(fault)).toBe("INVALID_FIELD");
     expect(fault?.findDetails(ErrorInfoSchema)[0]?.metadata.field).toBe("tenant");
   });
 
   test("a message that is not a JSON object", async () => {
-    const fault = asClientFault(await json([1]));
+    const fault = asClientFault(await json([1]), create);
     expect(reasonOf(fault)).toBe("MALFORMED_MESSAGE");
+  });
+
+  test("only the call's own request message is the request: another message's type is a field's", async () => {
+    const fault = asClientFault(await json([1]), tail);
+    expect([reasonOf(fault), fault?.findDetails(ErrorInfoSchema)[0]?.metadata]).toEqual([
+      "INVALID_FIELD",
+      { type: create.input.typeName },
+    ]);
   });
 
   // docs/errors.md: a value of the wrong type is INVALID_FIELD, whatever the field's type; protobuf-es names the
@@ -122,7 +130,7 @@ describe("JSON connect-es could not read gets a reason and a hint", () => {
     ["a timestamp that is not RFC 3339", { event: { action: "a", occurredAt: "x" } }, "google.protobuf.Timestamp"],
     ["a Struct given a number", { event: { action: "a", attributes: 5 } }, "google.protobuf.Struct"],
   ])("%s", async (_what, value, type) => {
-    const fault = asClientFault(await json(value));
+    const fault = asClientFault(await json(value), create);
     expect([reasonOf(fault), fault?.findDetails(ErrorInfoSchema)[0]?.metadata]).toEqual(["INVALID_FIELD", { type }]);
   });
 
@@ -136,6 +144,6 @@ describe("JSON connect-es could not read gets a reason and a hint", () => {
     ).getI(false);
     const error = await raised(() => input.parse(new Uint8Array([0x7b, 0xff, 0x7d])), Code.InvalidArgument);
     expect(error.code).toBe(Code.InvalidArgument);
-    expect(reasonOf(asClientFault(error))).toBe("MALFORMED_MESSAGE");
+    expect(reasonOf(asClientFault(error, create))).toBe("MALFORMED_MESSAGE");
   });
 });

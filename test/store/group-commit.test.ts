@@ -1,5 +1,6 @@
 import { Code } from "@connectrpc/connect";
 import { afterAll, beforeAll, expect, test } from "vitest";
+import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { systemClock } from "../../src/clock.js";
 import { DomainError, reasonOf } from "../../src/errors.js";
 import { toConnectError } from "../../src/interceptors/error-mapping.js";
@@ -144,7 +145,7 @@ test("a full queue refuses new appends with RESOURCE_EXHAUSTED and INGEST_QUEUE_
   const refused = (results[3] as PromiseRejectedResult).reason;
   expect(refused).toBeInstanceOf(DomainError);
   expect(refused).toMatchObject({ code: Code.ResourceExhausted, reason: "INGEST_QUEUE_FULL" });
-  const mapped = toConnectError(refused, "request-1", "audit.v1.AuditService/Create", createLogger("silent"));
+  const mapped = toConnectError(refused, "request-1", AuditService.method.create, createLogger("silent"));
   expect(mapped.code).toBe(Code.ResourceExhausted);
   expect(reasonOf(mapped)).toBe("INGEST_QUEUE_FULL");
   expect(mapped.rawMessage).toBe((refused as DomainError).message);

@@ -72,17 +72,38 @@ const SHORT_STRING = 64;
 /** Deep enough for any attributes readEvent accepts; deeper ones are fromBinary's (and its recursion limit's). */
 const MAX_DEPTH = 32;
 
+/** A base class whose constructor returns the object it is given: a subclass then adds its fields to that object. */
+class Given {
+  constructor(object: object) {
+    // biome-ignore lint/correctness/noConstructorReturn: the point, see KeptBytes.
+    return object;
+  }
+}
+
 /**
- * The encoded form of Struct values (an event's attributes) as they were read, by the value's identity, kept only
- * when it is byte for byte what the writer (event-binary-writer.ts) writes for the value: the writer copies it
- * instead of writing the value again, as it does for every event of a BatchCreate's and a Create's answer. As
- * structJson's texts, this holds only while a decoded value is not changed, which nothing does.
+ * The encoded form of a Struct value (an event's attributes) as it was read, kept on the value itself in a private
+ * field, only when it is byte for byte what the writer (event-binary-writer.ts) writes for the value: the writer copies
+ * it instead of writing the value again, as it does for every event of a BatchCreate's and a Create's answer. A
+ * private field is invisible to everything else (keys, JSON, spreads, equality, structuredClone) and goes with its
+ * value, as a WeakMap entry would, without the WeakMap's cost per entry (about 1 µs an event, collection included).
+ * As structJson's texts, it holds only while a decoded value is not changed, which nothing does.
  */
-const structBytes = new WeakMap<JsonObject, Buffer>();
+class KeptBytes extends Given {
+  readonly #bytes: Buffer;
+
+  constructor(value: JsonObject, bytes: Buffer) {
+    super(value);
+    this.#bytes = bytes;
+  }
+
+  static of(value: JsonObject): Buffer | undefined {
+    return #bytes in value ? (value as unknown as KeptBytes).#bytes : undefined;
+  }
+}
 
 /** The bytes a Struct value was read from, when the writer would write exactly these; else undefined. */
 export function readStructBytes(value: JsonObject): Buffer | undefined {
-  return structBytes.get(value);
+  return KeptBytes.of(value);
 }
 
 class Reader {
@@ -193,7 +214,7 @@ class Reader {
     if (this.exact) {
       const bytes = Buffer.allocUnsafe(end - start);
       this.buf.copy(bytes, 0, start, end);
-      structBytes.set(object, bytes);
+      new KeptBytes(object, bytes);
     }
     return object;
   }

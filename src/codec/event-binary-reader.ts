@@ -72,10 +72,49 @@ const SHORT_STRING = 64;
 /** Deep enough for any attributes readEvent accepts; deeper ones are fromBinary's (and its recursion limit's). */
 const MAX_DEPTH = 32;
 
+/** A base class whose constructor returns the object it is given: a subclass then adds its fields to that object. */
+class Given {
+  constructor(object: object) {
+    // biome-ignore lint/correctness/noConstructorReturn: the point, see KeptBytes.
+    return object;
+  }
+}
+
+/**
+ * The encoded form of a Struct value (an event's attributes) as it was read, kept on the value itself in a private
+ * field, only when it is byte for byte what the writer (event-binary-writer.ts) writes for the value: the writer copies
+ * it instead of writing the value again, as it does for every event of a BatchCreate's and a Create's answer. A
+ * private field is invisible to everything else (keys, JSON, spreads, equality, structuredClone) and goes with its
+ * value, as a WeakMap entry would, without the WeakMap's cost per entry (about 1 µs an event, collection included).
+ * As structJson's texts, it holds only while a decoded value is not changed, which nothing does.
+ */
+class KeptBytes extends Given {
+  readonly #bytes: Buffer;
+
+  constructor(value: JsonObject, bytes: Buffer) {
+    super(value);
+    this.#bytes = bytes;
+  }
+
+  static of(value: JsonObject): Buffer | undefined {
+    return #bytes in value ? (value as unknown as KeptBytes).#bytes : undefined;
+  }
+}
+
+/** The bytes a Struct value was read from, when the writer would write exactly these; else undefined. */
+export function readStructBytes(value: JsonObject): Buffer | undefined {
+  return KeptBytes.of(value);
+}
+
 class Reader {
   readonly buf: Buffer;
   pos = 0;
   readonly end: number;
+  /**
+   * Cleared when a Struct's bytes, read since it was set, are not exactly what the writer writes for the value read
+   * (a varint longer than it needs, a repeated or missing entry part, keys a JavaScript object reorders, ...).
+   */
+  exact = true;
 
   constructor(bytes: Uint8Array) {
     this.buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
@@ -91,7 +130,11 @@ class Reader {
       if (this.pos >= end) throw DEFER;
       const b = buf[this.pos++] as number;
       value += (b & 0x7f) * scale;
-      if (b < 0x80) return value;
+      if (b < 0x80) {
+        // A last byte of 0 after others: a longer encoding than the writer's.
+        if (b === 0 && i > 0) this.exact = false;
+        return value;
+      }
       scale *= 0x80;
     }
     throw DEFER;
@@ -163,6 +206,19 @@ class Reader {
     return message;
   }
 
+  /** A Struct field (an event's attributes): struct(), its bytes kept for the writer when they are exactly what it writes. */
+  structField(end: number): JsonObject {
+    const start = this.pos;
+    this.exact = true;
+    const object = this.struct(end, 1);
+    if (this.exact) {
+      const bytes = Buffer.allocUnsafe(end - start);
+      this.buf.copy(bytes, 0, start, end);
+      new KeptBytes(object, bytes);
+    }
+    return object;
+  }
+
   /** google.protobuf.Struct as protobuf-es holds it: a JSON object, entries in the order read. */
   struct(end: number, depth: number): JsonObject {
     if (depth > MAX_DEPTH) throw DEFER;
@@ -173,14 +229,23 @@ class Reader {
       let key = "";
       let value: JsonValue = null;
       let valueSeen = false;
+      // The writer writes each entry as its key, then its value.
+      let parts = 0;
       while (this.pos < entryEnd) {
         const tag = this.tag(entryEnd);
-        if (tag === ENTRY_KEY) key = this.string(entryEnd);
-        else if (tag === ENTRY_VALUE && !valueSeen) {
+        if (tag === ENTRY_KEY) {
+          if (parts++ !== 0) this.exact = false;
+          key = this.string(entryEnd);
+        } else if (tag === ENTRY_VALUE && !valueSeen) {
+          if (parts++ !== 1) this.exact = false;
           value = this.value(this.length(entryEnd), depth);
           valueSeen = true;
         } else throw DEFER;
       }
+      // A key met again replaces its value (one entry written where two were read); an inherited name such as
+      // __proto__ is left out to be safe. Keys starting with a digit may be array indices, which an object lists first.
+      const first = key.charCodeAt(0);
+      if (parts !== 2 || (first >= 48 && first <= 57) || object[key] !== undefined) this.exact = false;
       // An own property, as fromBinary makes it: a plain assignment of "__proto__" would set the prototype.
       if (key === "__proto__") {
         Object.defineProperty(object, key, { value, writable: true, enumerable: true, configurable: true });
@@ -191,23 +256,32 @@ class Reader {
 
   /** google.protobuf.Value: one kind, as JSON; a Value with no kind is null, as fromBinary makes it. */
   private value(end: number, depth: number): JsonValue {
-    if (this.pos === end) return null;
+    if (this.pos === end) {
+      // The writer writes null as a null_value.
+      this.exact = false;
+      return null;
+    }
     const tag = this.tag(end);
     let value: JsonValue;
     switch (tag) {
       case NULL_VALUE:
-        this.varint(end);
+        if (this.varint(end) !== 0) this.exact = false;
         value = null;
         break;
       case NUMBER_VALUE:
         value = this.double(end);
+        // A NaN's bits need not survive being read and written.
+        if (Number.isNaN(value)) this.exact = false;
         break;
       case STRING_VALUE:
         value = this.string(end);
         break;
-      case BOOL_VALUE:
-        value = this.varint(end) !== 0;
+      case BOOL_VALUE: {
+        const flag = this.varint(end);
+        if (flag > 1) this.exact = false;
+        value = flag !== 0;
         break;
+      }
       case STRUCT_VALUE:
         value = this.struct(this.length(end), depth + 1);
         break;
@@ -297,7 +371,7 @@ const bool = (r: Reader, end: number) => r.varint(end) !== 0;
 const int32 = (r: Reader, end: number) => r.int32(end);
 const int64 = (r: Reader, end: number) => BigInt(r.varint(end));
 const double = (r: Reader, end: number) => r.double(end);
-const struct = (r: Reader, end: number) => r.struct(r.length(end), 1);
+const struct = (r: Reader, end: number) => r.structField(r.length(end));
 
 function stringLayout(name: string, number: number): FieldLayout {
   return new FieldLayout(name, number, LEN, string, "");

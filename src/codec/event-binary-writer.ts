@@ -8,6 +8,7 @@ import {
 } from "@bufbuild/protobuf";
 import { WireType } from "@bufbuild/protobuf/wire";
 import { FeatureSet_FieldPresence } from "@bufbuild/protobuf/wkt";
+import { readStructBytes } from "./event-binary-reader.js";
 import { EVENT, type FieldSpec, holdsEvents, type Kind, type MessageSpec } from "./event-fields.js";
 import {
   BOOL_VALUE,
@@ -235,9 +236,15 @@ class Writer {
           break;
         case 9 satisfies typeof Kind.Struct:
           if (value !== undefined) {
-            const at = this.begin(f.tag);
-            this.struct(value as JsonObject);
-            this.end(at);
+            // A value read from a request (an event being answered) is written as the bytes it was read from, when
+            // those are exactly what struct() would write.
+            const read = readStructBytes(value as JsonObject);
+            if (read !== undefined) this.bytes(f.tag, read);
+            else {
+              const at = this.begin(f.tag);
+              this.struct(value as JsonObject);
+              this.end(at);
+            }
           }
           break;
       }

@@ -6,8 +6,17 @@ import { randomUUID } from "node:crypto";
  * bits of a v7, so only the 48-bit timestamp and the version nibble are replaced.
  */
 export function uuidv7(nowMs: number = Date.now()): string {
-  const random = randomUUID();
-  const time = nowMs.toString(16).padStart(12, "0");
   // random: xxxxxxxx-xxxx-4xxx-Vxxx-xxxxxxxxxxxx; keep everything after the version nibble.
-  return `${time.slice(0, 8)}-${time.slice(8, 12)}-7${random.slice(15)}`;
+  return timePrefix(nowMs) + randomUUID().slice(15);
+}
+
+/** `tttttttt-tttt-7`, kept for the last millisecond asked: the ids of one write share it. */
+let lastPrefix = { ms: -1, prefix: "" };
+
+function timePrefix(ms: number): string {
+  if (lastPrefix.ms !== ms) {
+    const time = ms.toString(16).padStart(12, "0");
+    lastPrefix = { ms, prefix: `${time.slice(0, 8)}-${time.slice(8, 12)}-7` };
+  }
+  return lastPrefix.prefix;
 }

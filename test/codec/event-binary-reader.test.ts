@@ -1,15 +1,24 @@
-import { create, type DescMessage, fromBinary, type MessageInitShape, toBinary } from "@bufbuild/protobuf";
+import {
+  create,
+  type DescMessage,
+  fromBinary,
+  type JsonObject,
+  type MessageInitShape,
+  toBinary,
+} from "@bufbuild/protobuf";
 import { BinaryWriter, WireType } from "@bufbuild/protobuf/wire";
 import fc from "fast-check";
 import { expect, test } from "vitest";
 import {
   AuditService,
   BatchCreateRequestSchema,
+  BatchCreateResponseSchema,
   CreateRequestSchema,
   ListRequestSchema,
 } from "../../gen/audit/v1/audit_service_pb.js";
 import { AuditEventSchema } from "../../gen/audit/v1/event_pb.js";
-import { eventMessageDecoder } from "../../src/codec/event-binary-reader.js";
+import { eventMessageDecoder, readStructBytes } from "../../src/codec/event-binary-reader.js";
+import { eventMessageEncoder } from "../../src/codec/event-binary-writer.js";
 import { auditEvents, declaredValues } from "../support/arbitrary-event.js";
 
 const readCreate = decoder(CreateRequestSchema);
@@ -165,21 +174,21 @@ test("leaves to fromBinary what it would keep or merge: unknown fields, a messag
   ).toHaveProperty("event.$unknown");
 });
 
+// Struct entries and Values built by hand, in encodings toBinary never writes.
+const value = (kind: Uint8Array) => new BinaryWriter().tag(2, WireType.LengthDelimited).bytes(kind).finish();
+const key = (k: string) => new BinaryWriter().tag(1, WireType.LengthDelimited).string(k).finish();
+const concat = (parts: Uint8Array[]) => Uint8Array.from(parts.flatMap((p) => [...p]));
+const entry = (...parts: Uint8Array[]) =>
+  new BinaryWriter().tag(1, WireType.LengthDelimited).bytes(concat(parts)).finish();
+/** A CreateRequest whose event holds these Struct entries as its attributes. */
+const withStruct = (...entries: Uint8Array[]) => {
+  const event = new BinaryWriter().tag(14, WireType.LengthDelimited).bytes(concat(entries)).finish();
+  return new BinaryWriter().tag(2, WireType.LengthDelimited).bytes(event).finish();
+};
+const number = new BinaryWriter().tag(2, WireType.Bit64).double(1.5).finish();
+const string = new BinaryWriter().tag(3, WireType.LengthDelimited).string("s").finish();
+
 test("reads Struct entries and Values as fromBinary does: missing parts, repeated keys, __proto__", () => {
-  const value = (kind: Uint8Array) => new BinaryWriter().tag(2, WireType.LengthDelimited).bytes(kind).finish();
-  const key = (k: string) => new BinaryWriter().tag(1, WireType.LengthDelimited).string(k).finish();
-  const entry = (...parts: Uint8Array[]) =>
-    new BinaryWriter()
-      .tag(1, WireType.LengthDelimited)
-      .bytes(Uint8Array.from(parts.flatMap((p) => [...p])))
-      .finish();
-  const withStruct = (...entries: Uint8Array[]) => {
-    const struct = Uint8Array.from(entries.flatMap((e) => [...e]));
-    const event = new BinaryWriter().tag(14, WireType.LengthDelimited).bytes(struct).finish();
-    return new BinaryWriter().tag(2, WireType.LengthDelimited).bytes(event).finish();
-  };
-  const number = new BinaryWriter().tag(2, WireType.Bit64).double(1.5).finish();
-  const string = new BinaryWriter().tag(3, WireType.LengthDelimited).string("s").finish();
   const read = [
     withStruct(entry(key("a"), value(new Uint8Array(0)))),
     withStruct(entry(value(number))),
@@ -202,5 +211,69 @@ test("is offered only for requests made of AuditEvents and strings", () => {
   expect(made).toEqual(["Create", "BatchCreate", "GetEvent", "CreateStreamTicket"]);
   for (const schema of [ListRequestSchema, AuditEventSchema]) {
     expect(eventMessageDecoder(schema), schema.typeName).toBeUndefined();
+  }
+});
+
+const writeBatch = eventMessageEncoder(BatchCreateResponseSchema);
+
+/**
+ * The answer the writer gives for the events read from `bytes` (attributes copied from the request where the reader
+ * kept their bytes) must be toBinary's for fromBinary's events. Returns how many attributes were copied.
+ */
+function expectAnswerAgrees(bytes: Uint8Array): number {
+  const ours = readBatch(bytes) as unknown as { events: { attributes?: JsonObject }[] } | undefined;
+  if (ours === undefined || !writeBatch) return 0;
+  const expected = theirs(BatchCreateRequestSchema, bytes).message as { events: [] };
+  const answer = Buffer.from(writeBatch(create(BatchCreateResponseSchema, { events: ours.events as [] })));
+  const reference = Buffer.from(toBinary(BatchCreateResponseSchema, create(BatchCreateResponseSchema, expected)));
+  expect(answer.toString("hex")).toBe(reference.toString("hex"));
+  return ours.events.filter((e) => e.attributes && readStructBytes(e.attributes)).length;
+}
+
+test("an answer copies a read event's attributes only where the writer would write the same bytes", () => {
+  let copied = 0;
+  fc.assert(
+    fc.property(fc.array(ordinary, { maxLength: 10 }), (events) => {
+      copied += expectAnswerAgrees(encode(BatchCreateRequestSchema, { tenant: "t", events }));
+    }),
+    { numRuns: 500 },
+  );
+  fc.assert(
+    fc.property(mutated, (bytes) => {
+      expectAnswerAgrees(bytes);
+    }),
+    { numRuns: 3000 },
+  );
+  // toBinary's own encodings are the common case, and are copied.
+  expect(copied).toBeGreaterThan(100);
+
+  const kept = (bytes: Uint8Array) => {
+    const read = readCreate(bytes) as unknown as { event: { attributes: JsonObject } };
+    return readStructBytes(read.event.attributes) !== undefined;
+  };
+  const overlong = (kind: Uint8Array) => Uint8Array.from([0x12, 0x80 | kind.length, 0x00, ...kind]);
+  const canonical = withStruct(entry(key("a"), value(number)), entry(key("b"), value(string)));
+  const others = {
+    "a Value with no kind": withStruct(entry(key("a"), value(new Uint8Array(0)))),
+    "no key": withStruct(entry(value(number))),
+    "no value": withStruct(entry(key("a"))),
+    "value before key": withStruct(entry(value(number), key("a"))),
+    "a key twice": withStruct(
+      entry(key("a"), value(number)),
+      entry(key("b"), value(number)),
+      entry(key("a"), value(string)),
+    ),
+    "array-index keys": withStruct(entry(key("1"), value(number)), entry(key("0"), value(string))),
+    __proto__: withStruct(entry(key("__proto__"), value(number))),
+    "a length longer than it needs": withStruct(entry(key("a"), overlong(number))),
+    "a null_value other than 0": withStruct(entry(key("a"), value(Uint8Array.from([0x08, 0x01])))),
+    "a bool_value of 2": withStruct(entry(key("a"), value(Uint8Array.from([0x20, 0x02])))),
+    NaN: withStruct(entry(key("a"), value(new BinaryWriter().tag(2, WireType.Bit64).double(Number.NaN).finish()))),
+  };
+  expect(kept(canonical)).toBe(true);
+  for (const [name, bytes] of Object.entries(others)) {
+    expect(kept(bytes), name).toBe(false);
+    // A CreateRequest's event (field 2) reads as a BatchCreateRequest's one event (field 2).
+    expectAnswerAgrees(bytes);
   }
 });

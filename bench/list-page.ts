@@ -82,12 +82,22 @@ async function main() {
       const run = (statement: string) => sql.unsafe(statement, params as never[], { prepare: true });
       const withoutJsonb = text.replace('"request" as', "null as").replace('"attributes" as', "null as");
       const onlySequence = text.replace(/^select .* from "events"/, 'select "sequence" from "events"');
-      if (withoutJsonb === text || onlySequence === text) throw new Error(`unexpected List statement: ${text}`);
+      // The timestamps as exact integers (epoch microseconds) in place of PostgreSQL's text.
+      const epochMicros = text
+        .replace('"occurred_at" as', '(extract(epoch from "occurred_at") * 1000000)::int8 as')
+        .replace('"received_at" as', '(extract(epoch from "received_at") * 1000000)::int8 as');
+      if (withoutJsonb === text || onlySequence === text || epochMicros === text) {
+        throw new Error(`unexpected List statement: ${text}`);
+      }
       const jsonbText = (column: { type: number; parser?: unknown }) => (column.type === 3802 ? null : column.parser);
       const variants: [string, () => Promise<unknown>][] = [
         ["the statement selecting only `sequence` (the query's fixed cost)", () => run(onlySequence)],
         ["without `request` and `attributes`", () => run(withoutJsonb)],
         ["every column, `request` and `attributes` left as text", () => run(text).parsers(jsonbText as never)],
+        [
+          "the same, `occurred_at` and `received_at` as epoch microseconds",
+          () => run(epochMicros).parsers(jsonbText as never),
+        ],
         ["`EventStore.list` (every column, the jsonb ones parsed)", () => store.list(q)],
         [
           "`EventStore.list`, `rowToEvent`, the `ListResponse` encoded and copied into a gRPC frame",

@@ -176,7 +176,7 @@ export class EventStore {
           // The connection plans every run for its values, for List (database.ts). Nothing this transaction runs
           // (the lock, the append statement, the verifiable log's function) has a plan that depends on them, and
           // planning them again cost PostgreSQL about as much per transaction as storing ten events
-          // (docs/performance.md, "Group commit for single-event writes"): plan them once per connection.
+          // (docs/performance.md, "What a flush costs PostgreSQL"): plan them once per connection.
           tx`set local plan_cache_mode = force_generic_plan`,
           tx<{ tenant: string; last: string }[]>`
             insert into tenant_sequences (tenant, last_sequence)

@@ -228,17 +228,19 @@ function advance(
   full: (FullTile & { tenant: string })[],
 ) {
   const tenants = [...edges.keys()];
+  const edgeBytes = byteaArray(
+    tx,
+    tenants.map((t) => (edges.get(t) as Edge).encode()),
+  );
+  const tileBytes = byteaArray(
+    tx,
+    full.map((t) => t.hashes),
+  );
   return tx`
     select audit_log_advance(
       ${tenants}::text[], ${tenants.map((t) => from.get(t) ?? 0)}::bigint[],
-      ${tenants.map((t) => (edges.get(t) as Edge).size)}::bigint[], ${byteaArray(
-        tx,
-        tenants.map((t) => (edges.get(t) as Edge).encode()),
-      )},
+      ${tenants.map((t) => (edges.get(t) as Edge).size)}::bigint[], ${edgeBytes},
       ${full.map((t) => t.tenant)}::text[], ${full.map((t) => t.level)}::smallint[], ${full.map((t) => t.index)}::bigint[],
-      ${byteaArray(
-        tx,
-        full.map((t) => t.hashes),
-      )})
+      ${tileBytes})
   `;
 }

@@ -53,7 +53,7 @@ import {
 } from "./support/fixtures.js";
 import { grpcFrame, type LoadResult, type LoadSpec, loadTool, runLoad } from "./support/load.js";
 import { type BenchServer, dropDatabase, openDatabase, startBenchServer } from "./support/postgres.js";
-import { type CpuShares, measureCpu, round, rssSplitMiB, watchRss } from "./support/system.js";
+import { type CpuShares, measureCpu, median, round, rssSplitMiB, watchRss } from "./support/system.js";
 
 const SECONDS = Number(process.env.BENCH_SECONDS ?? 6);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 5);
@@ -291,11 +291,6 @@ async function provision(service: Service, tenants: string[]): Promise<Map<strin
 }
 
 const grpcHeaders = (authorization: string) => ({ "content-type": "application/grpc", te: "trailers", authorization });
-
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor((sorted.length - 1) / 2)] as number;
-}
 
 /** PostgreSQL's processes when the bench runs it; with DATABASE_URL they are not ours to see. */
 const pgGroup = (server: BenchServer): Record<string, () => number[]> => ({ postgres: server.pids });

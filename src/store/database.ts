@@ -65,6 +65,7 @@ export async function connectDatabase(url: string, options: ConnectOptions): Pro
       statement_timeout: options.statementTimeoutMs,
       // The hot statements are prepared once per connection (EventStore); plan each run for its own values all the
       // same, so a List picks its index by the tenant and filters it is given (docs/storage.md), never a generic plan.
+      // The write transaction, whose plans do not depend on values, sets generic plans for itself (EventStore).
       plan_cache_mode: "force_custom_plan",
     },
   });

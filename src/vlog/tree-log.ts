@@ -203,7 +203,23 @@ async function readHeads(tx: postgres.ReservedSql, tenants: string[]): Promise<M
   return new Map(rows.map((r) => [r.tenant, Edge.decode(Number(r.size), r.edge)]));
 }
 
-const hex = (bytes: Buffer) => `\\x${bytes.toString("hex")}`;
+/**
+ * A bytea[] argument from one bytea parameter and each element's start and length, cut apart by PostgreSQL. The
+ * edges are kilobytes of hashes every write: sent as a text[] of hex, PostgreSQL parsed them as an array of text
+ * before decoding each, which cost it about as much as the tree's row update (docs/performance.md, "What a flush
+ * costs PostgreSQL").
+ */
+function byteaArray(tx: postgres.ReservedSql, parts: Buffer[]) {
+  const starts: number[] = [];
+  let at = 0;
+  for (const part of parts) {
+    starts.push(at);
+    at += part.length;
+  }
+  return tx`array(
+    select substring(${Buffer.concat(parts)}::bytea from s + 1 for l)
+    from unnest(${starts}::int[], ${parts.map((p) => p.length)}::int[]) with ordinality as x(s, l, i) order by i)`;
+}
 
 function advance(
   tx: postgres.ReservedSql,
@@ -212,11 +228,19 @@ function advance(
   full: (FullTile & { tenant: string })[],
 ) {
   const tenants = [...edges.keys()];
+  const edgeBytes = byteaArray(
+    tx,
+    tenants.map((t) => (edges.get(t) as Edge).encode()),
+  );
+  const tileBytes = byteaArray(
+    tx,
+    full.map((t) => t.hashes),
+  );
   return tx`
     select audit_log_advance(
       ${tenants}::text[], ${tenants.map((t) => from.get(t) ?? 0)}::bigint[],
-      ${tenants.map((t) => (edges.get(t) as Edge).size)}::bigint[], ${tenants.map((t) => hex((edges.get(t) as Edge).encode()))}::text[]::bytea[],
+      ${tenants.map((t) => (edges.get(t) as Edge).size)}::bigint[], ${edgeBytes},
       ${full.map((t) => t.tenant)}::text[], ${full.map((t) => t.level)}::smallint[], ${full.map((t) => t.index)}::bigint[],
-      ${full.map((t) => hex(t.hashes))}::text[]::bytea[])
+      ${tileBytes})
   `;
 }

@@ -9,8 +9,9 @@ export interface GroupCommitOptions {
   /** Most events waiting for a flush; beyond it appends are refused with RESOURCE_EXHAUSTED. */
   queueLimit: number;
   /**
-   * Most flushes in flight. A flush mostly waits (round trips, the commit's WAL flush), so a second one overlaps
-   * that wait. Tenant locks keep them correct: a tenant's events in two flushes commit one flush after the other.
+   * Most flushes in flight. A flush mostly waits (round trips, the commit's WAL flush), so a second one, of other
+   * tenants, overlaps that wait. A tenant is in one flush at a time in this process; across processes the tenant
+   * locks order them: a tenant's events in two flushes commit one flush after the other.
    */
   flushes: number;
   observer?: StoreObserver;
@@ -31,6 +32,8 @@ interface Pending extends GroupItem {
 export class GroupCommit {
   private queue: Pending[] = [];
   private running = 0;
+  /** Tenants with events in a flush in flight. */
+  private readonly flushing = new Set<string>();
   private drained: (() => void)[] = [];
   private readonly observer: StoreObserver;
 
@@ -82,7 +85,15 @@ export class GroupCommit {
 
   private async run(): Promise<void> {
     try {
-      while (this.queue.length > 0) await this.flush(this.take());
+      for (let batch = this.take(); batch.length > 0; batch = this.take()) {
+        const tenants = new Set(batch.map((item) => item.tenant));
+        for (const tenant of tenants) this.flushing.add(tenant);
+        try {
+          await this.flush(batch);
+        } finally {
+          for (const tenant of tenants) this.flushing.delete(tenant);
+        }
+      }
     } finally {
       this.running--;
       if (this.running === 0) for (const resolve of this.drained.splice(0)) resolve();
@@ -90,16 +101,21 @@ export class GroupCommit {
   }
 
   /**
-   * The next batch, oldest first. An event whose tenant and id are already in the batch waits for a later flush,
-   * which sees the first one committed and answers it as a replay or a conflict. (In a flush running alongside, the
-   * same holds: its tenant lock waits for the first one's commit, and its statement reads after it.)
+   * The next batch, oldest first, of tenants no other flush is writing: a second flush of such a tenant would only
+   * wait at its lock, holding a connection and halving the batches. The flush writing it takes them next. An event
+   * whose tenant and id are already in the batch waits for a later flush, which sees the first one committed and
+   * answers it as a replay or a conflict.
    */
   private take(): Pending[] {
     const batch: Pending[] = [];
     const keys = new Set<string>();
     const rest: Pending[] = [];
     for (const item of this.queue) {
-      if (batch.length >= this.options.maxBatch || (item.key !== "" && keys.has(item.key))) {
+      if (
+        batch.length >= this.options.maxBatch ||
+        this.flushing.has(item.tenant) ||
+        (item.key !== "" && keys.has(item.key))
+      ) {
         rest.push(item);
         continue;
       }

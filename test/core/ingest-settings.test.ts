@@ -51,14 +51,25 @@ describe("INGEST_QUEUE_LIMIT and GROUP_COMMIT_FLUSHES", () => {
     async (flushes) => {
       const { app, acme } = await appWithTenant({ GROUP_COMMIT_FLUSHES: String(flushes), INGEST_QUEUE_LIMIT: "2" });
       const writer = clientFor(AuditService, app, "connect", acme.writer);
-      const held = await holdTenant(app.databaseUrl, "acme");
+      // A tenant is in one flush at a time, so each flush in flight is another tenant's.
+      const tenants = [acme];
+      for (let t = 1; t < flushes; t++) {
+        const tokens = await provisionTenant(app, `ingest-${t}`);
+        await clientFor(AuditService, app, "connect", tokens.writer).create({ event: { action: "ingest.first" } });
+        tenants.push(tokens);
+      }
+      const held = await Promise.all(tenants.map((t) => holdTenant(app.databaseUrl, t.tenant)));
+      // Event i goes to tenant i while there are tenants left, then to acme, whose flush is in flight.
+      const tenantOf = (i: number) => tenants[i] ?? acme;
       const accepted: Promise<unknown>[] = [];
       try {
         // One at a time, each seen in a flush or in the queue before the next: a flush starts for a new event
-        // while fewer than GROUP_COMMIT_FLUSHES are in flight, and takes what is queued.
+        // while fewer than GROUP_COMMIT_FLUSHES are in flight and its tenant is in none, and takes what is queued.
         for (let i = 0; i < flushes + 2; i++) {
           let settled = false;
-          const call = writer.create({ event: { id: `held-${i}`, action: "ingest.held" } });
+          const call = clientFor(AuditService, app, "connect", tenantOf(i).writer).create({
+            event: { id: `held-${i}`, action: "ingest.held" },
+          });
           accepted.push(call);
           call.then(
             () => (settled = true),
@@ -125,17 +136,19 @@ describe("INGEST_QUEUE_LIMIT and GROUP_COMMIT_FLUSHES", () => {
         });
         expect([axonize.status, (await errorBody(axonize)).error.code]).toEqual([429, "INGEST_QUEUE_FULL"]);
       } finally {
-        await held.release();
+        await Promise.all(held.map((h) => h.release()));
       }
-      // The held writes commit once the lock goes, and nothing refused was stored.
+      // The held writes commit once the locks go, each in its tenant, and nothing refused was stored.
       const stored = await Promise.all(accepted);
       expect(stored).toHaveLength(flushes + 2);
-      const { events } = await clientFor(AuditService, app, "grpc", acme.reader).list({ pageSize: 100 });
-      const ids = events.map((e) => e.id);
-      expect(ids.filter((id) => id.startsWith("held-")).sort()).toEqual(
-        Array.from({ length: flushes + 2 }, (_, i) => `held-${i}`),
-      );
-      expect(ids.filter((id) => id.startsWith("refused-"))).toEqual([]);
+      for (const tokens of tenants) {
+        const { events } = await clientFor(AuditService, app, "grpc", tokens.reader).list({ pageSize: 100 });
+        const ids = events.map((e) => e.id);
+        expect(ids.filter((id) => id.startsWith("held-")).sort()).toEqual(
+          Array.from({ length: flushes + 2 }, (_, i) => `held-${i}`).filter((_, i) => tenantOf(i) === tokens),
+        );
+        expect(ids.filter((id) => id.startsWith("refused-"))).toEqual([]);
+      }
       // With room in the queue again, the same write is accepted: the refusals were the queue's.
       await writer.create({ event: { id: "refused-connect", action: "ingest.refused" } });
     },

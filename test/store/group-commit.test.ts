@@ -154,14 +154,43 @@ test("a full queue refuses new appends with RESOURCE_EXHAUSTED and INGEST_QUEUE_
   expect(stored(await commit.append("queue-full", newEvent({ action: "later" }))).sequence).toBe(4);
 });
 
-test("100 concurrent appends in one tenant get sequences 1..100, whatever the batch size, with flushes overlapping", async () => {
-  const counting = countingStore();
-  const commit = new GroupCommit(counting, systemClock, { maxBatch: 7, queueLimit: 1000, flushes: 3 });
+test("100 concurrent appends in each of three tenants get sequences 1..100, a tenant in one flush at a time, tenants' flushes overlapping", async () => {
+  const tenants = ["hundred-a", "hundred-b", "hundred-c"];
+  const sizes: number[] = [];
+  const writing = new Map<string, number>();
+  let inFlight = 0;
+  let mostInFlight = 0;
+  let mostOfOneTenant = 0;
+  const tracking = {
+    appendEach: async (...args: Parameters<EventStore["appendEach"]>) => {
+      const of = new Set(args[0].map((item) => item.tenant));
+      sizes.push(args[0].length);
+      mostInFlight = Math.max(mostInFlight, ++inFlight);
+      for (const tenant of of) {
+        writing.set(tenant, (writing.get(tenant) ?? 0) + 1);
+        mostOfOneTenant = Math.max(mostOfOneTenant, writing.get(tenant) ?? 0);
+      }
+      try {
+        return await store.appendEach(...args);
+      } finally {
+        inFlight--;
+        for (const tenant of of) writing.set(tenant, (writing.get(tenant) ?? 0) - 1);
+      }
+    },
+  };
+  const commit = new GroupCommit(tracking, systemClock, { maxBatch: 7, queueLimit: 1000, flushes: 3 });
+  // Each tenant's events in a block, so the first flush holds one tenant and the others find work of their own.
   const results = await Promise.all(
-    Array.from({ length: 100 }, (_, i) => commit.append("hundred", newEvent({ action: `h.${i}` }))),
+    tenants.flatMap((tenant) =>
+      Array.from({ length: 100 }, (_, i) => commit.append(tenant, newEvent({ action: `h.${i}` })).then(stored)),
+    ),
   );
-  const sequences = results.map((r) => stored(r).sequence);
-  expect([...sequences].sort((x, y) => x - y)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
-  expect(Math.max(...counting.flushes)).toBe(7);
-  expect((await rowsOf("hundred")).map((r) => Number(r.sequence))).toEqual(sequences.sort((x, y) => x - y));
+  for (const [t, tenant] of tenants.entries()) {
+    const sequences = results.slice(t * 100, (t + 1) * 100).map((row) => row.sequence);
+    expect([...sequences].sort((x, y) => x - y)).toEqual(Array.from({ length: 100 }, (_, i) => i + 1));
+    expect((await rowsOf(tenant)).map((r) => Number(r.sequence))).toEqual(sequences.sort((x, y) => x - y));
+  }
+  expect(Math.max(...sizes)).toBe(7);
+  expect(mostOfOneTenant).toBe(1);
+  expect(mostInFlight).toBe(3);
 });

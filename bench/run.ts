@@ -15,15 +15,16 @@
  * failures). Next to each rate the service's and PostgreSQL's CPU per event, call or page is printed: on a shared
  * machine CPU per unit is steadier than a rate. A summary checks the targets of docs/performance.md per workload.
  *
- * The service runs as production runs it, `node dist/src/main.js` (built first when dist/ is stale); its RSS is
- * reported over the run and per part. PostgreSQL is DATABASE_URL's server or an embedded one kept in .data/bench.
+ * The service runs as production runs it, with `npm run start:prod`'s command (node with the production memory
+ * settings on the build; built first when dist/ is stale); its RSS is reported over the run and per part.
+ * PostgreSQL is DATABASE_URL's server or an embedded one kept in .data/bench.
  * Writes go to a fresh database that is dropped at the end; the List data set lives in `audit_bench_list` and is
  * loaded once (COPY, time-bounded, resumed by the next run if cut short). Each figure is the median of BENCH_ROUNDS runs of BENCH_SECONDS seconds.
  * Prints a table and writes everything to bench/results/bench-<time>.json.
  */
 import { type ChildProcess, execFileSync, spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
-import { readdirSync, statSync } from "node:fs";
+import { readdirSync, readFileSync, statSync } from "node:fs";
 import { mkdir, writeFile } from "node:fs/promises";
 import http from "node:http";
 import net from "node:net";
@@ -170,6 +171,7 @@ const BUILD_INPUTS = [
   "drizzle",
   "scripts/app-role.sql",
   "scripts/build.mjs",
+  "scripts/node.sh",
   "tsconfig.json",
   "tsconfig.build.json",
   "package-lock.json",
@@ -185,6 +187,12 @@ function newest(file: string): number {
 
 const SERVICE_ENTRY = "dist/src/main.js";
 
+/**
+ * `npm run start:prod`'s command, read from package.json so that the bench measures what production runs: the
+ * launcher with the production memory settings (scripts/node.sh) on the built entry. Spawned without a shell.
+ */
+const START_PROD = (JSON.parse(readFileSync("package.json", "utf8")).scripts["start:prod"] as string).split(/\s+/);
+
 /** Builds the service as production does (`npm run build`) when dist/ is missing or older than a source. */
 function ensureBuild() {
   const built = newest(SERVICE_ENTRY);
@@ -197,15 +205,18 @@ function ensureBuild() {
 const services: Service[] = [];
 
 /**
- * The service as `npm run start:prod` runs it (`node dist/src/main.js`, built by `ensureBuild`), in its own process,
- * on a database of the bench server.
+ * The service as `npm run start:prod` runs it (built by `ensureBuild`), on the bench's own node, in its own process
+ * (the launcher execs node, so the child's pid is the service's), on a database of the bench server.
  */
 async function startService(databaseUrl: string, env: Record<string, string> = {}): Promise<Service> {
   const port = await freePort();
   const profile = process.env.BENCH_CPU_PROF ? ["--cpu-prof", "--cpu-prof-dir=bench/results/profiles"] : [];
-  const child = spawn(process.execPath, [...profile, SERVICE_ENTRY], {
+  const [command = "", ...args] = START_PROD;
+  const child = spawn(command, args, {
     env: {
       ...process.env,
+      NODE: process.execPath,
+      NODE_OPTIONS: [process.env.NODE_OPTIONS, ...profile].filter(Boolean).join(" "),
       DATABASE_URL: databaseUrl,
       PORT: String(port),
       HOST: "127.0.0.1",
@@ -1484,7 +1495,7 @@ async function main() {
   const text = table();
   const summary = targets(maxRss);
   console.log(`\n${text}\n\n${summary}\n`);
-  console.log(`service max RSS: ${maxRss} MiB (target ≤ 200), built service (node ${SERVICE_ENTRY})`);
+  console.log(`service max RSS: ${maxRss} MiB (target ≤ 200), built service (${START_PROD.join(" ")})`);
   const rssParts = rss.parts();
   console.log(
     markdown(

@@ -40,6 +40,8 @@ export interface ServiceProcessOptions {
   startTimeoutMs?: number;
   /** Node's arguments; by default the TypeScript entry through tsx (`npm start`). */
   nodeArgs?: string[];
+  /** A command run instead of this process's node with nodeArgs (e.g. `npm run start:prod`'s); its NODE is that node. */
+  command?: string[];
 }
 
 const children = new Set<ChildProcess>();
@@ -53,7 +55,11 @@ process.once("exit", () => {
 export async function startServiceProcess(options: ServiceProcessOptions): Promise<ServiceProcess> {
   const adminToken = options.adminToken ?? `at_rel_${randomBytes(24).toString("base64url")}`;
   const dataDir = mkdtempSync(path.join(tmpdir(), "audit-trail-rel-"));
-  const child = spawn(process.execPath, options.nodeArgs ?? ["--import", "tsx", "src/main.ts"], {
+  const [command, ...args] = options.command ?? [
+    process.execPath,
+    ...(options.nodeArgs ?? ["--import", "tsx", "src/main.ts"]),
+  ];
+  const child = spawn(command as string, args, {
     cwd: repoRoot,
     env: childEnv({
       PORT: "0",
@@ -63,6 +69,7 @@ export async function startServiceProcess(options: ServiceProcessOptions): Promi
       SHUTDOWN_GRACE_MS: "5000",
       // Every process of a test signs checkpoints with one key, as instances sharing a database must.
       LOG_SIGNING_KEY: signingKey,
+      NODE: process.execPath,
       ...options.env,
       DATABASE_URL: options.databaseUrl,
       AUDIT_ADMIN_TOKEN: adminToken,

@@ -1,9 +1,7 @@
 import type postgres from "postgres";
-import { afterAll, beforeAll, expect, test } from "vitest";
-import { createLogger } from "../../src/logger.js";
-import { connectDatabase, type Database } from "../../src/store/database.js";
+import { beforeAll, expect, test } from "vitest";
 import { type CountQuery, EventStore, type ListQuery } from "../../src/store/event-store.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { connectedTestDatabase } from "../support/database.js";
 import { everyEvent } from "../support/events.js";
 
 /**
@@ -11,24 +9,17 @@ import { everyEvent } from "../support/events.js";
  * the index docs/storage.md says serves it; run with `--reporter=verbose` to see the plans printed there.
  */
 
-let testDb: TestDatabase;
-let database: Database;
+const connected = connectedTestDatabase({ poolSize: 2, statementTimeoutMs: 60_000 });
 let store: EventStore;
 
 const ROWS = 50_000;
 
 beforeAll(async () => {
-  testDb = await createTestDatabase();
-  database = await connectDatabase(testDb.url, {
-    poolSize: 2,
-    statementTimeoutMs: 60_000,
-    logger: createLogger("warn"),
-  });
-  store = new EventStore(database.db);
+  store = new EventStore(connected.database.db);
   // A year of one big tenant's events, plus a smaller tenant, with realistic spreads: 1,000 actors, 50 common actions
   // in 10 services and 3 rare admin ones, 5,000 targets, one event in ten a child. Inserted directly, not through the
   // API: only the plans matter here.
-  await database.sql`
+  await connected.database.sql`
     insert into events (tenant, sequence, id, occurred_at, received_at, action, category, source, actor_id,
       actor_name, target_id, target_type, outcome_status, parent_id, content_hash)
     select t.tenant, n, 'e' || n, at, at,
@@ -41,13 +32,8 @@ beforeAll(async () => {
       generate_series(1, t.rows) as n,
       lateral (select timestamptz '2024-01-01' + n * (interval '1 year' / t.rows) as at) as time
   `;
-  await database.sql`analyze events`;
+  await connected.database.sql`analyze events`;
 }, 120_000);
-
-afterAll(async () => {
-  await database?.close();
-  await testDb?.drop();
-});
 
 const base: ListQuery = {
   tenant: "acme",
@@ -99,7 +85,7 @@ const shapes: [string, Partial<ListQuery>, string][] = [
 
 test.each(shapes)("%s uses %s", async (shape, query, index) => {
   const { sql: text, params } = store.listQuery({ ...base, ...query }).toSQL();
-  const rows = await database.sql.unsafe(
+  const rows = await connected.database.sql.unsafe(
     `explain (analyze, buffers off, costs off, timing off, summary off) ${text}`,
     params as postgres.ParameterOrJSON<never>[],
     // As drizzle runs it: an unnamed statement, planned with the values it is given.
@@ -129,7 +115,7 @@ const countShapes: [string, Partial<CountQuery>, string][] = [
 test.each(countShapes)("CountEvents over %s uses %s", async (shape, query, index) => {
   const q: CountQuery = { tenant: "acme", ...everyEvent, widthSeconds: 3600n, nowMicros: 0n, ...query };
   const { sql: text, params } = store.countQuery(q).toSQL();
-  const rows = await database.sql.unsafe(
+  const rows = await connected.database.sql.unsafe(
     `explain (analyze, buffers off, costs off, timing off, summary off) ${text}`,
     params as postgres.ParameterOrJSON<never>[],
     { prepare: false },

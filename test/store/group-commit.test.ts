@@ -1,33 +1,21 @@
 import { Code } from "@connectrpc/connect";
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { beforeAll, expect, test } from "vitest";
 import { AuditService } from "../../gen/audit/v1/audit_service_pb.js";
 import { systemClock } from "../../src/clock.js";
 import { DomainError, reasonOf } from "../../src/errors.js";
 import { toConnectError } from "../../src/interceptors/error-mapping.js";
 import { createLogger } from "../../src/logger.js";
-import { connectDatabase, type Database } from "../../src/store/database.js";
 import { type AppendResult, EventStore, type NewEvent } from "../../src/store/event-store.js";
 import { GroupCommit } from "../../src/store/group-commit.js";
 import { pgTimestampMicros } from "../../src/store/time.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { connectedTestDatabase } from "../support/database.js";
 import { newEvent } from "../support/events.js";
 
-let testDb: TestDatabase;
-let database: Database;
+const connected = connectedTestDatabase({ poolSize: 4 });
 let store: EventStore;
 
 beforeAll(async () => {
-  testDb = await createTestDatabase();
-  database = await connectDatabase(testDb.url, {
-    poolSize: 4,
-    statementTimeoutMs: 10_000,
-    logger: createLogger("warn"),
-  });
-  store = new EventStore(database.db);
-});
-afterAll(async () => {
-  await database?.close();
-  await testDb?.drop();
+  store = new EventStore(connected.database.db);
 });
 
 /** Counts the statements the committer sends, so a test can tell one group from several. */
@@ -43,7 +31,7 @@ function countingStore() {
 }
 
 async function rowsOf(tenant: string) {
-  return database.sql<{ sequence: string; id: string; action: string; tx: string }[]>`
+  return connected.database.sql<{ sequence: string; id: string; action: string; tx: string }[]>`
     select sequence, id, action, xmin::text as tx from events where tenant = ${tenant} order by sequence`;
 }
 

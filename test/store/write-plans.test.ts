@@ -1,11 +1,9 @@
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { beforeAll, expect, test } from "vitest";
 import { systemClock } from "../../src/clock.js";
-import { createLogger } from "../../src/logger.js";
-import { connectDatabase, type Database } from "../../src/store/database.js";
 import { EventStore } from "../../src/store/event-store.js";
 import { eventLeafData } from "../../src/vlog/leaf.js";
 import { TreeLog } from "../../src/vlog/tree-log.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { connectedTestDatabase } from "../support/database.js";
 import { everyEvent, newEvent } from "../support/events.js";
 
 /**
@@ -14,22 +12,11 @@ import { everyEvent, newEvent } from "../support/events.js";
  * runs on the session whose prepared statements are counted.
  */
 
-let testDb: TestDatabase;
-let database: Database;
+const connected = connectedTestDatabase({ poolSize: 1 });
 let store: EventStore;
 
 beforeAll(async () => {
-  testDb = await createTestDatabase();
-  database = await connectDatabase(testDb.url, {
-    poolSize: 1,
-    statementTimeoutMs: 10_000,
-    logger: createLogger("warn"),
-  });
-  store = new EventStore(database.db, undefined, new TreeLog(database.sql, eventLeafData));
-});
-afterAll(async () => {
-  await database?.close();
-  await testDb?.drop();
+  store = new EventStore(connected.database.db, undefined, new TreeLog(connected.database.sql, eventLeafData));
 });
 
 interface Prepared {
@@ -39,7 +26,7 @@ interface Prepared {
 }
 
 async function prepared(): Promise<Prepared[]> {
-  return database.sql<Prepared[]>`
+  return connected.database.sql<Prepared[]>`
     select statement, generic_plans::int as generic, custom_plans::int as custom from pg_prepared_statements`;
 }
 
@@ -66,6 +53,6 @@ test("appends run on generic plans, List on custom plans, and the setting does n
   }
   expect(list.length).toBeGreaterThan(0);
   for (const s of list) expect({ generic: s.generic, custom: s.custom }).toEqual({ generic: 0, custom: 8 });
-  const [setting] = await database.sql<{ mode: string }[]>`select current_setting('plan_cache_mode') as mode`;
+  const [setting] = await connected.database.sql<{ mode: string }[]>`select current_setting('plan_cache_mode') as mode`;
   expect(setting?.mode).toBe("force_custom_plan");
 });

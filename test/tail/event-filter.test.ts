@@ -1,16 +1,14 @@
 import { randomBytes } from "node:crypto";
 import { create, ScalarType } from "@bufbuild/protobuf";
 import fc from "fast-check";
-import { afterAll, beforeAll, expect, test } from "vitest";
+import { beforeAll, expect, test } from "vitest";
 import { EventFilterSchema } from "../../gen/audit/v1/audit_service_pb.js";
 import type { FieldViolation } from "../../src/errors.js";
-import { createLogger } from "../../src/logger.js";
 import { readFilter } from "../../src/service/filter-input.js";
-import { connectDatabase, type Database } from "../../src/store/database.js";
 import { compileFilter, type EventFilter, filterMatches } from "../../src/store/event-filter.js";
 import { type EventRow, EventStore, type NewEvent } from "../../src/store/event-store.js";
 import { microsToIso } from "../../src/store/time.js";
-import { createTestDatabase, type TestDatabase } from "../support/database.js";
+import { connectedTestDatabase } from "../support/database.js";
 import { everyEvent } from "../support/events.js";
 
 // Small value sets, so random filters often match some rows and often not others; the actions include LIKE's
@@ -24,19 +22,12 @@ const NOW = 1_790_000_000_000_000n;
 const minutes = (n: number) => NOW + BigInt(n) * 60_000_000n;
 const instants = [-90, -30, -1, 0, 1, 30].map(minutes);
 
-let testDb: TestDatabase;
-let database: Database;
+const connected = connectedTestDatabase({ poolSize: 4 });
 let store: EventStore;
 let rows: EventRow[];
 
 beforeAll(async () => {
-  testDb = await createTestDatabase();
-  database = await connectDatabase(testDb.url, {
-    poolSize: 4,
-    statementTimeoutMs: 10_000,
-    logger: createLogger("warn"),
-  });
-  store = new EventStore(database.db);
+  store = new EventStore(connected.database.db);
   const pick = <T>(values: readonly T[], i: number, salt: number) =>
     values[(i * 7 + salt * 13 + (i >> 2)) % values.length] as T;
   const batch: NewEvent[] = Array.from({ length: 240 }, (_, i) => ({
@@ -66,10 +57,6 @@ beforeAll(async () => {
   const result = await store.append("props", batch, { nowMicros: () => NOW });
   if (!result.ok) throw new Error("append failed");
   rows = await store.range({ tenant: "props", afterSequence: 0, nowMicros: NOW, limit: 1000 });
-});
-afterAll(async () => {
-  await database?.close();
-  await testDb?.drop();
 });
 
 // Mostly unset, so that several conditions together still leave rows to compare.

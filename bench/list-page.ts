@@ -14,6 +14,7 @@ import { rowToEvent } from "../src/service/event-output.js";
 import { connectDatabase } from "../src/store/database.js";
 import { type EventRow, EventStore, type ListQuery } from "../src/store/event-store.js";
 import { pgTimestampMicros } from "../src/store/time.js";
+import { everyEvent } from "../test/support/events.js";
 import { startBenchServer } from "./support/postgres.js";
 
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 7);
@@ -65,18 +66,8 @@ async function main() {
         nowMicros: BigInt(Date.now()) * 1000n,
         startTime: iso(end - 86_400_000_000n),
         endTime: iso(end),
-        actions: [],
-        actorId: "",
-        actorName: "",
-        targetId: "",
-        targetType: "",
-        category: "",
-        source: "",
-        outcomeStatus: 0,
-        parentId: "",
+        ...everyEvent,
         includeChildren: false,
-        activeOnly: false,
-        eventName: "",
       };
       const { sql: text, params } = store.listQuery(q).toSQL();
       const run = (statement: string) => sql.unsafe(statement, params as never[], { prepare: true });

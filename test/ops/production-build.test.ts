@@ -1,6 +1,6 @@
 import { execFile } from "node:child_process";
 import { readFileSync } from "node:fs";
-import { readFile } from "node:fs/promises";
+import { readFile, realpath } from "node:fs/promises";
 import path from "node:path";
 import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
@@ -47,7 +47,8 @@ test("the production command runs the built service with the memory settings of 
       "NODE_OPTIONS=--max-semi-space-size=8",
     ]),
   );
-  expect(await readFile(`/proc/${service.pid}/comm`, "utf8")).toBe("node\n");
+  // Its executable is node itself (NODE is this node), not the shell: the main thread's name differs by version.
+  expect(await realpath(`/proc/${service.pid}/exe`)).toBe(await realpath(process.execPath));
 });
 
 /** Runs `script` through the launcher with only `env` set, on this node; its stdout. */
@@ -71,8 +72,18 @@ const youngGenerationCeiling = `
   }
   console.log(max / 1048576);`;
 
+/**
+ * The young generation's ceiling in MiB: two semi-spaces, plus, on some versions (Node 24's V8), a page or two of its
+ * own that it reports with them.
+ */
+async function youngGeneration(env?: Record<string, string>): Promise<number> {
+  return Number(await underLauncher(youngGenerationCeiling, env));
+}
+
 test("the launcher caps V8's young generation at two 8 MiB semi-spaces", async () => {
-  expect(await underLauncher(youngGenerationCeiling)).toBe("16");
+  const mib = await youngGeneration();
+  expect(mib).toBeGreaterThanOrEqual(16);
+  expect(mib).toBeLessThan(17);
 });
 
 test("an operator's environment overrides each of the launcher's settings", async () => {
@@ -80,7 +91,9 @@ test("an operator's environment overrides each of the launcher's settings", asyn
   expect(
     await underLauncher("console.log(process.env.MALLOC_ARENA_MAX, process.env.MALLOC_MMAP_THRESHOLD_)", env),
   ).toBe("4 65536");
-  expect(await underLauncher(youngGenerationCeiling, env)).toBe("32");
+  const mib = await youngGeneration(env);
+  expect(mib).toBeGreaterThanOrEqual(32);
+  expect(mib).toBeLessThan(33);
 });
 
 test("the compiled service runs with plain node: ready, serves RPCs, and drains on SIGTERM", async () => {
